@@ -1,0 +1,137 @@
+"""Settings: one typed object read from the environment (and `.env`) once.
+
+Every field is documented in `.env.example`; keep the two in step (a test checks it).
+Nothing here runs at import time: call `get_settings()` or build `Settings(...)` in tests.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a warm, encouraging personal coach in the CoachMe app. Listen closely, reflect back "
+    "what you hear, ask one thoughtful question at a time, and help the person take a small, "
+    "concrete next step. Keep answers short and conversational. You are not a therapist or a "
+    "doctor: if someone mentions a crisis, self-harm or a medical emergency, respond with care "
+    "and encourage them to contact local emergency services or a crisis line right away."
+)
+
+ProviderName = Literal["anthropic", "openai", "openai-compatible"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- Local stack (the Docker-free Supabase stand-in) -------------------------------------
+    local_stack_dir: Path = Path(".local")
+    db_port: int = 54322
+    api_port: int = 54321
+    api_host: str = "127.0.0.1"
+    pg_bin: Path | None = None
+    # Force the `pgserver` wheel even when the machine has PostgreSQL binaries.
+    pg_use_wheel: bool = False
+
+    # --- Database / Supabase project ----------------------------------------------------------
+    # Direct PostgreSQL DSN, used by `migrate`, analytics and scripts. Empty: the local stack.
+    database_url: str = ""
+    supabase_url: str = ""
+    supabase_anon_key: SecretStr = SecretStr("")
+    supabase_service_role_key: SecretStr = SecretStr("")
+
+    # --- Access-token verification ------------------------------------------------------------
+    # jwks: verify locally against SUPABASE_URL/auth/v1/.well-known/jwks.json (default);
+    # hs256: verify with SUPABASE_JWT_SECRET; strict: ask Supabase Auth (GET /auth/v1/user).
+    auth_mode: Literal["jwks", "hs256", "strict"] = "jwks"
+    supabase_jwt_secret: SecretStr = SecretStr("")
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str = ""
+    jwt_leeway_seconds: int = 30
+    jwks_cache_seconds: int = 600
+    jwks_min_refresh_seconds: float = 5.0
+
+    # --- LLM providers ------------------------------------------------------------------------
+    llm_provider: ProviderName = "anthropic"
+    llm_model: str = "claude-sonnet-4-5"
+    llm_fallback_provider: ProviderName | None = None
+    llm_fallback_model: str = ""
+    anthropic_api_key: SecretStr = SecretStr("")
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_version: str = "2023-06-01"
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str = "https://api.openai.com/v1"
+    llm_max_tokens: int = Field(default=1024, ge=1)
+    llm_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    # Timeouts (seconds). The availability budget bounds request -> response head (or a clear
+    # failure), fallback included; idle bounds the gap between upstream events; total bounds all.
+    llm_connect_timeout: float = 2.0
+    llm_availability_budget: float = 3.0
+    llm_idle_timeout: float = 20.0
+    llm_total_timeout: float = 300.0
+
+    # --- Chat behaviour -----------------------------------------------------------------------
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_message_chars: int = 8000
+    max_body_bytes: int = 64 * 1024
+    history_token_budget: int = 6000
+    history_max_messages: int = 50
+    heartbeat_seconds: float = 15.0
+    cors_origins: Annotated[list[str], NoDecode] = ["*"]
+    # Final-write durability: retries with backoff, then a local outbox replayed later.
+    finish_retries: int = 3
+    finish_backoff_seconds: float = 0.2
+    outbox_dir: Path = Path(".local/outbox")
+    outbox_replay_seconds: float = 5.0
+    db_timeout_seconds: float = 2.5
+
+    # --- Pricing ------------------------------------------------------------------------------
+    pricing_overrides_path: Path | None = None
+    # Used for models no price table knows: priced, logged as a warning, marked in the row.
+    unknown_model_input_usd_per_mtok: Decimal = Decimal("15")
+    unknown_model_output_usd_per_mtok: Decimal = Decimal("75")
+
+    # --- Guards (budgets and rate limits); 0 disables a guard ----------------------------------
+    daily_budget_usd: Decimal = Decimal("0")
+    monthly_budget_usd: Decimal = Decimal("0")
+    rate_limit_per_minute: int = 0
+    max_concurrent_streams: int = 0
+    reservation_ttl_seconds: int = 600
+
+    # --- Service ------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, data: object) -> object:
+        """`KEY=` in .env (as in .env.example) means "use the default", not "empty string"."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v != ""}
+        return data
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """CORS_ORIGINS is a comma-separated list in the environment."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def local_db_dir(self) -> Path:
+        return self.local_stack_dir / "pgdata"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,130 @@
+"""Plain types shared by the use case and the adapters. No I/O, no framework imports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+Role = Literal["user", "assistant", "system"]
+TurnStatus = Literal["completed", "partial", "error"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified end user: their id, their raw access token (for RLS), and its claims."""
+
+    user_id: str
+    token: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print the token
+        return f"Caller(user_id={self.user_id!r})"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as billed. `input_tokens` excludes cache reads and writes (partitions).
+
+    Anthropic reports it that way; for OpenAI the adapter subtracts cached tokens from
+    `prompt_tokens`, so every token is priced exactly once.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        """All input tokens, cached or not (the `prompt_tokens` of the done event)."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Price:
+    cost_usd: Decimal
+    source: str  # e.g. "genai-prices@0.2.3", "override:prices.json", "fallback"
+    known_model: bool = True
+
+
+# --- Provider stream events ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """Usage as the provider reported it so far (Anthropic sends input first, output last)."""
+
+    usage: Usage
+    model: str | None = None
+
+
+ProviderEvent = TextDelta | UsageReport
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    model: str
+    system: str
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
+    temperature: float
+    user_id: str | None = None  # forwarded as metadata for abuse tracking, never content
+
+
+# --- Store ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TurnStart:
+    """The user's turn as accepted by the API."""
+
+    conversation_id: str
+    content: str
+    client_message_id: str | None
+    request_id: str
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What `begin` returns: the stored user message and the history window, oldest first."""
+
+    user_message_id: str
+    history: tuple[ChatMessage, ...]
+    replayed: bool = False  # the clientMessageId was seen before
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """Everything `finish` stores in one round trip: the assistant message and the usage row."""
+
+    request_id: str
+    conversation_id: str
+    content: str
+    status: TurnStatus
+    provider: str
+    model: str
+    usage: Usage
+    price: Price
+    ttft_ms: int | None
+    duration_ms: int
+    store_message: bool = True  # False when nothing was generated (no assistant row)
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    message_id: str | None
+    usage_id: int | None = None

@@ -1,0 +1,96 @@
+"""Error kinds, their HTTP status and the warm first-person copy the app shows.
+
+    AppError(code, status, user_message)
+    ├── BadRequest (400)            invalid JSON, wrong types, empty or oversized message
+    ├── AuthError (401)             missing, forged, expired or wrong-audience token
+    ├── NotFound (404)              no such conversation, or someone else's (indistinguishable)
+    ├── TooLarge (413)              body over the cap, refused before parsing
+    ├── UnsupportedMediaType (415)  not application/json
+    ├── RateLimited (429)           too many requests / streams      } carry retry_after
+    ├── OverBudget (429)            daily or monthly USD cap reached }
+    ├── ProviderError (502)         the model failed; `.retryable` decides fallback
+    │   ├── ProviderUnavailable     refused, 5xx, 429, 529 before the head
+    │   ├── ProviderTimeout         no head within the availability budget, or idle too long
+    │   └── ProviderStreamError     dropped connection, error event, malformed event mid-stream
+    └── StoreError (503)            the database API failed or timed out
+
+Adapters translate third-party exceptions into these at their edge (`raise ... from exc`); the API
+layer turns them into `{"error", "userMessage"}` JSON or an SSE error event. Internal detail goes
+to logs only.
+"""
+
+from __future__ import annotations
+
+AUTH_MESSAGE = "I had trouble remembering you. Please sign in again."
+BREATH_MESSAGE = "Let's take a breath. You can continue in a moment."
+GENERIC_MESSAGE = "Coach is taking a moment. Let's try again."
+
+
+class AppError(Exception):
+    code = "internal_error"
+    status = 500
+    user_message = GENERIC_MESSAGE
+
+    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(AppError):
+    code, status = "invalid_request", 400
+
+
+class AuthError(AppError):
+    code, status, user_message = "unauthorized", 401, AUTH_MESSAGE
+
+
+class NotFound(AppError):
+    code, status = "not_found", 404
+
+
+class TooLarge(AppError):
+    code, status = "payload_too_large", 413
+
+
+class UnsupportedMediaType(AppError):
+    code, status = "unsupported_media_type", 415
+
+
+class _Throttled(AppError):
+    status, user_message = 429, BREATH_MESSAGE
+
+    def __init__(self, detail: str = "", *, retry_after: int = 1, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = max(1, int(retry_after))
+
+
+class RateLimited(_Throttled):
+    code = "rate_limited"
+
+
+class OverBudget(_Throttled):
+    code = "over_budget"
+
+
+class ProviderError(AppError):
+    code, status = "provider_error", 502
+    retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    code = "provider_timeout"
+
+
+class ProviderStreamError(ProviderError):
+    code = "provider_stream_error"
+    retryable = False
+
+
+class StoreError(AppError):
+    code, status = "store_unavailable", 503

@@ -1,0 +1,87 @@
+"""The `apikey` handling of Supabase's API gateway (wire reference §2.9), as ASGI middleware.
+
+Missing or unknown `apikey` → 401 with the gateway's JSON. Otherwise the request goes on with
+`Authorization` set as the local CLI's Kong does: the caller's own Bearer (a user JWT wins over the
+key), else the role JWT the key stands for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+NO_KEY = {
+    "message": "No API key found in request",
+    "hint": "No `apikey` request header or url param was found.",
+}
+BAD_KEY = {
+    "message": "Invalid API key",
+    "hint": "Double check your Supabase `anon` or `service_role` API key.",
+}
+
+
+class ApiKeyGateway:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        key_to_jwt: Callable[[], dict[str, str]],
+        open_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.key_to_jwt = key_to_jwt  # apikey value -> Bearer JWT for that role
+        self.open_paths = tuple(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        headers = [(k, v) for k, v in scope["headers"]]
+        apikey = _header(headers, b"apikey") or _query_param(scope, "apikey")
+        if path.endswith(self.open_paths) and not apikey:
+            await self.app(scope, receive, send)
+            return
+        if not apikey:
+            await _reject(send, NO_KEY)
+            return
+        mapping = self.key_to_jwt()
+        if apikey not in mapping:
+            await _reject(send, BAD_KEY)
+            return
+        auth = _header(headers, b"authorization")
+        if not auth or auth.lower().startswith("bearer sb_"):
+            headers = [(k, v) for k, v in headers if k != b"authorization"]
+            headers.append((b"authorization", f"Bearer {mapping[apikey]}".encode()))
+        scope = dict(scope, headers=headers)
+        await self.app(scope, receive, send)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for k, v in headers:
+        if k.lower() == name:
+            return v.decode("latin-1")
+    return None
+
+
+def _query_param(scope: Scope, name: str) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
+async def _reject(send: Send, body: dict[str, str]) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,172 @@
+"""Apply `supabase/migrations/*.sql` the way the Supabase CLI does, against any PostgreSQL.
+
+Each file runs in one transaction, statement by statement, and is recorded in
+`supabase_migrations.schema_migrations(version, name, statements)`; applied versions are skipped.
+A failure names the file, the line and the SQL error, and leaves nothing of that file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from app.local.sqlsplit import Statement, split_statements
+
+logger = logging.getLogger(__name__)
+
+MIGRATION_NAME = re.compile(r"^([0-9]+)_(.*)\.sql$")
+
+_HISTORY_DDL = """
+create schema if not exists supabase_migrations;
+create table if not exists supabase_migrations.schema_migrations (
+  version text not null primary key,
+  statements text[],
+  name text
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+
+class MigrationError(RuntimeError):
+    """A migration failed; nothing of its file was kept."""
+
+    def __init__(self, path: Path, line: int, error: str) -> None:
+        self.path, self.line, self.error = path, line, error
+        super().__init__(f"{path.name}:{line}: {error}")
+
+
+def discover(migrations_dir: Path) -> list[Migration]:
+    """Migration files in version order; other files are skipped with a warning, like the CLI."""
+    found: list[Migration] = []
+    for path in sorted(Path(migrations_dir).glob("*.sql")):
+        m = MIGRATION_NAME.match(path.name)
+        if not m:
+            logger.warning('skipping %s: file name must match pattern "<timestamp>_name.sql"', path)
+            continue
+        found.append(Migration(m.group(1), m.group(2), path))
+    return sorted(found, key=lambda mig: mig.version)
+
+
+def has_supabase_bootstrap(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "select to_regprocedure('auth.uid()') is not null"
+        " and exists (select 1 from pg_roles where rolname = 'authenticated')"
+        " and exists (select 1 from pg_roles where rolname = 'service_role')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def bootstrap_sql() -> str:
+    return resources.files("app.local").joinpath("sql/bootstrap.sql").read_text()
+
+
+def ensure_bootstrap(superuser_dsn: str) -> bool:
+    """Create the Supabase roles, `auth` schema and helpers unless the database has them.
+
+    Returns True when the bootstrap ran. Needs a superuser (a real Supabase already has all this).
+    """
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        if has_supabase_bootstrap(conn) and _history_exists(conn):
+            return False
+        with conn.transaction():
+            conn.execute(bootstrap_sql())  # no parameters: simple protocol, many statements
+    return True
+
+
+def set_login_passwords(superuser_dsn: str, password: str) -> None:
+    """Give the local cluster's login roles a password (Supabase local: postgres/postgres)."""
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        for role in ("postgres", "authenticator", "supabase_auth_admin"):
+            conn.execute(
+                sql.SQL("alter role {} with login password {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+
+
+def _history_exists(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "select to_regclass('supabase_migrations.schema_migrations') is not null"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def applied_versions(conn: psycopg.Connection) -> set[str]:
+    if not _history_exists(conn):
+        return set()
+    rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+    return {r[0] for r in rows}
+
+
+def apply_migrations(dsn: str, migrations_dir: Path) -> list[Migration]:
+    """Apply pending migrations in order; return the ones applied this call."""
+    applied: list[Migration] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(_HISTORY_DDL)
+        done = applied_versions(conn)
+        for migration in discover(migrations_dir):
+            if migration.version in done:
+                continue
+            _apply_one(conn, migration)
+            applied.append(migration)
+            logger.info("applied migration %s_%s", migration.version, migration.name)
+    return applied
+
+
+def _apply_one(conn: psycopg.Connection, migration: Migration) -> None:
+    script = migration.path.read_text()
+    statements = split_statements(script)
+    try:
+        with conn.transaction():
+            for stmt in statements:
+                try:
+                    conn.execute(stmt.sql.encode())  # bytes: no %-placeholder interpretation
+                except psycopg.Error as exc:
+                    raise MigrationError(
+                        migration.path, _error_line(stmt, exc), _describe(exc)
+                    ) from exc
+            conn.execute(
+                sql.SQL(
+                    "insert into supabase_migrations.schema_migrations (version, name, statements)"
+                    " values ({}, {}, {})"
+                ).format(
+                    sql.Literal(migration.version),
+                    sql.Literal(migration.name),
+                    sql.Literal([s.sql for s in statements]),
+                )
+            )
+    except MigrationError:
+        raise
+    except psycopg.Error as exc:  # the COMMIT itself (deferred constraints) failed
+        raise MigrationError(migration.path, 1, _describe(exc)) from exc
+
+
+def _error_line(stmt: Statement, exc: psycopg.Error) -> int:
+    position = exc.diag.statement_position
+    if position and position.isdigit():
+        return stmt.line_at(int(position))
+    return stmt.code_line
+
+
+def _describe(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    parts = [f"{diag.sqlstate or 'ERROR'}: {diag.message_primary or exc}"]
+    if diag.message_detail:
+        parts.append(f"DETAIL: {diag.message_detail}")
+    if diag.message_hint:
+        parts.append(f"HINT: {diag.message_hint}")
+    if diag.context:
+        parts.append(f"CONTEXT: {diag.context.strip()}")
+    return "\n".join(parts)

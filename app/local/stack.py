@@ -1,0 +1,207 @@
+"""The local Supabase: embedded PostgreSQL + Auth, PostgREST and LLM stand-ins on one port.
+
+`LocalStack` owns the database lifecycle (start, bootstrap, migrations) and builds the ASGI app
+that serves `/auth/v1`, `/rest/v1`, `/llm/v1/...` and, when a service app is given,
+`/functions/v1`. `chat-stream dev` runs it in the foreground; the tests run it in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
+
+from app.config import Settings
+from app.local.gateway import ApiKeyGateway
+from app.local.keys import ANON_ROLE, SERVICE_ROLE, LocalKeys
+from app.local.migrate import Migration, apply_migrations, ensure_bootstrap, set_login_passwords
+from app.local.postgres import LOCAL_PASSWORD, EmbeddedPostgres, find_install
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
+STATUS_FILE = "status.json"
+
+
+@dataclass
+class StackContext:
+    """What the stand-ins share: keys, URLs and the database pools (opened by the lifespan)."""
+
+    keys: LocalKeys
+    api_url: str
+    db_port: int
+    db_password: str = LOCAL_PASSWORD
+    rest_pool: AsyncConnectionPool | None = None
+    auth_pool: AsyncConnectionPool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.api_url}/auth/v1"
+
+    @property
+    def jwt_issuer(self) -> str:
+        return self.auth_url
+
+    def dsn(self, user: str, dbname: str = "postgres") -> str:
+        return f"postgresql://{user}:{self.db_password}@127.0.0.1:{self.db_port}/{dbname}"
+
+    @property
+    def db_url(self) -> str:
+        return self.dsn("postgres")
+
+    def api_keys(self) -> dict[str, str]:
+        """apikey value -> the Bearer JWT the gateway forwards for it."""
+        anon, service = self.keys.anon_key, self.keys.service_role_key
+        return {anon: anon, service: service}
+
+    def status(self) -> dict[str, str]:
+        return {
+            "api_url": self.api_url,
+            "db_url": self.db_url,
+            "anon_key": self.keys.anon_key,
+            "service_role_key": self.keys.service_role_key,
+            "jwks_url": f"{self.auth_url}/.well-known/jwks.json",
+            "jwt_secret": self.keys.jwt_secret,
+            "llm_anthropic_base_url": f"{self.api_url}/llm",
+            "llm_openai_base_url": f"{self.api_url}/llm/v1",
+            "functions_url": f"{self.api_url}/functions/v1",
+        }
+
+
+def open_pools(ctx: StackContext, *, max_size: int = 20) -> list[AsyncConnectionPool]:
+    ctx.rest_pool = AsyncConnectionPool(
+        ctx.dsn("authenticator"), min_size=2, max_size=max_size, open=False, name="rest"
+    )
+    ctx.auth_pool = AsyncConnectionPool(
+        ctx.dsn("supabase_auth_admin"), min_size=1, max_size=max(4, max_size // 4), open=False,
+        name="auth",
+    )
+    return [ctx.rest_pool, ctx.auth_pool]
+
+
+def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Starlette:
+    """The gateway app. Sub-apps are mounted; their state lives in `ctx` and this lifespan."""
+    from app.local import auth, llm, rest  # noqa: PLC0415 - keeps module import cheap
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        pools = open_pools(ctx)
+        for pool in pools:
+            await pool.open(wait=True, timeout=30)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if functions_app is not None:
+                    router = getattr(functions_app, "router", None)
+                    if router is not None:
+                        await stack.enter_async_context(router.lifespan_context(functions_app))
+                yield
+        finally:
+            for pool in pools:
+                await pool.close()
+
+    async def health(_: object) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    routes: list[Route | Mount] = [
+        Route("/health", health),
+        Mount(
+            "/auth/v1",
+            ApiKeyGateway(
+                auth.create_app(ctx),
+                key_to_jwt=ctx.api_keys,
+                open_paths=("/.well-known/jwks.json", "/health", "/settings"),
+            ),
+        ),
+        Mount("/rest/v1", ApiKeyGateway(rest.create_app(ctx), key_to_jwt=ctx.api_keys)),
+        Mount("/llm", llm.create_app()),
+    ]
+    if functions_app is not None:
+        routes.append(Mount("/functions/v1", functions_app))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+class LocalStack:
+    """Start/stop the embedded database and describe the stack; serving is the caller's job."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stack_dir: Path | None = None,
+        api_port: int | None = None,
+        db_port: int | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.stack_dir = Path(stack_dir or settings.local_stack_dir).absolute()
+        self.api_port = api_port or settings.api_port
+        self.db_port = db_port or settings.db_port
+        self.keys = LocalKeys.load_or_create(self.stack_dir)
+        self.pg = EmbeddedPostgres(
+            self.stack_dir / "pgdata",
+            self.db_port,
+            find_install(settings.pg_bin, prefer_wheel=settings.pg_use_wheel),
+            durable=durable,
+            log_path=self.stack_dir / "postgres.log",
+        )
+        self.timings: dict[str, float] = {}
+        self.applied: list[Migration] = []
+        self.ctx = StackContext(
+            keys=self.keys,
+            api_url=f"http://{settings.api_host}:{self.api_port}",
+            db_port=self.db_port,
+        )
+
+    def start_database(self) -> None:
+        t0 = time.perf_counter()
+        self.pg.start()
+        t1 = time.perf_counter()
+        ensure_bootstrap(self.pg.superuser_dsn)
+        set_login_passwords(self.pg.superuser_dsn, LOCAL_PASSWORD)
+        self.applied = apply_migrations(self.ctx.db_url, MIGRATIONS_DIR)
+        t2 = time.perf_counter()
+        self.timings |= {"database_s": t1 - t0, "migrations_s": t2 - t1}
+        logger.info(
+            "database ready in %.2fs, %d migration(s) in %.2fs", t1 - t0, len(self.applied), t2 - t1
+        )
+
+    def stop_database(self) -> None:
+        self.pg.stop()
+
+    def write_status(self, extra: dict[str, Any] | None = None) -> Path:
+        path = self.stack_dir / STATUS_FILE
+        data = self.ctx.status() | {"pid": os.getpid()} | (extra or {})
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+        return path
+
+    def clear_status(self) -> None:
+        (self.stack_dir / STATUS_FILE).unlink(missing_ok=True)
+
+
+def read_status(stack_dir: Path) -> dict[str, Any] | None:
+    """The running stack's status, or None when no live stack owns `stack_dir`."""
+    path = Path(stack_dir) / STATUS_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(int(data["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        return None
+    return data

@@ -1,0 +1,52 @@
+"""The use case's view of the outside world: Protocols the adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from app.domain import (
+    Caller,
+    CompletionRequest,
+    FinishResult,
+    Price,
+    ProviderEvent,
+    TurnContext,
+    TurnRecord,
+    TurnStart,
+    Usage,
+)
+
+
+class Provider(Protocol):
+    """One LLM API. `stream()` is entered when the response head has arrived with 200.
+
+    Entering raises `ProviderError` (refused, 4xx/5xx, 429, 529, connect failure); iterating yields
+    `TextDelta`s and `UsageReport`s and raises `ProviderStreamError` on a dropped connection, an
+    error event or a malformed event. Leaving the context closes the upstream connection at once,
+    which is how a client disconnect stops the billing.
+    """
+
+    name: str  # "anthropic" | "openai" | "openai-compatible"
+
+    def stream(
+        self, request: CompletionRequest
+    ) -> AbstractAsyncContextManager[AsyncIterator[ProviderEvent]]: ...
+
+
+class ChatStore(Protocol):
+    """Persistence as the caller (RLS decides). Each method is one round trip."""
+
+    async def begin(self, caller: Caller, turn: TurnStart, *, history_tokens: int,
+                    history_messages: int) -> TurnContext:
+        """Check ownership (NotFound otherwise), store the user message, return the history."""
+        ...
+
+    async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
+        """Store the assistant message and the usage row together; idempotent on request_id."""
+        ...
+
+
+class Pricer(Protocol):
+    def price(self, provider: str, model: str, usage: Usage) -> Price: ...
