@@ -42,6 +42,7 @@ class StackContext:
     keys: LocalKeys
     api_url: str
     db_port: int
+    db_name: str = "postgres"
     db_password: str = LOCAL_PASSWORD
     rest_pool: AsyncConnectionPool | None = None
     auth_pool: AsyncConnectionPool | None = None
@@ -55,8 +56,9 @@ class StackContext:
     def jwt_issuer(self) -> str:
         return self.auth_url
 
-    def dsn(self, user: str, dbname: str = "postgres") -> str:
-        return f"postgresql://{user}:{self.db_password}@127.0.0.1:{self.db_port}/{dbname}"
+    def dsn(self, user: str, dbname: str | None = None) -> str:
+        db = dbname or self.db_name
+        return f"postgresql://{user}:{self.db_password}@127.0.0.1:{self.db_port}/{db}"
 
     @property
     def db_url(self) -> str:
