@@ -108,23 +108,36 @@ class TurnContext:
 
 
 @dataclass(frozen=True)
-class TurnRecord:
-    """Everything `finish` stores in one round trip: the assistant message and the usage row."""
+class UsageRow:
+    """One billed upstream attempt (a fallback after a billed failure makes two)."""
 
     request_id: str
-    conversation_id: str
-    content: str
-    status: TurnStatus
     provider: str
     model: str
     usage: Usage
     price: Price
+    status: TurnStatus
     ttft_ms: int | None
     duration_ms: int
-    store_message: bool = True  # False when nothing was generated (no assistant row)
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """Everything `finish` stores in one round trip: the assistant message and the usage rows."""
+
+    request_id: str
+    conversation_id: str
+    message_id: str | None  # pre-generated; None when nothing was generated (no assistant row)
+    content: str
+    status: TurnStatus
+    usage_rows: tuple[UsageRow, ...]
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return sum((row.price.cost_usd for row in self.usage_rows), Decimal(0))
 
 
 @dataclass(frozen=True)
 class FinishResult:
     message_id: str | None
-    usage_id: int | None = None
+    usage_ids: tuple[int, ...] = ()

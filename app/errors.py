@@ -30,6 +30,7 @@ class AppError(Exception):
     code = "internal_error"
     status = 500
     user_message = GENERIC_MESSAGE
+    title = "Internal error"  # safe to show a client; `detail` is for logs only
 
     def __init__(self, detail: str = "", *, code: str | None = None) -> None:
         super().__init__(detail or self.code)
@@ -37,25 +38,39 @@ class AppError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def public(self) -> str:
+        return self.title
+
 
 class BadRequest(AppError):
-    code, status = "invalid_request", 400
+    """The one kind whose detail is written for the client (what was wrong with the request)."""
+
+    code, status, title = "invalid_request", 400, "Invalid request"
+
+    @property
+    def public(self) -> str:
+        return self.detail or self.title
 
 
 class AuthError(AppError):
     code, status, user_message = "unauthorized", 401, AUTH_MESSAGE
+    title = "Unauthorized"
 
 
 class NotFound(AppError):
     code, status = "not_found", 404
+    title = "Conversation not found"
 
 
 class TooLarge(AppError):
     code, status = "payload_too_large", 413
+    title = "Request body too large"
 
 
 class UnsupportedMediaType(AppError):
     code, status = "unsupported_media_type", 415
+    title = "Content-Type must be application/json"
 
 
 class _Throttled(AppError):
@@ -68,14 +83,17 @@ class _Throttled(AppError):
 
 class RateLimited(_Throttled):
     code = "rate_limited"
+    title = "Too many requests"
 
 
 class OverBudget(_Throttled):
     code = "over_budget"
+    title = "Usage budget reached"
 
 
 class ProviderError(AppError):
     code, status = "provider_error", 502
+    title = "The model is unavailable"
     retryable = True
 
 
@@ -94,3 +112,4 @@ class ProviderStreamError(ProviderError):
 
 class StoreError(AppError):
     code, status = "store_unavailable", 503
+    title = "Service temporarily unavailable"

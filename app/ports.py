@@ -38,14 +38,21 @@ class Provider(Protocol):
 class ChatStore(Protocol):
     """Persistence as the caller (RLS decides). Each method is one round trip."""
 
-    async def begin(self, caller: Caller, turn: TurnStart, *, history_tokens: int,
-                    history_messages: int) -> TurnContext:
+    async def begin(
+        self, caller: Caller, turn: TurnStart, *, history_tokens: int, history_messages: int
+    ) -> TurnContext:
         """Check ownership (NotFound otherwise), store the user message, return the history."""
         ...
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
-        """Store the assistant message and the usage row together; idempotent on request_id."""
+        """Store the assistant message and the usage rows together; idempotent (replayable)."""
         ...
+
+
+class Spool(Protocol):
+    """A durable place for a final write that could not reach the database; replayed later."""
+
+    def spool(self, user_id: str, record: TurnRecord) -> None: ...
 
 
 class Pricer(Protocol):

@@ -1,0 +1,56 @@
+"""AppError → `{"error", "userMessage", "code"}` JSON with the right status, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from app.errors import GENERIC_MESSAGE, AppError, BadRequest, _Throttled
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(exc: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
+    out = dict(headers or {})
+    if isinstance(exc, _Throttled):
+        out["Retry-After"] = str(exc.retry_after)
+    if exc.status >= 500:
+        logger.warning("request failed: %s (%s)", exc.code, exc.detail)
+    return JSONResponse(
+        {"error": exc.public, "userMessage": exc.user_message, "code": exc.code},
+        status_code=exc.status,
+        headers=out,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_app_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return error_response(exc)
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse(
+            {"error": str(exc.detail), "userMessage": GENERIC_MESSAGE, "code": "http_error"},
+            status_code=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(BadRequest(f"invalid request: {exc}"))
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return JSONResponse(
+            {"error": "Internal error", "userMessage": GENERIC_MESSAGE, "code": "internal_error"},
+            status_code=500,
+        )
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,427 @@
+"""The chat turn: begin → stream → finish, with every outcome accounted for.
+
+What the seed got wrong and this fixes (DESIGN §11): the upstream is cancelled the moment the
+client leaves; a partial answer and its usage are stored on disconnect, stall or provider error;
+every wait is bounded (availability budget to the response head, idle between events, total);
+fallback happens only before the first token; the final write retries, then spools to a durable
+outbox, so no usage row is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
+
+from app.config import Settings
+from app.domain import (
+    Caller,
+    ChatMessage,
+    CompletionRequest,
+    TextDelta,
+    TurnContext,
+    TurnRecord,
+    TurnStart,
+    TurnStatus,
+    Usage,
+    UsageRow,
+)
+from app.errors import AppError, ProviderError, ProviderTimeout, StoreError
+from app.ports import ChatStore, Pricer, Provider, Spool
+from app.sse import ClientGone, encode, encode_token
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[bytes], Awaitable[None]]
+
+# With a fallback configured, the primary gets this share of the availability budget to produce
+# a response head, so the fallback still has time to answer within the promise.
+PRIMARY_BUDGET_SHARE = 0.5
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count for text a provider did not count for us (~4 characters a token)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
+
+
+def trim_history(history: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+    """Providers want the conversation to open with the user: drop leading assistant turns."""
+    start = 0
+    while start < len(history) and history[start].role != "user":
+        start += 1
+    return history[start:]
+
+
+@dataclass
+class _Attempt:
+    """One upstream request: what it reported, what it sent, when."""
+
+    request_id: str
+    provider: Provider
+    model: str
+    started: float
+    head_at: float | None = None
+    first_token_at: float | None = None
+    ended_at: float | None = None
+    parts: list[str] = field(default_factory=list)
+    deltas: int = 0
+    reported: Usage | None = None
+    reported_model: str | None = None
+    completed: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def merge(self, usage: Usage, model: str | None) -> None:
+        """Counters only grow: keep the largest value each field has been reported with."""
+        prev = self.reported or Usage()
+        self.reported = Usage(
+            input_tokens=max(prev.input_tokens, usage.input_tokens),
+            output_tokens=max(prev.output_tokens, usage.output_tokens),
+            cache_read_tokens=max(prev.cache_read_tokens, usage.cache_read_tokens),
+            cache_write_tokens=max(prev.cache_write_tokens, usage.cache_write_tokens),
+        )
+        self.reported_model = model or self.reported_model
+
+    @property
+    def billed(self) -> bool:
+        """Did the provider do (and charge for) any work? No head, no bill."""
+        if self.head_at is None:
+            return False
+        return self.deltas > 0 or (self.reported is not None and self.reported.total_tokens > 0)
+
+    def usage(self, prompt_estimate: int) -> Usage:
+        """Reported usage when the stream finished; otherwise reported-or-estimated, marked."""
+        if self.completed and self.reported is not None:
+            return self.reported
+        reported = self.reported or Usage()
+        estimated_output = max(self.deltas, estimate_tokens(self.text))
+        return Usage(
+            input_tokens=reported.input_tokens
+            or (0 if reported.prompt_tokens else prompt_estimate),
+            output_tokens=max(reported.output_tokens, estimated_output),
+            cache_read_tokens=reported.cache_read_tokens,
+            cache_write_tokens=reported.cache_write_tokens,
+            estimated=True,
+        )
+
+
+@dataclass
+class TurnOutcome:
+    """What happened, for the done/error event, logs and metrics."""
+
+    record: TurnRecord
+    error: AppError | None
+    disconnected: bool
+    spooled: bool
+    ttft_ms: int | None
+    tokens_relayed: int
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: ChatStore,
+        providers: list[tuple[Provider, str]],
+        pricer: Pricer,
+        spool: Spool,
+    ) -> None:
+        if not providers:
+            raise ValueError("at least one provider is required")
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.pricer = pricer
+        self.spool = spool
+
+    async def begin(self, caller: Caller, turn: TurnStart) -> TurnContext:
+        """The first round trip: ownership check, user message, history. Errors become JSON."""
+        return await self.store.begin(
+            caller,
+            turn,
+            history_tokens=self.settings.history_token_budget,
+            history_messages=self.settings.history_max_messages,
+        )
+
+    async def run_turn(
+        self,
+        caller: Caller,
+        turn: TurnStart,
+        context: TurnContext,
+        emit: Emit,
+        *,
+        started: float,
+    ) -> TurnOutcome:
+        """Stream the answer through `emit`, then persist; always persists, even when cancelled.
+
+        `started` is the request's arrival on the loop clock (`asyncio` loop time): the
+        availability budget and time to first token count from there.
+        """
+        history = trim_history(context.history) or (ChatMessage("user", turn.content),)
+        request = CompletionRequest(
+            model=self.providers[0][1],
+            system=self.settings.system_prompt,
+            messages=history,
+            max_tokens=self.settings.llm_max_tokens,
+            temperature=self.settings.llm_temperature,
+            user_id=caller.user_id,
+        )
+        prompt_estimate = estimate_tokens(request.system) + sum(
+            estimate_tokens(m.content) for m in history
+        )
+        attempts: list[_Attempt] = []
+        error: AppError | None = None
+        disconnected = False
+        try:
+            await self._relay(request, turn, attempts, emit, started)
+        except ProviderError as exc:
+            error = exc
+        except ClientGone:
+            disconnected = True
+        except asyncio.CancelledError:
+            disconnected = True
+            await self._finish_cancelled(caller, turn, attempts, prompt_estimate)
+            raise
+        loop_now = asyncio.get_running_loop().time()
+        record = self._record(turn, attempts, prompt_estimate, error, disconnected, loop_now)
+        spooled = await self._persist(caller, record)
+        outcome = self._outcome(record, attempts, error, disconnected, spooled, started)
+        if not disconnected:
+            try:
+                await emit(self._final_event(outcome))
+            except ClientGone:
+                outcome.disconnected = True
+        return outcome
+
+    # --- streaming ----------------------------------------------------------------------------
+    async def _relay(
+        self,
+        request: CompletionRequest,
+        turn: TurnStart,
+        attempts: list[_Attempt],
+        emit: Emit,
+        started: float,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        head_deadline = started + self.settings.llm_availability_budget
+        total_deadline = started + self.settings.llm_total_timeout
+        idle = self.settings.llm_idle_timeout
+        for index, (provider, model) in enumerate(self.providers):
+            last = index == len(self.providers) - 1
+            now = loop.time()
+            budget_end = (
+                head_deadline if last else now + (head_deadline - now) * PRIMARY_BUDGET_SHARE
+            )
+            attempt = _Attempt(
+                request_id=turn.request_id if index == 0 else str(uuid.uuid4()),
+                provider=provider,
+                model=model,
+                started=now,
+            )
+            attempts.append(attempt)
+            try:
+                await self._stream_attempt(
+                    replace(request, model=model), attempt, emit, budget_end, total_deadline, idle
+                )
+                return
+            except ProviderError as exc:
+                attempt.ended_at = loop.time()
+                can_fall_back = (
+                    not last
+                    and attempt.deltas == 0
+                    and exc.retryable
+                    and loop.time() < head_deadline
+                )
+                logger.warning(
+                    "provider %s/%s failed (%s)%s",
+                    provider.name,
+                    model,
+                    exc.detail or exc.code,
+                    "; falling back" if can_fall_back else "",
+                )
+                if not can_fall_back:
+                    raise
+            finally:
+                attempt.ended_at = attempt.ended_at or loop.time()
+
+    async def _stream_attempt(
+        self,
+        request: CompletionRequest,
+        attempt: _Attempt,
+        emit: Emit,
+        head_deadline: float,
+        total_deadline: float,
+        idle: float,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        async with AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout_at(min(head_deadline, total_deadline)):
+                    events = await stack.enter_async_context(attempt.provider.stream(request))
+            except TimeoutError as exc:
+                raise ProviderTimeout("no response head within the availability budget") from exc
+            attempt.head_at = loop.time()
+            try:
+                async with asyncio.timeout_at(min(loop.time() + idle, total_deadline)) as deadline:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            if not event.text:
+                                continue
+                            if attempt.first_token_at is None:
+                                attempt.first_token_at = loop.time()
+                            attempt.parts.append(event.text)
+                            attempt.deltas += 1
+                            await emit(encode_token(event.text))
+                        else:
+                            attempt.merge(event.usage, event.model)
+                        deadline.reschedule(min(loop.time() + idle, total_deadline))
+            except TimeoutError as exc:
+                raise ProviderTimeout("the provider stream went idle") from exc
+            attempt.completed = True
+
+    # --- accounting ---------------------------------------------------------------------------
+    def _record(
+        self,
+        turn: TurnStart,
+        attempts: list[_Attempt],
+        prompt_estimate: int,
+        error: AppError | None,
+        disconnected: bool,
+        now: float,
+    ) -> TurnRecord:
+        answer = attempts[-1] if attempts else None
+        text = answer.text if answer else ""
+        status: TurnStatus = "completed"
+        if error is not None or disconnected or (answer is not None and not answer.completed):
+            status = "partial" if text else "error"
+        rows = []
+        for attempt in attempts:
+            if not attempt.billed:
+                continue
+            usage = attempt.usage(prompt_estimate)
+            model = attempt.reported_model or attempt.model
+            attempt_status: TurnStatus = (
+                "completed" if attempt.completed else ("partial" if attempt.deltas else "error")
+            )
+            rows.append(
+                UsageRow(
+                    request_id=attempt.request_id,
+                    provider=attempt.provider.name,
+                    model=model,
+                    usage=usage,
+                    price=self.pricer.price(attempt.provider.name, model, usage),
+                    status=attempt_status,
+                    ttft_ms=_ms(attempt.first_token_at, attempt.started),
+                    duration_ms=_ms(attempt.ended_at or now, attempt.started) or 0,
+                )
+            )
+        return TurnRecord(
+            request_id=turn.request_id,
+            conversation_id=turn.conversation_id,
+            message_id=str(uuid.uuid4()) if text else None,
+            content=text,
+            status=status,
+            usage_rows=tuple(rows),
+        )
+
+    async def _finish_cancelled(
+        self,
+        caller: Caller,
+        turn: TurnStart,
+        attempts: list[_Attempt],
+        prompt_estimate: int,
+    ) -> None:
+        """The client left (or shutdown): persist what happened, shielded from the cancel."""
+        now = asyncio.get_running_loop().time()
+        record = self._record(turn, attempts, prompt_estimate, None, True, now)
+        task = asyncio.ensure_future(self._persist(caller, record))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            logger.warning(
+                "cancelled again while persisting turn %s; write continues", turn.request_id
+            )
+
+    async def _persist(self, caller: Caller, record: TurnRecord) -> bool:
+        """Store the turn: retry with backoff, then spool. Returns True when spooled."""
+        if record.message_id is None and not record.usage_rows:
+            return False  # nothing generated, nothing billed
+        retries = self.settings.finish_retries
+        for attempt in range(retries + 1):
+            try:
+                await self.store.finish(caller, record)
+                return False
+            except StoreError as exc:
+                if attempt == retries:
+                    logger.warning(
+                        "finish failed for %s after %d tries: %s",
+                        record.request_id,
+                        retries + 1,
+                        exc.detail,
+                    )
+                    break
+                await asyncio.sleep(self.settings.finish_backoff_seconds * (2**attempt))
+            except AppError as exc:  # expired token, RLS refusal: retrying will not help
+                logger.warning("finish refused for %s (%s); spooling", record.request_id, exc.code)
+                break
+        self.spool.spool(caller.user_id, record)
+        return True
+
+    def _outcome(
+        self,
+        record: TurnRecord,
+        attempts: list[_Attempt],
+        error: AppError | None,
+        disconnected: bool,
+        spooled: bool,
+        started: float,
+    ) -> TurnOutcome:
+        answer = attempts[-1] if attempts else None
+        return TurnOutcome(
+            record=record,
+            error=error,
+            disconnected=disconnected,
+            spooled=spooled,
+            ttft_ms=_ms(answer.first_token_at, started) if answer else None,
+            tokens_relayed=sum(a.deltas for a in attempts),
+        )
+
+    def _final_event(self, outcome: TurnOutcome) -> bytes:
+        if outcome.error is not None:
+            return encode(
+                {"type": "error", "message": outcome.error.user_message, "code": outcome.error.code}
+            )
+        record = outcome.record
+        answer = record.usage_rows[-1].usage if record.usage_rows else Usage()
+        return encode(
+            {
+                "type": "done",
+                "messageId": record.message_id,
+                "usage": {
+                    "prompt_tokens": answer.prompt_tokens,
+                    "completion_tokens": answer.output_tokens,
+                    "total_tokens": answer.total_tokens,
+                },
+            }
+        )
+
+
+def _ms(end: float | None, start: float) -> int | None:
+    return None if end is None else max(0, round((end - start) * 1000))
+
+
+def loop_time() -> float:
+    """The clock `run_turn(started=...)` expects, for callers outside a coroutine."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()

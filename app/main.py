@@ -1,0 +1,139 @@
+"""The composition root: settings in, a FastAPI app out, shared clients owned by the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+
+from app.api import chat_stream
+from app.api.deps import Services
+from app.api.errors import install_error_handlers
+from app.auth import TokenVerifier
+from app.chat import ChatService
+from app.config import Settings, get_settings
+from app.llm.factory import build_providers
+from app.outbox import Outbox, replay_forever
+from app.ports import Provider
+from app.pricing import Pricer
+from app.store import SupabaseChatStore
+from supabase import AsyncClientOptions, acreate_client
+
+logger = logging.getLogger(__name__)
+
+CORS_HEADERS = ["authorization", "content-type", "apikey", "x-client-info", "x-request-id"]
+
+
+@dataclass
+class Overrides:
+    """Test seams: replace an adapter without touching the rest of the wiring."""
+
+    providers: list[tuple[Provider, str]] | None = None
+    extra_services: dict[str, object] = field(default_factory=dict)
+
+
+def _database_http_client(settings: Settings) -> httpx.AsyncClient:
+    """One pooled client for the Data API, shared by every request; it carries no user auth."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.db_timeout_seconds, connect=settings.db_timeout_seconds),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[Services]:
+    if not settings.supabase_url:
+        raise RuntimeError("SUPABASE_URL is required (`make run` sets it for the local stack)")
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(_database_http_client(settings))
+        options = AsyncClientOptions(
+            httpx_client=http, auto_refresh_token=False, persist_session=False
+        )
+        anon = await acreate_client(
+            settings.supabase_url, settings.supabase_anon_key.get_secret_value(), options
+        )
+        service_key = settings.supabase_service_role_key.get_secret_value()
+        service = None
+        if service_key:
+            service_options = AsyncClientOptions(
+                httpx_client=http, auto_refresh_token=False, persist_session=False
+            )
+            service = await acreate_client(settings.supabase_url, service_key, service_options)
+        store = SupabaseChatStore(
+            anon.postgrest,
+            service=service.postgrest if service else None,
+            timeout=settings.db_timeout_seconds,
+        )
+        verifier = TokenVerifier(settings, http)
+        if overrides.providers is not None:
+            providers = overrides.providers
+        else:
+            providers = await stack.enter_async_context(build_providers(settings))
+        outbox = Outbox(settings.outbox_dir)
+        chat = ChatService(
+            settings=settings,
+            store=store,
+            providers=providers,
+            pricer=Pricer(settings),
+            spool=outbox,
+        )
+        services = Services(
+            settings=settings, verifier=verifier, chat=chat, outbox=outbox, store=store
+        )
+        await verifier.warm()
+        replay = asyncio.ensure_future(
+            replay_forever(outbox, store.finish_as_service, settings.outbox_replay_seconds)
+        )
+        try:
+            yield services
+        finally:
+            replay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await replay
+
+
+def create_app(settings: Settings | None = None, *, overrides: Overrides | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    overrides = overrides or Overrides()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _services(settings, overrides) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="chat-stream",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["POST", "OPTIONS", "GET"],
+        allow_headers=CORS_HEADERS,
+        expose_headers=["x-request-id", "retry-after"],
+        max_age=86400,
+    )
+    app.include_router(chat_stream.router)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn's factory for `chat-stream serve` (each worker builds its own app)."""
+    return create_app(get_settings())

@@ -1,0 +1,257 @@
+"""The use case with scripted ports: outcomes, accounting, fallback, deadlines, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+import pytest
+
+from app.chat import ChatService, estimate_tokens, trim_history
+from app.domain import Caller, ChatMessage, TurnStart, Usage, UsageReport
+from app.errors import AuthError, ProviderStreamError, ProviderUnavailable, StoreError
+from tests.chat.fakes import ListSpool, MemoryStore, PerTokenPricer, ScriptedProvider, Sink, answer
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.anyio
+
+CALLER = Caller(user_id="00000000-0000-0000-0000-0000000000aa", token="t")
+TURN = TurnStart(conversation_id="c-1", content="hi", client_message_id=None, request_id="r-1")
+
+
+def service(*providers: ScriptedProvider, store: MemoryStore | None = None, **settings: object):
+    spool = ListSpool()
+    chat = ChatService(
+        settings=make_settings(
+            **(
+                {
+                    "llm_availability_budget": 1.0,
+                    "llm_idle_timeout": 0.3,
+                    "finish_backoff_seconds": 0.01,
+                }
+                | settings
+            )
+        ),
+        store=store or MemoryStore(),
+        providers=[(p, f"model-{i}") for i, p in enumerate(providers)],
+        pricer=PerTokenPricer(),
+        spool=spool,
+    )
+    return chat, spool
+
+
+def events(sink: Sink) -> list[dict[str, object]]:
+    return [json.loads(c[len(b"data: ") :]) for c in sink.chunks if c.startswith(b"data: ")]
+
+
+async def run(chat: ChatService, sink: Sink | None = None):
+    sink = sink or Sink()
+    ctx = await chat.begin(CALLER, TURN)
+    loop = asyncio.get_running_loop()
+    outcome = await chat.run_turn(CALLER, TURN, ctx, sink, started=loop.time())
+    return outcome, sink
+
+
+async def test_run_turn_completed_relays_each_delta_then_done_with_usage() -> None:
+    provider = ScriptedProvider(steps=answer(["Hel", "lo", "!"]))
+    chat, spool = service(provider)
+
+    outcome, sink = await run(chat)
+
+    evs = events(sink)
+    assert [e["content"] for e in evs if e["type"] == "token"] == ["Hel", "lo", "!"]
+    assert evs[-1] == {
+        "type": "done",
+        "messageId": outcome.record.message_id,
+        "usage": {"prompt_tokens": 100, "completion_tokens": 3, "total_tokens": 103},
+    }
+    record = chat.store.finished[0]  # type: ignore[attr-defined]
+    assert record.content == "Hello!" and record.status == "completed"
+    (row,) = record.usage_rows
+    assert row.usage == Usage(input_tokens=100, output_tokens=3)
+    assert row.price.cost_usd == Decimal("0.000103")
+    assert row.ttft_ms is not None and row.model == "m-1"
+    assert provider.closed == 1 and spool.spooled == []
+
+
+async def test_run_turn_provider_error_mid_stream_keeps_partial_answer_and_estimated_usage() -> (
+    None
+):
+    steps = answer(["one ", "two ", "three"])[:3] + [ProviderStreamError("dropped")]
+    chat, _ = service(ScriptedProvider(steps=steps))
+
+    outcome, sink = await run(chat)
+
+    evs = events(sink)
+    assert evs[-1]["type"] == "error" and evs[-1]["message"].startswith("Coach is taking a moment")
+    record = chat.store.finished[0]  # type: ignore[attr-defined]
+    assert record.status == "partial" and record.content == "one two "
+    (row,) = record.usage_rows
+    assert row.usage.estimated and row.usage.input_tokens == 100
+    assert row.usage.output_tokens == max(2, estimate_tokens("one two "))
+    assert row.status == "partial"
+    assert outcome.error is not None
+
+
+async def test_run_turn_refused_before_head_stores_no_usage_and_sends_error() -> None:
+    chat, spool = service(ScriptedProvider(head=ProviderUnavailable("529 overloaded")))
+
+    outcome, sink = await run(chat)
+
+    assert events(sink)[-1]["type"] == "error"
+    assert chat.store.finish_calls == 0  # type: ignore[attr-defined]
+    assert outcome.record.usage_rows == () and outcome.record.message_id is None
+    assert spool.spooled == []
+
+
+async def test_run_turn_falls_back_before_first_token_and_records_only_billed_attempts() -> None:
+    primary = ScriptedProvider(head=ProviderUnavailable("500"))
+    fallback = ScriptedProvider(name="openai", steps=answer(["ok"]))
+    chat, _ = service(primary, fallback)
+
+    outcome, sink = await run(chat)
+
+    assert [e["type"] for e in events(sink)] == ["token", "done"]
+    (row,) = chat.store.finished[0].usage_rows  # type: ignore[attr-defined]
+    assert row.provider == "openai" and row.request_id != TURN.request_id
+    assert fallback.requests[0].model == "model-1"
+    assert outcome.error is None
+
+
+async def test_run_turn_billed_failure_before_first_token_falls_back_with_two_usage_rows() -> None:
+    primary = ScriptedProvider(
+        steps=[UsageReport(Usage(input_tokens=50), "m-0"), ProviderUnavailable("overloaded")]
+    )
+    fallback = ScriptedProvider(name="openai", steps=answer(["ok"]))
+    chat, _ = service(primary, fallback)
+
+    await run(chat)
+
+    rows = chat.store.finished[0].usage_rows  # type: ignore[attr-defined]
+    assert [(r.provider, r.status) for r in rows] == [
+        ("anthropic", "error"),
+        ("openai", "completed"),
+    ]
+    assert rows[0].request_id == TURN.request_id and rows[0].usage.input_tokens == 50
+
+
+async def test_run_turn_never_falls_back_after_the_first_token() -> None:
+    primary = ScriptedProvider(steps=answer(["a"])[:2] + [ProviderUnavailable("late")])
+    fallback = ScriptedProvider(name="openai", steps=answer(["b"]))
+    chat, _ = service(primary, fallback)
+
+    outcome, sink = await run(chat)
+
+    assert fallback.opened == 0
+    assert [e["type"] for e in events(sink)] == ["token", "error"]
+    assert outcome.record.status == "partial"
+
+
+async def test_run_turn_head_that_never_arrives_fails_within_the_availability_budget() -> None:
+    chat, _ = service(ScriptedProvider(head=30.0), llm_availability_budget=0.3)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    outcome, sink = await run(chat)
+
+    assert loop.time() - began < 1.0
+    assert events(sink)[-1]["code"] == "provider_timeout"
+    assert outcome.record.usage_rows == ()
+
+
+async def test_run_turn_hanging_primary_leaves_time_for_the_fallback_within_budget() -> None:
+    primary = ScriptedProvider(head=30.0)
+    fallback = ScriptedProvider(name="openai", steps=answer(["saved"]))
+    chat, _ = service(primary, fallback, llm_availability_budget=0.6)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    outcome, sink = await run(chat)
+
+    assert loop.time() - began < 0.9
+    assert [e["type"] for e in events(sink)] == ["token", "done"]
+    assert outcome.record.content == "saved"
+
+
+async def test_run_turn_stall_mid_stream_errors_after_idle_timeout_with_partial_usage() -> None:
+    steps = answer(["a", "b"])[:3] + [60.0]
+    provider = ScriptedProvider(steps=steps)
+    chat, _ = service(provider, llm_idle_timeout=0.2)
+
+    outcome, sink = await run(chat)
+
+    assert events(sink)[-1]["code"] == "provider_timeout"
+    record = chat.store.finished[0]  # type: ignore[attr-defined]
+    assert record.status == "partial" and record.content == "ab"
+    assert record.usage_rows[0].usage.estimated
+    assert provider.closed == 1
+
+
+async def test_run_turn_client_gone_stops_upstream_and_keeps_partial_usage() -> None:
+    provider = ScriptedProvider(steps=answer(["a", "b", "c", "d"]))
+    chat, _ = service(provider)
+
+    outcome, sink = await run(chat, Sink(gone_after=2))
+
+    assert outcome.disconnected and provider.closed == 1
+    record = chat.store.finished[0]  # type: ignore[attr-defined]
+    assert record.status == "partial" and record.content == "abc"  # "c" was read, not delivered
+    assert record.usage_rows[0].usage.estimated
+
+
+async def test_run_turn_cancelled_by_disconnect_persists_before_propagating() -> None:
+    provider = ScriptedProvider(steps=answer(["a", "b"])[:3] + [60.0])
+    store = MemoryStore()
+    chat, _ = service(provider, store=store, llm_idle_timeout=120.0)
+    sink = Sink()
+    ctx = await chat.begin(CALLER, TURN)
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(chat.run_turn(CALLER, TURN, ctx, sink, started=loop.time()))
+    while len(sink.chunks) < 2:  # noqa: ASYNC110 - polling the sink is the point
+        await asyncio.sleep(0.01)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert provider.closed == 1
+    (record,) = store.finished
+    assert record.status == "partial" and record.content == "ab"
+    assert record.usage_rows[0].status == "partial"
+
+
+async def test_run_turn_final_write_retries_then_spools_without_losing_the_done_event() -> None:
+    store = MemoryStore(fail_finish=[StoreError("down")] * 10)
+    chat, spool = service(ScriptedProvider(steps=answer(["x"])), store=store, finish_retries=2)
+
+    outcome, sink = await run(chat)
+
+    assert store.finish_calls == 3
+    assert outcome.spooled and spool.spooled[0][0] == CALLER.user_id
+    assert events(sink)[-1]["type"] == "done"
+    assert events(sink)[-1]["messageId"] == spool.spooled[0][1].message_id
+
+
+async def test_run_turn_expired_token_at_finish_spools_at_once() -> None:
+    store = MemoryStore(fail_finish=[AuthError("PGRST303 JWT expired")])
+    chat, spool = service(ScriptedProvider(steps=answer(["x"])), store=store)
+
+    outcome, _ = await run(chat)
+
+    assert store.finish_calls == 1 and outcome.spooled and len(spool.spooled) == 1
+
+
+def test_trim_history_drops_leading_assistant_turns() -> None:
+    history = (
+        ChatMessage("assistant", "earlier answer"),
+        ChatMessage("user", "q"),
+        ChatMessage("assistant", "a"),
+        ChatMessage("user", "q2"),
+    )
+    assert trim_history(history) == history[1:]
+
+
+@pytest.mark.parametrize(("text", "tokens"), [("", 0), ("a", 1), ("abcd", 1), ("abcde", 2)])
+def test_estimate_tokens_rounds_up(text: str, tokens: int) -> None:
+    assert estimate_tokens(text) == tokens
