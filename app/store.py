@@ -33,7 +33,7 @@ _NOT_FOUND_CODES = {"PT404", "42501"}
 
 
 @asynccontextmanager
-async def _translate(operation: str, timeout: float)  # noqa: ASYNC109 -> AsyncIterator[None]:
+async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # noqa: ASYNC109
     """PostgREST/httpx failures → AppErrors; every call bounded by `timeout`."""
     try:
         async with asyncio.timeout(timeout):
