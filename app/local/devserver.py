@@ -1,4 +1,4 @@
-"""`chat-stream dev`: the whole local stack in the foreground until Ctrl-C."""
+"""`chat-stream dev`: the whole local stack and the service in the foreground until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,16 +6,87 @@ import logging
 import signal
 import sys
 import time
+import uuid
 
+import httpx
 import uvicorn
+from pydantic import SecretStr
 
 from app.config import Settings
-from app.local.stack import LocalStack, build_app, read_status
+from app.local.stack import LocalStack, StackContext, build_app, read_status
 
 logger = logging.getLogger(__name__)
 
+DEMO_MESSAGE = "I keep putting off my thesis. Where do I even start?"
+STANDIN_KEY = "local-standin-key"
+
+
+def uses_real_providers(settings: Settings) -> bool:
+    """Real keys or base URLs in the environment mean real providers; otherwise the stand-in."""
+    defaults = Settings.model_construct()
+    return bool(
+        settings.anthropic_api_key.get_secret_value()
+        or settings.openai_api_key.get_secret_value()
+        or settings.anthropic_base_url != defaults.anthropic_base_url
+        or settings.openai_base_url != defaults.openai_base_url
+    )
+
+
+def service_settings(settings: Settings, stack: LocalStack) -> Settings:
+    """The service's settings when it runs inside the local stack."""
+    ctx = stack.ctx
+    update: dict[str, object] = {
+        "supabase_url": ctx.api_url,
+        "supabase_anon_key": SecretStr(ctx.keys.anon_key),
+        "supabase_service_role_key": SecretStr(ctx.keys.service_role_key),
+        "auth_mode": "jwks",
+        "jwt_issuer": ctx.jwt_issuer,
+        "outbox_dir": stack.stack_dir / "outbox",
+    }
+    if not uses_real_providers(settings):
+        update |= {
+            "anthropic_base_url": f"{ctx.api_url}/llm",
+            "openai_base_url": f"{ctx.api_url}/llm/v1",
+            "anthropic_api_key": SecretStr(STANDIN_KEY),
+            "openai_api_key": SecretStr(STANDIN_KEY),
+        }
+    return settings.model_copy(update=update)
+
+
+async def mint_demo(ctx: StackContext) -> dict[str, str]:
+    """A fresh user (through the Auth stand-in) and a conversation (through PostgREST)."""
+    email = f"demo-{uuid.uuid4().hex[:8]}@example.com"
+    headers = {"apikey": ctx.keys.anon_key, "X-Supabase-Api-Version": "2024-01-01"}
+    async with httpx.AsyncClient(base_url=ctx.api_url, timeout=10) as http:
+        signup = await http.post(
+            "/auth/v1/signup", json={"email": email, "password": uuid.uuid4().hex}, headers=headers
+        )
+        signup.raise_for_status()
+        token = signup.json()["access_token"]
+        conversation = await http.post(
+            "/rest/v1/conversations",
+            json={"title": "Getting started"},
+            headers=headers
+            | {"Authorization": f"Bearer {token}", "Prefer": "return=representation"},
+        )
+        conversation.raise_for_status()
+    return {"email": email, "token": token, "conversation_id": conversation.json()[0]["id"]}
+
+
+def demo_curl(ctx: StackContext, demo: dict[str, str]) -> str:
+    body = f'{{"message":"{DEMO_MESSAGE}","conversationId":"{demo["conversation_id"]}"}}'
+    return (
+        f"curl -N {ctx.api_url}/functions/v1/chat-stream \\\n"
+        f"  -H 'Authorization: Bearer {demo['token']}' \\\n"
+        f"  -H 'apikey: {ctx.keys.anon_key}' \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'"
+    )
+
 
 def run_dev(settings: Settings, *, print_curl: bool = True) -> int:
+    from app.main import create_app  # noqa: PLC0415 - the service is optional for the stack
+
     began = time.perf_counter()
     running = read_status(settings.local_stack_dir)
     if running:
@@ -24,23 +95,32 @@ def run_dev(settings: Settings, *, print_curl: bool = True) -> int:
     stack = LocalStack(settings)
     stack.start_database()
     try:
-        app = build_app(stack.ctx)
+        service = service_settings(settings, stack)
+        app = build_app(stack.ctx, functions_app=create_app(service))
         config = uvicorn.Config(
             app, host=settings.api_host, port=stack.api_port, log_level="warning", lifespan="on"
         )
         server = uvicorn.Server(config)
-
         original_startup = server.startup
 
         async def startup(sockets: object = None) -> None:
             await original_startup(sockets)  # type: ignore[arg-type]
             ready = time.perf_counter() - began
             stack.write_status({"ready_seconds": round(ready, 3)})
+            providers = "real providers" if uses_real_providers(settings) else "the LLM stand-in"
             print(f"chat-stream dev: local stack ready in {ready:.2f}s at {stack.ctx.api_url}")
             print(f"  database: {stack.ctx.db_url}")
+            print(f"  model:    {service.llm_provider}/{service.llm_model} via {providers}")
             print("  `chat-stream status --json` shows the keys. Ctrl-C stops everything.")
             if print_curl:
-                pass  # the demo curl arrives with the chat stream (issue 4)
+                try:
+                    demo = await mint_demo(stack.ctx)
+                except httpx.HTTPError as exc:
+                    print(f"  (could not mint a demo user: {exc})")
+                else:
+                    print(f"\nTest user {demo['email']}; its token is valid for an hour.")
+                    print("Paste this to stream an answer:\n")
+                    print(demo_curl(stack.ctx, demo), flush=True)
 
         server.startup = startup  # type: ignore[method-assign]
         # uvicorn re-raises the signal it caught after shutting down; make SIGTERM an exit that

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 
 from app.config import Settings
 from app.local.gateway import ApiKeyGateway
-from app.local.keys import ANON_ROLE, SERVICE_ROLE, LocalKeys
+from app.local.keys import LocalKeys
 from app.local.migrate import Migration, apply_migrations, ensure_bootstrap, set_login_passwords
 from app.local.postgres import LOCAL_PASSWORD, EmbeddedPostgres, find_install
 
@@ -88,7 +88,10 @@ def open_pools(ctx: StackContext, *, max_size: int = 20) -> list[AsyncConnection
         ctx.dsn("authenticator"), min_size=2, max_size=max_size, open=False, name="rest"
     )
     ctx.auth_pool = AsyncConnectionPool(
-        ctx.dsn("supabase_auth_admin"), min_size=1, max_size=max(4, max_size // 4), open=False,
+        ctx.dsn("supabase_auth_admin"),
+        min_size=1,
+        max_size=max(4, max_size // 4),
+        open=False,
         name="auth",
     )
     return [ctx.rest_pool, ctx.auth_pool]
@@ -131,7 +134,8 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
         Mount("/llm", llm.create_app()),
     ]
     if functions_app is not None:
-        routes.append(Mount("/functions/v1", functions_app))
+        # The service owns its full paths (/functions/v1/chat-stream, /healthz, ...): mount at root.
+        routes.append(Mount("", app=functions_app))
     return Starlette(routes=routes, lifespan=lifespan)
 
 
