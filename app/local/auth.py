@@ -344,6 +344,13 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return render_error(request, AuthApiError(exc.status_code, code, str(exc.detail)))
 
 
+async def _on_bad_data(request: Request, exc: Exception) -> Response:
+    """Values PostgreSQL refuses (a NUL inside metadata text): the client's fault, so 400."""
+    assert isinstance(exc, psycopg.DataError)
+    detail = exc.diag.message_primary or "invalid input"
+    return render_error(request, bad_request("validation_failed", f"Invalid input: {detail}"))
+
+
 async def _on_database_error(request: Request, exc: Exception) -> Response:
     logger.error("auth stand-in database error on %s", request.url.path, exc_info=exc)
     return render_error(
@@ -367,6 +374,7 @@ def create_app(ctx: StackContext) -> Starlette:
             AuthApiError: _on_auth_error,
             OAuthError: _on_auth_error,
             HTTPException: _on_http_error,
+            psycopg.DataError: _on_bad_data,
             psycopg.Error: _on_database_error,
         },
     )
