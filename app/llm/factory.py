@@ -1,0 +1,67 @@
+"""Build the configured primary and fallback providers, one pooled HTTP client per provider.
+
+Called once by the composition root (the app's lifespan), which closes them with `aclose()` on
+shutdown. The fallback is only built when configured; a fallback of the same provider (another
+model, say) shares the primary's adapter and pool — the model travels in each request.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import httpx
+
+from app.config import ProviderName, Settings
+from app.llm.anthropic import AnthropicProvider
+from app.llm.http import build_client
+from app.llm.openai import OpenAIProvider
+
+Adapter = AnthropicProvider | OpenAIProvider
+USER_AGENT = "chat-stream/0.1"
+
+
+class Providers(NamedTuple):
+    """`primary, fallback = build_providers(settings)`; `await providers.aclose()` at shutdown."""
+
+    primary: Adapter
+    fallback: Adapter | None
+
+    async def aclose(self) -> None:
+        """Close the connection pools (each once, even when both roles share an adapter)."""
+        for adapter in {id(a): a for a in (self.primary, self.fallback) if a is not None}.values():
+            await adapter.aclose()
+
+
+def build_providers(settings: Settings) -> Providers:
+    built: dict[str, Adapter] = {}
+
+    def get(name: ProviderName) -> Adapter:
+        if name not in built:
+            built[name] = _build(name, settings)
+        return built[name]
+
+    fallback = settings.llm_fallback_provider
+    return Providers(get(settings.llm_provider), get(fallback) if fallback else None)
+
+
+def _build(name: ProviderName, settings: Settings) -> Adapter:
+    if name == "anthropic":
+        headers = {"anthropic-version": settings.anthropic_version, "user-agent": USER_AGENT}
+        if key := settings.anthropic_api_key.get_secret_value():
+            headers["x-api-key"] = key
+        return AnthropicProvider(_client(settings, settings.anthropic_base_url, headers))
+    headers = {"user-agent": USER_AGENT}
+    if key := settings.openai_api_key.get_secret_value():
+        headers["authorization"] = f"Bearer {key}"
+    return OpenAIProvider(_client(settings, settings.openai_base_url, headers), name=name)
+
+
+def _client(settings: Settings, base_url: str, headers: dict[str, str]) -> httpx.AsyncClient:
+    return build_client(
+        base_url,
+        headers,
+        connect_timeout=settings.llm_connect_timeout,
+        idle_timeout=settings.llm_idle_timeout,
+        pool_timeout=settings.llm_availability_budget,
+        transport=settings.llm_http_transport,
+    )

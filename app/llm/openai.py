@@ -1,0 +1,125 @@
+"""OpenAI Chat Completions adapter: `POST {base}/chat/completions` with `stream: true`.
+
+Also serves OpenAI-compatible servers (vLLM, llama.cpp, Ollama, gateways) by base URL. We ask for
+`stream_options.include_usage`, so the last chunk before `data: [DONE]` has empty `choices` and the
+usage. Its `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens`; we subtract them so
+`Usage.input_tokens` is the uncached part and every token is priced once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+
+from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
+from app.errors import ProviderStreamError
+from app.llm.http import Events, open_event_stream, parse_object, translate_errors
+
+COMPLETIONS_PATH = "chat/completions"  # relative to the base URL (…/v1), as the official SDK does
+# Reasoning models accept only the default temperature and reject `max_tokens`.
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+
+
+class OpenAIProvider:
+    """Streams one answer per request over a shared connection pool (the factory's client).
+
+    `name="openai"` speaks today's OpenAI dialect (`max_completion_tokens`, `safety_identifier`);
+    `name="openai-compatible"` the older one most compatible servers accept (`max_tokens`, `user`).
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, name: str = "openai") -> None:
+        self._client = client
+        self.name = name
+
+    def stream(
+        self, request: CompletionRequest
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ProviderEvent]]:
+        return self._stream(request)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _stream(self, request: CompletionRequest) -> AsyncIterator[Events]:
+        body = payload(request, official=self.name == "openai")
+        async with open_event_stream(self._client, self.name, COMPLETIONS_PATH, body) as source:
+            events = _events(source, self.name)
+            try:
+                yield events
+            finally:
+                await events.aclose()
+
+
+def payload(request: CompletionRequest, *, official: bool = True) -> dict[str, Any]:
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    messages += [{"role": m.role, "content": m.content} for m in request.messages]
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if official:
+        body["max_completion_tokens"] = request.max_tokens
+    else:
+        body["max_tokens"] = request.max_tokens
+    if not (official and _REASONING_MODEL.match(request.model)):
+        body["temperature"] = request.temperature
+    if request.user_id:
+        body["safety_identifier" if official else "user"] = request.user_id
+    return body
+
+
+def usage_from(raw: Mapping[str, Any]) -> Usage:
+    """OpenAI usage → our partitions: cached (and, where reported, cache-write) tokens moved out
+    of `prompt_tokens`, so no token is priced twice."""
+
+    def count(mapping: object, key: str) -> int:
+        value = mapping.get(key) if isinstance(mapping, Mapping) else None
+        return int(value) if isinstance(value, int | float) else 0
+
+    details = raw.get("prompt_tokens_details")
+    prompt = count(raw, "prompt_tokens")
+    cached = count(details, "cached_tokens")
+    written = count(details, "cache_write_tokens")
+    return Usage(
+        input_tokens=max(0, prompt - cached - written),
+        output_tokens=count(raw, "completion_tokens"),
+        cache_read_tokens=cached,
+        cache_write_tokens=written,
+    )
+
+
+async def _events(source: EventSource, provider: str) -> Events:
+    finished = False
+    with translate_errors(provider, streaming=True):
+        async with contextlib.aclosing(source.aiter_sse()) as sse_events:
+            async for sse in sse_events:
+                if sse.data == "[DONE]":
+                    finished = True
+                    break
+                chunk = parse_object(provider, sse.data)
+                if "error" in chunk and chunk["error"]:
+                    raise ProviderStreamError(
+                        f"{provider}: error event: {_describe(chunk['error'])}"
+                    )
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") if isinstance(choice, dict) else None
+                    if isinstance(delta, dict) and (text := delta.get("content")):
+                        yield TextDelta(text)
+                usage = chunk.get("usage")
+                if isinstance(usage, dict):
+                    yield UsageReport(usage_from(usage), chunk.get("model"))
+    if not finished:
+        raise ProviderStreamError(f"{provider}: stream ended without data: [DONE]")
+
+
+def _describe(error: object) -> str:
+    if isinstance(error, dict):
+        return f"{error.get('type') or error.get('code')}: {error.get('message')}"
+    return str(error)[:200]
