@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 GOTRUE_VERSION = "v2.189.0"  # the version the Supabase CLI bundles (wire reference, header)
 JWT_EXPIRY = 3600
 INVALID_LOGIN = "Invalid login credentials"
+EMAIL_EXISTS = "A user with this email address has already been registered"
 
 
 # --- shared helpers ------------------------------------------------------------------------------
@@ -234,9 +235,7 @@ async def _update_user(request: Request) -> Response:
     async with store.transaction(ctx) as conn:
         if email and email != user["email"]:
             if await store.email_taken(conn, email, except_id=user["id"]):
-                raise unprocessable(
-                    "email_exists", "A user with this email address has already been registered"
-                )
+                raise unprocessable("email_exists", EMAIL_EXISTS)
             changes["email"] = email
     if body.password:
         if await password_matches(body.password, user["encrypted_password"]):
@@ -351,6 +350,14 @@ async def _on_bad_data(request: Request, exc: Exception) -> Response:
     return render_error(request, bad_request("validation_failed", f"Invalid input: {detail}"))
 
 
+async def _on_unique_violation(request: Request, exc: Exception) -> Response:
+    """An email taken between our check and our write (a race): what the check would say."""
+    assert isinstance(exc, psycopg.errors.UniqueViolation)
+    if exc.diag.constraint_name == "users_email_partial_key":
+        return render_error(request, unprocessable("email_exists", EMAIL_EXISTS))
+    return await _on_database_error(request, exc)
+
+
 async def _on_database_error(request: Request, exc: Exception) -> Response:
     logger.error("auth stand-in database error on %s", request.url.path, exc_info=exc)
     return render_error(
@@ -375,6 +382,7 @@ def create_app(ctx: StackContext) -> Starlette:
             OAuthError: _on_auth_error,
             HTTPException: _on_http_error,
             psycopg.DataError: _on_bad_data,
+            psycopg.errors.UniqueViolation: _on_unique_violation,
             psycopg.Error: _on_database_error,
         },
     )

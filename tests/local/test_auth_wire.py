@@ -319,6 +319,21 @@ def test_update_user_app_metadata_needs_an_admin(wire: Wire) -> None:
     assert res.json()["error_code"] == "not_admin"
 
 
+def test_update_user_to_a_taken_email_is_email_exists(wire: Wire) -> None:
+    mine, theirs = wire.sign_up(), wire.sign_up()
+
+    res = wire.call(
+        "PUT",
+        "/user",
+        bearer=mine["access_token"],
+        body={"email": theirs["user"]["email"].upper()},
+        headers=V2024,
+    )
+
+    assert res.status_code == 422
+    assert res.json()["code"] == "email_exists"
+
+
 # --- open routes and the gateway --------------------------------------------------------------
 def test_jwks_is_public_and_cacheable(wire: Wire, local_stack: LocalStack) -> None:
     res = wire.http.get("/auth/v1/.well-known/jwks.json")
