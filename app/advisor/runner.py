@@ -1,0 +1,189 @@
+"""Apply migrations (to a throw-away embedded PostgreSQL, or a given database) and run every check.
+
+This is ops tooling like `app.cli`, so it may start the local stand-in's PostgreSQL; the checks
+themselves (`lints`, `grants`, `matrix`) need nothing but a psycopg connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from app.advisor.grants import check_api_grants
+from app.advisor.lints import LINTS
+from app.advisor.matrix import check_cross_user_rls
+from app.advisor.result import CheckResult, all_passed
+from app.local.migrate import (
+    MigrationError,
+    apply_migrations,
+    ensure_bootstrap,
+    set_login_passwords,
+)
+from app.local.postgres import (
+    LOCAL_PASSWORD,
+    EmbeddedPostgres,
+    PostgresError,
+    find_install,
+    free_port,
+)
+
+logger = logging.getLogger(__name__)
+
+PROJECT_MIGRATIONS = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
+MIGRATIONS_CHECK = "migrations_apply"
+
+# In the order of issue 5's list; names are splinter's where one lint covers the check.
+CHECKS: dict[str, Callable[[psycopg.Connection], CheckResult]] = {
+    "rls_enabled": LINTS["rls_enabled"],
+    "auth_rls_initplan": LINTS["auth_rls_initplan"],
+    "unindexed_foreign_keys": LINTS["unindexed_foreign_keys"],
+    "function_search_path_mutable": LINTS["function_search_path_mutable"],
+    "security_definer_view": LINTS["security_definer_view"],
+    "api_grants": check_api_grants,
+    "unsafe_policies": LINTS["unsafe_policies"],
+    "cross_user_rls": check_cross_user_rls,
+}
+CHECK_NAMES: tuple[str, ...] = (MIGRATIONS_CHECK, *CHECKS)
+
+
+class SetupError(RuntimeError):
+    """The database could not be reached, started or bootstrapped: nothing was checked."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What `validate` found, and where."""
+
+    results: list[CheckResult]
+    database: str  # where the checks ran, without credentials
+    applied: list[str] = field(default_factory=list)  # migrations applied by this run
+
+    @property
+    def passed(self) -> bool:
+        return all_passed(self.results)
+
+
+def run_checks(
+    dsn: str, *, schemas: Sequence[str] | None = None, skip: Collection[str] = ()
+) -> list[CheckResult]:
+    """Run every check (except `skip`) against a database whose migrations are applied.
+
+    `schemas` overrides the exposed schemas (else `pgrst.db_schemas`, else `public`). The RLS
+    matrix writes only inside a rolled-back transaction, but triggers that reach outside
+    PostgreSQL (pg_net, dblink) cannot be rolled back: skip `cross_user_rls` on such databases.
+    """
+    unknown = set(skip) - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown check(s) to skip: {', '.join(sorted(unknown))}")
+    results: list[CheckResult] = []
+    for name, check in CHECKS.items():
+        if name in skip:
+            continue
+        # One connection per check: a check that fails mid-way cannot poison the next one.
+        with _connect(dsn) as conn:
+            if schemas:
+                conn.execute(
+                    "select set_config('pgrst.db_schemas', %s, false)", [",".join(schemas)]
+                )
+            if name != "cross_user_rls":  # the matrix runs with PostgREST's search_path
+                conn.execute("set search_path = ''")  # deparse policies schema-qualified
+            results.append(check(conn))
+    return results
+
+
+def validate(
+    migrations_dir: Path | None = None,
+    *,
+    db_url: str | None = None,
+    apply: bool = False,
+    schemas: Sequence[str] | None = None,
+    skip: Collection[str] = (),
+) -> Validation:
+    """Apply `migrations_dir` and run the checks.
+
+    Without `db_url`: a fresh embedded PostgreSQL in a temp dir, bootstrapped like Supabase,
+    migrations applied as `postgres`, then removed. With `db_url`: check that database, applying
+    the migrations first only when `apply` is set. A migration that fails is itself a failed
+    check (file, line and SQL error) and the other checks do not run on the half-built schema.
+    """
+    migrations = Path(migrations_dir) if migrations_dir else PROJECT_MIGRATIONS
+    if db_url is None:
+        with fresh_database() as (dsn, where):
+            return _validate(dsn, where, migrations, True, schemas, skip)
+    return _validate(db_url, _describe(db_url), migrations, apply, schemas, skip)
+
+
+def _validate(
+    dsn: str,
+    where: str,
+    migrations: Path,
+    apply: bool,
+    schemas: Sequence[str] | None,
+    skip: Collection[str],
+) -> Validation:
+    applied: list[str] = []
+    results: list[CheckResult] = []
+    if apply:
+        try:
+            applied = [f"{m.version}_{m.name}" for m in apply_migrations(dsn, migrations)]
+        except MigrationError as exc:
+            detail = [f"{exc.path}:{exc.line}: {exc.error}", "the other checks did not run"]
+            return Validation([CheckResult(MIGRATIONS_CHECK, "ERROR", False, detail)], where)
+        except psycopg.OperationalError as exc:
+            raise SetupError(f"cannot apply migrations to {where}: {exc}") from exc
+        results.append(
+            CheckResult(MIGRATIONS_CHECK, "ERROR", True, [f"{len(applied)} migration(s) applied"])
+        )
+    results += run_checks(dsn, schemas=schemas, skip=skip)
+    return Validation(results, where, applied)
+
+
+@contextmanager
+def fresh_database() -> Iterator[tuple[str, str]]:
+    """A throw-away embedded PostgreSQL, bootstrapped like Supabase: yields (DSN, label)."""
+    with tempfile.TemporaryDirectory(prefix="validate-migrations-") as tmp:
+        Path(tmp).chmod(0o711)  # run as root, the server runs as another user and must get in
+        try:
+            pg = EmbeddedPostgres(Path(tmp) / "pgdata", free_port(), find_install(), durable=False)
+            pg.start()
+        except (PostgresError, OSError) as exc:
+            raise SetupError(f"cannot start an embedded PostgreSQL: {exc}") from exc
+        try:
+            ensure_bootstrap(pg.superuser_dsn)
+            set_login_passwords(pg.superuser_dsn, LOCAL_PASSWORD)
+            version = re.search(r"\d+(?:\.\d+)*", pg.install.version)  # postgres (PostgreSQL) 15.8
+            label = f"a fresh embedded PostgreSQL {version.group() if version else ''}".rstrip()
+            yield pg.dsn("postgres"), label
+        except psycopg.OperationalError as exc:
+            raise SetupError(f"embedded PostgreSQL: {exc}") from exc
+        finally:
+            pg.stop()
+
+
+@contextmanager
+def _connect(dsn: str) -> Iterator[psycopg.Connection]:
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise SetupError(f"cannot connect to {_describe(dsn)}: {exc}") from exc
+    with conn:
+        yield conn
+
+
+def _describe(dsn: str) -> str:
+    """host:port/dbname as user, never the password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the given database"
+    host = info.get("host") or "localhost"
+    return (
+        f"{info.get('user') or '?'}@{host}:{info.get('port') or 5432}/{info.get('dbname') or '?'}"
+    )
