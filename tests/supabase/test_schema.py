@@ -1,0 +1,210 @@
+"""Catalogue-level checks on the migrated schema, in the spirit of Supabase's splinter lints.
+
+They read pg_catalog after every migration has run, so a future table, policy or function that
+breaks a rule (DESIGN §7, wire reference §4.4-4.5) fails here, not in production advisors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from app.local.stack import LocalStack
+
+LATEST_MESSAGES = (
+    "select id, role, content, created_at from public.messages where conversation_id = %s"
+    " order by created_at desc, id desc limit 20"
+)
+# splinter 0003: these are evaluated once per row unless wrapped as `(select …)`.
+_PER_ROW_CALL = re.compile(
+    r"(?P<wrapped>select\s+)?(?:auth\.(?:uid|jwt|role|email)\(\)|current_setting\()", re.I
+)
+
+
+@pytest.fixture
+def catalogue(local_stack: LocalStack) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    with psycopg.connect(local_stack.pg.superuser_dsn) as conn:
+        yield conn
+
+
+def test_every_foreign_key_has_an_index_on_its_leading_columns(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    rows = catalogue.execute(
+        """
+        select c.conrelid::regclass::text, c.conname,
+               exists (
+                 select 1 from pg_index i
+                  where i.indrelid = c.conrelid
+                    and i.indpred is null  -- a partial index does not serve the FK's lookups
+                    and (string_to_array(i.indkey::text, ' ')::smallint[])
+                          [1:cardinality(c.conkey)] @> c.conkey
+               )
+          from pg_constraint c
+         where c.contype = 'f' and c.connamespace = 'public'::regnamespace
+        """
+    ).fetchall()
+    assert len(rows) >= 6  # users→auth, conversations, messages×2, usage_logs×3
+    assert [(table, name) for table, name, indexed in rows if not indexed] == []
+
+
+def test_every_policy_wraps_auth_calls_in_a_select(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    rows = catalogue.execute(
+        "select tablename, policyname, coalesce(qual, '') || ' ' || coalesce(with_check, '')"
+        " from pg_policies where schemaname = 'public'"
+    ).fetchall()
+    calls = [
+        (table, policy, m.group(0))
+        for table, policy, text in rows
+        for m in _PER_ROW_CALL.finditer(text)
+    ]
+    assert any("auth.uid()" in call for _, _, call in calls)
+    assert [c for c in calls if not re.match(r"select\s", c[2], re.I)] == []
+
+
+def test_every_public_function_pins_its_search_path(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    rows = catalogue.execute(
+        """
+        select p.oid::regprocedure::text,
+               coalesce(exists (select 1 from unnest(p.proconfig) s where s like 'search_path=%'),
+                        false)
+          from pg_proc p
+         where p.pronamespace = 'public'::regnamespace
+           and p.prokind in ('f', 'p')
+           and not exists (select 1 from pg_depend d
+                            where d.objid = p.oid and d.deptype = 'e')  -- extension-owned
+        """
+    ).fetchall()
+    assert "handle_new_auth_user()" in {name for name, _ in rows}
+    assert [name for name, pinned in rows if not pinned] == []
+
+
+def test_security_definer_functions_are_not_callable_by_api_roles(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    rows = catalogue.execute(
+        """
+        select p.oid::regprocedure::text, r.rolname
+          from pg_proc p cross join pg_roles r
+         where p.pronamespace = 'public'::regnamespace and p.prosecdef
+           and r.rolname in ('anon', 'authenticated')
+           and has_function_privilege(r.oid, p.oid, 'execute')
+        """
+    ).fetchall()
+    assert rows == []  # splinter 0028/0029
+
+
+def test_anon_has_no_privileges_on_public_relations(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    rows = catalogue.execute(
+        """
+        select c.relname, p.priv
+          from pg_class c
+         cross join unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
+                                 'REFERENCES', 'TRIGGER']) as p(priv)
+         where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'f')
+           and (has_table_privilege('anon', c.oid, p.priv)
+                or (p.priv in ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+                    and has_any_column_privilege('anon', c.oid, p.priv)))
+        """
+    ).fetchall()
+    assert rows == []
+
+
+def test_authenticated_cannot_update_delete_or_truncate_usage_logs(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    row = catalogue.execute(
+        "select has_table_privilege('authenticated', 'public.usage_logs', 'UPDATE'),"
+        " has_any_column_privilege('authenticated', 'public.usage_logs', 'UPDATE'),"
+        " has_table_privilege('authenticated', 'public.usage_logs', 'DELETE'),"
+        " has_table_privilege('authenticated', 'public.usage_logs', 'TRUNCATE'),"
+        " has_table_privilege('authenticated', 'public.usage_logs', 'INSERT')"
+    ).fetchone()
+    assert row == (False, False, False, False, True)
+
+
+def test_views_exposed_to_api_roles_run_as_the_caller(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    rows = catalogue.execute(
+        """
+        select c.relname from pg_class c
+         where c.relnamespace = 'public'::regnamespace and c.relkind = 'v'
+           and (has_table_privilege('anon', c.oid, 'SELECT')
+                or has_table_privilege('authenticated', c.oid, 'SELECT'))
+           and not coalesce('security_invoker=true' = any(c.reloptions), false)
+        """
+    ).fetchall()
+    assert rows == []  # splinter 0010: a definer view bypasses RLS
+
+
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+@pytest.fixture
+def busy_conversation(local_stack: LocalStack) -> Iterator[tuple[uuid.UUID, uuid.UUID]]:
+    """A user with 20 conversations of 200 messages each; yields (user id, one conversation)."""
+    user_id = uuid.uuid4()
+    with psycopg.connect(local_stack.pg.superuser_dsn) as conn:
+        conn.execute(
+            "insert into auth.users (id, aud, role, email) values"
+            " (%s, 'authenticated', 'authenticated', %s)",
+            (user_id, f"{user_id}@schema.test"),
+        )
+        conversations = [
+            r[0]
+            for r in conn.execute(
+                "insert into public.conversations (user_id)"
+                " select %s from generate_series(1, 20) returning id",
+                (user_id,),
+            )
+        ]
+        conn.execute(
+            "insert into public.messages (conversation_id, user_id, role, content, created_at)"
+            " select c, %s, 'user', 'm' || n, now() - n * interval '1 second'"
+            " from unnest(%s::uuid[]) c, generate_series(1, 200) n",
+            (user_id, conversations),
+        )
+        conn.execute("analyze public.messages")
+    yield user_id, conversations[0]
+    with psycopg.connect(local_stack.pg.superuser_dsn) as conn:
+        conn.execute("delete from auth.users where id = %s", (user_id,))
+
+
+def test_latest_messages_query_walks_the_conversation_index_without_sorting(
+    local_stack: LocalStack, busy_conversation: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    user_id, conversation_id = busy_conversation
+    claims = json.dumps({"sub": str(user_id), "role": "authenticated"})
+    with psycopg.connect(local_stack.ctx.dsn("authenticator")) as conn:
+        conn.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true),"
+            " set_config('enable_seqscan', 'off', true)",
+            (claims,),
+        )
+        rows = conn.execute(LATEST_MESSAGES, (conversation_id,)).fetchall()
+        (plan,) = conn.execute(
+            "explain (format json) " + LATEST_MESSAGES, (conversation_id,)
+        ).fetchone()  # type: ignore[misc]
+    assert len(rows) == 20
+    assert rows[0][2] == "m1"  # newest first
+    nodes = list(_plan_nodes(plan[0]["Plan"]))
+    scans = [n for n in nodes if n.get("Index Name") == "messages_conversation_id_created_at_idx"]
+    assert [n["Node Type"] for n in scans] == ["Index Scan"], nodes
+    assert not [n for n in nodes if n["Node Type"] == "Sort"]
