@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import anyio
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from app.domain import ChatMessage, CompletionRequest
 from app.llm.factory import Adapter, build_providers
@@ -20,7 +22,7 @@ from app.local.server import ServerThread
 from tests.conftest import make_settings
 
 APIS = ["anthropic", "openai"]
-MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o-mini", "openai-compatible": "llama"}
+MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4o-mini", "openai-compatible": "llama"}
 
 
 @dataclass
@@ -43,9 +45,10 @@ class StandinServer:
 
 @pytest.fixture(scope="module")
 def standin_server() -> Iterator[StandinServer]:
+    """Mounted at /llm as on the local stack: the adapters get the stack's base URLs."""
     app = create_app(Knobs())
-    with ServerThread(app, free_port()) as server:
-        yield StandinServer(server.url, app.state.standin)
+    with ServerThread(Starlette(routes=[Mount("/llm", app)]), free_port()) as server:
+        yield StandinServer(f"{server.url}/llm", app.state.standin)
 
 
 def expected_text(question: str, tokens: int) -> str:
