@@ -1,0 +1,214 @@
+"""The REST stand-in's schema cache: tables, views and functions of `public`, read from pg_catalog.
+
+Like PostgREST's schema cache, it is what identifiers in a request are checked against before any
+SQL is built. It loads on the first request and reloads when a request names something it does
+not know (tests create objects after the stack started), so no NOTIFY is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import time
+from dataclasses import dataclass, field
+
+from psycopg import AsyncConnection
+
+SCHEMA = "public"
+
+_TABLES = """
+select c.relname, c.relkind::text,
+  coalesce((select json_agg(json_build_object(
+      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+      'base', t.typname) order by a.attnum)
+    from pg_attribute a join pg_type t on t.oid = a.atttypid
+    where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]'::json)::text,
+  coalesce((select array_agg(a.attname::text order by k.ord)
+    from pg_constraint con
+    cross join lateral unnest(con.conkey) with ordinality as k(attnum, ord)
+    join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+    where con.conrelid = c.oid and con.contype = 'p'), '{}')
+from pg_class c
+where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v', 'm', 'f', 'p')
+"""
+
+_FUNCTIONS = """
+select p.oid::int8, p.proname, p.provolatile::text, p.proretset, p.pronargdefaults,
+  format_type(p.prorettype, null), rt.typname, rt.typtype::text,
+  coalesce((select json_agg(json_build_object(
+      'name', coalesce(a.name, ''), 'mode', coalesce(a.mode, 'i'),
+      'type', format_type(a.type, null)) order by a.ord)
+    from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargnames,
+                p.proargmodes::text[]) with ordinality as a(type, name, mode, ord)
+    where a.type is not null), '[]'::json)::text,
+  coalesce((select json_agg(json_build_object(
+      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'base', t.typname)
+      order by a.attnum)
+    from pg_attribute a join pg_type t on t.oid = a.atttypid
+    where a.attrelid = rt.typrelid and a.attnum > 0 and not a.attisdropped), '[]'::json)::text
+from pg_proc p join pg_type rt on rt.oid = p.prorettype
+where p.pronamespace = 'public'::regnamespace and p.prokind = 'f'
+"""
+
+_ROLE_SETTINGS = """
+select r.rolname::text, s.setconfig
+from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+order by s.setdatabase
+"""
+
+# Role settings PostgREST applies per request (`SET LOCAL`) that a non-superuser may set.
+APPLIED_ROLE_SETTINGS = frozenset(
+    {"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"}
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type() text, e.g. "timestamp with time zone"
+    base: str  # pg_type.typname, e.g. "tsvector"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    kind: str
+    columns: dict[str, Column]
+    primary_key: tuple[str, ...]
+
+    @property
+    def has_ctid(self) -> bool:
+        """Only plain and partitioned tables have a ctid to limit a PATCH/DELETE by."""
+        return self.kind in ("r", "p")
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    type: str
+    has_default: bool
+
+
+@dataclass(frozen=True)
+class Function:
+    oid: int
+    name: str
+    volatility: str  # "v", "s" or "i"
+    returns_set: bool
+    return_type: str
+    returns_void: bool
+    inputs: tuple[Argument, ...]
+    columns: dict[str, Column]  # of a composite/TABLE result; empty for scalars
+
+    @property
+    def read_only(self) -> bool:
+        return self.volatility in ("s", "i")
+
+    @property
+    def returns_composite(self) -> bool:
+        return bool(self.columns)
+
+    @property
+    def single_unnamed_json(self) -> bool:
+        return (
+            len(self.inputs) == 1
+            and not self.inputs[0].name
+            and self.inputs[0].type in ("json", "jsonb")
+        )
+
+    def signature(self) -> str:
+        args = ", ".join(f"{a.name} => {a.type}" for a in self.inputs)
+        return f"public.{self.name}({args})"
+
+
+@dataclass
+class Catalogue:
+    tables: dict[str, Table] = field(default_factory=dict)
+    functions: dict[str, list[Function]] = field(default_factory=dict)
+    role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+    def table_hint(self, name: str) -> str | None:
+        close = difflib.get_close_matches(name, list(self.tables), n=1)
+        return f"Perhaps you meant the table 'public.{close[0]}'" if close else None
+
+    def function_hint(self, name: str) -> str | None:
+        close = difflib.get_close_matches(name, list(self.functions), n=1)
+        return f"Perhaps you meant to call the function public.{close[0]}" if close else None
+
+
+async def load_catalogue(conn: AsyncConnection) -> Catalogue:
+    """Read the catalogue in one short read-only transaction."""
+    import orjson  # noqa: PLC0415 - local: only loading needs it
+
+    cat = Catalogue(loaded_at=time.monotonic())
+    async with conn.transaction():
+        for name, kind, cols, pk in await (await conn.execute(_TABLES)).fetchall():
+            columns = {
+                c["name"]: Column(c["name"], c["type"], c["base"]) for c in orjson.loads(cols)
+            }
+            cat.tables[name] = Table(name, kind, columns, tuple(pk))
+        for row in await (await conn.execute(_FUNCTIONS)).fetchall():
+            oid, name, vol, retset, ndefaults, rettype, retbase, rettyptype, args, cols = row
+            all_args = orjson.loads(args)
+            inputs = [a for a in all_args if a["mode"] in ("i", "b", "v")]
+            outputs = [a for a in all_args if a["mode"] in ("o", "b", "t")]
+            first_default = len(inputs) - ndefaults
+            columns = {
+                c["name"]: Column(c["name"], c["type"], c["base"]) for c in orjson.loads(cols)
+            }
+            if outputs and (len(outputs) > 1 or any(a["mode"] == "t" for a in outputs)):
+                columns = {a["name"]: Column(a["name"], a["type"], a["type"]) for a in outputs}
+            if rettyptype != "c" and not (outputs and columns):
+                columns = {}
+            cat.functions.setdefault(name, []).append(
+                Function(
+                    oid=oid,
+                    name=name,
+                    volatility=vol,
+                    returns_set=retset,
+                    return_type=rettype,
+                    returns_void=retbase == "void",
+                    inputs=tuple(
+                        Argument(a["name"], a["type"], i >= first_default)
+                        for i, a in enumerate(inputs)
+                    ),
+                    columns=columns,
+                )
+            )
+        for role, config in await (await conn.execute(_ROLE_SETTINGS)).fetchall():
+            for item in config or []:
+                key, _, value = item.partition("=")
+                if key in APPLIED_ROLE_SETTINGS:
+                    cat.role_settings.setdefault(role, {})[key] = value
+    return cat
+
+
+class SchemaCache:
+    """One catalogue per database; concurrent misses share one reload."""
+
+    def __init__(self) -> None:
+        self._catalogue: Catalogue | None = None
+        self._stale = False
+        self._lock = asyncio.Lock()
+
+    async def get(self, conn: AsyncConnection) -> Catalogue:
+        if self._catalogue is None or self._stale:
+            return await self.reload(
+                conn, since=0.0 if self._catalogue is None else time.monotonic()
+            )
+        return self._catalogue
+
+    def invalidate(self) -> None:
+        """PostgreSQL did not know a name the cache knew: reload before the next request."""
+        self._stale = True
+
+    async def reload(self, conn: AsyncConnection, *, since: float) -> Catalogue:
+        """Reload unless another request already did after `since` (a monotonic time)."""
+        async with self._lock:
+            if self._catalogue is not None and self._catalogue.loaded_at > since:
+                return self._catalogue
+            self._stale = False
+            self._catalogue = await load_catalogue(conn)
+            return self._catalogue
