@@ -186,8 +186,9 @@ create function public.request_info() returns json language sql stable as $$
     'read_only', current_setting('transaction_read_only'),
     'statement_timeout', current_setting('statement_timeout'))
 $$;
+-- STABLE, yet it calls a writer: only a READ ONLY transaction stops it.
 create function public.sneaky_write() returns integer language plpgsql stable as $$
-  begin insert into public.items (name) values ('sneaky'); return 1; end $$;
+  begin perform public.touch('sneaky'); return 1; end $$;
 create function public.fail(msg text) returns integer language plpgsql as $$
   begin raise exception '%', msg using detail = 'from fail()', hint = 'try again'; end $$;
 create function public.teapot() returns integer language plpgsql as $$
