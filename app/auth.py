@@ -118,9 +118,14 @@ class TokenVerifier:
                 )
 
     async def warm(self) -> None:
-        """Fetch the JWKS ahead of the first request (lifespan); failures are only logged."""
+        """Fetch the JWKS ahead of the first request (lifespan); failures are only logged.
+
+        A failed warm-up does not start the quiet period: when the service is mounted on the
+        same server as Auth (the local stack), Auth is not listening yet during the lifespan,
+        and the first request must be free to fetch.
+        """
         if self._jwks is not None:
-            await self._jwks.refresh()
+            await self._jwks.refresh(prefetch=True)
 
     async def verify(self, authorization_header: str | None) -> Caller:
         token = bearer_token(authorization_header)
@@ -298,8 +303,12 @@ class JwksCache:
             raise AuthError(f"algorithm {alg!r} does not match the key's {key.algorithm_name!r}")
         return key
 
-    async def refresh(self) -> None:
-        """Fetch the JWKS unless a fetch just happened or another caller is doing it."""
+    async def refresh(self, *, prefetch: bool = False) -> None:
+        """Fetch the JWKS unless a fetch just happened or another caller is doing it.
+
+        The quiet period holds even when no keys are held: during an Auth outage every request
+        would otherwise become a fetch. A failed `prefetch` (warm-up) does not start it.
+        """
         seen = self._attempts
         async with self._lock:
             if self._attempts != seen:
@@ -307,13 +316,15 @@ class JwksCache:
             now = self._clock()
             if self._last_attempt is not None and now - self._last_attempt < self._min_refresh:
                 return
-            self._last_attempt = now
+            previous, self._last_attempt = self._last_attempt, now
             try:
                 self._keys = await self._fetch()
                 self._fetched_at = self._clock()
             except _JwksUnavailable as exc:
                 held = "keeping the keys held" if self._keys is not None else "no keys held"
                 logger.warning("JWKS fetch from %s failed (%s): %s", self.url, held, exc)
+                if prefetch:
+                    self._last_attempt = previous
             finally:
                 self._attempts += 1
 

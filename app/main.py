@@ -75,7 +75,12 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         if overrides.providers is not None:
             providers = overrides.providers
         else:
-            providers = await stack.enter_async_context(build_providers(settings))
+            built = build_providers(settings)
+            stack.push_async_callback(built.aclose)
+            providers = [(built.primary, settings.llm_model)]
+            if built.fallback is not None:
+                fallback_model = settings.llm_fallback_model or settings.llm_model
+                providers.append((built.fallback, fallback_model))
         outbox = Outbox(settings.outbox_dir)
         chat = ChatService(
             settings=settings,
