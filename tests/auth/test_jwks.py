@@ -314,6 +314,21 @@ def _sign_without_kid(key: SigningKey) -> str:
     return jwt.encode(user_claims(issuer=ISSUER), key.private, algorithm="ES256")
 
 
+async def test_verifier_failed_warm_up_leaves_the_first_request_free_to_fetch(
+    setup: Setup,
+) -> None:
+    """The local stack mounts the service on Auth's own server: Auth is not up during warm-up."""
+    setup.state.status = 503
+    async with httpx.AsyncClient() as http:
+        verifier = TokenVerifier(setup.settings, http, clock=setup.clock)
+        await verifier.warm()
+        setup.state.status = 200
+        caller = await verifier.verify(setup.token())
+
+    assert caller.claims["role"] == "authenticated"
+    assert setup.state.fetches == 2
+
+
 async def test_verifier_warm_fetches_before_the_first_request(setup: Setup) -> None:
     async with httpx.AsyncClient() as http:
         verifier = TokenVerifier(setup.settings, http, clock=setup.clock)

@@ -94,7 +94,11 @@ def _rs256_with_the_ec_kid(s: Stack) -> str:
     return jwt.encode(s.claims(), rsa_private_key(), algorithm="RS256", headers={"kid": s.keys.kid})
 
 
-NOW = int(time.time())
+def now() -> int:
+    """Read when the token is minted, not at import: the suite may run for minutes."""
+    return int(time.time())
+
+
 REFUSED: list[tuple[str, Callable[[Stack], str | None], str]] = [
     ("no header", lambda s: None, "no Authorization header"),
     ("empty header", lambda s: "", "no Authorization header"),
@@ -130,9 +134,9 @@ REFUSED: list[tuple[str, Callable[[Stack], str | None], str]] = [
         "does not match the key",
     ),
     ("unknown kid", lambda s: _bearer(new_key().sign(s.claims())), "no signing key for kid"),
-    ("expired", lambda s: _bearer(s.es256(exp=NOW - 3600, iat=NOW - 7200)), "token expired"),
-    ("nbf in the future", lambda s: _bearer(s.es256(nbf=NOW + 3600)), "not yet valid"),
-    ("iat in the future", lambda s: _bearer(s.es256(iat=NOW + 3600)), "not yet valid"),
+    ("expired", lambda s: _bearer(s.es256(exp=now() - 3600, iat=now() - 7200)), "token expired"),
+    ("nbf in the future", lambda s: _bearer(s.es256(nbf=now() + 3600)), "not yet valid"),
+    ("iat in the future", lambda s: _bearer(s.es256(iat=now() + 3600)), "not yet valid"),
     ("wrong aud", lambda s: _bearer(s.es256(aud="someone-else")), "wrong audience"),
     ("no aud", lambda s: _bearer(s.es256(aud=DROP)), "missing claim 'aud'"),
     ("no exp", lambda s: _bearer(s.es256(exp=DROP)), "missing claim 'exp'"),
@@ -193,8 +197,8 @@ async def test_verify_jwks_stack_user_token_returns_caller(
     [
         pytest.param(lambda t: f"bearer {t}", {}, id="lower-case scheme"),
         pytest.param(lambda t: f"  Bearer   {t}  ", {}, id="extra whitespace"),
-        pytest.param(lambda t: f"Bearer {t}", {"exp": NOW - 10}, id="expired within leeway"),
-        pytest.param(lambda t: f"Bearer {t}", {"iat": NOW + 10}, id="iat within leeway"),
+        pytest.param(lambda t: f"Bearer {t}", {"exp": -10}, id="expired within leeway"),
+        pytest.param(lambda t: f"Bearer {t}", {"iat": +10}, id="iat within leeway"),
         pytest.param(lambda t: f"Bearer {t}", {"aud": ["authenticated", "x"]}, id="aud list"),
     ],
 )
@@ -204,7 +208,9 @@ async def test_verify_jwks_tolerated_variations_are_accepted(
     header_for: Callable[[str], str],
     overrides: dict[str, object],
 ) -> None:
-    caller = await verify(jwks_settings, header_for(stack.es256(**overrides)))
+    """`exp`/`iat` overrides are seconds from now (read at mint time)."""
+    relative = {k: now() + v for k, v in overrides.items() if k in ("exp", "iat")}  # type: ignore[operator]
+    caller = await verify(jwks_settings, header_for(stack.es256(**(overrides | relative))))
 
     assert caller.claims["role"] == "authenticated"
 
@@ -283,7 +289,7 @@ HS256_REFUSED: list[tuple[str, Callable[[LocalKeys], str], str]] = [
     ),
     (
         "expired",
-        lambda k: jwt.encode(user_claims(issuer="x", exp=NOW - 3600), SECRET, algorithm="HS256"),
+        lambda k: jwt.encode(user_claims(issuer="x", exp=now() - 3600), SECRET, algorithm="HS256"),
         "expired",
     ),
 ]
