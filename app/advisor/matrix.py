@@ -51,6 +51,10 @@ class _Skip(Exception):  # noqa: N818 - control flow inside this module only
     """The check cannot run with this connection's privileges."""
 
 
+class _SignupFails(Exception):  # noqa: N818 - control flow inside this module only
+    """Inserting a plain user into auth.users fails: signups would fail the same way."""
+
+
 def check_cross_user_rls(conn: psycopg.Connection) -> CheckResult:
     """User B can't read/update/delete A's rows or insert as A; anon reads nothing. Rolled back."""
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -67,6 +71,8 @@ def check_cross_user_rls(conn: psycopg.Connection) -> CheckResult:
             return _run(conn, schemas)
     except _Skip as exc:
         return CheckResult(NAME, "ERROR", True, [str(exc)], skipped=True)
+    except _SignupFails as exc:
+        return CheckResult(NAME, "ERROR", False, [str(exc)])
 
 
 def _run(conn: psycopg.Connection, schemas: list[str]) -> CheckResult:
@@ -95,8 +101,8 @@ def _run(conn: psycopg.Connection, schemas: list[str]) -> CheckResult:
     if probed and not findings:
         anon = "anon reads no rows" if has_anon else "no anon role to probe"
         summary = [
-            f"probed {', '.join(probed)}: user B cannot read, update or delete user A's rows"
-            f" nor insert as A; {anon}"
+            f"probed {', '.join(probed)}: user B cannot read, update or delete user A's rows,"
+            f" nor insert rows as A; {anon}"
         ]
     elif not probed and not notes:
         summary = [f"no table with an owner column (user_id, users.id) in {', '.join(schemas)}"]
@@ -131,6 +137,11 @@ def _create_users(conn: psycopg.Connection) -> tuple[_User, _User]:
         raise _Skip(
             f"skipped: needs privileges: {conn.info.user} cannot insert into auth.users"
             " (run with the postgres DSN)"
+        ) from exc
+    except psycopg.Error as exc:  # e.g. an on-signup trigger that breaks
+        raise _SignupFails(
+            f"creating a user in auth.users fails, so would every signup: {exc.diag.sqlstate}:"
+            f" {exc.diag.message_primary} ({exc.diag.context or 'no context'})".strip()
         ) from exc
     if not _can_act_as(conn, "authenticated"):
         raise _Skip(f"skipped: needs privileges: {conn.info.user} cannot SET ROLE authenticated")

@@ -11,7 +11,6 @@ from app.advisor.matrix import check_cross_user_rls
 from app.local.migrate import apply_migrations
 from tests.advisor.cases import (
     GRANTS,
-    OWN_POLICY,
     checks_after,
     failing,
     migrations_with,
@@ -141,11 +140,6 @@ def test_cross_user_rls_trigger_that_reowns_inserts_is_not_a_hole(
     fresh_db: FreshDatabase, tmp_path: Path
 ) -> None:
     sql = notes_table(
-        policy=OWN_POLICY.replace("for all", "for select, update, delete").replace(
-            " with check ((select auth.uid()) = user_id)", ""
-        )
-    )
-    sql = notes_table(
         policy="""create policy "notes: own" on public.notes for select to authenticated
             using ((select auth.uid()) = user_id);
           create policy "notes: signed-in add" on public.notes for insert to authenticated
@@ -208,3 +202,24 @@ def test_cross_user_rls_without_privileges_is_skipped(fresh_db: FreshDatabase) -
 
     assert (passed, skipped) == (True, True)
     assert details[0].startswith("skipped: needs privileges: authenticator cannot insert")
+
+
+def test_cross_user_rls_broken_signup_trigger_fails_the_check(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    sql = """
+    create function public.refuse_signups() returns trigger language plpgsql
+      set search_path = '' as $$ begin raise exception 'signups are closed'; end $$;
+    create trigger refuse_signups after insert on auth.users
+      for each row execute function public.refuse_signups();
+    """
+    results = checks_after(fresh_db, tmp_path, sql)
+
+    assert failing(results) == {"cross_user_rls"}
+    assert (
+        results["cross_user_rls"]
+        .details[0]
+        .startswith(
+            "creating a user in auth.users fails, so would every signup: P0001: signups are closed"
+        )
+    )
