@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     llm_availability_budget: float = 3.0
     llm_idle_timeout: float = 20.0
     llm_total_timeout: float = 300.0
-    # HTTP client under the provider adapters: httpx's own transport, or aiohttp's through
-    # httpx-aiohttp (same httpx API, faster under many concurrent streams).
-    llm_http_transport: Literal["httpx", "aiohttp"] = "httpx"
+    # HTTP transport under the provider adapters (the httpx API either way): aiohttp through
+    # httpx-aiohttp (cheaper per relayed event: tests/llm/bench_transport.py) or httpx's own.
+    llm_http_transport: Literal["httpx", "aiohttp"] = "aiohttp"
 
     # --- Chat behaviour -----------------------------------------------------------------------
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

@@ -62,7 +62,10 @@ async def test_build_providers_openai_compatible_fallback_has_its_own_pool_and_n
     await providers.aclose()
 
 
-@pytest.mark.parametrize(("setting", "transport_type"), [("aiohttp", HonestAiohttpTransport)])
+@pytest.mark.parametrize(
+    ("setting", "transport_type"),
+    [("aiohttp", HonestAiohttpTransport), ("httpx", httpx.AsyncHTTPTransport)],
+)
 async def test_build_providers_honours_the_http_transport_setting(
     setting: str, transport_type: type
 ) -> None:
