@@ -56,10 +56,11 @@ def payload(request: CompletionRequest) -> dict[str, Any]:
         "max_tokens": request.max_tokens,
         # Anthropic accepts 0..1; the shared setting allows OpenAI's 0..2.
         "temperature": min(request.temperature, 1.0),
-        "system": request.system,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         "stream": True,
     }
+    if request.system:
+        body["system"] = request.system
     if request.user_id:
         body["metadata"] = {"user_id": request.user_id}
     return body
@@ -89,6 +90,8 @@ async def _events(source: EventSource) -> Events:
         async with contextlib.aclosing(source.aiter_sse()) as sse_events:
             async for sse in sse_events:
                 kind = sse.event
+                if finished:  # read on to the end of the body: the connection goes back to the pool
+                    continue
                 if kind == "content_block_delta":
                     delta = parse_object(provider, sse.data).get("delta")
                     if isinstance(delta, dict) and delta.get("type") == "text_delta":
@@ -107,7 +110,6 @@ async def _events(source: EventSource) -> Events:
                         yield UsageReport(usage, model)
                 elif kind == "message_stop":
                     finished = True
-                    break
                 elif kind == "error":
                     raise ProviderStreamError(f"{provider}: error event: {_describe(sse.data)}")
                 # ping, content_block_start/stop and event types added later: nothing to relay

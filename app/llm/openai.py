@@ -100,14 +100,14 @@ async def _events(source: EventSource, provider: str) -> Events:
     with translate_errors(provider, streaming=True):
         async with contextlib.aclosing(source.aiter_sse()) as sse_events:
             async for sse in sse_events:
+                if finished:  # read on to the end of the body: the connection goes back to the pool
+                    continue
                 if sse.data == "[DONE]":
                     finished = True
-                    break
+                    continue
                 chunk = parse_object(provider, sse.data)
-                if "error" in chunk and chunk["error"]:
-                    raise ProviderStreamError(
-                        f"{provider}: error event: {_describe(chunk['error'])}"
-                    )
+                if error := chunk.get("error"):
+                    raise ProviderStreamError(f"{provider}: error event: {_describe(error)}")
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") if isinstance(choice, dict) else None
                     if isinstance(delta, dict) and (text := delta.get("content")):

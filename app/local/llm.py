@@ -115,7 +115,7 @@ class StandIn:
         segments = anthropic_segments(body)
         usage = self.cache.anthropic(segments, sum(s.tokens for s in segments))
         wire = AnthropicWire(model, forced(usage, knobs.cache_read, knobs.cache_write))
-        return self._respond(wire, knobs, body, messages, max_tokens)
+        return self._respond(request, wire, knobs, body, messages, max_tokens)
 
     # --- OpenAI ----------------------------------------------------------------------------------
     async def chat_completions(self, request: Request) -> ASGIApp:
@@ -144,7 +144,8 @@ class StandIn:
             forced(usage, knobs.cache_read, None),
             include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         )
-        return self._respond(wire, knobs, body, messages, max_tokens or OPENAI_DEFAULT_MAX_TOKENS)
+        limit = max_tokens or OPENAI_DEFAULT_MAX_TOKENS
+        return self._respond(request, wire, knobs, body, messages, limit)
 
     # --- shared ----------------------------------------------------------------------------------
     def _knobs(self, request: Request, messages: list[Any]) -> Knobs:
@@ -155,6 +156,7 @@ class StandIn:
 
     def _respond(
         self,
+        request: Request,
         wire: AnthropicWire | OpenAIWire,
         knobs: Knobs,
         body: dict[str, Any],
@@ -169,6 +171,7 @@ class StandIn:
                 model=wire.model,
                 stream=bool(body.get("stream")),
                 fault=knobs.fault,
+                client=f"{request.client.host}:{request.client.port}" if request.client else "",
                 input_tokens=wire.usage.input_tokens,
                 cache_read_tokens=wire.usage.cache_read,
                 cache_write_tokens=wire.usage.cache_write,

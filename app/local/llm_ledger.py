@@ -25,6 +25,7 @@ class LedgerEntry:
     model: str
     stream: bool
     fault: str
+    client: str = ""  # "host:port" of the caller's connection (shows connection reuse)
     input_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0

@@ -1,3 +1,4 @@
+# ruff: noqa: T201 - a benchmark prints its results
 """Benchmark (not a test): the LLM stand-in's CPU cost, and the adapters' relay throughput over
 httpx's own transport versus aiohttp's (httpx-aiohttp). Decides `LLM_HTTP_TRANSPORT`'s default.
 

@@ -246,3 +246,15 @@ async def test_provider_cancelled_while_waiting_for_the_head_closes_upstream(
         entry = await standin_server.wait_closed(standin_server.last())
     assert entry.client_disconnected is True
     assert entry.closed_at is not None and entry.closed_at - cancelled_at < 0.1
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_provider_reuses_the_pooled_connection_after_a_complete_stream(
+    api: str, open_provider: ProviderOpener, standin_server: StandinServer
+) -> None:
+    async with open_provider(api) as provider:
+        for _ in range(3):
+            async with provider.stream(completion("again [[standin tokens=3]]", api)) as events:
+                assert len([e async for e in events]) >= 3
+    clients = {e.client for e in standin_server.standin.ledger.entries()[-3:]}
+    assert len(clients) == 1, f"each stream opened a new connection: {clients}"
