@@ -23,6 +23,7 @@ from app.domain import (
     Caller,
     ChatMessage,
     CompletionRequest,
+    Guard,
     TextDelta,
     TurnContext,
     TurnRecord,
@@ -143,13 +144,51 @@ class ChatService:
         self.pricer = pricer
         self.spool = spool
 
+    @property
+    def guarded(self) -> bool:
+        s = self.settings
+        return bool(
+            s.daily_budget_usd
+            or s.monthly_budget_usd
+            or s.rate_limit_per_minute
+            or s.max_concurrent_streams
+        )
+
+    def guard_for(self, turn: TurnStart) -> Guard | None:
+        """The worst case this request could cost: a full history window and every output token
+        on the dearest configured model. Reserved before any money is spent."""
+        if not self.guarded:
+            return None
+        s = self.settings
+        input_bound = (
+            s.history_token_budget
+            + estimate_tokens(s.system_prompt)
+            + estimate_tokens(turn.content)
+        )
+        reserve = max(
+            self.pricer.worst_case_cost(provider.name, model, input_bound, s.llm_max_tokens)
+            for provider, model in self.providers
+        )
+        return Guard(
+            reserve_usd=reserve,
+            daily_cap_usd=s.daily_budget_usd,
+            monthly_cap_usd=s.monthly_budget_usd,
+            rate_per_minute=s.rate_limit_per_minute,
+            max_streams=s.max_concurrent_streams,
+            ttl_seconds=s.reservation_ttl_seconds,
+        )
+
     async def begin(self, caller: Caller, turn: TurnStart) -> TurnContext:
-        """The first round trip: ownership check, user message, history. Errors become JSON."""
+        """The first round trip: ownership, guards and reservation, user message, history.
+
+        Errors here (404, 429, 503) become JSON responses: nothing has been streamed yet.
+        """
         return await self.store.begin(
             caller,
             turn,
             history_tokens=self.settings.history_token_budget,
             history_messages=self.settings.history_max_messages,
+            guard=self.guard_for(turn),
         )
 
     async def run_turn(
@@ -353,8 +392,8 @@ class ChatService:
 
     async def _persist(self, caller: Caller, record: TurnRecord) -> bool:
         """Store the turn: retry with backoff, then spool. Returns True when spooled."""
-        if record.message_id is None and not record.usage_rows:
-            return False  # nothing generated, nothing billed
+        if record.message_id is None and not record.usage_rows and not self.guarded:
+            return False  # nothing generated, nothing billed, no reservation to release
         retries = self.settings.finish_retries
         for attempt in range(retries + 1):
             try:

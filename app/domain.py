@@ -99,6 +99,18 @@ class TurnStart:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """The spend guards `begin` checks and reserves against, atomically, in the database."""
+
+    reserve_usd: Decimal  # worst-case cost of this request
+    daily_cap_usd: Decimal  # 0 = no cap (a per-user override in the database wins)
+    monthly_cap_usd: Decimal
+    rate_per_minute: int
+    max_streams: int
+    ttl_seconds: int  # a reservation a crashed process never settles stops counting after this
+
+
+@dataclass(frozen=True)
 class TurnContext:
     """What `begin` returns: the stored user message and the history window, oldest first."""
 

@@ -43,7 +43,9 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client for the Data API, shared by every request; it carries no user auth."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.db_timeout_seconds, connect=settings.db_timeout_seconds),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        limits=httpx.Limits(
+            max_connections=200, max_keepalive_connections=100, keepalive_expiry=4.0
+        ),
     )
 
 

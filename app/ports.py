@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
 from typing import Protocol
 
 from app.domain import (
     Caller,
     CompletionRequest,
     FinishResult,
+    Guard,
     Price,
     ProviderEvent,
     TurnContext,
@@ -39,9 +41,16 @@ class ChatStore(Protocol):
     """Persistence as the caller (RLS decides). Each method is one round trip."""
 
     async def begin(
-        self, caller: Caller, turn: TurnStart, *, history_tokens: int, history_messages: int
+        self,
+        caller: Caller,
+        turn: TurnStart,
+        *,
+        history_tokens: int,
+        history_messages: int,
+        guard: Guard | None = None,
     ) -> TurnContext:
-        """Check ownership (NotFound otherwise), store the user message, return the history."""
+        """Check ownership (NotFound), the guards (RateLimited/OverBudget) and reserve, store
+        the user message, return the history."""
         ...
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
@@ -57,3 +66,7 @@ class Spool(Protocol):
 
 class Pricer(Protocol):
     def price(self, provider: str, model: str, usage: Usage) -> Price: ...
+
+    def worst_case_cost(
+        self, provider: str, model: str, input_tokens: int, max_output_tokens: int
+    ) -> Decimal: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,15 +21,17 @@ from app.domain import (
     Caller,
     ChatMessage,
     FinishResult,
+    Guard,
     TurnContext,
     TurnRecord,
     TurnStart,
 )
-from app.errors import AuthError, NotFound, StoreError
+from app.errors import AuthError, NotFound, OverBudget, RateLimited, StoreError
 
 logger = logging.getLogger(__name__)
 
 _AUTH_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
+_RETRY_AFTER = re.compile(r"retry_after=(\d+)")
 _NOT_FOUND_CODES = {"PT404", "42501"}
 
 
@@ -44,6 +47,11 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
             raise AuthError(f"{operation}: {code} {exc.message}") from exc
         if code in _NOT_FOUND_CODES:
             raise NotFound(f"{operation}: {code}") from exc
+        if code == "PT429":
+            match = _RETRY_AFTER.search(str(exc.details or ""))
+            retry_after = int(match.group(1)) if match else 1
+            kind = OverBudget if exc.hint == "over_budget" else RateLimited
+            raise kind(f"{operation}: {exc.message}", retry_after=retry_after) from exc
         raise StoreError(f"{operation}: {code} {exc.message}") from exc
     except TimeoutError as exc:
         raise StoreError(f"{operation}: timed out after {timeout}s") from exc
@@ -69,6 +77,7 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
     return {
         "p_user_id": user_id,
         "p_conversation_id": record.conversation_id,
+        "p_request_id": record.request_id,
         "p_message": message,
         "p_usage": [
             {
@@ -107,18 +116,32 @@ class SupabaseChatStore:
         return self._shared.schema("public").auth(token)
 
     async def begin(
-        self, caller: Caller, turn: TurnStart, *, history_tokens: int, history_messages: int
+        self,
+        caller: Caller,
+        turn: TurnStart,
+        *,
+        history_tokens: int,
+        history_messages: int,
+        guard: Guard | None = None,
     ) -> TurnContext:
-        params = {
+        params: dict[str, Any] = {
             "p_conversation_id": turn.conversation_id,
             "p_content": turn.content,
             "p_client_message_id": turn.client_message_id,
             "p_history_tokens": history_tokens,
             "p_history_messages": history_messages,
         }
-        async with _translate("chat_begin", self._timeout):
-            response = await self._as(caller.token).rpc("chat_begin", params).execute()
-        data = response.data
+        if guard is not None:
+            params |= {
+                "p_request_id": turn.request_id,
+                "p_reserve_usd": str(guard.reserve_usd),
+                "p_daily_cap": str(guard.daily_cap_usd),
+                "p_monthly_cap": str(guard.monthly_cap_usd),
+                "p_rate_per_minute": guard.rate_per_minute,
+                "p_max_streams": guard.max_streams,
+                "p_reservation_ttl": guard.ttl_seconds,
+            }
+        data = await self._rpc(self._as(caller.token), "chat_begin", params)
         if not isinstance(data, dict) or "user_message_id" not in data:
             raise StoreError(f"chat_begin: unexpected answer {type(data).__name__}")
         history = tuple(
@@ -132,22 +155,34 @@ class SupabaseChatStore:
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
         params = finish_params(caller.user_id, record)
-        async with _translate("chat_finish", self._timeout):
-            response = await self._as(caller.token).rpc("chat_finish", params).execute()
-        return _finish_result(response.data)
+        return _finish_result(await self._rpc(self._as(caller.token), "chat_finish", params))
 
     async def finish_as_service(self, params: dict[str, Any]) -> FinishResult:
         """Replay a spooled write with the service role (the user's token may have expired)."""
         if self._service is None:
             raise StoreError("no service role key configured to replay the outbox")
-        async with _translate("chat_finish (replay)", self._timeout):
-            response = await self._service.schema("public").rpc("chat_finish", params).execute()
-        return _finish_result(response.data)
+        service = self._service.schema("public")
+        return _finish_result(await self._rpc(service, "chat_finish", params))
 
     async def ping(self) -> None:
         """A cheap round trip for /readyz: the API answers and the database behind it works."""
-        async with _translate("ping", self._timeout):
-            await self._shared.schema("public").rpc("chat_ping", {}).execute()
+        await self._rpc(self._shared.schema("public"), "chat_ping", {})
+
+    async def _rpc(self, client: AsyncPostgrestClient, fn: str, params: dict[str, Any]) -> Any:
+        """One RPC, retried once when a pooled keep-alive connection turns out to be closed.
+
+        Both chat RPCs are idempotent (client message id, reservation and usage keys), so a
+        retry after a request that did reach the server changes nothing.
+        """
+        async with _translate(fn, self._timeout):
+            for attempt in (1, 2):
+                try:
+                    return (await client.rpc(fn, params).execute()).data
+                except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                    if attempt == 2:
+                        raise
+                    logger.info("retrying %s after a dropped connection: %r", fn, exc)
+        raise AssertionError("unreachable")
 
 
 def _finish_result(data: object) -> FinishResult:

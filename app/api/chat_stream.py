@@ -30,11 +30,13 @@ async def chat_stream(request: Request) -> Response:
     check_content_type(request)
     body = parse_body(raw, max_chars=settings.max_message_chars)
     caller = await services.verifier.verify(request.headers.get("authorization"))
+    request_id = str(uuid.uuid4())
     turn = TurnStart(
         conversation_id=str(body.conversation_id),
         content=body.message,
-        client_message_id=str(body.client_message_id) if body.client_message_id else None,
-        request_id=str(uuid.uuid4()),
+        # Without the client's own id, the request id makes `begin` safe to retry.
+        client_message_id=str(body.client_message_id or request_id),
+        request_id=request_id,
     )
     context = await services.chat.begin(caller, turn)
 

@@ -14,6 +14,7 @@ from app.domain import (
     ChatMessage,
     CompletionRequest,
     FinishResult,
+    Guard,
     Price,
     ProviderEvent,
     TextDelta,
@@ -80,9 +81,18 @@ class MemoryStore:
     fail_finish: list[AppError] = field(default_factory=list)
     finish_calls: int = 0
 
+    guards: list[Guard | None] = field(default_factory=list)
+
     async def begin(
-        self, caller: Caller, turn: TurnStart, *, history_tokens: int, history_messages: int
+        self,
+        caller: Caller,
+        turn: TurnStart,
+        *,
+        history_tokens: int,
+        history_messages: int,
+        guard: Guard | None = None,
     ) -> TurnContext:
+        self.guards.append(guard)
         return TurnContext(user_message_id="u-1", history=self.history)
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
@@ -106,6 +116,11 @@ class PerTokenPricer:
 
     def price(self, provider: str, model: str, usage: Usage) -> Price:
         return Price(Decimal(usage.total_tokens) / Decimal(1_000_000), "test")
+
+    def worst_case_cost(
+        self, provider: str, model: str, input_tokens: int, max_output_tokens: int
+    ) -> Decimal:
+        return Decimal(input_tokens + max_output_tokens) / Decimal(1_000_000)
 
 
 @dataclass

@@ -255,3 +255,32 @@ def test_trim_history_drops_leading_assistant_turns() -> None:
 @pytest.mark.parametrize(("text", "tokens"), [("", 0), ("a", 1), ("abcd", 1), ("abcde", 2)])
 def test_estimate_tokens_rounds_up(text: str, tokens: int) -> None:
     assert estimate_tokens(text) == tokens
+
+
+async def test_begin_reserves_the_worst_case_only_when_a_guard_is_on() -> None:
+    off, _ = service(ScriptedProvider())
+    on, _ = service(
+        ScriptedProvider(),
+        daily_budget_usd=Decimal("5"),
+        llm_max_tokens=100,
+        history_token_budget=1000,
+        system_prompt="x" * 40,
+    )
+
+    await off.begin(CALLER, TURN)
+    await on.begin(CALLER, TURN)
+
+    assert off.store.guards == [None]  # type: ignore[attr-defined]
+    (guard,) = on.store.guards  # type: ignore[attr-defined]
+    assert guard.daily_cap_usd == Decimal("5") and guard.rate_per_minute == 0
+    # history budget + system prompt (10) + "hi" (1) input, plus every output token
+    assert guard.reserve_usd == Decimal(1000 + 10 + 1 + 100) / Decimal(1_000_000)
+
+
+async def test_run_turn_with_guards_releases_the_reservation_even_when_nothing_was_billed() -> None:
+    chat, _ = service(ScriptedProvider(head=ProviderUnavailable("down")), rate_limit_per_minute=10)
+
+    outcome, _ = await run(chat)
+
+    assert chat.store.finish_calls == 1  # type: ignore[attr-defined]
+    assert outcome.record.usage_rows == () and outcome.record.message_id is None
