@@ -66,8 +66,6 @@ def translate_errors(provider: str, *, streaming: bool) -> Iterator[None]:
     """
     try:
         yield
-    except ProviderError:
-        raise
     except httpx.TimeoutException as exc:
         phase = "idle between events" if streaming else "before the response head"
         raise ProviderTimeout(f"{provider}: timed out {phase}: {exc!r}") from exc
@@ -75,7 +73,7 @@ def translate_errors(provider: str, *, streaming: bool) -> Iterator[None]:
         if streaming:
             raise ProviderStreamError(f"{provider}: stream broke: {exc!r}") from exc
         raise ProviderUnavailable(f"{provider}: request failed: {exc!r}") from exc
-    except httpx.HTTPError as exc:  # StreamError and friends: our misuse or a broken response
+    except httpx.HTTPError as exc:  # e.g. DecodingError: a body that does not decode
         error = ProviderStreamError if streaming else ProviderUnavailable
         raise error(f"{provider}: {exc!r}") from exc
 
