@@ -114,7 +114,7 @@ async def signup(request: Request) -> Response:
     if not body.email:
         raise bad_request("validation_failed", "To signup, please provide your email")
     email = validate_email(body.email)
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         taken = await store.email_taken(conn, email)
     if taken:
         raise _already_registered()
@@ -162,7 +162,7 @@ async def _password_grant(request: Request) -> Response:
         raise unprocessable("phone_provider_disabled", "Phone logins are disabled")
     if not body.email:
         raise bad_request("validation_failed", "missing email or phone")
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         user = await store.find_user_by_email(conn, body.email.strip())
     if user is None or not user["encrypted_password"]:
         raise bad_request("invalid_credentials", INVALID_LOGIN)
@@ -210,7 +210,7 @@ async def user_endpoint(request: Request) -> Response:
     ctx: StackContext = request.app.state.ctx
     if request.method == "PUT":
         return await _update_user(request)
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         caller = await authenticate(request, ctx.keys, conn)
     check_audience(request, caller.claims)
     return json_response(user_json(caller.user, caller.identities))
@@ -220,7 +220,7 @@ async def _update_user(request: Request) -> Response:
     """PUT /user: metadata (merged), password (other sessions end), email (applied at once)."""
     ctx: StackContext = request.app.state.ctx
     raw = await read_body(request)
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         caller = await authenticate(request, ctx.keys, conn)
     body = decode_body(raw, UserUpdateBody)
     user = caller.user
@@ -232,7 +232,7 @@ async def _update_user(request: Request) -> Response:
     if body.app_metadata is not None:
         raise AuthApiError(403, "not_admin", "Updating app_metadata requires admin privileges")
     changes: dict[str, Any] = {}
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         if email and email != user["email"]:
             if await store.email_taken(conn, email, except_id=user["id"]):
                 raise unprocessable("email_exists", EMAIL_EXISTS)

@@ -70,7 +70,7 @@ async def user_item(request: Request) -> Response:
         user_id = uuid.UUID(request.path_params["user_id"])
     except ValueError as exc:
         raise not_found("validation_failed", "user_id must be an UUID") from exc
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         user = await store.find_user(conn, user_id)
         if user is None:
             raise not_found("user_not_found", "User not found")
@@ -96,7 +96,7 @@ async def _create(request: Request, ctx: StackContext) -> Response:
     if body.phone:
         raise unprocessable("phone_provider_disabled", "Phone users are not supported locally")
     email = validate_email(body.email)
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         if await store.email_taken(conn, email):
             raise unprocessable("email_exists", _EMAIL_EXISTS)
     if body.password is not None and body.password_hash:
@@ -156,7 +156,7 @@ async def _list(request: Request, ctx: StackContext) -> Response:
     page = _page_param(request, "page", 1)
     per_page = _page_param(request, "per_page", DEFAULT_PER_PAGE)
     text = request.query_params.get("filter", "")
-    async with store.transaction(ctx) as conn:
+    async with store.read(ctx) as conn:
         rows, total = await store.list_users(conn, page=max(page, 1), per_page=per_page, text=text)
         identities = await store.identities_of(conn, [r["id"] for r in rows])
     users = [user_json(r, identities[r["id"]]) for r in rows]

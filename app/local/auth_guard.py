@@ -15,7 +15,6 @@ from typing import Any
 from psycopg import AsyncConnection
 from starlette.requests import Request
 
-from app.local import auth_sessions as sessions
 from app.local import auth_store as store
 from app.local.auth_errors import AuthApiError, bad_request, forbidden, unauthorized
 from app.local.keys import InvalidToken, LocalKeys
@@ -75,25 +74,27 @@ async def authenticate(request: Request, keys: LocalKeys, conn: AsyncConnection[
         user_id = uuid.UUID(str(sub))
     except ValueError as exc:
         raise bad_request("bad_jwt", "invalid claim: sub claim must be a UUID") from exc
-    user = await store.find_user(conn, user_id)
+    session_id, bad_session = _session_claim(claims)
+    user, session_alive = await store.find_user_and_session(conn, user_id, session_id)
     if user is None:
         raise forbidden("user_not_found", "User from sub claim in JWT does not exist")
-    session_id = await _session_of(claims, conn)
+    if bad_session is not None:
+        raise bad_session
+    if session_id is not None and not session_alive:
+        raise forbidden("session_not_found", "Session from session_id claim in JWT does not exist")
     identities = (await store.identities_of(conn, [user_id]))[user_id]
     return Caller(claims=claims, user=user, identities=identities, session_id=session_id)
 
 
-async def _session_of(claims: dict[str, Any], conn: AsyncConnection[Any]) -> uuid.UUID | None:
+def _session_claim(claims: dict[str, Any]) -> tuple[uuid.UUID | None, AuthApiError | None]:
+    """The `session_id` claim (absent or nil: no session), or the error GoTrue gives for it."""
     raw = claims.get("session_id")
     if not raw or raw == str(uuid.UUID(int=0)):
-        return None
+        return None, None
     try:
-        session_id = uuid.UUID(str(raw))
-    except ValueError as exc:
-        raise forbidden("bad_jwt", "invalid claim: session_id claim must be a UUID") from exc
-    if not await sessions.session_exists(conn, session_id):
-        raise forbidden("session_not_found", "Session from session_id claim in JWT does not exist")
-    return session_id
+        return uuid.UUID(str(raw)), None
+    except ValueError:
+        return None, forbidden("bad_jwt", "invalid claim: session_id claim must be a UUID")
 
 
 def check_audience(request: Request, claims: dict[str, Any]) -> None:

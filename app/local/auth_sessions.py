@@ -68,13 +68,6 @@ async def _issue_token(
     return token
 
 
-async def session_exists(conn: AsyncConnection[Any], session_id: uuid.UUID) -> bool:
-    return (
-        await fetch_one(conn, "select 1 as hit from auth.sessions where id = %s", (session_id,))
-        is not None
-    )
-
-
 async def rotate_refresh_token(
     conn: AsyncConnection[Any], token: str, *, user_agent: str | None, ip: str | None
 ) -> Refresh:

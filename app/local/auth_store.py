@@ -63,9 +63,18 @@ def is_banned(user: Row) -> bool:
 @contextlib.asynccontextmanager
 async def transaction(ctx: StackContext) -> AsyncIterator[AsyncConnection[Any]]:
     """One pooled connection as `supabase_auth_admin`, one transaction (rolled back on error)."""
+    async with read(ctx) as conn, conn.transaction():
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def read(ctx: StackContext) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pooled connection in autocommit: reads skip the BEGIN/COMMIT round trips."""
     if ctx.auth_pool is None:
         raise RuntimeError("the auth pool is opened by the stack's lifespan")
-    async with ctx.auth_pool.connection() as conn, conn.transaction():
+    async with ctx.auth_pool.connection() as conn:
+        if not conn.autocommit:
+            await conn.set_autocommit(True)
         yield conn
 
 
@@ -84,6 +93,21 @@ async def fetch_all(conn: AsyncConnection[Any], query: Any, params: Any = None) 
 # --- users ------------------------------------------------------------------------------------
 async def find_user(conn: AsyncConnection[Any], user_id: uuid.UUID) -> Row | None:
     return await fetch_one(conn, "select * from auth.users where id = %s", (user_id,))
+
+
+async def find_user_and_session(
+    conn: AsyncConnection[Any], user_id: uuid.UUID, session_id: uuid.UUID | None
+) -> tuple[Row | None, bool]:
+    """The user and whether `session_id` is a live session, in one round trip."""
+    row = await fetch_one(
+        conn,
+        "select u.*, exists(select 1 from auth.sessions s where s.id = %s) as session_alive"
+        " from auth.users u where u.id = %s",
+        (session_id, user_id),
+    )
+    if row is None:
+        return None, False
+    return row, bool(row.pop("session_alive"))
 
 
 async def find_user_by_email(
