@@ -1,8 +1,9 @@
-"""The SQL of the Auth stand-in: users, identities, sessions and refresh tokens in `auth.*`.
+"""The SQL of the Auth stand-in for users and identities (`auth.users`, `auth.identities`).
 
-Every function takes an open connection (the pool logs in as `supabase_auth_admin`, who owns
-`auth`); the caller owns the transaction. Rows come back as dicts. Values are always bound
-parameters; the only composed identifiers are column names from fixed allow-lists.
+Connections come from `read` (autocommit) or `transaction` (one transaction) over the pool that
+logs in as `supabase_auth_admin`, who owns `auth`. Rows come back as dicts. Values are always
+bound parameters; the only composed identifiers are column names from a fixed allow-list.
+Sessions and refresh tokens are in `auth_sessions`.
 """
 
 from __future__ import annotations
