@@ -75,6 +75,7 @@ class _Attempt:
     reported: Usage | None = None
     reported_model: str | None = None
     completed: bool = False
+    failure: str | None = None  # the error code this attempt ended with
 
     @property
     def text(self) -> str:
@@ -124,6 +125,14 @@ class TurnOutcome:
     spooled: bool
     ttft_ms: int | None
     tokens_relayed: int
+    upstream_failures: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """completed | partial | error | disconnected — for logs and metrics."""
+        if self.disconnected:
+            return "disconnected"
+        return self.record.status
 
 
 class ChatService:
@@ -199,11 +208,13 @@ class ChatService:
         emit: Emit,
         *,
         started: float,
+        report: Callable[[TurnOutcome], None] | None = None,
     ) -> TurnOutcome:
         """Stream the answer through `emit`, then persist; always persists, even when cancelled.
 
         `started` is the request's arrival on the loop clock (`asyncio` loop time): the
-        availability budget and time to first token count from there.
+        availability budget and time to first token count from there. `report` receives the
+        outcome in every case, including a cancellation (which then propagates).
         """
         history = trim_history(context.history) or (ChatMessage("user", turn.content),)
         request = CompletionRequest(
@@ -227,8 +238,9 @@ class ChatService:
         except ClientGone:
             disconnected = True
         except asyncio.CancelledError:
-            disconnected = True
-            await self._finish_cancelled(caller, turn, attempts, prompt_estimate)
+            outcome = await self._finish_cancelled(caller, turn, attempts, prompt_estimate, started)
+            if report is not None:
+                report(outcome)
             raise
         loop_now = asyncio.get_running_loop().time()
         record = self._record(turn, attempts, prompt_estimate, error, disconnected, loop_now)
@@ -239,6 +251,8 @@ class ChatService:
                 await emit(self._final_event(outcome))
             except ClientGone:
                 outcome.disconnected = True
+        if report is not None:
+            report(outcome)
         return outcome
 
     # --- streaming ----------------------------------------------------------------------------
@@ -274,6 +288,7 @@ class ChatService:
                 return
             except ProviderError as exc:
                 attempt.ended_at = loop.time()
+                attempt.failure = exc.code
                 can_fall_back = (
                     not last
                     and attempt.deltas == 0
@@ -378,17 +393,20 @@ class ChatService:
         turn: TurnStart,
         attempts: list[_Attempt],
         prompt_estimate: int,
-    ) -> None:
+        started: float,
+    ) -> TurnOutcome:
         """The client left (or shutdown): persist what happened, shielded from the cancel."""
         now = asyncio.get_running_loop().time()
         record = self._record(turn, attempts, prompt_estimate, None, True, now)
         task = asyncio.ensure_future(self._persist(caller, record))
+        spooled = False
         try:
-            await asyncio.shield(task)
+            spooled = await asyncio.shield(task)
         except asyncio.CancelledError:
             logger.warning(
                 "cancelled again while persisting turn %s; write continues", turn.request_id
             )
+        return self._outcome(record, attempts, None, True, spooled, started)
 
     async def _persist(self, caller: Caller, record: TurnRecord) -> bool:
         """Store the turn: retry with backoff, then spool. Returns True when spooled."""
@@ -432,6 +450,7 @@ class ChatService:
             spooled=spooled,
             ttft_ms=_ms(answer.first_token_at, started) if answer else None,
             tokens_relayed=sum(a.deltas for a in attempts),
+            upstream_failures=[a.failure for a in attempts if a.failure],
         )
 
     def _final_event(self, outcome: TurnOutcome) -> bytes:

@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
 
-from app.api import chat_stream
+from app.api import chat_stream, health
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
+from app.api.request_id import RequestIdMiddleware
 from app.auth import TokenVerifier
 from app.chat import ChatService
 from app.config import Settings, get_settings
 from app.llm.factory import build_providers
+from app.logs import configure_logging
+from app.metrics import ChatMetrics
 from app.outbox import Outbox, replay_forever
 from app.ports import Provider
 from app.pricing import Pricer
@@ -84,6 +86,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
                 fallback_model = settings.llm_fallback_model or settings.llm_model
                 providers.append((built.fallback, fallback_model))
         outbox = Outbox(settings.outbox_dir)
+        metrics = ChatMetrics(outbox_depth=outbox.depth)
         chat = ChatService(
             settings=settings,
             store=store,
@@ -92,7 +95,13 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             spool=outbox,
         )
         services = Services(
-            settings=settings, verifier=verifier, chat=chat, outbox=outbox, store=store
+            settings=settings,
+            verifier=verifier,
+            chat=chat,
+            outbox=outbox,
+            store=store,
+            metrics=metrics,
+            provider_problems=lambda: provider_problems(settings),
         )
         await verifier.warm()
         replay = asyncio.ensure_future(
@@ -104,6 +113,20 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             replay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await replay
+
+
+def provider_problems(settings: Settings) -> list[str]:
+    """Configuration a provider needs before a request can succeed (readiness, not a call)."""
+    problems = []
+    named = [settings.llm_provider]
+    if settings.llm_fallback_provider:
+        named.append(settings.llm_fallback_provider)
+    for name in named:
+        if name == "anthropic" and not settings.anthropic_api_key.get_secret_value():
+            problems.append("ANTHROPIC_API_KEY is not set")
+        if name == "openai" and not settings.openai_api_key.get_secret_value():
+            problems.append("OPENAI_API_KEY is not set")
+    return problems
 
 
 def create_app(settings: Settings | None = None, *, overrides: Overrides | None = None) -> FastAPI:
@@ -132,15 +155,14 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         expose_headers=["x-request-id", "retry-after"],
         max_age=86400,
     )
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(chat_stream.router)
-
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
+    app.include_router(health.router)
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """uvicorn's factory for `chat-stream serve` (each worker builds its own app)."""
-    return create_app(get_settings())
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return create_app(settings)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from starlette.responses import JSONResponse
 
 from app.chat import ChatService
 from app.config import Settings
 from app.domain import Caller
+from app.metrics import ChatMetrics
 from app.outbox import Outbox
 
 
@@ -26,3 +30,6 @@ class Services:
     chat: ChatService
     outbox: Outbox
     store: Pingable
+    metrics: ChatMetrics
+    provider_problems: Callable[[], list[str]] = field(default=lambda: [])
+    readiness: tuple[float, JSONResponse] | None = None

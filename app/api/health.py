@@ -1,0 +1,55 @@
+"""Liveness, readiness and metrics: cheap enough to poll every second."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from app.api.deps import Services
+from app.errors import AppError
+from app.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter()
+READY_CACHE_SECONDS = 1.0
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    """The process is alive and its event loop answers."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """The Data API and the database behind it answer, and the providers are configured.
+
+    One real round trip at most per second, whatever the polling rate: results are cached.
+    """
+    services: Services = request.app.state.services
+    loop = asyncio.get_running_loop()
+    cached = services.readiness
+    if cached is not None and loop.time() - cached[0] < READY_CACHE_SECONDS:
+        return cached[1]
+    checks: dict[str, str] = {}
+    try:
+        await services.store.ping()
+        checks["database"] = "ok"
+    except AppError as exc:
+        checks["database"] = exc.code
+    problems = services.provider_problems()
+    checks["providers"] = "ok" if not problems else "; ".join(problems)
+    ready = all(v == "ok" for v in checks.values())
+    response = JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+    services.readiness = (loop.time(), response)
+    return response
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
