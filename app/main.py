@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -30,6 +30,7 @@ from supabase import AsyncClientOptions, acreate_client
 
 logger = logging.getLogger(__name__)
 
+WARM_UP_DELAY = 0.2
 CORS_HEADERS = ["authorization", "content-type", "apikey", "x-client-info", "x-request-id"]
 
 
@@ -103,16 +104,24 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             metrics=metrics,
             provider_problems=lambda: provider_problems(settings),
         )
-        await verifier.warm()
-        replay = asyncio.ensure_future(
-            replay_forever(outbox, store.finish_as_service, settings.outbox_replay_seconds)
-        )
+        background = [
+            # Just after start-up, so a stack serving Auth from this same server is listening.
+            asyncio.ensure_future(_after(WARM_UP_DELAY, verifier.warm)),
+            asyncio.ensure_future(
+                replay_forever(outbox, store.finish_as_service, settings.outbox_replay_seconds)
+            ),
+        ]
         try:
             yield services
         finally:
-            replay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await replay
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _after(delay: float, action: Callable[[], Awaitable[None]]) -> None:
+    await asyncio.sleep(delay)
+    await action()
 
 
 def provider_problems(settings: Settings) -> list[str]:

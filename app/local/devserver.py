@@ -76,7 +76,7 @@ async def mint_demo(ctx: StackContext) -> dict[str, str]:
 def demo_curl(ctx: StackContext, demo: dict[str, str]) -> str:
     body = f'{{"message":"{DEMO_MESSAGE}","conversationId":"{demo["conversation_id"]}"}}'
     return (
-        f"curl -N {ctx.api_url}/functions/v1/chat-stream \\\n"
+        f"curl -sSN {ctx.api_url}/functions/v1/chat-stream \\\n"
         f"  -H 'Authorization: Bearer {demo['token']}' \\\n"
         f"  -H 'apikey: {ctx.keys.anon_key}' \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
