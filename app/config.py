@@ -59,7 +59,7 @@ class Settings(BaseSettings):
 
     # --- LLM providers ------------------------------------------------------------------------
     llm_provider: ProviderName = "anthropic"
-    llm_model: str = "claude-sonnet-4-5"
+    llm_model: str = "claude-sonnet-4-6"
     llm_fallback_provider: ProviderName | None = None
     llm_fallback_model: str = ""
     anthropic_api_key: SecretStr = SecretStr("")
