@@ -1,0 +1,187 @@
+"""Cost charts as matplotlib Figures, drawn off-screen and saved as PNGs of one fixed size.
+
+Figures are built with `matplotlib.figure.Figure` (the Agg canvas), never pyplot, so nothing
+here touches global state or needs a display; notebooks show the returned Figure or the PNG.
+Every chart has a title, labelled axes with units and dollar tick labels. Money becomes float
+only here, for drawing.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+WIDTH_IN, HEIGHT_IN, DPI = 12.0, 6.75, 100  # 1200 x 675 pixels
+SIZE_PX = (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI))
+# Colour-blind-safe palette (Okabe-Ito), then grey for the rest.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+OTHER = "#999999"
+
+
+def format_usd(value: Decimal | float, places: int | None = None) -> str:
+    """Dollars for people: "$1,234.56"; amounts under a cent keep four significant places."""
+    amount = float(value)
+    if places is None:
+        places = 2 if amount == 0 or abs(amount) >= 0.01 else 6
+    return f"-${-amount:,.{places}f}" if amount < 0 else f"${amount:,.{places}f}"
+
+
+def _usd_axis(value: float, _position: object) -> str:
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1000:
+        return f"${value:,.0f}"
+    if abs(value) >= 1:
+        return f"${value:,.2f}".rstrip("0").rstrip(".")
+    return f"${value:.3g}"
+
+
+def _figure(title: str, subtitle: str = "") -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    fig.suptitle(title, fontsize=16, fontweight="bold")
+    if subtitle:
+        ax.set_title(subtitle, fontsize=11, color="#444444")
+    ax.grid(axis="both", color="#e5e5e5", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig, ax
+
+
+def save_png(fig: Figure, path: Path | str) -> Path:
+    """Write the figure as a PNG of exactly `SIZE_PX` pixels."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, format="png", dpi=DPI)
+    return target
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return np.array([float(v) for v in values], dtype=float)
+
+
+def daily_cost_chart(wide: pd.DataFrame, subtitle: str = "") -> Figure:
+    """Stacked bars: one per UTC day, one colour per model (from `costs.daily_cost_by_model`)."""
+    fig, ax = _figure("Daily cost by model", subtitle)
+    days = pd.DatetimeIndex(wide.index)
+    bottom = np.zeros(len(days))
+    for i, model in enumerate(wide.columns):
+        heights = _floats(wide[model])
+        color = PALETTE[i] if i < len(PALETTE) else OTHER
+        ax.bar(days, heights, bottom=bottom, width=0.8, label=str(model), color=color)
+        bottom += heights
+    ax.set_xlabel("Day (UTC)")
+    ax.set_ylabel("Cost (USD)")
+    ax.yaxis.set_major_formatter(FuncFormatter(_usd_axis))
+    if len(days):
+        ax.set_xlim(days[0] - timedelta(hours=18), days[-1] + timedelta(hours=18))
+        step = max(1, len(days) // 15)
+        ax.set_xticks(days[::step], [d.strftime("%b %d") for d in days[::step]], rotation=45)
+    if len(wide.columns):
+        ax.legend(title="Model", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+                  fontsize=10)  # fmt: skip
+    return fig
+
+
+def _user_label(row: pd.Series) -> str:
+    email = row.get("email")
+    if isinstance(email, str) and email:
+        return email
+    return f"user {str(row['user_id'])[:8]}"
+
+
+def top_users_chart(top: pd.DataFrame, subtitle: str = "") -> Figure:
+    """Horizontal bars, biggest spender on top, each labelled with its cost."""
+    n = len(top)
+    fig, ax = _figure(f"Top {n} users by cost", subtitle)
+    labels = [_user_label(row) for _, row in top.iterrows()]
+    values = _floats(top["cost_usd"])
+    positions = np.arange(n)[::-1]
+    ax.barh(positions, values, color=PALETTE[0], height=0.7)
+    ax.set_yticks(positions, labels, fontsize=9 if n > 12 else 11)
+    ax.set_xlabel("Cost in the window (USD)")
+    ax.set_ylabel("User")
+    ax.xaxis.set_major_formatter(FuncFormatter(_usd_axis))
+    ax.grid(axis="y", visible=False)
+    peak = float(values.max()) if n else 1.0
+    ax.set_xlim(0, peak * 1.15 or 1.0)
+    for y, value, cost in zip(positions, values, top["cost_usd"], strict=True):
+        ax.text(value + peak * 0.01, y, format_usd(cost), va="center", fontsize=9)
+    return fig
+
+
+def cost_distribution_chart(per_user: pd.DataFrame, subtitle: str = "") -> Figure:
+    """Histogram of cost per user on log-spaced bins and a log x axis, median and p90 marked."""
+    fig, ax = _figure("Distribution of cost per user", subtitle)
+    values = _floats(per_user["cost_usd"])
+    spenders = values[values > 0]
+    if spenders.size:
+        low, high = spenders.min(), spenders.max()
+        bins = np.logspace(np.log10(low), np.log10(high * 1.0001 if high > low else low * 10), 40)
+        ax.hist(spenders, bins=bins, color=PALETTE[0], edgecolor="white", linewidth=0.5)
+        for q, style, name in ((0.5, "--", "median"), (0.9, ":", "90th percentile")):
+            x = float(np.quantile(spenders, q))
+            ax.axvline(x, color=PALETTE[5], linestyle=style, linewidth=2,
+                       label=f"{name}: {format_usd(x)}")  # fmt: skip
+        ax.legend(loc="upper right", frameon=False, fontsize=11)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(_usd_axis))
+    ax.set_xlabel("Cost per user in the window (USD, log scale)")
+    ax.set_ylabel("Users")
+    zero = int((values <= 0).sum())
+    if zero:
+        ax.text(0.01, 0.97, f"{zero} user(s) with $0 not shown", transform=ax.transAxes,
+                va="top", fontsize=10, color="#444444")  # fmt: skip
+    return fig
+
+
+def month_projection_chart(
+    user_days: pd.DataFrame,
+    projection: pd.Series,
+    *,
+    label: str = "",
+    monthly_budget: Decimal | None = None,
+) -> Figure:
+    """One user's cumulative month-to-date spend and the projected path to month end.
+
+    `user_days` holds that user's days (`day`, `cost_usd`); `projection` is their row of
+    `costs.month_to_date` (`month`, `as_of`, `mtd_usd`, `daily_run_rate_usd`,
+    `projected_month_usd`).
+    """
+    as_of: date = pd.Timestamp(projection["as_of"]).date()
+    first = as_of.replace(day=1)
+    last = as_of.replace(day=calendar.monthrange(as_of.year, as_of.month)[1])
+    who = label or f"user {str(projection['user_id'])[:8]}"
+    fig, ax = _figure(f"Month-to-date vs projection: {who}", first.strftime("%B %Y (UTC days)"))
+    days = pd.date_range(first, as_of, freq="D")
+    daily = user_days.assign(day=pd.to_datetime(user_days["day"])).set_index("day")["cost_usd"]
+    spent = [float(daily.get(day, Decimal(0))) for day in days]
+    cumulative = np.cumsum(spent)
+    ax.plot(days, cumulative, marker="o", color=PALETTE[0], linewidth=2.5,
+            label=f"month to date: {format_usd(projection['mtd_usd'])}")  # fmt: skip
+    end = pd.Timestamp(last)
+    mtd, projected = float(projection["mtd_usd"]), float(projection["projected_month_usd"])
+    ax.plot([pd.Timestamp(as_of), end], [mtd, projected], linestyle="--", color=PALETTE[1],
+            linewidth=2.5, label=f"projected month end: {format_usd(projected)}")  # fmt: skip
+    ax.scatter([end], [projected], color=PALETTE[1], zorder=3, s=60)
+    if monthly_budget:
+        ax.axhline(float(monthly_budget), color=PALETTE[5], linewidth=1.5,
+                   label=f"monthly budget: {format_usd(monthly_budget)}")  # fmt: skip
+    ax.set_xlim(pd.Timestamp(first) - timedelta(hours=12), end + timedelta(hours=12))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("Day of month")
+    ax.set_ylabel("Cumulative cost (USD)")
+    ax.yaxis.set_major_formatter(FuncFormatter(_usd_axis))
+    ticks = pd.date_range(first, last, freq="D")[::3]
+    ax.set_xticks(ticks, [d.strftime("%b %d") for d in ticks], rotation=45)
+    ax.legend(loc="upper left", frameon=False, fontsize=11)
+    return fig

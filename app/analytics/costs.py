@@ -1,0 +1,246 @@
+"""Cost answers shaped from the aggregate frames of `app.analytics.load`. Pure pandas, no I/O.
+
+Money stays `Decimal` (object columns) in every table: sums are exact, derived amounts (averages,
+run rates, projections) are rounded half-up to 8 places like `numeric(14,8)`. Shares and robust
+z-scores are statistics, not money, and are floats.
+
+Month-end projection (`month_to_date`): a linear run rate. For the day `as_of` (counted as
+elapsed in full), month-to-date spend is the sum of the user's days from the 1st to `as_of`;
+the daily run rate is their spend over the trailing `trailing_days` days ending on `as_of`
+(days without usage count as zero; the window may reach into the previous month) divided by
+`trailing_days`; projected month-end spend = month-to-date + run rate x days left in the month.
+Recent behaviour wins over a slow or busy start of the month; there is no weekly seasonality.
+
+Anomalies (`anomalies`): a user-day whose cost is far above that user's own baseline. The
+baseline is the user's active days in the frame (days with at least one request). The robust
+z-score of a day is 0.6745 x (cost - median) / MAD (Iglewicz and Hoaglin's modified z-score;
+MAD = median absolute deviation from the median). When MAD is 0 (most days cost the same) the
+mean absolute deviation is used instead, z = (cost - median) / (1.253314 x meanAD). A day is
+flagged when z > `threshold` (3.5 by default), the user has at least `min_active_days` active
+days, and the day cost at least `min_cost_usd` (tiny amounts are never worth an alert).
+"""
+
+from __future__ import annotations
+
+import calendar
+import statistics
+from collections.abc import Iterable
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+import pandas as pd
+
+EIGHT_PLACES = Decimal("0.00000001")
+ZERO = Decimal(0)
+TOKEN_COLUMNS = ("tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens")
+
+
+def money_sum(values: Iterable[Decimal]) -> Decimal:
+    """Exact sum of a money column (0 when empty)."""
+    return sum(values, ZERO)
+
+
+def _round(amount: Decimal) -> Decimal:
+    return amount.quantize(EIGHT_PLACES, rounding=ROUND_HALF_UP)
+
+
+def _divide(amount: Decimal, by: int | Decimal) -> Decimal:
+    return _round(amount / by) if by else ZERO
+
+
+def _money(values: Iterable[Decimal], index: pd.Index) -> pd.Series:
+    return pd.Series(list(values), index=index, dtype=object)
+
+
+def _by_cost(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Most expensive first; ties by `key` so the order is stable."""
+    return frame.sort_values(["cost_usd", key], ascending=[False, True], ignore_index=True)
+
+
+# --- per user ------------------------------------------------------------------------------------
+def user_table(per_user: pd.DataFrame) -> pd.DataFrame:
+    """Per-user table, biggest spender first, with total tokens and average cost per request."""
+    table = per_user.copy()
+    table["tokens_total"] = table[list(TOKEN_COLUMNS)].sum(axis=1).astype("int64")
+    table["avg_cost_per_request"] = _money(
+        (_divide(c, r) for c, r in zip(table["cost_usd"], table["requests"], strict=True)),
+        table.index,
+    )
+    return _by_cost(table, "user_id")
+
+
+def totals(per_user: pd.DataFrame) -> dict[str, int | Decimal]:
+    """Whole-window totals: users, requests, tokens by kind, cost (exact)."""
+    result: dict[str, int | Decimal] = {"users": len(per_user)}
+    for column in ("requests", *TOKEN_COLUMNS):
+        result[column] = int(per_user[column].sum())
+    result["cost_usd"] = money_sum(per_user["cost_usd"])
+    return result
+
+
+def top_spenders(per_user: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """The `n` biggest spenders with their share of the window's total cost (a fraction)."""
+    table = _by_cost(per_user, "user_id")
+    total = money_sum(table["cost_usd"])
+    top = table.head(n).copy()
+    top["share_of_cost"] = [float(c / total) if total else 0.0 for c in top["cost_usd"]]
+    return top
+
+
+# --- per day and model ---------------------------------------------------------------------------
+def daily_cost_by_model(
+    per_day_model: pd.DataFrame, days: pd.DatetimeIndex | None = None
+) -> pd.DataFrame:
+    """Wide table: one row per day (all of `days` when given), one column per model, Decimal cost.
+
+    Columns are ordered by total cost, largest first (the bottom of a stacked chart).
+    """
+    grouped = per_day_model.groupby(["day", "model"])["cost_usd"].sum()
+    wide = grouped.unstack("model") if len(grouped) else pd.DataFrame(index=pd.DatetimeIndex([]))
+    if days is not None:
+        wide = wide.reindex(days)
+    wide = wide.astype(object).where(wide.notna(), ZERO)
+    order = sorted(wide.columns, key=lambda m: (-money_sum(wide[m]), str(m)))
+    wide = wide[order]
+    wide.index.name = "day"
+    wide.columns.name = "model"
+    return wide
+
+
+def model_summary(per_day_model: pd.DataFrame) -> pd.DataFrame:
+    """Per provider and model: requests, tokens, cost and share of cost, most expensive first."""
+    columns = ["requests", *TOKEN_COLUMNS, "cost_usd"]
+    summary = per_day_model.groupby(["provider", "model"], as_index=False)[columns].sum()
+    summary["cost_usd"] = _money((Decimal(c) for c in summary["cost_usd"]), summary.index)
+    total = money_sum(summary["cost_usd"])
+    summary["share_of_cost"] = [float(c / total) if total else 0.0 for c in summary["cost_usd"]]
+    return _by_cost(summary, "model")
+
+
+def daily_totals(per_day_model: pd.DataFrame) -> pd.DataFrame:
+    """Per day: requests, tokens and cost across models."""
+    columns = ["requests", *TOKEN_COLUMNS, "cost_usd"]
+    daily = per_day_model.groupby("day", as_index=False)[columns].sum()
+    daily["cost_usd"] = _money((Decimal(c) for c in daily["cost_usd"]), daily.index)
+    return daily.sort_values("day", ignore_index=True)
+
+
+# --- budgets -------------------------------------------------------------------------------------
+def _month_start(days: pd.Series) -> pd.Series:
+    return days.dt.to_period("M").dt.start_time
+
+
+def budget_breaches(
+    user_days: pd.DataFrame,
+    *,
+    daily_budget: Decimal | None = None,
+    monthly_budget: Decimal | None = None,
+) -> pd.DataFrame:
+    """User-days over the daily budget and user-months over the monthly one (None or 0: off).
+
+    Over means strictly above. Months are calendar months (UTC) as far as `user_days` covers
+    them, so a window that starts mid-month sees only part of that month's spend.
+    """
+    columns = ["user_id", "period", "start", "spend_usd", "budget_usd", "over_by_usd"]
+    found: list[pd.DataFrame] = []
+    if daily_budget:
+        over = user_days[user_days["cost_usd"] > daily_budget]
+        found.append(
+            pd.DataFrame({"user_id": over["user_id"], "period": "day", "start": over["day"],
+                          "spend_usd": over["cost_usd"]})
+        )  # fmt: skip
+    if monthly_budget:
+        months = user_days.assign(start=_month_start(user_days["day"]))
+        spend = months.groupby(["user_id", "start"], as_index=False)["cost_usd"].sum()
+        over = spend[spend["cost_usd"] > monthly_budget]
+        found.append(
+            pd.DataFrame({"user_id": over["user_id"], "period": "month", "start": over["start"],
+                          "spend_usd": over["cost_usd"]})
+        )  # fmt: skip
+    if not found:
+        return pd.DataFrame(columns=columns)
+    breaches = pd.concat(found, ignore_index=True)
+    budget = {"day": daily_budget, "month": monthly_budget}
+    breaches["budget_usd"] = _money((budget[p] for p in breaches["period"]), breaches.index)
+    breaches["over_by_usd"] = _money(
+        (s - b for s, b in zip(breaches["spend_usd"], breaches["budget_usd"], strict=True)),
+        breaches.index,
+    )
+    breaches["spend_usd"] = _money(breaches["spend_usd"], breaches.index)
+    ordered = breaches.sort_values(
+        ["period", "over_by_usd", "user_id"], ascending=[True, False, True]
+    )
+    return ordered[columns].reset_index(drop=True)
+
+
+def month_to_date(user_days: pd.DataFrame, as_of: date, trailing_days: int = 7) -> pd.DataFrame:
+    """Month-to-date and projected month-end spend per user (method in the module docstring)."""
+    if trailing_days < 1:
+        raise ValueError("trailing_days must be at least 1")
+    first = as_of.replace(day=1)
+    days_in_month = calendar.monthrange(as_of.year, as_of.month)[1]
+    elapsed = as_of.day
+    trail_start = as_of - timedelta(days=trailing_days - 1)
+    day = user_days["day"].dt.date
+    in_month = user_days[(day >= first) & (day <= as_of)]
+    in_trail = user_days[(day >= trail_start) & (day <= as_of)]
+    users = sorted(set(in_month["user_id"]) | set(in_trail["user_id"]))
+    mtd = in_month.groupby("user_id")["cost_usd"].sum()
+    trail = in_trail.groupby("user_id")["cost_usd"].sum()
+    rows = []
+    for user in users:
+        spent = Decimal(mtd.get(user, ZERO))
+        rate = _divide(Decimal(trail.get(user, ZERO)), trailing_days)
+        rows.append((user, spent, rate, _round(spent + rate * (days_in_month - elapsed))))
+    table = pd.DataFrame(
+        rows, columns=["user_id", "mtd_usd", "daily_run_rate_usd", "projected_month_usd"]
+    )
+    for column in ("mtd_usd", "daily_run_rate_usd", "projected_month_usd"):
+        table[column] = _money(table[column], table.index)
+    table.insert(1, "month", pd.Timestamp(first))
+    table.insert(2, "as_of", pd.Timestamp(as_of))
+    table.insert(3, "days_elapsed", elapsed)
+    table.insert(4, "days_in_month", days_in_month)
+    return table.sort_values(
+        ["projected_month_usd", "user_id"], ascending=[False, True], ignore_index=True
+    )
+
+
+# --- anomalies -----------------------------------------------------------------------------------
+def anomalies(
+    user_days: pd.DataFrame,
+    *,
+    threshold: float = 3.5,
+    min_active_days: int = 7,
+    min_cost_usd: Decimal = Decimal("1"),
+) -> pd.DataFrame:
+    """User-days far above the user's own baseline (robust z-score, see the module docstring)."""
+    columns = ["user_id", "day", "cost_usd", "requests", "baseline_median_usd", "robust_z"]
+    active = user_days[user_days["requests"] > 0].copy()
+    if active.empty:
+        return pd.DataFrame(columns=columns)
+    cost = active["cost_usd"].map(float)
+    by_user = cost.groupby(active["user_id"])
+    median = by_user.transform("median")
+    deviation = (cost - median).abs()
+    mad = deviation.groupby(active["user_id"]).transform("median")
+    mean_ad = deviation.groupby(active["user_id"]).transform("mean")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(
+            mad > 0,
+            0.6745 * (cost - median) / mad,
+            np.where(mean_ad > 0, (cost - median) / (1.253314 * mean_ad), 0.0),
+        )
+    exact_median = active.groupby("user_id")["cost_usd"].transform(statistics.median)
+    active["baseline_median_usd"] = _money(exact_median, active.index)
+    active["robust_z"] = z
+    days_seen = active.groupby("user_id")["day"].transform("count")
+    flagged = active[
+        (active["robust_z"] > threshold)
+        & (days_seen >= min_active_days)
+        & (active["cost_usd"] >= min_cost_usd)
+    ]
+    return flagged.sort_values(["robust_z", "user_id"], ascending=[False, True], ignore_index=True)[
+        columns
+    ]

@@ -1,0 +1,275 @@
+"""Where analytics data comes from: the aggregate SQL functions, over psycopg or Supabase's API.
+
+Heavy lifting happens in PostgreSQL (`supabase/migrations/*_analytics.sql`): a source only calls
+`public.usage_per_user`, `usage_per_day_model`, `cost_per_conversation` or `usage_user_days` for
+a `Window` and turns the rows into a typed DataFrame. Two sources:
+
+- `PostgresSource(dsn)`: psycopg, one query per aggregate. Money arrives as `Decimal`.
+- `SupabaseSource(url, service_key)`: supabase-py `.rpc()` through PostgREST. Money is selected
+  as `cost_usd::text` (JSON numbers would be parsed as floats) and read back as `Decimal`.
+  PostgREST caps every response at the project's `max_rows` (1000 on Supabase by default), so
+  results are fetched in pages of aggregate rows, ordered by their key, until the exact count
+  the first page reported has arrived. Usage rows themselves never cross the network.
+
+Typed columns: ids and text are strings, counts `int64`, money `object` holding `Decimal`
+(exact until displayed), timestamps `datetime64[UTC]`, days `datetime64` at midnight (UTC days).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+import httpx
+import pandas as pd
+import psycopg
+from postgrest import APIError
+from postgrest.types import CountMethod
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from supabase import ClientOptions, create_client
+
+Kind = Literal["id", "text", "count", "money", "timestamp", "day"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Half-open time window `[since, until)` (None: unbounded), optionally one user only."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for bound in (self.since, self.until):
+            if bound is not None and bound.tzinfo is None:
+                raise ValueError("window bounds must be timezone-aware")
+        if self.since and self.until and self.since >= self.until:
+            raise ValueError("since must be before until")
+
+    def params(self) -> dict[str, str | None]:
+        """The SQL functions' named arguments, JSON-ready."""
+        return {
+            "p_since": self.since.isoformat() if self.since else None,
+            "p_until": self.until.isoformat() if self.until else None,
+            "p_user_id": self.user_id,
+        }
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One aggregate SQL function: its typed result columns and a unique key to page by."""
+
+    function: str
+    columns: Mapping[str, Kind]
+    key: tuple[str, ...]
+
+
+_TOKENS: dict[str, Kind] = {
+    "requests": "count",
+    "tokens_in": "count",
+    "tokens_out": "count",
+}
+_CACHE: dict[str, Kind] = {"cache_read_tokens": "count", "cache_write_tokens": "count"}
+
+PER_USER = Aggregate(
+    "usage_per_user",
+    {"user_id": "id", "email": "text", **_TOKENS, **_CACHE, "cost_usd": "money",
+     "partial_requests": "count", "error_requests": "count", "estimated_requests": "count",
+     "first_active": "timestamp", "last_active": "timestamp"},
+    ("user_id",),
+)  # fmt: skip
+PER_DAY_MODEL = Aggregate(
+    "usage_per_day_model",
+    {"day": "day", "provider": "text", "model": "text", **_TOKENS, "users": "count", **_CACHE,
+     "cost_usd": "money"},
+    ("day", "provider", "model"),
+)  # fmt: skip
+PER_CONVERSATION = Aggregate(
+    "cost_per_conversation",
+    {"conversation_id": "id", "user_id": "id", **_TOKENS, **_CACHE, "cost_usd": "money",
+     "first_at": "timestamp", "last_at": "timestamp"},
+    ("conversation_id", "user_id"),
+)  # fmt: skip
+CONVERSATION_SUMMARY = Aggregate(
+    "conversation_cost_summary",
+    {"conversations": "count", "requests": "count", "cost_usd": "money", "mean_usd": "money",
+     "p50_usd": "money", "p90_usd": "money", "p99_usd": "money", "max_usd": "money"},
+    ("conversations",),
+)  # fmt: skip
+USER_DAYS = Aggregate(
+    "usage_user_days",
+    {"user_id": "id", "day": "day", **_TOKENS, "cost_usd": "money"},
+    ("user_id", "day"),
+)
+
+
+class SourceError(RuntimeError):
+    """The analytics source refused or failed a query."""
+
+
+class SourceUnreachable(SourceError):
+    """No connection to the database or the Supabase API."""
+
+
+class FunctionsMissing(SourceError):
+    """The aggregate functions are not there: apply supabase/migrations first."""
+
+
+Args = Mapping[str, object]  # the function's named arguments (JSON-ready values)
+
+
+class Source(Protocol):
+    def rows(self, aggregate: Aggregate, args: Args) -> list[dict[str, Any]]:
+        """All rows of one aggregate function called with `args`, as column -> value."""
+        ...
+
+
+class PostgresSource:
+    """A PostgreSQL DSN: as `postgres`/service role every user is seen; as a user, RLS applies."""
+
+    def __init__(self, dsn: str, *, connect_timeout: int = 5) -> None:
+        self.dsn = dsn
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:  # never show the password
+        return "PostgresSource(<dsn>)"
+
+    def rows(self, aggregate: Aggregate, args: Args) -> list[dict[str, Any]]:
+        query = sql.SQL("select {} from public.{}({}) order by {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in aggregate.columns),
+            sql.Identifier(aggregate.function),
+            sql.SQL(", ").join(
+                sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
+                for name in args
+            ),
+            sql.SQL(", ").join(sql.Identifier(c) for c in aggregate.key),
+        )
+        with (
+            _translate_psycopg(),
+            psycopg.connect(
+                self.dsn, connect_timeout=self.connect_timeout, row_factory=dict_row
+            ) as conn,
+        ):
+            return conn.execute(query, dict(args)).fetchall()
+
+
+@contextlib.contextmanager
+def _translate_psycopg() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.errors.UndefinedFunction as exc:
+        raise FunctionsMissing(_MISSING) from exc
+    except psycopg.OperationalError as exc:
+        raise SourceUnreachable(f"cannot reach the database: {exc}".strip()) from exc
+    except psycopg.Error as exc:
+        raise SourceError(f"the database refused the query: {exc}".strip()) from exc
+
+
+_MISSING = "the analytics SQL functions are missing: apply supabase/migrations to this database"
+
+
+class SupabaseSource:
+    """A Supabase project (or the local stand-in) through PostgREST, with the service role key."""
+
+    def __init__(self, url: str, service_key: str, *, page_size: int = 10_000) -> None:
+        options = ClientOptions(auto_refresh_token=False, persist_session=False)
+        self._client = create_client(url, service_key, options)
+        self.page_size = page_size
+
+    def __repr__(self) -> str:
+        return "SupabaseSource(<url>)"
+
+    def rows(self, aggregate: Aggregate, args: Args) -> list[dict[str, Any]]:
+        select = ",".join(
+            f"{name}::text" if kind == "money" else name for name, kind in aggregate.columns.items()
+        )
+        rows: list[dict[str, Any]] = []
+        total: int | None = None
+        while total is None or len(rows) < total:
+            count = CountMethod.exact if total is None else None  # the first page counts
+            builder = self._client.rpc(aggregate.function, dict(args), count=count)
+            builder = builder.select(select)
+            for column in aggregate.key:
+                builder = builder.order(column)
+            builder = builder.range(len(rows), len(rows) + self.page_size - 1)
+            with _translate_http():
+                response = builder.execute()
+            page = response.data or []
+            if total is None:
+                total = response.count if response.count is not None else len(page)
+            if not page and len(rows) < total:
+                raise SourceError(f"{aggregate.function} changed while it was being paged")
+            rows.extend(page)
+        return rows
+
+
+@contextlib.contextmanager
+def _translate_http() -> Iterator[None]:
+    try:
+        yield
+    except APIError as exc:
+        if exc.code in ("PGRST202", "42883"):
+            raise FunctionsMissing(_MISSING) from exc
+        raise SourceError(f"the API refused the query: {exc.code} {exc.message}") from exc
+    except httpx.HTTPError as exc:
+        raise SourceUnreachable(f"cannot reach the Supabase API: {exc}") from exc
+
+
+# --- typed frames --------------------------------------------------------------------------------
+def _money(value: object) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def to_frame(aggregate: Aggregate, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of an aggregate as a DataFrame with the column types in the module docstring."""
+    frame = pd.DataFrame(rows, columns=list(aggregate.columns))
+    for name, kind in aggregate.columns.items():
+        column = frame[name]
+        if kind == "count":
+            frame[name] = column.astype("int64")
+        elif kind == "money":
+            frame[name] = pd.Series([_money(v) for v in column], index=frame.index, dtype=object)
+        elif kind == "timestamp":
+            frame[name] = pd.to_datetime(column, utc=True, format="ISO8601")
+        elif kind == "day":
+            frame[name] = pd.to_datetime(column.astype(str), format="%Y-%m-%d")
+        else:  # ids arrive as UUID objects from psycopg, as strings over HTTP
+            frame[name] = pd.Series(
+                [None if v is None else str(v) for v in column], index=frame.index, dtype="str"
+            )
+    return frame
+
+
+def load(source: Source, aggregate: Aggregate, window: Window, **extra: object) -> pd.DataFrame:
+    """One aggregate over a window (plus any extra named arguments) as a typed DataFrame."""
+    args = window.params() | {f"p_{name}": value for name, value in extra.items()}
+    return to_frame(aggregate, source.rows(aggregate, args))
+
+
+def load_per_user(source: Source, window: Window) -> pd.DataFrame:
+    return load(source, PER_USER, window)
+
+
+def load_per_day_model(source: Source, window: Window) -> pd.DataFrame:
+    return load(source, PER_DAY_MODEL, window)
+
+
+def load_top_conversations(source: Source, window: Window, limit: int = 20) -> pd.DataFrame:
+    """The `limit` most expensive conversations, most expensive first."""
+    top = load(source, PER_CONVERSATION, window, limit=limit)
+    return top.sort_values(["cost_usd", "conversation_id"], ascending=[False, True])
+
+
+def load_conversation_summary(source: Source, window: Window) -> pd.DataFrame:
+    """One row: conversations, requests, total, mean and percentiles of cost per conversation."""
+    return load(source, CONVERSATION_SUMMARY, window)
+
+
+def load_user_days(source: Source, window: Window) -> pd.DataFrame:
+    return load(source, USER_DAYS, window)
