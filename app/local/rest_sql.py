@@ -173,7 +173,8 @@ def _select_field(item: SelectField, target: Target, bind: Binder) -> sql.Compos
         if cast is None:
             raise RestError(400, "42704", f'type "{item.cast}" does not exist')
         expr = sql.SQL("CAST({} AS {})").format(expr, sql.SQL(cast))
-    return sql.SQL("{} AS {}").format(expr, sql.Identifier(item.alias or item.field.output_name))
+    label = item.alias or item.field.output_name or item.field.name  # `col->""` has no key name
+    return sql.SQL("{} AS {}").format(expr, sql.Identifier(label))
 
 
 def condition(cond: Condition, target: Target, bind: Binder) -> sql.Composable:
