@@ -61,16 +61,11 @@ SEARCH_PATH = "public, extensions"
 _RELOAD_CODES = {"PGRST202", "PGRST204", "PGRST205", "42703"}
 _STALE_SQLSTATES = {"42P01", "42703", "42883"}
 _TABLE_METHODS = {"GET", "HEAD", "POST", "PATCH", "DELETE"}
-_PREAMBLE = (
-    "select set_config('search_path', %(search_path)s, true),"
-    " set_config('role', %(role)s, true),"
-    " set_config('request.jwt.claims', %(claims)s, true),"
-    " set_config('request.method', %(method)s, true),"
-    " set_config('request.path', %(path)s, true),"
-    " set_config('request.headers', %(headers)s, true),"
-    " set_config('request.cookies', %(cookies)s, true)"
-)
-_ROLE_SETTING = "select set_config(%(name)s, %(value)s, true)"
+
+
+def _preamble_sql(count: int) -> str:
+    """`select set_config($1, $2, true), …`: names and values are both bound parameters."""
+    return "select " + ", ".join(["set_config(%s, %s, true)"] * count)
 
 
 @dataclass(frozen=True)
@@ -165,7 +160,7 @@ class RestApp:
         self._caller(request)
         async with self._pool().connection() as conn:
             cat = await self.schema.get(conn)
-        paths = {f"/{name}": {} for name in sorted(cat.tables)}
+        paths: dict[str, dict[str, object]] = {f"/{name}": {} for name in sorted(cat.tables)}
         spec = {"swagger": "2.0", "info": {"title": "PostgREST stand-in"}, "paths": paths}
         return Response(orjson.dumps(spec), media_type="application/openapi+json; charset=utf-8")
 
@@ -191,6 +186,7 @@ class RestApp:
             table = cat.tables.get(name)
             if table is None:
                 raise errors.table_not_found(name, cat.table_hint(name))
+            stmt: Statement | None
             if method in ("GET", "HEAD"):
                 stmt = read_statement(
                     sql.Identifier("public", name),
@@ -366,21 +362,18 @@ class RestApp:
         self, conn: AsyncConnection, request: Request, caller: Caller, cat: Catalogue
     ) -> None:
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
+        settings = [
+            ("search_path", SEARCH_PATH),
+            *cat.role_settings.get(caller.role, {}).items(),
+            ("role", caller.role),
+            ("request.jwt.claims", orjson.dumps(caller.claims).decode()),
+            ("request.method", request.method),
+            ("request.path", _path(request)),
+            ("request.headers", orjson.dumps(headers).decode()),
+            ("request.cookies", orjson.dumps(dict(request.cookies)).decode()),
+        ]
         try:
-            for name, value in cat.role_settings.get(caller.role, {}).items():
-                await conn.execute(_ROLE_SETTING, {"name": name, "value": value})
-            await conn.execute(
-                _PREAMBLE,
-                {
-                    "search_path": SEARCH_PATH,
-                    "role": caller.role,
-                    "claims": orjson.dumps(caller.claims).decode(),
-                    "method": request.method,
-                    "path": _path(request),
-                    "headers": orjson.dumps(headers).decode(),
-                    "cookies": orjson.dumps(dict(request.cookies)).decode(),
-                },
-            )
+            await conn.execute(_preamble_sql(len(settings)), [v for pair in settings for v in pair])
         except psycopg.Error as exc:
             err = errors.from_postgres(exc, caller.role)
             if exc.sqlstate == "22023":  # role "x" does not exist

@@ -69,6 +69,7 @@ def rpc_statement(
     fn = call.function
     bind = Binder()
     proc = sql.Identifier("public", fn.name)
+    args_from: sql.Composable
     if fn.single_unnamed_json and call.args_json is not None:
         cast = sql.SQL(fn.inputs[0].type)  # "json" or "jsonb", checked by single_unnamed_json
         args_from = sql.SQL("")

@@ -243,6 +243,7 @@ def result_select(
 ) -> sql.Composable:
     """`total, page_total, body` over `pgrst_source`, the way PostgREST aggregates rows."""
     value = sql.SQL("_postgrest_t.pgrst_scalar" if scalar else "_postgrest_t")
+    body: sql.Composable
     if not with_body:
         body = sql.SQL("NULL::text")
     elif singular:

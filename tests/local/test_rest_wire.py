@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from app.local.keys import LocalKeys
+from app.local.rest import create_app as create_rest_app
 from app.local.server import ServerThread
-from app.local.stack import LocalStack
+from app.local.stack import LocalStack, StackContext
 from tests.local.rest_support import FIXTURE_SQL, ServedDatabase, User, make_user, served_database
 
 JSON = "application/json; charset=utf-8"
@@ -365,3 +368,27 @@ def test_reads_are_capped_at_max_rows(local_stack: LocalStack, fixture_db: Serve
         assert (counted.status_code, counted.headers["content-range"]) == (206, "0-999/1001")
         asked = rest.get("/items", params={"select": "id", "limit": "5000", "offset": "990"})
         assert len(asked.json()) == 11
+
+
+class _BrokenKeys(LocalKeys):
+    def verify(self, token: str, *, leeway: int = 30) -> dict[str, Any]:
+        raise RuntimeError("secret internal detail")
+
+
+@pytest.mark.anyio
+async def test_unexpected_internal_error_is_a_postgrest_500_without_the_detail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keys = LocalKeys.generate()
+    ctx = StackContext(
+        keys=_BrokenKeys(keys.kid, keys.private_jwk, keys.jwt_secret),
+        api_url="http://127.0.0.1:1",
+        db_port=1,
+    )
+    transport = httpx.ASGITransport(app=create_rest_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://rest") as client:
+        res = await client.get("/conversations", headers={"Authorization": "Bearer x.y.z"})
+    body = _error(res, 500, "PGRSTX00")
+    assert "secret" not in res.text
+    assert body["message"] == "Internal server error"
+    assert "secret internal detail" in caplog.text
