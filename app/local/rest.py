@@ -3,22 +3,18 @@
 Each request: headers and query string are parsed (`rest_http`, `rest_query`), names are checked
 against the schema cache (`rest_schema`) while the SQL is built (`rest_sql`, `rest_write`,
 `rest_rpc`), and the statement runs in one transaction on `ctx.rest_pool` (logged in as
-`authenticator`) after PostgREST's `set_config` preamble (§2.8): search_path, the role's
-settings, `role`, `request.jwt.claims`, `request.method`, `request.path`, `request.headers`,
-`request.cookies`. RLS is therefore PostgreSQL's own. Errors leave as PostgREST bodies.
+`authenticator`) after PostgREST's `set_config` preamble (`rest_tx`), so RLS is PostgreSQL's
+own. Responses and errors leave in PostgREST's shape (`rest_response`, `rest_errors`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 import orjson
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,25 +22,18 @@ from starlette.types import Receive, Scope, Send
 
 from app.local import rest_errors as errors
 from app.local.rest_errors import RestError
-from app.local.rest_http import (
-    OBJECT_MEDIA,
-    Accept,
-    JwtVerifier,
-    Preferences,
-    check_profile,
-    parse_accept,
-    parse_prefer,
-)
-from app.local.rest_query import (
-    RESERVED,
-    ApiQuery,
-    looks_like_filter,
-    parse_query,
-    parse_range_header,
+from app.local.rest_http import JwtVerifier, check_profile, parse_accept, parse_prefer
+from app.local.rest_query import RESERVED, looks_like_filter, parse_query, parse_range_header
+from app.local.rest_response import (
+    page_bounds,
+    read_response,
+    scalar_response,
+    write_response,
 )
 from app.local.rest_rpc import Call, resolve, rpc_statement
-from app.local.rest_schema import Catalogue, Function, SchemaCache
+from app.local.rest_schema import Catalogue
 from app.local.rest_sql import Statement, Target, read_statement
+from app.local.rest_tx import Caller, Plan, RequestInfo, Transactor
 from app.local.rest_write import (
     Body,
     delete_statement,
@@ -56,44 +45,7 @@ from app.local.stack import StackContext
 
 logger = logging.getLogger(__name__)
 
-MAX_ROWS = 1000  # Supabase's [api] max_rows default
-SEARCH_PATH = "public, extensions"
-_RELOAD_CODES = {"PGRST202", "PGRST204", "PGRST205", "42703"}
-_STALE_SQLSTATES = {"42P01", "42703", "42883"}
 _TABLE_METHODS = {"GET", "HEAD", "POST", "PATCH", "DELETE"}
-
-
-def _preamble_sql(count: int) -> str:
-    """`select set_config($1, $2, true), …`: names and values are both bound parameters."""
-    return "select " + ", ".join(["set_config(%s, %s, true)"] * count)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    total: int | None
-    page_total: int
-    body: str | None
-
-
-@dataclass(frozen=True)
-class Caller:
-    role: str
-    claims: dict[str, object]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to run once the catalogue is known: the statement and its checks."""
-
-    statement: Statement | None
-    read_only: bool
-    singular: bool = False
-    max_affected: int | None = None
-    function: Function | None = None  # for rpc: decides the response shape
-    offset: int = 0
-
-
-Planner = Callable[[Catalogue], Plan]
 
 
 def create_app(ctx: StackContext) -> RestApp:
@@ -105,7 +57,7 @@ class RestApp:
 
     def __init__(self, ctx: StackContext) -> None:
         self.ctx = ctx
-        self.schema = SchemaCache()
+        self.tx = Transactor(self._pool)
         self.jwt = JwtVerifier(ctx.keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,8 +110,7 @@ class RestApp:
 
     async def _root(self, request: Request) -> Response:
         self._caller(request)
-        async with self._pool().connection() as conn:
-            cat = await self.schema.get(conn)
+        cat = await self.tx.catalogue()
         paths: dict[str, dict[str, object]] = {f"/{name}": {} for name in sorted(cat.tables)}
         spec = {"swagger": "2.0", "info": {"title": "PostgREST stand-in"}, "paths": paths}
         return Response(orjson.dumps(spec), media_type="application/openapi+json; charset=utf-8")
@@ -178,9 +129,8 @@ class RestApp:
             raise errors.unsafe_write(method)
         body = parse_body(await request.body()) if method in ("POST", "PATCH") else None
         mode = prefs.return_ or "minimal"
-        offset, limit = _page(
-            query, headers.get("range") if method == "GET" or method == "HEAD" else None
-        )
+        rng = parse_range_header(headers.get("range")) if method in ("GET", "HEAD") else None
+        offset, limit = page_bounds(query.offset, query.limit, rng)
 
         def planner(cat: Catalogue) -> Plan:
             table = cat.tables.get(name)
@@ -224,13 +174,13 @@ class RestApp:
                 max_affected=prefs.max_affected if strict else None,
             )
 
-        _, outcome = await self._run(request, caller, planner)
+        _, outcome = await self.tx.run(_info(request), caller, planner)
         applied = prefs.applied(write=write)
         if applied:
             extra["Preference-Applied"] = applied
         if method in ("GET", "HEAD"):
-            return _read_response(outcome, offset, accept, method == "HEAD", extra)
-        return _write_response(method, name, outcome, mode, accept, prefs, extra)
+            return read_response(outcome, offset, accept, method == "HEAD", extra)
+        return write_response(method, name, outcome, accept, prefs, extra)
 
     # --- rpc ------------------------------------------------------------------------------------
     async def _rpc(
@@ -246,7 +196,6 @@ class RestApp:
         if method == "POST" and body is None:
             body = Body({}, "{}")
         rng = parse_range_header(headers.get("range")) if method != "POST" else None
-        lower, length = rng if rng else (0, None)
 
         def planner(cat: Catalogue) -> Plan:
             if method == "POST":
@@ -271,7 +220,7 @@ class RestApp:
                 fn = resolve(cat, name, set(args), whole_body=False)
                 args_json = orjson.dumps(args).decode()
                 call = Call(fn, args_json, tuple(sorted(args)))
-            offset, limit = _combine(query.offset, query.limit, lower, length)
+            offset, limit = page_bounds(query.offset, query.limit, rng)
             stmt = rpc_statement(
                 call,
                 query,
@@ -289,7 +238,7 @@ class RestApp:
                 offset=offset,
             )
 
-        plan, outcome = await self._run(request, caller, planner)
+        plan, outcome = await self.tx.run(_info(request), caller, planner)
         fn = plan.function
         assert fn is not None
         applied = prefs.applied(write=False)
@@ -298,16 +247,10 @@ class RestApp:
         if fn.returns_void:
             return Response(status_code=204, headers=extra)
         if not fn.returns_set:
-            ctype = errors.JSON_TYPE
-            return Response(
-                (outcome.body or "null").encode() if method != "HEAD" else b"",
-                status_code=200,
-                headers={"Content-Range": "0-0/*"} | extra,
-                media_type=ctype,
-            )
-        return _read_response(outcome, plan.offset, accept, method == "HEAD", extra)
+            return scalar_response(outcome, method == "HEAD", extra)
+        return read_response(outcome, plan.offset, accept, method == "HEAD", extra)
 
-    # --- the transaction ------------------------------------------------------------------------
+    # --- per request ----------------------------------------------------------------------------
     def _pool(self) -> AsyncConnectionPool:
         if self.ctx.rest_pool is None:
             raise errors.unavailable()
@@ -317,71 +260,12 @@ class RestApp:
         role, claims = self.jwt.claims(request.headers.get("authorization"))
         return Caller(role, claims)
 
-    async def _run(
-        self, request: Request, caller: Caller, planner: Planner
-    ) -> tuple[Plan, Outcome]:
-        started = time.monotonic()
-        async with self._pool().connection() as conn:
-            cat = await self.schema.get(conn)
-            try:
-                plan = planner(cat)
-            except RestError as err:
-                if err.code not in _RELOAD_CODES or cat.loaded_at >= started:
-                    raise
-                cat = await self.schema.reload(conn, since=started)
-                plan = planner(cat)
-            return plan, await self._transaction(conn, request, caller, cat, plan)
 
-    async def _transaction(
-        self, conn: AsyncConnection, request: Request, caller: Caller, cat: Catalogue, plan: Plan
-    ) -> Outcome:
-        await conn.set_read_only(plan.read_only)
-        try:
-            async with conn.transaction():
-                await self._preamble(conn, request, caller, cat)
-                if plan.statement is None:
-                    return Outcome(None, 0, "[]")
-                try:
-                    cur = await conn.execute(plan.statement.query, plan.statement.params)
-                except psycopg.Error as exc:
-                    if exc.sqlstate in _STALE_SQLSTATES:
-                        self.schema.invalidate()
-                    raise errors.from_postgres(exc, caller.role) from exc
-                row = await cur.fetchone()
-                assert row is not None
-                outcome = Outcome(row[0], int(row[1]), row[2])
-                if plan.singular and outcome.page_total != 1:
-                    raise errors.not_singular(outcome.page_total)
-                if plan.max_affected is not None and outcome.page_total > plan.max_affected:
-                    raise errors.max_affected(outcome.page_total)
-                return outcome
-        finally:
-            await conn.set_read_only(False)
-
-    async def _preamble(
-        self, conn: AsyncConnection, request: Request, caller: Caller, cat: Catalogue
-    ) -> None:
-        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
-        settings = [
-            ("search_path", SEARCH_PATH),
-            *cat.role_settings.get(caller.role, {}).items(),
-            ("role", caller.role),
-            ("request.jwt.claims", orjson.dumps(caller.claims).decode()),
-            ("request.method", request.method),
-            ("request.path", _path(request)),
-            ("request.headers", orjson.dumps(headers).decode()),
-            ("request.cookies", orjson.dumps(dict(request.cookies)).decode()),
-        ]
-        try:
-            await conn.execute(_preamble_sql(len(settings)), [v for pair in settings for v in pair])
-        except psycopg.Error as exc:
-            err = errors.from_postgres(exc, caller.role)
-            if exc.sqlstate == "22023":  # role "x" does not exist
-                err.status, err.headers = 401, {"WWW-Authenticate": "Bearer"}
-            raise err from exc
+def _info(request: Request) -> RequestInfo:
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
+    return RequestInfo(request.method, _path(request), headers, dict(request.cookies))
 
 
-# --- helpers -------------------------------------------------------------------------------------
 def _path(request: Request) -> str:
     path: str = request.scope["path"]
     root: str = request.scope.get("root_path", "")
@@ -393,103 +277,3 @@ def _path(request: Request) -> str:
 def _query_pairs(request: Request) -> list[tuple[str, str]]:
     raw = request.scope.get("query_string", b"").decode("latin-1")
     return parse_qsl(raw, keep_blank_values=True)
-
-
-def _page(query: ApiQuery, range_header: str | None) -> tuple[int, int]:
-    rng = parse_range_header(range_header)
-    lower, length = rng if rng else (0, None)
-    return _combine(query.offset, query.limit, lower, length)
-
-
-def _combine(
-    q_offset: int | None, q_limit: int | None, lower: int, length: int | None
-) -> tuple[int, int]:
-    """Intersect `offset/limit` with the Range header, then cap at max-rows."""
-    start = max(q_offset or 0, lower)
-    ends = [
-        e
-        for e in (
-            (q_offset or 0) + q_limit if q_limit is not None else None,
-            lower + length if length is not None else None,
-        )
-        if e is not None
-    ]
-    limit = max(0, min(ends) - start) if ends else MAX_ROWS
-    return start, min(limit, MAX_ROWS)
-
-
-def _content_range(lower: int, rows: int, total: int | None) -> str:
-    total_text = "*" if total is None else str(total)
-    if rows <= 0 or total == 0:
-        return f"*/{total_text}"
-    return f"{lower}-{lower + rows - 1}/{total_text}"
-
-
-def _media(accept: Accept) -> str:
-    return f"{OBJECT_MEDIA}; charset=utf-8" if accept.singular else errors.JSON_TYPE
-
-
-def _read_response(
-    outcome: Outcome, lower: int, accept: Accept, head: bool, extra: dict[str, str]
-) -> Response:
-    total = outcome.total
-    status = 200
-    if total is not None:
-        if lower > total:
-            raise errors.invalid_range(
-                f"An offset of {lower} was requested, but there are only {total} rows."
-            )
-        if outcome.page_total < total:
-            status = 206
-    headers = {"Content-Range": _content_range(lower, outcome.page_total, total)} | extra
-    body = b"" if head else _body_bytes(outcome.body, accept)
-    return Response(body, status_code=status, headers=headers, media_type=_media(accept))
-
-
-def _body_bytes(body: str | None, accept: Accept) -> bytes:
-    text = body if body is not None else "[]"
-    if accept.strip_nulls:
-        return _strip_nulls(orjson.loads(text))
-    return text.encode()
-
-
-def _strip_nulls(value: object) -> bytes:
-    def strip(v: object) -> object:
-        if isinstance(v, dict):
-            return {k: strip(x) for k, x in v.items() if x is not None}
-        if isinstance(v, list):
-            return [strip(x) for x in v]
-        return v
-
-    return orjson.dumps(strip(value))
-
-
-def _write_response(
-    method: str,
-    table: str,
-    outcome: Outcome,
-    mode: str,
-    accept: Accept,
-    prefs: Preferences,
-    extra: dict[str, str],
-) -> Response:
-    n = outcome.page_total
-    counted = n if prefs.count is not None else None
-    if method == "POST":
-        headers = {"Content-Range": f"*/{'*' if counted is None else counted}"} | extra
-        status = 201
-    else:
-        headers = {"Content-Range": _content_range(0, n, counted)} | extra
-        status = 200 if mode == "representation" else 204
-    if mode == "headers-only" and method == "POST" and outcome.body not in (None, "null"):
-        pk = orjson.loads(outcome.body or "{}")
-        query = "&".join(f"{quote(str(k))}=eq.{quote(str(v))}" for k, v in pk.items())
-        headers["Location"] = f"/{quote(table)}?{query}"
-    if mode != "representation":
-        return Response(status_code=status, headers=headers)
-    return Response(
-        _body_bytes(outcome.body, accept),
-        status_code=status,
-        headers=headers,
-        media_type=_media(accept),
-    )

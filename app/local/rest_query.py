@@ -8,9 +8,21 @@ against the catalogue and binds values. Anything the grammar does not accept is 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Literal
 
+from app.local.rest_ast import (
+    ApiQuery,
+    Condition,
+    Field,
+    Filter,
+    JsonStep,
+    Logic,
+    OrderTerm,
+    SelectEmbed,
+    SelectField,
+    SelectItem,
+    SelectStar,
+)
 from app.local.rest_errors import RestError, invalid_range, not_embedded, parse_error
 
 RESERVED = frozenset({"select", "order", "limit", "offset", "columns", "on_conflict"})
@@ -30,81 +42,6 @@ IS_VALUES = ("null", "not_null", "true", "false", "unknown")
 _IDENT_CHARS = re.compile(r"[\w $]", re.UNICODE)
 _INTEGER = re.compile(r"\d+")
 _RANGE = re.compile(r"^\s*(?:items=)?(\d+)-(\d*)\s*$")
-
-
-@dataclass(frozen=True)
-class JsonStep:
-    arrow: Literal["->", "->>"]
-    key: str
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    json_path: tuple[JsonStep, ...] = ()
-
-    @property
-    def output_name(self) -> str:
-        """The key PostgREST gives the value in the result object."""
-        return self.json_path[-1].key if self.json_path else self.name
-
-
-@dataclass(frozen=True)
-class SelectField:
-    field: Field
-    alias: str | None = None
-    cast: str | None = None
-
-
-@dataclass(frozen=True)
-class SelectStar:
-    pass
-
-
-@dataclass(frozen=True)
-class SelectEmbed:
-    name: str
-    alias: str | None = None
-
-
-SelectItem = SelectField | SelectStar | SelectEmbed
-
-
-@dataclass(frozen=True)
-class Filter:
-    field: Field
-    op: str
-    value: str | tuple[str, ...]
-    negate: bool = False
-    modifier: str | None = None  # "any"/"all" for comparisons, the language for fts
-
-
-@dataclass(frozen=True)
-class Logic:
-    op: Literal["and", "or"]
-    children: tuple[Condition, ...]
-    negate: bool = False
-
-
-Condition = Filter | Logic
-
-
-@dataclass(frozen=True)
-class OrderTerm:
-    field: Field
-    desc: bool = False
-    nulls: Literal["first", "last"] | None = None
-
-
-@dataclass(frozen=True)
-class ApiQuery:
-    select: tuple[SelectItem, ...] = (SelectStar(),)
-    where: tuple[Condition, ...] = ()
-    order: tuple[OrderTerm, ...] = ()
-    limit: int | None = None
-    offset: int | None = None
-    columns: tuple[str, ...] | None = None
-    on_conflict: tuple[str, ...] | None = None
 
 
 class _Cursor:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from app.local.rest_ast import ApiQuery
 from app.local.rest_errors import ambiguous_function, function_not_found
-from app.local.rest_query import ApiQuery
 from app.local.rest_schema import Catalogue, Function
 from app.local.rest_sql import Binder, Statement, Target, read_statement
 

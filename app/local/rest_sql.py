@@ -15,8 +15,7 @@ from typing import Any
 
 from psycopg import sql
 
-from app.local.rest_errors import RestError, no_relationship, undefined_column
-from app.local.rest_query import (
+from app.local.rest_ast import (
     ApiQuery,
     Condition,
     Field,
@@ -28,6 +27,7 @@ from app.local.rest_query import (
     SelectItem,
     SelectStar,
 )
+from app.local.rest_errors import RestError, no_relationship, undefined_column
 from app.local.rest_schema import Column
 
 _OPERATORS = {

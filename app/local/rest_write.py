@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from psycopg import sql
 
+from app.local.rest_ast import ApiQuery
 from app.local.rest_errors import RestError, column_not_found, invalid_body, undefined_column
-from app.local.rest_query import ApiQuery
 from app.local.rest_schema import Table
 from app.local.rest_sql import (
     Binder,

@@ -6,9 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.local.rest_errors import RestError
-from app.local.rest_http import parse_accept, parse_prefer
-from app.local.rest_query import (
+from app.local.rest_ast import (
     Field,
     Filter,
     JsonStep,
@@ -17,6 +15,10 @@ from app.local.rest_query import (
     SelectEmbed,
     SelectField,
     SelectStar,
+)
+from app.local.rest_errors import RestError
+from app.local.rest_http import parse_accept, parse_prefer
+from app.local.rest_query import (
     parse_filter,
     parse_logic,
     parse_names,
