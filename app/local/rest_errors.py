@@ -133,6 +133,8 @@ def no_relationship(table: str, other: str) -> RestError:
         f"Could not find a relationship between '{table}' and '{other}' in the schema cache",
         f"Searched for a foreign key relationship between '{table}' and '{other}' in the "
         "schema 'public', but no matches were found.",
+        "The local PostgREST stand-in does not embed resources: query the related table "
+        "separately.",
     )
 
 
