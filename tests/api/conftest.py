@@ -76,7 +76,8 @@ class User:
     def conversation(self) -> str:
         with psycopg.connect(self.stack.superuser_dsn, autocommit=True) as conn:
             row = conn.execute(
-                "insert into public.conversations (user_id, title) values (%s, 'test') returning id",
+                "insert into public.conversations (user_id, title)"
+                " values (%s, 'test') returning id",
                 (self.id,),
             ).fetchone()
         assert row is not None

@@ -127,7 +127,7 @@ def test_chat_stream_history_is_the_latest_messages_in_order(chat_stack: ChatSta
 
     stream(chat_stack, user, ask("turn 3 [[standin tokens=2]]", conv))
 
-    (entry,) = [e for e in chat_stack.ledger(since)]
+    (entry,) = list(chat_stack.ledger(since))
     assert entry["input_tokens"] > 0
     messages = chat_stack.rows(
         "select role, content from public.messages where conversation_id = %s order by created_at",

@@ -1,4 +1,4 @@
-"""Budgets and rate limits hold under concurrency, across workers, because they live in PostgreSQL."""
+"""Budgets and rate limits hold under concurrency and across workers: they live in PostgreSQL."""
 
 from __future__ import annotations
 

@@ -51,7 +51,9 @@ def _write(folder: Path, name: str, text: str) -> None:
 def test_broken_migration_names_file_and_line_and_rolls_back(
     fresh_db: FreshDatabase, tmp_path: Path
 ) -> None:
-    _write(tmp_path, "20260101000000_ok.sql", "create table public.ok_table (id int primary key);\n")
+    _write(
+        tmp_path, "20260101000000_ok.sql", "create table public.ok_table (id int primary key);\n"
+    )
     _write(
         tmp_path,
         "20260102000000_broken.sql",
@@ -74,8 +76,7 @@ def test_broken_migration_names_file_and_line_and_rolls_back(
     assert "half_done" not in tables and "never" not in tables
     with psycopg.connect(fresh_db.dsn) as conn:
         versions = [
-            r[0]
-            for r in conn.execute("select version from supabase_migrations.schema_migrations")
+            r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")
         ]
     assert versions == ["20260101000000"]
 

@@ -14,8 +14,10 @@ from app.local.sqlsplit import split_statements
         ("select 'a;b';", ["select 'a;b'"]),
         ("select 'it''s; fine';", ["select 'it''s; fine'"]),
         ('select 1 as "a;b";', ['select 1 as "a;b"']),
-        ("create function f() returns int as $$ select 1; $$ language sql;",
-         ["create function f() returns int as $$ select 1; $$ language sql"]),
+        (
+            "create function f() returns int as $$ select 1; $$ language sql;",
+            ["create function f() returns int as $$ select 1; $$ language sql"],
+        ),
         ("do $body$ begin perform 1; end $body$;", ["do $body$ begin perform 1; end $body$"]),
         ("select 1; -- trailing; comment\n", ["select 1"]),
         ("/* a; /* nested; */ b; */ select 1;", ["/* a; /* nested; */ b; */ select 1"]),
