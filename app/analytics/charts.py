@@ -79,6 +79,7 @@ def daily_cost_chart(wide: pd.DataFrame, subtitle: str = "") -> Figure:
         color = PALETTE[i] if i < len(PALETTE) else OTHER
         ax.bar(days, heights, bottom=bottom, width=0.8, label=str(model), color=color)
         bottom += heights
+    ax.set_ylim(0, max(float(bottom.max(initial=0.0)) * 1.08, 1.0))
     ax.set_xlabel("Day (UTC)")
     ax.set_ylabel("Cost (USD)")
     ax.yaxis.set_major_formatter(FuncFormatter(_usd_axis))
@@ -127,7 +128,7 @@ def cost_distribution_chart(per_user: pd.DataFrame, subtitle: str = "") -> Figur
     if spenders.size:
         low, high = spenders.min(), spenders.max()
         bins = np.logspace(np.log10(low), np.log10(high * 1.0001 if high > low else low * 10), 40)
-        ax.hist(spenders, bins=bins, color=PALETTE[0], edgecolor="white", linewidth=0.5)
+        ax.hist(spenders, bins=bins.tolist(), color=PALETTE[0], edgecolor="white", linewidth=0.5)
         for q, style, name in ((0.5, "--", "median"), (0.9, ":", "90th percentile")):
             x = float(np.quantile(spenders, q))
             ax.axvline(x, color=PALETTE[5], linestyle=style, linewidth=2,

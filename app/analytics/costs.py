@@ -161,7 +161,7 @@ def budget_breaches(
     if not found:
         return pd.DataFrame(columns=columns)
     breaches = pd.concat(found, ignore_index=True)
-    budget = {"day": daily_budget, "month": monthly_budget}
+    budget = {"day": daily_budget or ZERO, "month": monthly_budget or ZERO}
     breaches["budget_usd"] = _money((budget[p] for p in breaches["period"]), breaches.index)
     breaches["over_by_usd"] = _money(
         (s - b for s, b in zip(breaches["spend_usd"], breaches["budget_usd"], strict=True)),

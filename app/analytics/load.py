@@ -177,10 +177,24 @@ _MISSING = "the analytics SQL functions are missing: apply supabase/migrations t
 class SupabaseSource:
     """A Supabase project (or the local stand-in) through PostgREST, with the service role key."""
 
-    def __init__(self, url: str, service_key: str, *, page_size: int = 10_000) -> None:
-        options = ClientOptions(auto_refresh_token=False, persist_session=False)
+    def __init__(
+        self, url: str, service_key: str, *, page_size: int = 10_000, timeout: float = 120.0
+    ) -> None:
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        options = ClientOptions(
+            auto_refresh_token=False, persist_session=False, httpx_client=self._http
+        )
         self._client = create_client(url, service_key, options)
         self.page_size = page_size
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SupabaseSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return "SupabaseSource(<url>)"
@@ -201,6 +215,8 @@ class SupabaseSource:
             with _translate_http():
                 response = builder.execute()
             page = response.data or []
+            if not isinstance(page, list):
+                raise SourceError(f"{aggregate.function} did not answer with rows")
             if total is None:
                 total = response.count if response.count is not None else len(page)
             if not page and len(rows) < total:

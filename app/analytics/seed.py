@@ -119,6 +119,12 @@ class SeedFrames:
 
 # --- prices --------------------------------------------------------------------------------------
 _KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+_UNIT_USAGES = {
+    "input_tokens": Usage(input_tokens=UNIT_TOKENS),
+    "output_tokens": Usage(output_tokens=UNIT_TOKENS),
+    "cache_read_tokens": Usage(cache_read_tokens=UNIT_TOKENS),
+    "cache_write_tokens": Usage(cache_write_tokens=UNIT_TOKENS),
+}
 
 
 def derive_rates(
@@ -131,8 +137,7 @@ def derive_rates(
     )
     for m in models:
         per_token: dict[str, Decimal] = {}
-        for kind in _KINDS:
-            unit = Usage(**{kind: UNIT_TOKENS})
+        for kind, unit in _UNIT_USAGES.items():
             first = pricer.price(m.provider, m.model, unit, when=spec.start)
             last = pricer.price(m.provider, m.model, unit, when=spec.end)
             if first.cost_usd != last.cost_usd:
@@ -143,8 +148,11 @@ def derive_rates(
         scale = max(
             COST_PLACES, *(-int(v.normalize().as_tuple().exponent) for v in per_token.values())
         )
-        units = [int(per_token[kind].scaleb(scale)) for kind in _KINDS]
-        rate = ModelRates(m.provider, m.model, last.source, *units, scale=scale)
+        units = {kind: int(per_token[kind].scaleb(scale)) for kind in _KINDS}
+        rate = ModelRates(
+            m.provider, m.model, last.source, units["input_tokens"], units["output_tokens"],
+            units["cache_read_tokens"], units["cache_write_tokens"], scale,
+        )  # fmt: skip
         tokens = [np.array([getattr(probe, kind)]) for kind in _KINDS]
         vectorised = Decimal(int(cost_units(rate, *tokens)[0])).scaleb(-COST_PLACES)
         if vectorised != pricer.price(m.provider, m.model, probe, when=spec.end).cost_usd:
@@ -168,7 +176,8 @@ def cost_units(
         + cache_write.astype(np.int64) * rate.cache_write
     )
     step = 10 ** (rate.scale - COST_PLACES)
-    return (exact + step // 2) // step
+    rounded: np.ndarray = (exact + step // 2) // step
+    return rounded
 
 
 def format_units(units: np.ndarray) -> list[str]:
@@ -259,8 +268,7 @@ def _schedule(
     turn = np.arange(n_req) - conv_start[conv]
 
     # Each conversation starts on a day (weekdays, upward trend) at an hour (diurnal, UTC).
-    day_start = spec.start + timedelta(days=1) * np.arange(n_days)
-    weekend = np.array([d.weekday() >= 5 for d in day_start])
+    weekend = np.array([(spec.start + timedelta(days=i)).weekday() >= 5 for i in range(n_days)])
     day_w = (1.0 + 0.5 * np.arange(n_days) / n_days) * np.where(weekend, 0.6, 1.0)
     day = rng.choice(n_days, size=n_conv, p=day_w / day_w.sum())
     hour_w = _DIURNAL[(spec.start.hour + np.arange(24)) % 24]
@@ -412,7 +420,7 @@ def generate(
         {
             "request_id": request_ids,
             **common,
-            "message_id": pd.Series(np.where(has_reply, reply_ids, None), dtype=object),
+            "message_id": pd.Series(reply_ids, dtype=object).where(has_reply, None),
             "provider": np.array([m.provider for m in models])[req.model],
             "model": np.array([m.model for m in models])[req.model],
             "tokens_in": tok.tokens_in,

@@ -104,16 +104,23 @@ def iso_timestamps(micros: np.ndarray) -> np.ndarray:
 
 def _csv_column(name: str, column: pd.Series) -> list[str]:
     """One column as CSV fields; an empty unquoted field is NULL in PostgreSQL's CSV format."""
+    fields: list[str]
     if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return iso_timestamps(column.dt.tz_convert("UTC").dt.as_unit("us").array.asi8).tolist()
+        micros = column.dt.tz_convert("UTC").dt.as_unit("us").array.asi8
+        fields = iso_timestamps(micros).tolist()
+        return fields
     if pd.api.types.is_bool_dtype(column.dtype):
-        return np.where(column.to_numpy(), "t", "f").tolist()
+        fields = np.where(column.to_numpy(), "t", "f").tolist()
+        return fields
     if isinstance(column.dtype, pd.Int64Dtype):
         text = column.fillna(0).to_numpy(dtype=np.int64).astype(str)
-        return np.where(column.isna().to_numpy(), "", text).tolist()
+        fields = np.where(column.isna().to_numpy(), "", text).tolist()
+        return fields
     if pd.api.types.is_integer_dtype(column.dtype):
         return list(map(str, column.tolist()))
-    values = ["" if v is None or v is pd.NA else str(v) for v in column.tolist()]
+    values = [
+        "" if v is None or v is pd.NA or v != v else str(v) for v in column.tolist()
+    ]  # v != v: NaN
     if name in _FREE_TEXT:
         return ['"' + v.replace('"', '""') + '"' for v in values]
     return values

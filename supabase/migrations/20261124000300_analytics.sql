@@ -15,10 +15,14 @@
 -- * Money stays `numeric` (sums of numeric(14,8) are exact); token sums are bigint.
 -- * EXECUTE for `authenticated` and `service_role` only; `anon` and PUBLIC get nothing.
 --
--- Indexes: the window filter uses usage_logs_created_at_idx, `p_user_id` and the RLS filter use
--- usage_logs_user_id_created_at_idx (core schema). A report over a whole month is a sequential
--- scan plus a hash aggregate, which EXPLAIN on 1,000,000 rows showed to be the cheapest plan, so
--- no new index is added here (docs/benchmarks.md has the numbers).
+-- Plans: the bodies are PL/pgSQL `return query` so each call is planned with its actual
+-- arguments (a custom plan). A SQL-language body with `set search_path` is never inlined and is
+-- planned generically: on 1,000,000 rows EXPLAIN showed it estimating 3 rows for a month's
+-- window and choosing an index scan plus an on-disk sort; with the arguments known PostgreSQL
+-- picks a (parallel) sequential scan and a hash aggregate, ~0.4 s for a month of 1M rows.
+-- Indexes: the window uses usage_logs_created_at_idx when it is narrow; `p_user_id` and the RLS
+-- filter `(select auth.uid()) = user_id` use the (user_id, created_at) index.
+-- No new index is needed (docs/benchmarks.md has the numbers).
 
 -- Per user: requests, tokens, cost, outcome counts, first and last activity -----------------------
 create function public.usage_per_user(
@@ -41,47 +45,51 @@ create function public.usage_per_user(
     first_active timestamptz,
     last_active timestamptz
   )
-  language sql
+  language plpgsql
   stable
   security invoker
   parallel safe
   set search_path = ''
 as $$
-  select
-    agg.user_id,
-    u.email,
-    agg.requests,
-    agg.tokens_in,
-    agg.tokens_out,
-    agg.cache_read_tokens,
-    agg.cache_write_tokens,
-    agg.cost_usd,
-    agg.partial_requests,
-    agg.error_requests,
-    agg.estimated_requests,
-    agg.first_active,
-    agg.last_active
-  from (
+#variable_conflict use_column
+begin
+  return query
     select
-      l.user_id,
-      count(*) as requests,
-      coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
-      coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
-      coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,
-      coalesce(sum(l.cache_write_tokens), 0)::bigint as cache_write_tokens,
-      coalesce(sum(l.cost_usd), 0) as cost_usd,
-      count(*) filter (where l.status = 'partial') as partial_requests,
-      count(*) filter (where l.status = 'error') as error_requests,
-      count(*) filter (where l.estimated) as estimated_requests,
-      min(l.created_at) as first_active,
-      max(l.created_at) as last_active
-    from public.usage_logs l
-    where l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
-      and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
-      and (p_user_id is null or l.user_id = p_user_id)
-    group by l.user_id
-  ) agg
-  left join public.users u on u.id = agg.user_id
+      agg.user_id,
+      u.email,
+      agg.requests,
+      agg.tokens_in,
+      agg.tokens_out,
+      agg.cache_read_tokens,
+      agg.cache_write_tokens,
+      agg.cost_usd,
+      agg.partial_requests,
+      agg.error_requests,
+      agg.estimated_requests,
+      agg.first_active,
+      agg.last_active
+    from (
+      select
+        l.user_id,
+        count(*) as requests,
+        coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
+        coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
+        coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,
+        coalesce(sum(l.cache_write_tokens), 0)::bigint as cache_write_tokens,
+        coalesce(sum(l.cost_usd), 0) as cost_usd,
+        count(*) filter (where l.status = 'partial') as partial_requests,
+        count(*) filter (where l.status = 'error') as error_requests,
+        count(*) filter (where l.estimated) as estimated_requests,
+        min(l.created_at) as first_active,
+        max(l.created_at) as last_active
+      from public.usage_logs l
+      where l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+        and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+        and (p_user_id is null or l.user_id = p_user_id)
+      group by l.user_id
+    ) agg
+    left join public.users u on u.id = agg.user_id;
+end;
 $$;
 comment on function public.usage_per_user(timestamptz, timestamptz, uuid) is
   'Usage and USD cost per user in [p_since, p_until); RLS applies (users see only themselves).';
@@ -104,28 +112,32 @@ create function public.usage_per_day_model(
     cache_write_tokens bigint,
     cost_usd numeric
   )
-  language sql
+  language plpgsql
   stable
   security invoker
   parallel safe
   set search_path = ''
 as $$
-  select
-    (l.created_at at time zone 'UTC')::date as day,
-    l.provider,
-    l.model,
-    count(*) as requests,
-    count(distinct l.user_id) as users,
-    coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
-    coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
-    coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,
-    coalesce(sum(l.cache_write_tokens), 0)::bigint as cache_write_tokens,
-    coalesce(sum(l.cost_usd), 0) as cost_usd
-  from public.usage_logs l
-  where l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
-    and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
-    and (p_user_id is null or l.user_id = p_user_id)
-  group by 1, 2, 3
+#variable_conflict use_column
+begin
+  return query
+    select
+      (l.created_at at time zone 'UTC')::date as day,
+      l.provider,
+      l.model,
+      count(*) as requests,
+      count(distinct l.user_id) as users,
+      coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
+      coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
+      coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,
+      coalesce(sum(l.cache_write_tokens), 0)::bigint as cache_write_tokens,
+      coalesce(sum(l.cost_usd), 0) as cost_usd
+    from public.usage_logs l
+    where l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+      and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+      and (p_user_id is null or l.user_id = p_user_id)
+    group by 1, 2, 3;
+end;
 $$;
 comment on function public.usage_per_day_model(timestamptz, timestamptz, uuid) is
   'Usage and USD cost per UTC day, provider and model in [p_since, p_until); RLS applies.';
@@ -149,31 +161,35 @@ create function public.cost_per_conversation(
     first_at timestamptz,
     last_at timestamptz
   )
-  language sql
+  language plpgsql
   stable
   security invoker
   parallel safe
   set search_path = ''
 as $$
-  select
-    l.conversation_id,
-    l.user_id,
-    count(*) as requests,
-    coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
-    coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
-    coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,
-    coalesce(sum(l.cache_write_tokens), 0)::bigint as cache_write_tokens,
-    coalesce(sum(l.cost_usd), 0) as cost_usd,
-    min(l.created_at) as first_at,
-    max(l.created_at) as last_at
-  from public.usage_logs l
-  where l.conversation_id is not null
-    and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
-    and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
-    and (p_user_id is null or l.user_id = p_user_id)
-  group by l.conversation_id, l.user_id
-  order by cost_usd desc, l.conversation_id
-  limit p_limit
+#variable_conflict use_column
+begin
+  return query
+    select
+      l.conversation_id,
+      l.user_id,
+      count(*) as requests,
+      coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
+      coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
+      coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,
+      coalesce(sum(l.cache_write_tokens), 0)::bigint as cache_write_tokens,
+      coalesce(sum(l.cost_usd), 0) as cost_usd,
+      min(l.created_at) as first_at,
+      max(l.created_at) as last_at
+    from public.usage_logs l
+    where l.conversation_id is not null
+      and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+      and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+      and (p_user_id is null or l.user_id = p_user_id)
+    group by l.conversation_id, l.user_id
+    order by cost_usd desc, l.conversation_id
+    limit p_limit;
+end;
 $$;
 comment on function public.cost_per_conversation(timestamptz, timestamptz, uuid, integer) is
   'Usage and USD cost per conversation in [p_since, p_until), most expensive first; RLS applies.';
@@ -194,30 +210,34 @@ create function public.conversation_cost_summary(
     p99_usd numeric,
     max_usd numeric
   )
-  language sql
+  language plpgsql
   stable
   security invoker
   parallel safe
   set search_path = ''
 as $$
-  select
-    count(*) as conversations,
-    coalesce(sum(c.requests), 0)::bigint as requests,
-    coalesce(sum(c.cost_usd), 0) as cost_usd,
-    round(avg(c.cost_usd), 8) as mean_usd,
-    percentile_disc(0.5) within group (order by c.cost_usd) as p50_usd,
-    percentile_disc(0.9) within group (order by c.cost_usd) as p90_usd,
-    percentile_disc(0.99) within group (order by c.cost_usd) as p99_usd,
-    max(c.cost_usd) as max_usd
-  from (
-    select count(*) as requests, sum(l.cost_usd) as cost_usd
-    from public.usage_logs l
-    where l.conversation_id is not null
-      and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
-      and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
-      and (p_user_id is null or l.user_id = p_user_id)
-    group by l.conversation_id
-  ) c
+#variable_conflict use_column
+begin
+  return query
+    select
+      count(*) as conversations,
+      coalesce(sum(c.requests), 0)::bigint as requests,
+      coalesce(sum(c.cost_usd), 0) as cost_usd,
+      round(avg(c.cost_usd), 8) as mean_usd,
+      percentile_disc(0.5) within group (order by c.cost_usd) as p50_usd,
+      percentile_disc(0.9) within group (order by c.cost_usd) as p90_usd,
+      percentile_disc(0.99) within group (order by c.cost_usd) as p99_usd,
+      max(c.cost_usd) as max_usd
+    from (
+      select count(*) as requests, sum(l.cost_usd) as cost_usd
+      from public.usage_logs l
+      where l.conversation_id is not null
+        and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+        and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+        and (p_user_id is null or l.user_id = p_user_id)
+      group by l.conversation_id
+    ) c;
+end;
 $$;
 comment on function public.conversation_cost_summary(timestamptz, timestamptz, uuid) is
   'Count, total, mean and percentiles of USD cost per conversation in [p_since, p_until).';
@@ -236,24 +256,28 @@ create function public.usage_user_days(
     tokens_out bigint,
     cost_usd numeric
   )
-  language sql
+  language plpgsql
   stable
   security invoker
   parallel safe
   set search_path = ''
 as $$
-  select
-    l.user_id,
-    (l.created_at at time zone 'UTC')::date as day,
-    count(*) as requests,
-    coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
-    coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
-    coalesce(sum(l.cost_usd), 0) as cost_usd
-  from public.usage_logs l
-  where l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
-    and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
-    and (p_user_id is null or l.user_id = p_user_id)
-  group by 1, 2
+#variable_conflict use_column
+begin
+  return query
+    select
+      l.user_id,
+      (l.created_at at time zone 'UTC')::date as day,
+      count(*) as requests,
+      coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
+      coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
+      coalesce(sum(l.cost_usd), 0) as cost_usd
+    from public.usage_logs l
+    where l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+      and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+      and (p_user_id is null or l.user_id = p_user_id)
+    group by 1, 2;
+end;
 $$;
 comment on function public.usage_user_days(timestamptz, timestamptz, uuid) is
   'Usage and USD cost per user and UTC day in [p_since, p_until); RLS applies.';

@@ -1,0 +1,208 @@
+"""Per-user LLM cost report for a time window: tables (CSV/Markdown/HTML) and PNG charts.
+
+The aggregation runs in PostgreSQL (the analytics SQL functions); this script only picks the
+source and the window, then calls `app.analytics.report`.
+
+Examples:
+    # November 2026 from the running local stack (`make run`), CSV tables + an HTML page:
+    .venv/bin/python scripts/cost_report.py --since 2026-11-01 --until 2026-12-01 --out report/
+
+    # One user, Markdown, straight from a database:
+    .venv/bin/python scripts/cost_report.py --db-url postgresql://postgres:...@host:5432/postgres \\
+        --user 6f1c...-... --format md --out report/
+
+    # A Supabase project, with the service role key from the environment:
+    SUPABASE_SERVICE_ROLE_KEY=... .venv/bin/python scripts/cost_report.py \\
+        --supabase-url https://<ref>.supabase.co --format html --out report/
+
+Exit codes: 0 report written; 1 no usage in the window (nothing written); 2 usage error;
+3 source unreachable or refused the query; 4 the analytics SQL functions are missing (apply
+supabase/migrations, e.g. `chat-stream migrate --db-url ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from app.analytics import load, report
+from app.config import get_settings
+from app.local.stack import read_status
+
+EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NO_FUNCTIONS = 0, 1, 2, 3, 4
+_DOC = __doc__ or ""
+
+
+def parse_moment(text: str) -> datetime:
+    """`YYYY-MM-DD` (midnight UTC) or an ISO 8601 date-time (naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date or ISO date-time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_usd(text: str) -> Decimal:
+    try:
+        amount = Decimal(text)
+    except InvalidOperation as exc:
+        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from exc
+    if not amount.is_finite() or amount < 0:
+        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}")
+    return amount
+
+
+def parse_user(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a user id (UUID): {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cost_report.py",
+        description=_DOC.split("\n\n")[0],
+        epilog=_DOC.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    window = parser.add_argument_group("window (UTC, half-open: since <= t < until)")
+    window.add_argument("--since", type=parse_moment, help="start (default: until - 30 days)")
+    window.add_argument(
+        "--until", type=parse_moment, help="end, exclusive (default: tomorrow 00:00 UTC)"
+    )
+    window.add_argument("--user", type=parse_user, help="one user's id only")
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--format",
+        action="append",
+        choices=report.FORMATS,
+        dest="formats",
+        help="table format, repeatable (default: csv and html); PNG charts are always written",
+    )
+    out.add_argument("--out", type=Path, default=Path("cost-report"), help="output folder")
+    out.add_argument("--top", type=int, default=20, help="top spenders and conversations shown")
+    out.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    budgets = parser.add_argument_group("budgets (default: DAILY_BUDGET_USD, MONTHLY_BUDGET_USD)")
+    budgets.add_argument("--daily-budget", type=parse_usd, metavar="USD")
+    budgets.add_argument("--monthly-budget", type=parse_usd, metavar="USD")
+    source = parser.add_argument_group(
+        "source (default: DATABASE_URL, else SUPABASE_URL + key, else the running local stack)"
+    )
+    source.add_argument("--db-url", help="PostgreSQL DSN (as postgres/service role: all users)")
+    source.add_argument("--supabase-url", help="Supabase project URL (uses .rpc(), not raw rows)")
+    source.add_argument(
+        "--service-key", help="service role key (default: env SUPABASE_SERVICE_ROLE_KEY)"
+    )
+    return parser
+
+
+def choose_source(args: argparse.Namespace) -> load.Source:
+    """The first source given: flags, then the environment, then the running local stack."""
+    settings = get_settings()
+    if args.db_url and args.supabase_url:
+        raise ValueError("give --db-url or --supabase-url, not both")
+    if args.db_url:
+        return load.PostgresSource(args.db_url)
+    if args.supabase_url:
+        key = (
+            args.service_key
+            or os.environ.get("SUPABASE_SERVICE_ROLE_KEY")
+            or (settings.supabase_service_role_key.get_secret_value())
+        )
+        if not key:
+            raise ValueError("--supabase-url needs --service-key or SUPABASE_SERVICE_ROLE_KEY")
+        return load.SupabaseSource(args.supabase_url, key)
+    if settings.database_url:
+        return load.PostgresSource(settings.database_url)
+    service_key = settings.supabase_service_role_key.get_secret_value()
+    if settings.supabase_url and service_key:
+        return load.SupabaseSource(settings.supabase_url, service_key)
+    status = read_status(settings.local_stack_dir)
+    if status is None:
+        raise load.SourceUnreachable(
+            "no source: pass --db-url or --supabase-url, or start the local stack (make run)"
+        )
+    return load.PostgresSource(status["db_url"])
+
+
+def options_from(args: argparse.Namespace) -> report.ReportOptions:
+    settings = get_settings()
+    until = args.until or datetime.combine(
+        datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC
+    )
+    since = args.since or until - timedelta(days=30)
+    if since >= until:
+        raise ValueError("--since must be before --until")
+    daily = args.daily_budget if args.daily_budget is not None else settings.daily_budget_usd
+    monthly = (
+        args.monthly_budget if args.monthly_budget is not None else (settings.monthly_budget_usd)
+    )
+    if args.top < 1:
+        raise ValueError("--top must be at least 1")
+    return report.ReportOptions(
+        since=since, until=until, user_id=args.user, daily_budget=daily or None,
+        monthly_budget=monthly or None, top_n=args.top,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    began = time.perf_counter()
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - began:5.1f}s] {message}", file=sys.stderr, flush=True)
+
+    try:
+        options = options_from(args)
+        source = choose_source(args)
+    except ValueError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except load.SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    try:
+        cost_report = report.build_report(source, options, progress)
+    except load.FunctionsMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_FUNCTIONS
+    except load.SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if cost_report.empty:
+        print(
+            f"no usage between {options.since.isoformat()} and {options.until.isoformat()}"
+            + (f" for user {options.user_id}" if options.user_id else ""),
+            file=sys.stderr,
+        )
+        return EXIT_NO_DATA
+    progress("drawing charts and writing tables")
+    written = report.write_report(cost_report, args.out, args.formats or ("csv", "html"))
+    totals = cost_report.totals
+    print(
+        f"{totals['users']:,} users, {totals['requests']:,} requests, "
+        f"{totals['cost_usd']:f} USD between {options.since:%Y-%m-%d %H:%M} and "
+        f"{options.until:%Y-%m-%d %H:%M} UTC"
+    )
+    for path in written:
+        print(path)
+    progress(f"done: {len(written)} files in {args.out}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Seed realistic usage: users, conversations, messages and priced usage rows, loaded with COPY.
+
+Heavy-tailed users, a model mix with prompt-cache tokens, partial and failed requests, costs
+from the project's Pricer; the same --seed and --end give the same rows (see
+`app/analytics/seed.py` for the shape). Everything loads in one transaction.
+
+Examples:
+    # 200 users, 20,000 requests over 30 days into the running local stack (`make run`):
+    .venv/bin/python scripts/seed_usage.py
+
+    # A million requests, replacing what is there (TRUNCATEs usage_logs, messages and
+    # conversations for everyone and removes previously seeded users):
+    .venv/bin/python scripts/seed_usage.py --users 5000 --requests 1000000 --truncate
+
+    # Any database the migrations were applied to (auth.users needs postgres or a superuser):
+    .venv/bin/python scripts/seed_usage.py --db-url postgresql://postgres:...@host:5432/postgres
+
+Exit codes: 0 seeded; 1 refused (this seed is already loaded, or the prices cannot be
+vectorised); 2 usage error; 3 database unreachable or it refused the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from app.analytics.seed import SeedError, SeedSpec
+from app.analytics.seed_copy import seed_database
+from app.config import get_settings
+from app.local.postgres import SUPERUSER
+from app.local.stack import read_status
+from app.pricing import Pricer
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+_DOC = __doc__ or ""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seed_usage.py",
+        description=_DOC.split("\n\n")[0],
+        epilog=_DOC.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--users", type=_positive, default=200, help="users (default 200)")
+    parser.add_argument("--days", type=_positive, default=30, help="days of history (default 30)")
+    parser.add_argument(
+        "--requests", type=_positive, default=20_000, help="usage rows (default 20000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--end", type=_moment, help="end of the data, exclusive (default: now, to the minute)"
+    )
+    parser.add_argument(
+        "--truncate",
+        action="store_true",
+        help="empty usage_logs, messages and conversations and remove seeded users first",
+    )
+    parser.add_argument(
+        "--db-url",
+        help="PostgreSQL DSN (default: DATABASE_URL, else the local stack as its superuser)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def choose_dsn(db_url: str | None) -> str:
+    """The target: --db-url, DATABASE_URL, else the running local stack's superuser."""
+    settings = get_settings()
+    if db_url or settings.database_url:
+        return db_url or settings.database_url
+    status = read_status(settings.local_stack_dir)
+    if status is None:
+        raise LookupError("no database: pass --db-url or start the local stack (make run)")
+    # The superuser may skip row-by-row foreign-key triggers (see app/analytics/seed_copy.py).
+    return make_conninfo(status["db_url"], user=SUPERUSER)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    began = time.perf_counter()
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - began:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    try:
+        dsn = choose_dsn(args.db_url)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    spec = SeedSpec(users=args.users, days=args.days, requests=args.requests, seed=args.seed)
+    if args.end:
+        spec = dataclasses.replace(spec, end=args.end)
+    try:
+        result = seed_database(
+            dsn, spec, Pricer(get_settings()), replace=args.truncate, progress=progress
+        )
+    except SeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except psycopg.Error as exc:
+        print(f"error: the database refused the seed: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    checks = "set-wise" if result.set_wise_checks else "row by row"
+    print(
+        f"seeded {result.users:,} users, {result.conversations:,} conversations, "
+        f"{result.messages:,} messages and {result.usage_rows:,} usage rows "
+        f"({spec.start:%Y-%m-%d %H:%M} to {spec.end:%Y-%m-%d %H:%M} UTC) in "
+        f"{result.generate_seconds + result.load_seconds:.1f}s: generated in "
+        f"{result.generate_seconds:.1f}s, loaded in {result.load_seconds:.1f}s "
+        f"({result.usage_rows / result.load_seconds:,.0f} usage rows/s, foreign keys checked "
+        f"{checks})"
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

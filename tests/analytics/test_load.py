@@ -1,0 +1,154 @@
+"""Sources: psycopg and Supabase's API (the local PostgREST stand-in over real HTTP) agree."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from app.analytics import load
+from app.local.postgres import free_port
+from app.local.server import ServerThread
+from app.local.stack import LocalStack, StackContext, build_app
+from tests.analytics.seeding import SPEC
+from tests.conftest import FreshDatabase
+
+WINDOW = load.Window(datetime(2026, 11, 3, 12, 30, tzinfo=UTC), SPEC.end)
+
+
+def test_to_frame_types_rows_from_either_source_alike() -> None:
+    user = uuid.uuid4()
+    from_psycopg = [{"user_id": user, "day": date(2026, 11, 2), "requests": 3, "tokens_in": 10,
+                     "tokens_out": 5, "cost_usd": Decimal("0.00000000")}]  # fmt: skip
+    from_http = [{"user_id": str(user), "day": "2026-11-02", "requests": 3, "tokens_in": 10,
+                  "tokens_out": 5, "cost_usd": "0.00000000"}]  # fmt: skip
+
+    a = load.to_frame(load.USER_DAYS, from_psycopg)
+    b = load.to_frame(load.USER_DAYS, from_http)
+
+    pd.testing.assert_frame_equal(a, b)
+    assert a.loc[0, "user_id"] == str(user)
+    assert a.loc[0, "day"] == pd.Timestamp("2026-11-02")
+    assert isinstance(a.loc[0, "cost_usd"], Decimal)
+
+
+def test_to_frame_of_no_rows_has_the_typed_columns() -> None:
+    frame = load.to_frame(load.PER_USER, [])
+
+    assert list(frame.columns) == list(load.PER_USER.columns)
+    assert frame["requests"].dtype == "int64"
+    assert str(frame["first_active"].dtype).startswith("datetime64")
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [(datetime(2026, 11, 1), None),  # naive
+     (datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))],  # backwards
+)  # fmt: skip
+def test_window_refuses_naive_or_backwards_bounds(since: datetime, until: datetime | None) -> None:
+    with pytest.raises(ValueError, match="window bounds|before"):
+        load.Window(since, until)
+
+
+def test_postgres_source_with_nothing_listening_is_unreachable() -> None:
+    source = load.PostgresSource(f"postgresql://postgres:x@127.0.0.1:{free_port()}/postgres")
+
+    with pytest.raises(load.SourceUnreachable, match="cannot reach"):
+        load.load_per_user(source, WINDOW)
+
+
+def test_postgres_source_before_the_migration_says_functions_are_missing(
+    fresh_db: FreshDatabase,
+) -> None:
+    with pytest.raises(load.FunctionsMissing, match="apply supabase/migrations"):
+        load.load_per_user(load.PostgresSource(fresh_db.dsn), WINDOW)
+
+
+def test_postgres_source_repr_hides_the_password(seeded_db: FreshDatabase) -> None:
+    assert "postgres@" not in repr(load.PostgresSource(seeded_db.dsn))
+
+
+# --- Supabase: supabase-py .rpc() through the PostgREST stand-in ---------------------------------
+@pytest.fixture(scope="module")
+def rest_server(local_stack: LocalStack, seeded_db: FreshDatabase) -> Iterator[ServerThread]:
+    """The local gateway (/rest/v1 etc.) served over HTTP in front of the seeded database."""
+    port = free_port()
+    ctx = StackContext(
+        keys=local_stack.keys,
+        api_url=f"http://127.0.0.1:{port}",
+        db_port=local_stack.db_port,
+        db_name=seeded_db.name,
+    )
+    with ServerThread(build_app(ctx), port) as server:
+        yield server
+
+
+@pytest.fixture
+def service(rest_server: ServerThread, local_stack: LocalStack) -> Iterator[load.SupabaseSource]:
+    """supabase-py with the service role key, closed after the test."""
+    with load.SupabaseSource(rest_server.url, local_stack.keys.service_role_key) as source:
+        yield source
+
+
+@pytest.mark.parametrize(
+    "aggregate",
+    [load.PER_USER, load.PER_DAY_MODEL, load.USER_DAYS, load.CONVERSATION_SUMMARY],
+    ids=lambda a: a.function,
+)
+def test_supabase_source_with_service_key_equals_postgres_source(
+    service: load.SupabaseSource, seeded_db: FreshDatabase, aggregate: load.Aggregate
+) -> None:
+    over_http = load.load(service, aggregate, WINDOW)
+
+    direct = load.load(load.PostgresSource(seeded_db.dsn), aggregate, WINDOW)
+    assert len(direct) > 0
+    pd.testing.assert_frame_equal(over_http, direct)
+
+
+def test_supabase_source_pages_through_max_rows_in_key_order(
+    rest_server: ServerThread, local_stack: LocalStack, seeded_db: FreshDatabase
+) -> None:
+    with load.SupabaseSource(
+        rest_server.url, local_stack.keys.service_role_key, page_size=7
+    ) as supabase:
+        paged = load.load_user_days(supabase, WINDOW)
+
+    direct = load.load_user_days(load.PostgresSource(seeded_db.dsn), WINDOW)
+    assert len(direct) > 3 * 7
+    pd.testing.assert_frame_equal(paged, direct)
+
+
+def test_supabase_source_top_conversations_come_most_expensive_first(
+    service: load.SupabaseSource, seeded_db: FreshDatabase
+) -> None:
+    top = load.load_top_conversations(service, WINDOW, limit=5)
+
+    direct = load.load_top_conversations(load.PostgresSource(seeded_db.dsn), WINDOW, limit=5)
+    pd.testing.assert_frame_equal(top, direct)
+    assert top["cost_usd"].tolist() == sorted(top["cost_usd"], reverse=True)
+
+
+def test_supabase_source_with_the_anon_key_is_refused(
+    rest_server: ServerThread, local_stack: LocalStack
+) -> None:
+    with (
+        load.SupabaseSource(rest_server.url, local_stack.keys.anon_key) as anon,
+        pytest.raises(load.SourceError, match="refused"),
+    ):
+        load.load_per_user(anon, WINDOW)
+
+
+def test_supabase_source_with_nothing_listening_is_unreachable(
+    local_stack: LocalStack,
+) -> None:
+    with (
+        load.SupabaseSource(
+            f"http://127.0.0.1:{free_port()}", local_stack.keys.service_role_key
+        ) as nowhere,
+        pytest.raises(load.SourceUnreachable),
+    ):
+        load.load_per_user(nowhere, WINDOW)
