@@ -1,15 +1,54 @@
-"""The request body: size-capped before parsing, then validated into a typed command."""
+"""The request: its representation checked, its body size-capped and time-bounded before parsing,
+then validated into a typed command.
+
+What a hostile or unusual client gets (tests/api/test_hostile_clients.py):
+- a body over the cap, declared or growing (chunked): 413 as soon as it is known, unread;
+- a body that stops arriving: 408 after `BODY_TIMEOUT_SECONDS`; a client that hangs up while
+  sending: nothing (no response can reach it, nothing is stored, nothing is logged as an error);
+- JSON is UTF-8 (RFC 8259 §8.1): a leading BOM is skipped, a `charset` parameter is ignored;
+  any `Content-Encoding` but identity is 415; duplicate keys: the last wins; unknown fields are
+  ignored;
+- ids are the canonical 8-4-4-4-12 form, in either case (like a token's `sub`);
+- `message` may hold any Unicode text but NUL, which PostgreSQL `text` cannot store;
+- more than one `Authorization` header is a 400: which one counts would be a guess.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import re
 import uuid
 from typing import Annotated
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
-from starlette.requests import Request
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from starlette.requests import ClientDisconnect, Request
 
-from app.errors import BadRequest, TooLarge, UnsupportedMediaType
+from app.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
+
+BODY_TIMEOUT_SECONDS = 10.0  # a chat message is a few KB: ample even on a poor mobile link
+_UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+class BodyTimeout(AppError):
+    """The body did not arrive in time (a stalled or slow-loris client)."""
+
+    code, status = "request_timeout", 408
+    title = "The request body took too long to arrive"
+
+
+class ClientClosed(AppError):
+    """The client hung up before its body was complete; no response can reach it (nginx's 499)."""
+
+    code, status = "client_closed_request", 499
+    title = "Client closed the request"
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    title = "Content-Encoding is not supported; send the JSON body unencoded"
 
 
 class ChatStreamBody(BaseModel):
@@ -23,6 +62,14 @@ class ChatStreamBody(BaseModel):
         uuid.UUID | None, Field(alias="clientMessageId", default=None, strict=False)
     ]
 
+    @field_validator("conversation_id", "client_message_id", mode="before")
+    @classmethod
+    def _canonical_form(cls, value: object) -> object:
+        """Refuse braces, `urn:uuid:` and bare hex, which the UUID type alone would accept."""
+        if isinstance(value, str) and not _UUID_TEXT.fullmatch(value):
+            raise ValueError("not a UUID in 8-4-4-4-12 form")
+        return value
+
 
 async def read_capped(request: Request, limit: int) -> bytes:
     """Refuse an oversized body from its Content-Length, or as soon as it grows past `limit`."""
@@ -35,16 +82,25 @@ async def read_capped(request: Request, limit: int) -> bytes:
             raise BadRequest("invalid Content-Length header") from exc
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise BodyTimeout(f"{size} bytes in {BODY_TIMEOUT_SECONDS}s") from exc
+    except ClientDisconnect as exc:
+        raise ClientClosed(f"client left after {size} body bytes") from exc
     return b"".join(chunks)
 
 
 def check_content_type(request: Request) -> None:
-    """JSON or nothing: a missing Content-Type is read as JSON (as the seed did)."""
+    """JSON, unencoded, or nothing: a missing Content-Type is read as JSON (as the seed did)."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedEncoding(f"content-encoding {encoding!r}")
     content_type = request.headers.get("content-type")
     if content_type is None:
         return
@@ -53,13 +109,22 @@ def check_content_type(request: Request) -> None:
         raise UnsupportedMediaType(f"content-type {media!r}")
 
 
+def authorization_header(request: Request) -> str | None:
+    """The one Authorization header; two are refused rather than guessed between."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise BadRequest("more than one Authorization header")
+    return values[0] if values else None
+
+
 def parse_body(raw: bytes, *, max_chars: int) -> ChatStreamBody:
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     if not raw.strip():
         raise BadRequest("request body is empty; expected JSON")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest("request body is not valid JSON") from exc
+        raise BadRequest("request body is not valid JSON (UTF-8)") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     try:
@@ -71,4 +136,6 @@ def parse_body(raw: bytes, *, max_chars: int) -> ChatStreamBody:
         raise BadRequest("message must not be empty")
     if len(body.message) > max_chars:
         raise BadRequest(f"message is longer than {max_chars} characters")
+    if "\x00" in body.message:
+        raise BadRequest("message must not contain NUL (U+0000) characters")
     return body

@@ -9,15 +9,24 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from app.errors import GENERIC_MESSAGE, AppError, BadRequest, _Throttled
+from app.api.body import BodyTimeout
+from app.errors import GENERIC_MESSAGE, AppError, BadRequest, TooLarge, _Throttled
 
 logger = logging.getLogger(__name__)
+
+# Refused before the body was read to its end: the rest of it may still be on the way, so the
+# connection cannot carry another request (RFC 9110 §15.5.14; RFC 9112 §9.6).
+_BODY_LEFT_UNREAD = (TooLarge, BodyTimeout)
+# Router errors get a code that names them; "not_found" stays the conversation's.
+_HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed"}
 
 
 def error_response(exc: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
     out = dict(headers or {})
     if isinstance(exc, _Throttled):
         out["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, _BODY_LEFT_UNREAD):
+        out["Connection"] = "close"
     if exc.status >= 500:
         logger.warning("request failed: %s (%s)", exc.code, exc.detail)
     return JSONResponse(
@@ -35,7 +44,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return JSONResponse(
-            {"error": str(exc.detail), "userMessage": GENERIC_MESSAGE, "code": "http_error"},
+            {
+                "error": str(exc.detail),
+                "userMessage": GENERIC_MESSAGE,
+                "code": _HTTP_CODES.get(exc.status_code, "http_error"),
+            },
             status_code=exc.status_code,
             headers=dict(exc.headers or {}),
         )
