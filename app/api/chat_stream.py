@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.body import check_content_type, parse_body, read_capped
+from app.api.body import authorization_header, check_content_type, parse_body, read_capped
 from app.api.deps import Services
 from app.api.errors import error_response
 from app.api.stream import EventStreamResponse
@@ -25,6 +25,7 @@ request_log = logging.getLogger(REQUEST_LOGGER)
 
 
 @router.post("/functions/v1/chat-stream")
+@router.post("/functions/v1/chat-stream/", include_in_schema=False)  # Supabase serves it too
 async def chat_stream(request: Request) -> Response:
     services: Services = request.app.state.services
     settings, metrics = services.settings, services.metrics
@@ -35,7 +36,7 @@ async def chat_stream(request: Request) -> Response:
         raw = await read_capped(request, settings.max_body_bytes)
         check_content_type(request)
         body = parse_body(raw, max_chars=settings.max_message_chars)
-        caller = await services.verifier.verify(request.headers.get("authorization"))
+        caller = await services.verifier.verify(authorization_header(request))
         fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
         request_id = str(uuid.uuid4())
         turn = TurnStart(
