@@ -15,13 +15,13 @@ router = APIRouter()
 READY_CACHE_SECONDS = 1.0
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])  # monitors often probe with HEAD
 async def healthz() -> JSONResponse:
     """The process is alive and its event loop answers."""
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.api_route("/readyz", methods=["GET", "HEAD"])
 async def readyz(request: Request) -> JSONResponse:
     """The Data API and the database behind it answer, and the providers are configured.
 
@@ -49,7 +49,7 @@ async def readyz(request: Request) -> JSONResponse:
     return response
 
 
-@router.get("/metrics")
+@router.api_route("/metrics", methods=["GET", "HEAD"])
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
