@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -41,12 +41,10 @@ _DOC = __doc__ or ""
 
 
 def parse_moment(text: str) -> datetime:
-    """`YYYY-MM-DD` (midnight UTC) or an ISO 8601 date-time (naive means UTC)."""
     try:
-        moment = datetime.fromisoformat(text)
+        return report.parse_moment(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a date or ISO date-time: {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_usd(text: str) -> Decimal:
@@ -135,10 +133,7 @@ def choose_source(args: argparse.Namespace) -> load.Source:
 
 def options_from(args: argparse.Namespace) -> report.ReportOptions:
     settings = get_settings()
-    until = args.until or datetime.combine(
-        datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC
-    )
-    since = args.since or until - timedelta(days=30)
+    since, until = report.default_window(args.since, args.until)
     if since >= until:
         raise ValueError("--since must be before --until")
     daily = args.daily_budget if args.daily_budget is not None else settings.daily_budget_usd
@@ -183,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except load.SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    finally:
+        if isinstance(source, load.SupabaseSource):
+            source.close()
     if cost_report.empty:
         print(
             f"no usage between {options.since.isoformat()} and {options.until.isoformat()}"

@@ -238,8 +238,11 @@ def _translate_http() -> Iterator[None]:
 
 
 # --- typed frames --------------------------------------------------------------------------------
-def _money(value: object) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+def _money(value: object) -> Decimal | None:
+    """Exact money from psycopg (Decimal) or PostgREST (text); None stays None (e.g. no mean)."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
 
 
 def to_frame(aggregate: Aggregate, rows: list[dict[str, Any]]) -> pd.DataFrame:

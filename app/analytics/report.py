@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +28,21 @@ from app.analytics import charts, costs, load
 Progress = Callable[[str], None]
 FORMATS = ("csv", "html", "md")
 PAGE_ROWS = 50  # rows of a long table shown in the HTML/Markdown page (the CSV has them all)
+
+
+def parse_moment(text: str) -> datetime:
+    """`YYYY-MM-DD` (midnight UTC) or an ISO 8601 date-time (naive means UTC)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def default_window(
+    since: datetime | None = None, until: datetime | None = None, days: int = 30
+) -> tuple[datetime, datetime]:
+    """Fill in a window: `until` defaults to tomorrow 00:00 UTC (today included), `since` to
+    `days` before `until`."""
+    end = until or datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(), UTC)
+    return since or end - timedelta(days=days), end
 
 
 @dataclass(frozen=True)
@@ -183,8 +198,11 @@ def _exact(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _display(frame: pd.DataFrame) -> pd.DataFrame:
-    """A page's view of a table: dollars, percentages, dates, thousands separators."""
+def display_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table for people (pages, notebooks): dollars, percentages, dates, thousands separators.
+
+    Long tables are cut to `PAGE_ROWS` rows; the exact values stay in the frame and the CSV.
+    """
     out = frame.head(PAGE_ROWS).copy()
     for name in out.columns:
         column = out[name]
@@ -205,7 +223,7 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
 def _markdown_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
-    shown = _display(frame)
+    shown = display_table(frame)
     cells = [[str(c) for c in shown.columns], *[[str(v) for v in row] for row in shown.values]]
     cells = [[c.replace("|", "\\|") for c in row] for row in cells]
     lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
@@ -270,7 +288,7 @@ def _html(report: CostReport, pngs: dict[str, Path]) -> str:
     for stem, table in report.tables().items():
         if stem not in _TITLES:
             continue
-        body = "<p><em>none</em></p>" if table.empty else _display(table).to_html(index=False)
+        body = "<p><em>none</em></p>" if table.empty else display_table(table).to_html(index=False)
         more = (
             f"<p>{len(table) - PAGE_ROWS:,} more rows in {stem}.csv</p>"
             if len(table) > PAGE_ROWS else ""

@@ -1,0 +1,94 @@
+"""`notebooks/cost_analysis.ipynb` runs under papermill on a seeded database, charts and all."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from app.analytics import charts
+from tests.analytics.seeding import SPEC, migrate_and_seed
+from tests.analytics.test_charts import png_size
+from tests.conftest import ROOT, FreshDatabase
+
+NOTEBOOK = ROOT / "notebooks" / "cost_analysis.ipynb"
+KERNEL = "chat-stream"
+CHARTS = {"daily_cost_by_model", "top_users", "cost_per_user_distribution", "month_projection"}
+
+
+@pytest.fixture(scope="session")
+def notebook_kernel() -> str:
+    """A kernelspec that starts this interpreter; installed into the venv once, idempotently."""
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL
+    except NoSuchKernel:
+        pass
+    subprocess.run(
+        [sys.executable, "-m", "ipykernel", "install", "--prefix", sys.prefix,
+         "--name", KERNEL, "--display-name", "chat-stream (.venv)"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return KERNEL
+
+
+@pytest.mark.slow
+def test_cost_notebook_runs_on_seeded_data_and_shows_every_chart(
+    fresh_db: FreshDatabase, tmp_path: Path, notebook_kernel: str
+) -> None:
+    migrate_and_seed(fresh_db)
+    out_dir = tmp_path / "charts"
+
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp_path / "executed.ipynb"),
+        parameters={
+            "db_url": fresh_db.dsn,
+            "since": SPEC.start.isoformat(),
+            "until": SPEC.end.isoformat(),
+            "daily_budget": "1",
+            "monthly_budget": "4",
+            "out_dir": str(out_dir),
+        },
+        kernel_name=notebook_kernel,
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )  # raises PapermillExecutionError if any cell fails
+
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    images = [base64.b64decode(o["data"]["image/png"]) for o in outputs
+              if "image/png" in o.get("data", {})]  # fmt: skip
+    assert len(images) == len(CHARTS)
+    assert {p.stem for p in out_dir.glob("*.png")} == CHARTS
+    for path in out_dir.glob("*.png"):
+        assert png_size(path) == charts.SIZE_PX
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "seed11-user" in html  # the top spenders table, with the seeded users' emails
+    assert "$" in html
+
+
+def test_cost_notebook_is_thin_parameterised_and_stored_without_outputs() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+    assert "parameters" in code[0].metadata.get("tags", [])
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None
+        tree = ast.parse(cell.source)
+        assert not [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda)
+        ]
