@@ -334,6 +334,7 @@ class ChatService:
                                 attempt.first_token_at = loop.time()
                             attempt.parts.append(event.text)
                             attempt.deltas += 1
+                            deadline.reschedule(total_deadline)  # a slow client is not idle
                             await emit(encode_token(event.text))
                         else:
                             attempt.merge(event.usage, event.model)
