@@ -69,7 +69,7 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
         token_count = rows[-1].usage.output_tokens if rows else None
         message = {
             "id": record.message_id,
-            "content": record.content,
+            "content": record.content.replace("\x00", ""),  # PostgreSQL text cannot hold NUL
             "status": record.status,
             "token_count": token_count,
             "request_id": record.request_id,
