@@ -93,23 +93,23 @@ class RestApp:
             return Response(
                 status_code=200, headers={"Allow": "OPTIONS,GET,HEAD,POST,PATCH,DELETE"}
             )
+        caller = self._caller(request)  # PostgREST authenticates before it parses anything
         headers = {k.lower(): v for k, v in request.headers.items()}
         if check_profile(headers, method):
             extra["Content-Profile"] = "public"
         if not parts:
-            return await self._root(request)
+            return await self._root()
         if parts[0] == "rpc" and len(parts) == 2:
             if method not in ("GET", "HEAD", "POST"):
                 raise errors.rpc_method(method)
-            return await self._rpc(request, parts[1], headers, extra)
+            return await self._rpc(request, caller, parts[1], headers, extra)
         if len(parts) != 1:
             raise errors.invalid_path()
         if method not in _TABLE_METHODS:
             raise errors.unsupported_method(method)
-        return await self._table(request, parts[0], headers, extra)
+        return await self._table(request, caller, parts[0], headers, extra)
 
-    async def _root(self, request: Request) -> Response:
-        self._caller(request)
+    async def _root(self) -> Response:
         cat = await self.tx.catalogue()
         paths: dict[str, dict[str, object]] = {f"/{name}": {} for name in sorted(cat.tables)}
         spec = {"swagger": "2.0", "info": {"title": "PostgREST stand-in"}, "paths": paths}
@@ -117,12 +117,16 @@ class RestApp:
 
     # --- tables ---------------------------------------------------------------------------------
     async def _table(
-        self, request: Request, name: str, headers: dict[str, str], extra: dict[str, str]
+        self,
+        request: Request,
+        caller: Caller,
+        name: str,
+        headers: dict[str, str],
+        extra: dict[str, str],
     ) -> Response:
         method = request.method
         accept = parse_accept(headers.get("accept"))
         prefs = parse_prefer(request.headers.getlist("prefer"))
-        caller = self._caller(request)
         query = parse_query(_query_pairs(request))
         write = method in ("POST", "PATCH", "DELETE")
         if method in ("PATCH", "DELETE") and not query.where:
@@ -184,12 +188,16 @@ class RestApp:
 
     # --- rpc ------------------------------------------------------------------------------------
     async def _rpc(
-        self, request: Request, name: str, headers: dict[str, str], extra: dict[str, str]
+        self,
+        request: Request,
+        caller: Caller,
+        name: str,
+        headers: dict[str, str],
+        extra: dict[str, str],
     ) -> Response:
         method = request.method
         accept = parse_accept(headers.get("accept"))
         prefs = parse_prefer(request.headers.getlist("prefer"))
-        caller = self._caller(request)
         pairs = _query_pairs(request)
         raw = await request.body() if method == "POST" else b""
         body: Body | None = parse_body(raw) if raw.strip() else None

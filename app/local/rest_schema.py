@@ -2,7 +2,8 @@
 
 Like PostgREST's schema cache, it is what identifiers in a request are checked against before any
 SQL is built. It loads on the first request and reloads when a request names something it does
-not know (tests create objects after the stack started), so no NOTIFY is needed.
+not know (tests create objects after the stack started), so no `NOTIFY pgrst` is needed. A
+reload is three catalogue queries (~6 ms here); concurrent misses share one.
 """
 
 from __future__ import annotations

@@ -345,6 +345,9 @@ def test_bad_or_expired_jwt_is_401_with_www_authenticate(
     assert within_leeway.status_code == 200
     unknown_role = rest.get("/conversations", headers=_token(local_stack, role="nobody"))
     _error(unknown_role, 401, "22023")
+    # Authentication comes before parsing, like PostgREST: a bad token wins over a bad query.
+    both_bad = rest.get("/nope", params={"a": "bogus"}, headers={"Authorization": "Bearer x"})
+    _error(both_bad, 401, "PGRST301")
 
 
 # --- things that need their own tables ----------------------------------------------------------
