@@ -51,7 +51,9 @@ class LocalKeys:
         path = Path(directory) / "keys.json"
         if path.exists():
             data = json.loads(path.read_text())
-            return cls(kid=data["kid"], private_jwk=data["private_jwk"], jwt_secret=data["jwt_secret"])
+            return cls(
+                kid=data["kid"], private_jwk=data["private_jwk"], jwt_secret=data["jwt_secret"]
+            )
         keys = cls.generate()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -69,7 +71,7 @@ class LocalKeys:
         return key
 
     def public_jwk(self) -> dict[str, Any]:
-        public = json.loads(ECAlgorithm.to_jwk(self._private_key.public_key()))
+        public: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(self._private_key.public_key()))
         return public | {"kid": self.kid, "alg": "ES256", "use": "sig", "key_ops": ["verify"]}
 
     def jwks(self) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import psycopg
 logger = logging.getLogger(__name__)
 
 SUPERUSER = "supabase_admin"
-LOCAL_PASSWORD = "postgres"  # the Supabase CLI's local default; the cluster listens on loopback only
+# The Supabase CLI's local default; the cluster listens on loopback only.
+LOCAL_PASSWORD = "postgres"
 
 
 class PostgresError(RuntimeError):
@@ -56,7 +57,10 @@ class PgInstall:
     @property
     def version(self) -> str:
         out = subprocess.run(
-            [str(self.bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+            [str(self.bin_dir / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return out.stdout.strip()
 
@@ -168,7 +172,9 @@ class EmbeddedPostgres:
         self.startup_seconds: float | None = None
 
     # --- connection strings -----------------------------------------------------------------
-    def dsn(self, user: str = SUPERUSER, password: str = LOCAL_PASSWORD, dbname: str = "postgres") -> str:
+    def dsn(
+        self, user: str = SUPERUSER, password: str = LOCAL_PASSWORD, dbname: str = "postgres"
+    ) -> str:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{dbname}"
 
     @property
@@ -176,13 +182,22 @@ class EmbeddedPostgres:
         return self.dsn()
 
     # --- lifecycle --------------------------------------------------------------------------
-    def _run_kwargs(self) -> dict[str, object]:
+    def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C"
-        kwargs: dict[str, object] = {"env": env}
-        if self._user is not None:
-            kwargs |= {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
-        return kwargs
+        return env
+
+    @property
+    def _uid(self) -> int | None:
+        return self._user.pw_uid if self._user else None
+
+    @property
+    def _gid(self) -> int | None:
+        return self._user.pw_gid if self._user else None
+
+    @property
+    def _groups(self) -> list[int] | None:
+        return [] if self._user else None
 
     def _chown(self, path: Path) -> None:
         if self._user is not None:
@@ -204,18 +219,26 @@ class EmbeddedPostgres:
             result = subprocess.run(
                 [
                     str(self.install.bin_dir / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
-                    "--pwfile", pw.name,
-                    "--auth", "scram-sha-256",
-                    "-E", "UTF8",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    pw.name,
+                    "--auth",
+                    "scram-sha-256",
+                    "-E",
+                    "UTF8",
                     "--no-locale",
                     "--no-sync",
                 ],
                 capture_output=True,
                 text=True,
                 check=False,
-                **self._run_kwargs(),  # type: ignore[arg-type]
+                env=self._env(),
+                user=self._uid,
+                group=self._gid,
+                extra_groups=self._groups,
             )
         finally:
             os.unlink(pw.name)
@@ -236,22 +259,39 @@ class EmbeddedPostgres:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
         args = [
             str(self.install.bin_dir / "postgres"),
-            "-D", str(self.data_dir),
-            "-p", str(self.port),
-            "-h", "127.0.0.1",
-            "-k", str(self.socket_dir),
-            "-c", "max_connections=200",
-            "-c", "shared_buffers=128MB",
-            "-c", "listen_addresses=127.0.0.1",
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.socket_dir),
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
+            "-c",
+            "listen_addresses=127.0.0.1",
         ]
         if not self.durable:
-            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         self._proc = subprocess.Popen(
             args,
             stdout=log,
             stderr=log,
             start_new_session=True,
-            **self._run_kwargs(),  # type: ignore[arg-type]
+            env=self._env(),
+            user=self._uid,
+            group=self._gid,
+            extra_groups=self._groups,
         )
         log.close()
         self._wait_ready(timeout)

@@ -14,7 +14,12 @@ class ServerThread:
 
     def __init__(self, app: ASGIApp, port: int, *, host: str = "127.0.0.1") -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", loop="asyncio",
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            loop="asyncio",
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
