@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from app.analytics.seed import (
     SEED_MARKER,
@@ -36,7 +37,7 @@ from app.analytics.seed import (
     generate,
 )
 
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 25_000
 # Columns holding free text (quoted in CSV); every other column is a uuid, number, flag,
 # timestamp or a fixed word, which never needs quoting.
 _FREE_TEXT = frozenset({"email", "raw_app_meta_data", "raw_user_meta_data", "title", "content"})
@@ -187,7 +188,8 @@ def write(conn: psycopg.Connection, frames: SeedFrames, progress: Progress | Non
             sql.Identifier(table),
             sql.SQL(", ").join(sql.Identifier(str(c)) for c in frame.columns),
         )
-        with conn.cursor() as cur, cur.copy(statement) as pipe:
+        # A writer thread sends while this one formats the next chunk (the server works meanwhile).
+        with conn.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as pipe:
             for begin in range(0, len(frame), CHUNK_ROWS):
                 pipe.write(csv_text(frame.iloc[begin : begin + CHUNK_ROWS]))
     if set_wise:
