@@ -34,6 +34,7 @@ import pandas as pd
 EIGHT_PLACES = Decimal("0.00000001")
 ZERO = Decimal(0)
 TOKEN_COLUMNS = ("tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens")
+BUDGET_LIMIT_COLUMNS = ("user_id", "daily_budget_usd", "monthly_budget_usd")
 
 
 def money_sum(values: Iterable[Decimal]) -> Decimal:
@@ -131,43 +132,61 @@ def _month_start(days: pd.Series) -> pd.Series:
     return days.dt.to_period("M").dt.start_time
 
 
+def _user_budgets(
+    users: pd.Series, default: Decimal | None, overrides: dict[str, Decimal | None]
+) -> pd.Series:
+    """Each row's budget: the user's override when set, else the default (0: no budget)."""
+    return _money(
+        ((overrides[u] if overrides.get(u) is not None else default) or ZERO for u in users),
+        users.index,
+    )
+
+
 def budget_breaches(
     user_days: pd.DataFrame,
     *,
     daily_budget: Decimal | None = None,
     monthly_budget: Decimal | None = None,
+    limits: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """User-days over the daily budget and user-months over the monthly one (None or 0: off).
+    """User-days over their daily budget and user-months over their monthly one.
 
-    Over means strictly above. Months are calendar months (UTC) as far as `user_days` covers
-    them, so a window that starts mid-month sees only part of that month's spend.
+    A user's budget is their override in `limits` (`user_id`, `daily_budget_usd`,
+    `monthly_budget_usd`, as in `public.user_limits`) when set, else the default; 0 or None
+    means no budget, exactly as the service's guards read them. Over means strictly above.
+    Days and months are UTC calendar ones, as far as `user_days` covers them: a window that
+    starts mid-month sees only part of that month's spend.
     """
     columns = ["user_id", "period", "start", "spend_usd", "budget_usd", "over_by_usd"]
+    known = limits if limits is not None else pd.DataFrame(columns=BUDGET_LIMIT_COLUMNS)
     found: list[pd.DataFrame] = []
-    if daily_budget:
-        over = user_days[user_days["cost_usd"] > daily_budget]
+    months = user_days.assign(start=_month_start(user_days["day"]))
+    spend_by_period = {
+        "day": user_days.rename(columns={"day": "start"}),
+        "month": months.groupby(["user_id", "start"], as_index=False)["cost_usd"].sum(),
+    }
+    for period, default, column in (
+        ("day", daily_budget, "daily_budget_usd"),
+        ("month", monthly_budget, "monthly_budget_usd"),
+    ):
+        spend = spend_by_period[period]
+        overrides = dict(zip(known["user_id"], known[column], strict=True))
+        budget = _user_budgets(spend["user_id"], default, overrides)
+        over = (budget > ZERO) & (spend["cost_usd"] > budget)
         found.append(
-            pd.DataFrame({"user_id": over["user_id"], "period": "day", "start": over["day"],
-                          "spend_usd": over["cost_usd"]})
+            pd.DataFrame({"user_id": spend["user_id"][over], "period": period,
+                          "start": spend["start"][over], "spend_usd": spend["cost_usd"][over],
+                          "budget_usd": budget[over]})
         )  # fmt: skip
-    if monthly_budget:
-        months = user_days.assign(start=_month_start(user_days["day"]))
-        spend = months.groupby(["user_id", "start"], as_index=False)["cost_usd"].sum()
-        over = spend[spend["cost_usd"] > monthly_budget]
-        found.append(
-            pd.DataFrame({"user_id": over["user_id"], "period": "month", "start": over["start"],
-                          "spend_usd": over["cost_usd"]})
-        )  # fmt: skip
-    if not found:
-        return pd.DataFrame(columns=columns)
     breaches = pd.concat(found, ignore_index=True)
-    budget = {"day": daily_budget or ZERO, "month": monthly_budget or ZERO}
-    breaches["budget_usd"] = _money((budget[p] for p in breaches["period"]), breaches.index)
+    if breaches.empty:
+        return pd.DataFrame(columns=columns)
     breaches["over_by_usd"] = _money(
         (s - b for s, b in zip(breaches["spend_usd"], breaches["budget_usd"], strict=True)),
         breaches.index,
     )
-    breaches["spend_usd"] = _money(breaches["spend_usd"], breaches.index)
+    for money in ("spend_usd", "budget_usd"):
+        breaches[money] = _money(breaches[money], breaches.index)
     ordered = breaches.sort_values(
         ["period", "over_by_usd", "user_id"], ascending=[True, False, True]
     )

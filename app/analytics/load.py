@@ -63,11 +63,12 @@ class Window:
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One aggregate SQL function: its typed result columns and a unique key to page by."""
+    """An aggregate SQL function (or a small table): typed columns and a unique key to page by."""
 
-    function: str
+    function: str  # the function's name, or the table's when `table`
     columns: Mapping[str, Kind]
     key: tuple[str, ...]
+    table: bool = False
 
 
 _TOKENS: dict[str, Kind] = {
@@ -108,6 +109,14 @@ USER_DAYS = Aggregate(
     ("user_id", "day"),
 )
 
+# Per-user budget overrides of the service's guards (issue 6: null = the default, 0 = no cap).
+BUDGET_LIMITS = Aggregate(
+    "user_limits",
+    {"user_id": "id", "daily_budget_usd": "money", "monthly_budget_usd": "money"},
+    ("user_id",),
+    table=True,
+)
+
 
 class SourceError(RuntimeError):
     """The analytics source refused or failed a query."""
@@ -121,12 +130,16 @@ class FunctionsMissing(SourceError):
     """The aggregate functions are not there: apply supabase/migrations first."""
 
 
+class TableMissing(SourceError):
+    """A table read by name does not exist in this database."""
+
+
 Args = Mapping[str, object]  # the function's named arguments (JSON-ready values)
 
 
 class Source(Protocol):
     def rows(self, aggregate: Aggregate, args: Args) -> list[dict[str, Any]]:
-        """All rows of one aggregate function called with `args`, as column -> value."""
+        """All rows of one aggregate function called with `args` (or of a table), by column."""
         ...
 
 
@@ -141,13 +154,16 @@ class PostgresSource:
         return "PostgresSource(<dsn>)"
 
     def rows(self, aggregate: Aggregate, args: Args) -> list[dict[str, Any]]:
-        query = sql.SQL("select {} from public.{}({}) order by {}").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in aggregate.columns),
+        call = sql.SQL("{}({})").format(
             sql.Identifier(aggregate.function),
             sql.SQL(", ").join(
                 sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
                 for name in args
             ),
+        )
+        query = sql.SQL("select {} from public.{} order by {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in aggregate.columns),
+            sql.Identifier(aggregate.function) if aggregate.table else call,
             sql.SQL(", ").join(sql.Identifier(c) for c in aggregate.key),
         )
         with (
@@ -165,6 +181,8 @@ def _translate_psycopg() -> Iterator[None]:
         yield
     except psycopg.errors.UndefinedFunction as exc:
         raise FunctionsMissing(_MISSING) from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise TableMissing(str(exc)) from exc
     except psycopg.OperationalError as exc:
         raise SourceUnreachable(f"cannot reach the database: {exc}".strip()) from exc
     except psycopg.Error as exc:
@@ -200,29 +218,43 @@ class SupabaseSource:
         return "SupabaseSource(<url>)"
 
     def rows(self, aggregate: Aggregate, args: Args) -> list[dict[str, Any]]:
-        select = ",".join(
-            f"{name}::text" if kind == "money" else name for name, kind in aggregate.columns.items()
-        )
         rows: list[dict[str, Any]] = []
         total: int | None = None
         while total is None or len(rows) < total:
-            count = CountMethod.exact if total is None else None  # the first page counts
-            builder = self._client.rpc(aggregate.function, dict(args), count=count)
-            builder = builder.select(select)
-            for column in aggregate.key:
-                builder = builder.order(column)
-            builder = builder.range(len(rows), len(rows) + self.page_size - 1)
-            with _translate_http():
-                response = builder.execute()
-            page = response.data or []
-            if not isinstance(page, list):
-                raise SourceError(f"{aggregate.function} did not answer with rows")
+            page, count = self._page(aggregate, args, len(rows), first=total is None)
             if total is None:
-                total = response.count if response.count is not None else len(page)
+                total = count if count is not None else len(page)
             if not page and len(rows) < total:
                 raise SourceError(f"{aggregate.function} changed while it was being paged")
             rows.extend(page)
         return rows
+
+    def _page(
+        self, aggregate: Aggregate, args: Args, offset: int, *, first: bool
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Rows from `offset` in key order (the server may cap them at `max_rows`); the first
+        page also asks for the exact total."""
+        select = ",".join(
+            f"{name}::text" if kind == "money" else name for name, kind in aggregate.columns.items()
+        )
+        count = CountMethod.exact if first else None
+        end = offset + self.page_size - 1
+        with _translate_http():
+            if aggregate.table:
+                query = self._client.table(aggregate.function).select(select, count=count)
+                for column in aggregate.key:
+                    query = query.order(column)
+                response = query.range(offset, end).execute()
+            else:
+                call = self._client.rpc(aggregate.function, dict(args), count=count).select(select)
+                for column in aggregate.key:
+                    call = call.order(column)
+                response = call.range(offset, end).execute()
+        data = response.data or []
+        page = [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+        if not isinstance(data, list) or len(page) != len(data):
+            raise SourceError(f"{aggregate.function} did not answer with rows")
+        return page, response.count
 
 
 @contextlib.contextmanager
@@ -232,6 +264,8 @@ def _translate_http() -> Iterator[None]:
     except APIError as exc:
         if exc.code in ("PGRST202", "42883"):
             raise FunctionsMissing(_MISSING) from exc
+        if exc.code in ("PGRST205", "42P01"):
+            raise TableMissing(f"{exc.code} {exc.message}") from exc
         raise SourceError(f"the API refused the query: {exc.code} {exc.message}") from exc
     except httpx.HTTPError as exc:
         raise SourceUnreachable(f"cannot reach the Supabase API: {exc}") from exc
@@ -292,3 +326,18 @@ def load_conversation_summary(source: Source, window: Window) -> pd.DataFrame:
 
 def load_user_days(source: Source, window: Window) -> pd.DataFrame:
     return load(source, USER_DAYS, window)
+
+
+def load_budget_limits(source: Source, user_id: str | None = None) -> pd.DataFrame:
+    """Per-user budget overrides (`public.user_limits`); none when that table is absent.
+
+    The table belongs to the service's guards migration; a project without it simply has no
+    overrides, so the report falls back to the default budgets.
+    """
+    try:
+        limits = to_frame(BUDGET_LIMITS, source.rows(BUDGET_LIMITS, {}))
+    except TableMissing:
+        limits = to_frame(BUDGET_LIMITS, [])
+    if user_id is not None:
+        limits = limits[limits["user_id"] == user_id].reset_index(drop=True)
+    return limits

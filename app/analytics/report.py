@@ -1,7 +1,8 @@
 """The cost report for a window: load the aggregates, shape them, write tables, charts and pages.
 
-`build_report` makes six calls to the aggregate SQL functions (per user, per day and model,
-user-days, top conversations and their summary) and shapes the answers with `costs`.
+`build_report` makes five calls to the aggregate SQL functions (per user, per day and model,
+user-days, top conversations and their summary), reads the per-user budget overrides
+(`public.user_limits`, when the guards migration is there) and shapes the answers with `costs`.
 `write_report` writes PNG charts always, and the tables as CSV (exact decimal strings), a
 Markdown page and/or an HTML page that shows tables and charts together (dollars rounded for
 people).
@@ -135,6 +136,9 @@ def build_report(
         source, load.Window(first_needed, options.until, options.user_id)
     )
 
+    step("loading budget overrides")
+    limits = load.load_budget_limits(source, options.user_id)
+
     step("shaping tables")
     in_window = user_days[user_days["day"] >= _utc_day(options.since)]
     days = pd.date_range(_utc_day(options.since), pd.Timestamp(options.as_of), freq="D")
@@ -142,7 +146,10 @@ def build_report(
     month = costs.month_to_date(user_days, options.as_of, options.trailing_days)
     month.insert(1, "email", month["user_id"].map(emails))
     breaches = costs.budget_breaches(
-        in_window, daily_budget=options.daily_budget, monthly_budget=options.monthly_budget
+        in_window,
+        daily_budget=options.daily_budget,
+        monthly_budget=options.monthly_budget,
+        limits=limits,
     )
     breaches.insert(1, "email", breaches["user_id"].map(emails))
     unusual = costs.anomalies(in_window)

@@ -210,3 +210,38 @@ def test_anomalies_ignore_spikes_below_the_minimum_cost() -> None:
 
     assert costs.anomalies(_user_days(rows), min_cost_usd=D("1")).empty
     assert len(costs.anomalies(_user_days(rows), min_cost_usd=D("0.5"))) == 1
+
+
+def test_budget_breaches_use_each_users_override_before_the_default() -> None:
+    days = _user_days([
+        ("a", "2026-11-01", 1, "3.00000000"),  # a's own cap is 5: not over
+        ("b", "2026-11-01", 1, "3.00000000"),  # b has 0 = no cap at all: not over
+        ("c", "2026-11-01", 1, "3.00000000"),  # c's override is null: the default 2 applies
+        ("d", "2026-11-01", 1, "1.50000000"),  # d's cap is 1 although the default is higher
+    ])  # fmt: skip
+    limits = pd.DataFrame({
+        "user_id": ["a", "b", "c", "d"],
+        "daily_budget_usd": pd.Series([D("5"), D("0"), None, D("1")], dtype=object),
+        "monthly_budget_usd": pd.Series([None, None, None, None], dtype=object),
+    })  # fmt: skip
+
+    breaches = costs.budget_breaches(days, daily_budget=D("2"), limits=limits)
+
+    assert breaches[["user_id", "budget_usd", "over_by_usd"]].to_dict("records") == [
+        {"user_id": "c", "budget_usd": D("2"), "over_by_usd": D("1")},
+        {"user_id": "d", "budget_usd": D("1"), "over_by_usd": D("0.5")},
+    ]
+
+
+def test_budget_breaches_override_applies_even_without_a_default() -> None:
+    days = _user_days([("a", "2026-11-01", 1, "3.00000000"), ("a", "2026-11-02", 1, "3")])
+    limits = pd.DataFrame({
+        "user_id": ["a"], "daily_budget_usd": pd.Series([None], dtype=object),
+        "monthly_budget_usd": pd.Series([D("5")], dtype=object),
+    })  # fmt: skip
+
+    breaches = costs.budget_breaches(days, limits=limits)
+
+    assert breaches[["period", "spend_usd", "over_by_usd"]].to_dict("records") == [
+        {"period": "month", "spend_usd": D("6"), "over_by_usd": D("1")}
+    ]

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pandas as pd
+import psycopg
 import pytest
 
-from app.analytics import load
+from app.analytics import load, report
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, StackContext, build_app
-from tests.analytics.seeding import SPEC
+from tests.analytics.seeding import SPEC, migrate_and_seed
 from tests.conftest import FreshDatabase
 
 WINDOW = load.Window(datetime(2026, 11, 3, 12, 30, tzinfo=UTC), SPEC.end)
@@ -152,3 +154,47 @@ def test_supabase_source_with_nothing_listening_is_unreachable(
         pytest.raises(load.SourceUnreachable),
     ):
         load.load_per_user(nowhere, WINDOW)
+
+
+# --- per-user budget overrides (public.user_limits, from the guards migration) -------------------
+@pytest.fixture
+def with_limits(local_stack: LocalStack, fresh_db: FreshDatabase) -> Iterator[ServerThread]:
+    """A small seed with one user's override, served by the gateway."""
+    migrate_and_seed(fresh_db, dataclasses.replace(SPEC, requests=300))
+    with psycopg.connect(fresh_db.dsn) as conn:
+        conn.execute(
+            "insert into public.user_limits (user_id, daily_budget_usd)"
+            " select id, 0.000001 from public.users order by id limit 1"
+        )
+    port = free_port()
+    ctx = StackContext(
+        keys=local_stack.keys,
+        api_url=f"http://127.0.0.1:{port}",
+        db_port=local_stack.db_port,
+        db_name=fresh_db.name,
+    )
+    with ServerThread(build_app(ctx), port) as server:
+        yield server
+
+
+def test_budget_limits_load_alike_from_both_sources_and_drive_breaches(
+    with_limits: ServerThread, local_stack: LocalStack, fresh_db: FreshDatabase
+) -> None:
+    direct = load.PostgresSource(fresh_db.dsn)
+    with load.SupabaseSource(with_limits.url, local_stack.keys.service_role_key) as service:
+        over_http = load.load_budget_limits(service)
+    limits = load.load_budget_limits(direct)
+
+    pd.testing.assert_frame_equal(over_http, limits)
+    assert limits["daily_budget_usd"].tolist() == [Decimal("0.000001")]
+    assert limits["monthly_budget_usd"].isna().all()
+    built = report.build_report(direct, report.ReportOptions(since=SPEC.start, until=SPEC.end))
+    # No default budgets: only the user with an override can be over one.
+    assert set(built.budget_breaches["user_id"]) == set(limits["user_id"])
+    assert set(built.budget_breaches["budget_usd"]) == {Decimal("0.000001")}
+
+
+def test_budget_limits_without_the_guards_table_are_empty(fresh_db: FreshDatabase) -> None:
+    limits = load.load_budget_limits(load.PostgresSource(fresh_db.dsn))
+
+    assert limits.empty and list(limits.columns) == list(load.BUDGET_LIMITS.columns)
