@@ -26,13 +26,22 @@ from app.domain import (
     TurnRecord,
     TurnStart,
 )
-from app.errors import AuthError, NotFound, OverBudget, RateLimited, StoreError
+from app.errors import AppError, AuthError, NotFound, OverBudget, RateLimited, StoreError
 
 logger = logging.getLogger(__name__)
 
 _AUTH_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
 _RETRY_AFTER = re.compile(r"retry_after=(\d+)")
 _NOT_FOUND_CODES = {"PT404", "42501"}
+# SQLSTATE classes 22 (data exception) and 23 (integrity violation): the same write fails again.
+_PERMANENT_CLASSES = {"22", "23"}
+
+
+class StoreRejected(AppError):
+    """The database refused the data itself; unlike a StoreError, retrying cannot help."""
+
+    code, status = "store_rejected", 422
+    title = "The request could not be stored"
 
 
 @asynccontextmanager
@@ -52,6 +61,8 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
             retry_after = int(match.group(1)) if match else 1
             kind = OverBudget if exc.hint == "over_budget" else RateLimited
             raise kind(f"{operation}: {exc.message}", retry_after=retry_after) from exc
+        if code[:2] in _PERMANENT_CLASSES:
+            raise StoreRejected(f"{operation}: {code} {exc.message}") from exc
         raise StoreError(f"{operation}: {code} {exc.message}") from exc
     except TimeoutError as exc:
         raise StoreError(f"{operation}: timed out after {timeout}s") from exc
