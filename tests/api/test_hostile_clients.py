@@ -56,14 +56,17 @@ class _Collect(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
-def no_server_errors() -> Iterator[None]:
-    """Fail the test when the server logged an error (a 500 path, a traceback) meanwhile."""
+def no_server_errors() -> Iterator[list[logging.LogRecord]]:
+    """Fail the test when the server logged an error (a 500 path, a traceback) meanwhile.
+
+    Yields the records, so a test that expects one error can take it out.
+    """
     handler = _Collect()
     loggers = [logging.getLogger(), logging.getLogger("uvicorn.error")]
     for logger in loggers:
         logger.addHandler(handler)
     try:
-        yield
+        yield handler.records
     finally:
         for logger in loggers:
             logger.removeHandler(handler)

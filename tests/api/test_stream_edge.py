@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import socket
 import threading
@@ -51,7 +52,9 @@ SCRIPTS: dict[str, list[str]] = {
     "nul": ["before", "\x00", " after\x00"],
     "big": [BIG_TOKEN] * 4000,  # 4 MB: more than every socket buffer between the two ends
     "short": ["Hello", " there"],
+    "slow": ["tick"] * 30,
 }
+DELAYS = {"slow": 0.05}
 _SCRIPT = re.compile(r"script=(\w+)")
 
 
@@ -68,14 +71,17 @@ class ScriptedProvider:
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ProviderEvent]]:
         self.requests.append(request)
         match = _SCRIPT.search(request.messages[-1].content)
-        return self._play(SCRIPTS[match.group(1) if match else "short"])
+        name = match.group(1) if match else "short"
+        return self._play(SCRIPTS[name], DELAYS.get(name, 0.0))
 
     @contextlib.asynccontextmanager
-    async def _play(self, tokens: list[str]) -> AsyncIterator[AsyncIterator[ProviderEvent]]:
+    async def _play(
+        self, tokens: list[str], delay: float
+    ) -> AsyncIterator[AsyncIterator[ProviderEvent]]:
         async def events() -> AsyncIterator[ProviderEvent]:
             yield UsageReport(Usage(input_tokens=20))
             for token in tokens:
-                await asyncio.sleep(0)
+                await asyncio.sleep(delay)
                 self.yielded += 1
                 yield TextDelta(token)
             yield UsageReport(Usage(input_tokens=20, output_tokens=len(tokens)))
@@ -201,6 +207,33 @@ def test_nul_from_the_provider_is_relayed_but_the_answer_and_usage_are_still_sto
     assert result.last["type"] == "done"
     assert rows_of(stack, conv)[-1] == ("assistant", "completed", "before after", 1)
     assert list(stack.settings.outbox_dir.glob("*.json")) == []
+
+
+def test_user_deleted_mid_stream_does_not_clog_the_outbox(
+    scripted: tuple[ChatStack, ScriptedProvider],
+    no_server_errors: list[logging.LogRecord],  # noqa: F811 - the imported fixture
+) -> None:
+    """The token stays valid until it expires, but the final write can never succeed: that
+    record must be set aside (outbox `dead/`), not retried ahead of every later one forever."""
+    stack, _ = scripted
+    user = stack.new_user()
+    conv = user.conversation()
+    outbox = stack.settings.outbox_dir
+    results: list[object] = []
+    streaming = threading.Thread(
+        target=lambda: results.append(stream(stack, user, ask("script=slow", conv)))
+    )
+    streaming.start()
+    time.sleep(0.4)
+    stack.rows("delete from auth.users where id = %s returning id", user.id)
+    streaming.join(30)
+
+    assert results[0].last["type"] == "done"  # type: ignore[attr-defined]
+    wait_for(lambda: list(outbox.glob("*.json")) == [], timeout=10)
+    assert len(list((outbox / "dead").glob("*.json"))) == 1
+    (buried,) = no_server_errors  # the outbox says so, at ERROR, for a human to look at
+    assert "moved to" in buried.getMessage()
+    no_server_errors.clear()
 
 
 # --- clients that read slowly or leave ------------------------------------------------------
