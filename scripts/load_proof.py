@@ -1,0 +1,26 @@
+"""The load proof: conversations streamed through the full stack with clients that leave and
+upstream faults, then every usage row reconciled with what the LLM stand-in billed.
+
+Exit status 0 when nothing unexpected happened: every client saw a complete stream, the error
+event its injected fault calls for, or its own disconnect; exactly one usage row per billed
+upstream request; stored costs equal the stand-in's billing wherever usage was reported.
+
+Example:
+    .venv/bin/python scripts/load_proof.py --json .local/bench/load_proof.json
+    .venv/bin/python scripts/load_proof.py --count 100 --seconds 15   # a quick one
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from app.bench.cli import proof_main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return proof_main(argv, doc=__doc__ or "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
