@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from app.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
 
 BODY_TIMEOUT_SECONDS = 10.0  # a chat message is a few KB: ample even on a poor mobile link
+_BOM_CHAR = "\ufeff"  # Python's str.strip() keeps it; the seed's JavaScript trim() did not
 _UUID_TEXT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -132,7 +133,7 @@ def parse_body(raw: bytes, *, max_chars: int) -> ChatStreamBody:
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in err["loc"]) or "body" for err in exc.errors()})
         raise BadRequest(f"invalid or missing field(s): {', '.join(fields)}") from exc
-    if not body.message.strip():
+    if not body.message.replace(_BOM_CHAR, " ").strip():  # what JavaScript's trim() removes
         raise BadRequest("message must not be empty")
     if len(body.message) > max_chars:
         raise BadRequest(f"message is longer than {max_chars} characters")

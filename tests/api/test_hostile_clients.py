@@ -217,6 +217,13 @@ REFUSED_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("json-number", b"42", {}, 400, "invalid_request"),
     ("json-true", b"true", {}, 400, "invalid_request"),
     ("message-null", b'{"message":null,"conversationId":"CONV"}', {}, 400, "invalid_request"),
+    (  # what the seed's JavaScript trim() removes: Unicode spaces, line separators, BOM
+        "message-only-unicode-blanks",
+        b'{"message":" \\ufeff\\u3000\\ufeff\\u00a0\\u2028\\ufeff ","conversationId":"CONV"}',
+        {},
+        400,
+        "invalid_request",
+    ),
     ("message-object", b'{"message":{},"conversationId":"CONV"}', {}, 400, "invalid_request"),
     ("conversation-null", b'{"message":"hi","conversationId":null}', {}, 400, "invalid_request"),
     (
