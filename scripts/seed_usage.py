@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from app.analytics.rates import RatesError
 from app.analytics.seed import SeedError, SeedSpec
 from app.analytics.seed_copy import seed_database
 from app.config import get_settings
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = seed_database(
             dsn, spec, Pricer(get_settings()), replace=args.truncate, progress=progress
         )
-    except SeedError as exc:
+    except (SeedError, RatesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except psycopg.Error as exc:

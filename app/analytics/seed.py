@@ -16,10 +16,8 @@ spec, same rows); `write()` loads them with COPY in one transaction. The shape:
   `tokens_in` excludes cache tokens, as in `usage_logs`.
 - **Outcomes**: 3 % partial (client left: output cut, `estimated`), 1 % errors (`estimated`, no
   or little output; no assistant message when there was no output).
-- **Costs** come from the project's `Pricer`. Pricing is linear below genai-prices' long-context
-  tiers (prompts here stay far below 200k tokens), so each model's per-token rates are derived
-  once from the Pricer, checked on a mixed usage, and applied to all rows in exact integer
-  arithmetic, rounded half-up to 8 places like `Pricer` and `numeric(14,8)`.
+- **Costs** come from the project's `Pricer` through `app.analytics.rates` (exact per-token
+  rates, vectorised; prompts here stay far below genai-prices' 200k-token tiers).
 """
 
 from __future__ import annotations
@@ -27,30 +25,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from app.domain import Price, Usage
+from app.analytics.rates import DatedPricer, ModelRates, cost_units, derive_rates, format_units
 
 SEED_MARKER = "chat-stream-seed"  # raw_app_meta_data ->> 'seeded_by' of generated auth users
-UNIT_TOKENS = 10_000  # priced once per kind of token to derive a per-token rate
-COST_PLACES = 8  # numeric(14,8)
 SYSTEM_TOKENS = 1100
 HISTORY_CAP_TOKENS = 6000
 MAX_DURATION_MS = 300_000
 
 Progress = Callable[[str], None]
-
-
-class DatedPricer(Protocol):
-    """`app.pricing.Pricer`: prices a usage as of a request time (prices change over time)."""
-
-    def price(
-        self, provider: str, model: str, usage: Usage, *, when: datetime | None = None
-    ) -> Price: ...
 
 
 @dataclass(frozen=True)
@@ -91,18 +77,9 @@ class SeedSpec:
         return self.end - timedelta(days=self.days)
 
 
-@dataclass(frozen=True)
-class ModelRates:
-    """Exact per-token USD rates of one model, as integers in units of 10**-scale USD."""
-
-    provider: str
-    model: str
-    source: str
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
-    scale: int
+def model_rates(pricer: DatedPricer, spec: SeedSpec) -> list[ModelRates]:
+    """The seeded models' per-token rates, valid all through the spec's window."""
+    return derive_rates(pricer, [(m.provider, m.model) for m in MODELS], spec.start, spec.end)
 
 
 class SeedError(RuntimeError):
@@ -115,75 +92,6 @@ class SeedFrames:
     conversations: pd.DataFrame
     messages: pd.DataFrame
     usage: pd.DataFrame  # usage_logs columns (cost_usd as an exact decimal string)
-
-
-# --- prices --------------------------------------------------------------------------------------
-_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-_UNIT_USAGES = {
-    "input_tokens": Usage(input_tokens=UNIT_TOKENS),
-    "output_tokens": Usage(output_tokens=UNIT_TOKENS),
-    "cache_read_tokens": Usage(cache_read_tokens=UNIT_TOKENS),
-    "cache_write_tokens": Usage(cache_write_tokens=UNIT_TOKENS),
-}
-
-
-def derive_rates(
-    pricer: DatedPricer, spec: SeedSpec, models: tuple[ModelShare, ...] = MODELS
-) -> list[ModelRates]:
-    """Per-token rates from the Pricer, checked to be linear and the same all through the window."""
-    rates = []
-    probe = Usage(
-        input_tokens=3_217, output_tokens=911, cache_read_tokens=7_043, cache_write_tokens=1_289
-    )
-    for m in models:
-        per_token: dict[str, Decimal] = {}
-        for kind, unit in _UNIT_USAGES.items():
-            first = pricer.price(m.provider, m.model, unit, when=spec.start)
-            last = pricer.price(m.provider, m.model, unit, when=spec.end)
-            if first.cost_usd != last.cost_usd:
-                raise SeedError(
-                    f"the price of {m.model} changes inside the window; seed fewer days"
-                )
-            per_token[kind] = last.cost_usd / UNIT_TOKENS
-        scale = max(
-            COST_PLACES, *(-int(v.normalize().as_tuple().exponent) for v in per_token.values())
-        )
-        units = {kind: int(per_token[kind].scaleb(scale)) for kind in _KINDS}
-        rate = ModelRates(
-            m.provider, m.model, last.source, units["input_tokens"], units["output_tokens"],
-            units["cache_read_tokens"], units["cache_write_tokens"], scale,
-        )  # fmt: skip
-        tokens = [np.array([getattr(probe, kind)]) for kind in _KINDS]
-        vectorised = Decimal(int(cost_units(rate, *tokens)[0])).scaleb(-COST_PLACES)
-        if vectorised != pricer.price(m.provider, m.model, probe, when=spec.end).cost_usd:
-            raise SeedError(f"pricing of {m.model} is not linear; the seed cannot vectorise it")
-        rates.append(rate)
-    return rates
-
-
-def cost_units(
-    rate: ModelRates,
-    tokens_in: np.ndarray,
-    tokens_out: np.ndarray,
-    cache_read: np.ndarray,
-    cache_write: np.ndarray,
-) -> np.ndarray:
-    """Exact cost in units of 1e-8 USD, rounded half-up (the `Pricer` and numeric(14,8) rule)."""
-    exact = (
-        tokens_in.astype(np.int64) * rate.input
-        + tokens_out.astype(np.int64) * rate.output
-        + cache_read.astype(np.int64) * rate.cache_read
-        + cache_write.astype(np.int64) * rate.cache_write
-    )
-    step = 10 ** (rate.scale - COST_PLACES)
-    rounded: np.ndarray = (exact + step // 2) // step
-    return rounded
-
-
-def format_units(units: np.ndarray) -> list[str]:
-    """1e-8 USD integers as exact decimal strings ("0.01234567")."""
-    whole, frac = np.divmod(units.astype(np.int64), 10**COST_PLACES)
-    return [f"{w}.{f:08d}" for w, f in zip(whole.tolist(), frac.tolist(), strict=True)]
 
 
 # --- generation ----------------------------------------------------------------------------------

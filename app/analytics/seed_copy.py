@@ -26,15 +26,15 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from app.analytics.rates import DatedPricer
 from app.analytics.seed import (
     SEED_MARKER,
-    DatedPricer,
     Progress,
     SeedError,
     SeedFrames,
     SeedSpec,
-    derive_rates,
     generate,
+    model_rates,
 )
 
 CHUNK_ROWS = 25_000
@@ -211,7 +211,7 @@ def seed_database(
     began = time.perf_counter()
     if progress:
         progress(f"generating {spec.requests:,} requests for {spec.users:,} users")
-    frames = generate(spec, derive_rates(pricer, spec))
+    frames = generate(spec, model_rates(pricer, spec))
     generated = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         if replace:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from app.analytics import seed
+from app.analytics.rates import ModelRates, RatesError, cost_units, format_units
 from app.analytics.seed_copy import csv_text, iso_timestamps, seed_database
 from app.domain import Price, Usage
 from app.local.migrate import apply_migrations
@@ -25,17 +26,17 @@ from tests.conftest import MIGRATIONS, ROOT, FreshDatabase, make_settings
 
 
 @pytest.fixture(scope="module")
-def rates() -> list[seed.ModelRates]:
-    return seed.derive_rates(Pricer(make_settings()), SPEC)
+def rates() -> list[ModelRates]:
+    return seed.model_rates(Pricer(make_settings()), SPEC)
 
 
 @pytest.fixture(scope="module")
-def frames(rates: list[seed.ModelRates]) -> seed.SeedFrames:
+def frames(rates: list[ModelRates]) -> seed.SeedFrames:
     return seed.generate(SPEC, rates)
 
 
 def test_generate_same_seed_gives_identical_rows(
-    rates: list[seed.ModelRates], frames: seed.SeedFrames
+    rates: list[ModelRates], frames: seed.SeedFrames
 ) -> None:
     again = seed.generate(SPEC, rates)
 
@@ -44,7 +45,7 @@ def test_generate_same_seed_gives_identical_rows(
 
 
 def test_generate_other_seed_gives_other_rows(
-    rates: list[seed.ModelRates], frames: seed.SeedFrames
+    rates: list[ModelRates], frames: seed.SeedFrames
 ) -> None:
     other = seed.generate(dataclasses.replace(SPEC, seed=SPEC.seed + 1), rates)
 
@@ -102,19 +103,19 @@ class _TieredPricer:
 
 
 def test_derive_rates_refuses_prices_that_are_not_linear() -> None:
-    with pytest.raises(seed.SeedError, match="not linear"):
-        seed.derive_rates(_TieredPricer(), SPEC)
+    with pytest.raises(RatesError, match="not linear"):
+        seed.model_rates(_TieredPricer(), SPEC)
 
 
 def test_cost_units_round_half_up_to_eight_places() -> None:
     # gpt-4o-mini cache reads cost 0.075 USD per million tokens: 7.5e-8 USD a token.
-    rate = seed.ModelRates("openai", "m", "test", 0, 0, 75, 0, scale=9)
+    rate = ModelRates("openai", "m", "test", 0, 0, 75, 0, scale=9)
     one = np.array([1])
     zero = np.array([0])
 
-    assert seed.cost_units(rate, zero, zero, one, zero).tolist() == [8]  # 7.5e-8 -> 8e-8
-    assert seed.cost_units(rate, zero, zero, one * 2, zero).tolist() == [15]
-    assert seed.format_units(np.array([0, 8, 123456789012])) == [
+    assert cost_units(rate, zero, zero, one, zero).tolist() == [8]  # 7.5e-8 -> 8e-8
+    assert cost_units(rate, zero, zero, one * 2, zero).tolist() == [15]
+    assert format_units(np.array([0, 8, 123456789012])) == [
         "0.00000000", "0.00000008", "1234.56789012",
     ]  # fmt: skip
 
