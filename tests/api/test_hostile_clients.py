@@ -31,7 +31,7 @@ import socket
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -78,7 +78,9 @@ def body_for(conversation_id: str, message: str = "hi" + QUICK, **extra: object)
 
 
 def post(
-    stack: ChatStack, content: bytes, headers: dict[str, str] | list[tuple[str, str]]
+    stack: ChatStack,
+    content: bytes | Iterator[bytes],
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | Sequence[tuple[bytes, bytes]],
 ) -> httpx.Response:
     return httpx.post(stack.endpoint, content=content, headers=headers, timeout=15)
 
@@ -597,7 +599,7 @@ def test_chat_stream_huge_upload_gets_413_and_the_server_stops_reading(
             yield b" " * 65536
 
     content: bytes | Iterator[bytes] = upload() if framing == "chunked" else b" " * total
-    response = post(chat_stack, content, json_headers(user))  # type: ignore[arg-type]
+    response = post(chat_stack, content, json_headers(user))
 
     assert_error_json(response, 413, "payload_too_large")
     assert response.headers["connection"] == "close"
@@ -635,6 +637,48 @@ def test_chat_stream_body_that_stops_arriving_is_408_after_the_body_timeout(
     assert json_of(answer)["code"] == "request_timeout"
     assert time.monotonic() - began < 3.0  # and the server closed the connection
     assert user_messages(chat_stack, user) == []
+
+
+def test_chat_stream_expect_100_continue_gets_the_go_ahead_then_streams(
+    chat_stack: ChatStack,
+) -> None:
+    """curl sends `Expect: 100-continue` for larger bodies and waits for the interim answer."""
+    user = chat_stack.new_user()
+    conv = user.conversation()
+    content = body_for(conv, "long " * 1000 + QUICK)
+    head = _head(
+        chat_stack,
+        user,
+        f"Content-Length: {len(content)}",
+        "Expect: 100-continue\nConnection: close\n",
+    )
+    with socket.create_connection(("127.0.0.1", port_of(chat_stack)), timeout=5) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(content)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert status_of(answer) == 200
+    assert b'"type":"done"' in answer
+
+
+def test_chat_stream_body_trickling_in_byte_by_byte_is_read_whole(chat_stack: ChatStack) -> None:
+    user = chat_stack.new_user()
+    conv = user.conversation()
+    content = body_for(conv, "tröpfchen 😀" + QUICK)
+    head = _head(chat_stack, user, f"Content-Length: {len(content)}", "Connection: close\n")
+    with socket.create_connection(("127.0.0.1", port_of(chat_stack)), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(head.replace("\n", "\r\n").encode())
+        for i in range(len(content)):
+            sock.sendall(content[i : i + 1])
+            time.sleep(0.001)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert status_of(answer) == 200
+    assert user_messages(chat_stack, user) == ["tröpfchen 😀" + QUICK]
 
 
 # --- headers --------------------------------------------------------------------------------
@@ -678,6 +722,18 @@ def test_chat_stream_mangled_authorization_is_401(
     response = post(chat_stack, body_for(conv), json_headers(user) | {"Authorization": value})
     assert_error_json(response, 401, "unauthorized")
     assert response.json()["userMessage"] == AUTH_MESSAGE
+    assert user_messages(chat_stack, user) == []
+
+
+def test_chat_stream_non_ascii_bytes_in_the_token_are_401(chat_stack: ChatStack) -> None:
+    user = chat_stack.new_user()
+    conv = user.conversation()
+    for value in ("Bearer tökén".encode(), b"Bearer " + user.token.encode() + b"\xff"):
+        headers = [
+            (k.encode(), v.encode()) for k, v in json_headers(user).items() if k != "Authorization"
+        ]
+        response = post(chat_stack, body_for(conv), [*headers, (b"Authorization", value)])
+        assert_error_json(response, 401, "unauthorized")
     assert user_messages(chat_stack, user) == []
 
 
@@ -746,8 +802,8 @@ def test_chat_stream_request_id_is_echoed_only_when_plain_and_always_exactly_onc
 ) -> None:
     user = chat_stack.new_user()
     conv = user.conversation()
-    headers: list[tuple[str, str | bytes]] = [(k, v) for k, v in json_headers(user).items()] + [
-        ("X-Request-Id", s.encode("latin-1")) for s in sent
+    headers = [(k.encode(), v.encode()) for k, v in json_headers(user).items()] + [
+        (b"X-Request-Id", s.encode("latin-1")) for s in sent
     ]
     for content in (body_for(conv), b"{broken"):  # an event stream, then a JSON error
         response = httpx.post(chat_stack.endpoint, content=content, headers=headers, timeout=15)

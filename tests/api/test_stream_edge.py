@@ -346,7 +346,7 @@ def test_twenty_parallel_turns_on_one_conversation_are_all_answered_and_stored_i
     assert sorted(results) == list(range(20))
     assert all(r.last["type"] == "done" for r in results.values())  # type: ignore[attr-defined]
     rows = rows_of(stack, conv)
-    assert sorted(r[2] for r in rows if r[0] == "user") == sorted(texts)
+    assert sorted(str(r[2]) for r in rows if r[0] == "user") == sorted(texts)
     assert [r[1:] for r in rows if r[0] == "assistant"] == [("completed", "Hello there", 1)] * 20
     stored_order = [r[2] for r in rows]
     for request in provider.requests[first:]:
