@@ -119,11 +119,16 @@ def model_summary(per_day_model: pd.DataFrame) -> pd.DataFrame:
     return _by_cost(summary, "model")
 
 
-def daily_totals(per_day_model: pd.DataFrame) -> pd.DataFrame:
-    """Per day: requests, tokens and cost across models."""
+def daily_totals(
+    per_day_model: pd.DataFrame, user_days: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per day: requests, tokens and cost across models; active users when `user_days` is given."""
     columns = ["requests", *TOKEN_COLUMNS, "cost_usd"]
     daily = per_day_model.groupby("day", as_index=False)[columns].sum()
     daily["cost_usd"] = _money((Decimal(c) for c in daily["cost_usd"]), daily.index)
+    if user_days is not None:
+        active = user_days[user_days["requests"] > 0].groupby("day")["user_id"].nunique()
+        daily.insert(1, "active_users", daily["day"].map(active).fillna(0).astype("int64"))
     return daily.sort_values("day", ignore_index=True)
 
 

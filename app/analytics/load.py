@@ -87,8 +87,7 @@ PER_USER = Aggregate(
 )  # fmt: skip
 PER_DAY_MODEL = Aggregate(
     "usage_per_day_model",
-    {"day": "day", "provider": "text", "model": "text", **_TOKENS, "users": "count", **_CACHE,
-     "cost_usd": "money"},
+    {"day": "day", "provider": "text", "model": "text", **_TOKENS, **_CACHE, "cost_usd": "money"},
     ("day", "provider", "model"),
 )  # fmt: skip
 PER_CONVERSATION = Aggregate(

@@ -160,7 +160,7 @@ def build_report(
         users=costs.user_table(per_user),
         top_users=costs.top_spenders(per_user, options.top_n),
         models=costs.model_summary(per_day_model),
-        daily=costs.daily_totals(per_day_model),
+        daily=costs.daily_totals(per_day_model, in_window),
         daily_by_model=costs.daily_cost_by_model(per_day_model, days),
         conversation_summary=summary,
         top_conversations=top_conversations,

@@ -94,7 +94,8 @@ $$;
 comment on function public.usage_per_user(timestamptz, timestamptz, uuid) is
   'Usage and USD cost per user in [p_since, p_until); RLS applies (users see only themselves).';
 
--- Per UTC day, provider and model ----------------------------------------------------------------
+-- Per UTC day, provider and model (active users per day come from usage_user_days: a distinct
+-- count here would sort every row) ----------------------------------------------------------------
 create function public.usage_per_day_model(
   p_since timestamptz default null,
   p_until timestamptz default null,
@@ -105,7 +106,6 @@ create function public.usage_per_day_model(
     provider text,
     model text,
     requests bigint,
-    users bigint,
     tokens_in bigint,
     tokens_out bigint,
     cache_read_tokens bigint,
@@ -126,7 +126,6 @@ begin
       l.provider,
       l.model,
       count(*) as requests,
-      count(distinct l.user_id) as users,
       coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
       coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
       coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,

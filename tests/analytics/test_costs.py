@@ -106,16 +106,22 @@ def test_model_summary_sums_days_per_model_with_share() -> None:
     assert summary["share_of_cost"].tolist() == pytest.approx([0.75, 0.25])
 
 
-def test_daily_totals_adds_models_per_day() -> None:
+def test_daily_totals_adds_models_per_day_and_counts_active_users() -> None:
     frame = _per_day_model([
         ("2026-11-02", "anthropic", "haiku", 3, "1.00000000"),
         ("2026-11-01", "anthropic", "haiku", 2, "0.50000000"),
         ("2026-11-01", "openai", "mini", 1, "0.25000000"),
     ])  # fmt: skip
 
-    daily = costs.daily_totals(frame)
+    days = _user_days([
+        ("a", "2026-11-01", 2, "0.50000000"), ("b", "2026-11-01", 1, "0.25000000"),
+        ("a", "2026-11-02", 3, "1.00000000"),
+    ])  # fmt: skip
+
+    daily = costs.daily_totals(frame, days)
 
     assert daily["day"].dt.day.tolist() == [1, 2]
+    assert daily["active_users"].tolist() == [2, 1]
     assert daily["requests"].tolist() == [3, 3]
     assert daily["cost_usd"].tolist() == [D("0.75"), D("1")]
 
