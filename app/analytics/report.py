@@ -281,7 +281,7 @@ def _markdown(report: CostReport, pngs: dict[str, Path]) -> str:
 _CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1250px;color:#222}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1.5rem}
 th,td{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:right}
-th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee;margin:.5rem 0}
+th{background:#f4f4f4}img{max-width:100%;height:auto;border:1px solid #eee;margin:.5rem 0}
 .charts{display:grid;grid-template-columns:1fr;gap:1rem}"""
 
 
