@@ -82,7 +82,8 @@ class Settings(BaseSettings):
     # --- Chat behaviour -----------------------------------------------------------------------
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_message_chars: int = 8000
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 128 * 1024  # 8000 emoji sent \u-escaped is ~96 KB
+    body_timeout_seconds: float = 10.0
     history_token_budget: int = 6000
     history_max_messages: int = 50
     heartbeat_seconds: float = 15.0

@@ -6,13 +6,17 @@
     ├── NotFound (404)              no such conversation, or someone else's (indistinguishable)
     ├── TooLarge (413)              body over the cap, refused before parsing
     ├── UnsupportedMediaType (415)  not application/json
+    │   └── UnsupportedEncoding     a Content-Encoding other than identity
+    ├── BodyTimeout (408)           the body stopped arriving
+    ├── ClientClosed (499)          the client hung up mid-body (logged only; nobody to answer)
     ├── RateLimited (429)           too many requests / streams      } carry retry_after
     ├── OverBudget (429)            daily or monthly USD cap reached }
     ├── ProviderError (502)         the model failed; `.retryable` decides fallback
     │   ├── ProviderUnavailable     refused, 5xx, 429, 529 before the head
     │   ├── ProviderTimeout         no head within the availability budget, or idle too long
     │   └── ProviderStreamError     dropped connection, error event, malformed event mid-stream
-    └── StoreError (503)            the database API failed or timed out
+    ├── StoreError (503)            the database API failed or timed out (retrying may help)
+    └── StoreRejected (422)         the database refused the data itself (retrying cannot help)
 
 Adapters translate third-party exceptions into these at their edge (`raise ... from exc`); the API
 layer turns them into `{"error", "userMessage"}` JSON or an SSE error event. Internal detail goes
@@ -73,6 +77,24 @@ class UnsupportedMediaType(AppError):
     title = "Content-Type must be application/json"
 
 
+class UnsupportedEncoding(UnsupportedMediaType):
+    title = "Content-Encoding is not supported; send the JSON body unencoded"
+
+
+class BodyTimeout(AppError):
+    """The body did not arrive in time (a stalled or slow-loris client)."""
+
+    code, status = "request_timeout", 408
+    title = "The request body took too long to arrive"
+
+
+class ClientClosed(AppError):
+    """The client hung up before its body was complete; no response can reach it (nginx's 499)."""
+
+    code, status = "client_closed_request", 499
+    title = "Client closed the request"
+
+
 class _Throttled(AppError):
     status, user_message = 429, BREATH_MESSAGE
 
@@ -113,3 +135,10 @@ class ProviderStreamError(ProviderError):
 class StoreError(AppError):
     code, status = "store_unavailable", 503
     title = "Service temporarily unavailable"
+
+
+class StoreRejected(AppError):
+    """The database refused the data itself; unlike a StoreError, retrying cannot help."""
+
+    code, status = "store_rejected", 422
+    title = "The request could not be stored"

@@ -26,7 +26,14 @@ from app.domain import (
     TurnRecord,
     TurnStart,
 )
-from app.errors import AppError, AuthError, NotFound, OverBudget, RateLimited, StoreError
+from app.errors import (
+    AuthError,
+    NotFound,
+    OverBudget,
+    RateLimited,
+    StoreError,
+    StoreRejected,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +42,6 @@ _RETRY_AFTER = re.compile(r"retry_after=(\d+)")
 _NOT_FOUND_CODES = {"PT404", "42501"}
 # SQLSTATE classes 22 (data exception) and 23 (integrity violation): the same write fails again.
 _PERMANENT_CLASSES = {"22", "23"}
-
-
-class StoreRejected(AppError):
-    """The database refused the data itself; unlike a StoreError, retrying cannot help."""
-
-    code, status = "store_rejected", 422
-    title = "The request could not be stored"
 
 
 @asynccontextmanager

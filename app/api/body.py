@@ -25,31 +25,19 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 from starlette.requests import ClientDisconnect, Request
 
-from app.errors import AppError, BadRequest, TooLarge, UnsupportedMediaType
+from app.errors import (
+    BadRequest,
+    BodyTimeout,
+    ClientClosed,
+    TooLarge,
+    UnsupportedEncoding,
+    UnsupportedMediaType,
+)
 
-BODY_TIMEOUT_SECONDS = 10.0  # a chat message is a few KB: ample even on a poor mobile link
 _BOM_CHAR = "\ufeff"  # Python's str.strip() keeps it; the seed's JavaScript trim() did not
 _UUID_TEXT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
-
-
-class BodyTimeout(AppError):
-    """The body did not arrive in time (a stalled or slow-loris client)."""
-
-    code, status = "request_timeout", 408
-    title = "The request body took too long to arrive"
-
-
-class ClientClosed(AppError):
-    """The client hung up before its body was complete; no response can reach it (nginx's 499)."""
-
-    code, status = "client_closed_request", 499
-    title = "Client closed the request"
-
-
-class UnsupportedEncoding(UnsupportedMediaType):
-    title = "Content-Encoding is not supported; send the JSON body unencoded"
 
 
 class ChatStreamBody(BaseModel):
@@ -72,7 +60,7 @@ class ChatStreamBody(BaseModel):
         return value
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
+async def read_capped(request: Request, limit: int, *, timeout: float) -> bytes:  # noqa: ASYNC109
     """Refuse an oversized body from its Content-Length, or as soon as it grows past `limit`."""
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -84,14 +72,14 @@ async def read_capped(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+        async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
                     raise TooLarge(f"body over {limit} bytes")
                 chunks.append(chunk)
     except TimeoutError as exc:
-        raise BodyTimeout(f"{size} bytes in {BODY_TIMEOUT_SECONDS}s") from exc
+        raise BodyTimeout(f"{size} bytes in {timeout}s") from exc
     except ClientDisconnect as exc:
         raise ClientClosed(f"client left after {size} body bytes") from exc
     return b"".join(chunks)

@@ -33,7 +33,9 @@ async def chat_stream(request: Request) -> Response:
     started = loop.time()
     fields: dict[str, Any] = {"request_id": request.state.request_id}
     try:
-        raw = await read_capped(request, settings.max_body_bytes)
+        raw = await read_capped(
+            request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
+        )
         check_content_type(request)
         body = parse_body(raw, max_chars=settings.max_message_chars)
         caller = await services.verifier.verify(authorization_header(request))

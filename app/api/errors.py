@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from app.api.body import BodyTimeout
-from app.errors import GENERIC_MESSAGE, AppError, BadRequest, TooLarge, _Throttled
+from app.errors import GENERIC_MESSAGE, AppError, BadRequest, BodyTimeout, TooLarge, _Throttled
 
 logger = logging.getLogger(__name__)
 

@@ -32,12 +32,12 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-import app.api.body
 from app.errors import AUTH_MESSAGE, GENERIC_MESSAGE
 from app.local.stack import LocalStack
 from tests.api.conftest import ChatStack, User, start_chat_stack
@@ -622,9 +622,11 @@ def test_chat_stream_client_that_hangs_up_mid_body_costs_nothing_and_logs_no_err
 
 
 def test_chat_stream_body_that_stops_arriving_is_408_after_the_body_timeout(
-    chat_stack: ChatStack, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    monkeypatch.setattr(app.api.body, "BODY_TIMEOUT_SECONDS", 0.5)
+    chat_stack = start_chat_stack(local_stack, tmp_path, body_timeout_seconds=0.5)
+    assert chat_stack.server is not None
+    request.addfinalizer(chat_stack.server.stop)
     user = chat_stack.new_user()
     conv = user.conversation()
     content = body_for(conv)
