@@ -24,6 +24,7 @@ from app.domain import (
     ChatMessage,
     CompletionRequest,
     Guard,
+    StoredAnswer,
     TextDelta,
     TurnContext,
     TurnRecord,
@@ -126,13 +127,14 @@ class TurnOutcome:
     ttft_ms: int | None
     tokens_relayed: int
     upstream_failures: list[str] = field(default_factory=list)
+    replayed: bool = False  # a retried turn answered from the database, no provider call
 
     @property
     def label(self) -> str:
-        """completed | partial | error | disconnected — for logs and metrics."""
+        """completed | partial | error | disconnected | replayed — for logs and metrics."""
         if self.disconnected:
             return "disconnected"
-        return self.record.status
+        return "replayed" if self.replayed else self.record.status
 
 
 class ChatService:
@@ -216,6 +218,8 @@ class ChatService:
         availability budget and time to first token count from there. `report` receives the
         outcome in every case, including a cancellation (which then propagates).
         """
+        if context.answer is not None:
+            return await self._send_stored_answer(turn, context.answer, emit, report)
         history = trim_history(context.history) or (ChatMessage("user", turn.content),)
         request = CompletionRequest(
             model=self.providers[0][1],
@@ -251,6 +255,38 @@ class ChatService:
                 await emit(self._final_event(outcome))
             except ClientGone:
                 outcome.disconnected = True
+        if report is not None:
+            report(outcome)
+        return outcome
+
+    async def _send_stored_answer(
+        self,
+        turn: TurnStart,
+        answer: StoredAnswer,
+        emit: Emit,
+        report: Callable[[TurnOutcome], None] | None,
+    ) -> TurnOutcome:
+        """An idempotent retry: the answer already stored, as one token event, then `done`."""
+        record = TurnRecord(
+            request_id=turn.request_id,
+            conversation_id=turn.conversation_id,
+            message_id=answer.id,
+            content=answer.content,
+            status="completed",
+            usage_rows=(),
+        )
+        outcome = TurnOutcome(record, None, False, False, None, 0, replayed=True)
+        done = {
+            "type": "done",
+            "messageId": answer.id,
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "replayed": True,
+        }
+        try:
+            await emit(encode_token(answer.content))
+            await emit(encode(done))
+        except ClientGone:
+            outcome.disconnected = True
         if report is not None:
             report(outcome)
         return outcome

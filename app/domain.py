@@ -111,12 +111,19 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class StoredAnswer:
+    id: str
+    content: str
+
+
+@dataclass(frozen=True)
 class TurnContext:
     """What `begin` returns: the stored user message and the history window, oldest first."""
 
     user_message_id: str
     history: tuple[ChatMessage, ...]
     replayed: bool = False  # the clientMessageId was seen before
+    answer: StoredAnswer | None = None  # a retry of a turn already answered: send this back
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from app.domain import (
     ChatMessage,
     FinishResult,
     Guard,
+    StoredAnswer,
     TurnContext,
     TurnRecord,
     TurnStart,
@@ -158,10 +159,14 @@ class SupabaseChatStore:
         history = tuple(
             ChatMessage(role=m["role"], content=m["content"]) for m in data.get("history") or ()
         )
+        answer = data.get("answer")
         return TurnContext(
             user_message_id=str(data["user_message_id"]),
             history=history,
             replayed=bool(data.get("replayed")),
+            answer=StoredAnswer(str(answer["id"]), str(answer["content"]))
+            if isinstance(answer, dict)
+            else None,
         )
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:

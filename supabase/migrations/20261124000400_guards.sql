@@ -207,6 +207,8 @@ declare
   v_created_at timestamptz;
   v_replayed boolean := false;
   v_history jsonb;
+  v_answer_id uuid;
+  v_answer text;
 begin
   -- RLS hides other users' conversations: "missing" and "not yours" are the same answer (404).
   perform 1 from public.conversations c where c.id = p_conversation_id;
@@ -214,16 +216,44 @@ begin
     raise exception 'conversation not found' using errcode = 'PT404';
   end if;
 
-  if p_request_id is not null then
-    perform private.guard_and_reserve(p_request_id, p_reserve_usd, p_daily_cap, p_monthly_cap,
-                                      p_rate_per_minute, p_max_streams, p_reservation_ttl);
-  end if;
-
   if p_client_message_id is not null then
     select m.id, m.created_at into v_message_id, v_created_at
       from public.messages m
      where m.conversation_id = p_conversation_id and m.client_message_id = p_client_message_id;
     v_replayed := found;
+  end if;
+
+  -- A retry of a turn that already has a completed answer gets that answer back: nothing is
+  -- generated, reserved or billed again. (A failed or partial turn is generated anew.)
+  if v_replayed then
+    select m.id, m.content into v_answer_id, v_answer
+      from public.messages m
+     where m.conversation_id = p_conversation_id
+       and m.role = 'assistant'
+       and m.status = 'completed'
+       and (m.created_at, m.id) > (v_created_at, v_message_id)
+       and not exists (
+         select 1 from public.messages n
+          where n.conversation_id = p_conversation_id
+            and n.role = 'user'
+            and (n.created_at, n.id) > (v_created_at, v_message_id)
+            and (n.created_at, n.id) < (m.created_at, m.id)
+       )
+     order by m.created_at, m.id
+     limit 1;
+    if found then
+      return jsonb_build_object(
+        'user_message_id', v_message_id,
+        'replayed', true,
+        'history', '[]'::jsonb,
+        'answer', jsonb_build_object('id', v_answer_id, 'content', v_answer)
+      );
+    end if;
+  end if;
+
+  if p_request_id is not null then
+    perform private.guard_and_reserve(p_request_id, p_reserve_usd, p_daily_cap, p_monthly_cap,
+                                      p_rate_per_minute, p_max_streams, p_reservation_ttl);
   end if;
 
   if v_message_id is null then

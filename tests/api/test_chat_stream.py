@@ -136,16 +136,54 @@ def test_chat_stream_history_is_the_latest_messages_in_order(chat_stack: ChatSta
     assert [r[0] for r in messages] == ["user", "assistant"] * 4
 
 
-def test_chat_stream_client_message_id_makes_a_retry_idempotent(chat_stack: ChatStack) -> None:
+def test_chat_stream_retry_with_same_client_message_id_replays_the_answer_without_billing(
+    chat_stack: ChatStack,
+) -> None:
     user = chat_stack.new_user()
     conv = user.conversation()
     client_id = str(uuid.uuid4())
-    for _ in range(2):
-        stream(chat_stack, user, ask("once [[standin tokens=2]]", conv, clientMessageId=client_id))
+    body = ask("once [[standin tokens=6]]", conv, clientMessageId=client_id)
+    since = time.monotonic()
+
+    first = stream(chat_stack, user, body)
+    retry = stream(chat_stack, user, body)
+
+    assert first.last["type"] == "done" and "replayed" not in first.last
+    assert retry.last["type"] == "done" and retry.last["replayed"] is True
+    assert retry.last["messageId"] == first.last["messageId"]
+    assert "".join(retry.tokens) == "".join(first.tokens)
+    assert len(chat_stack.ledger(since)) == 1  # the provider was called once
     rows = chat_stack.rows(
-        "select count(*) from public.messages where conversation_id = %s and role = 'user'", conv
+        "select role, count(*) from public.messages where conversation_id = %s group by role"
+        " order by role",
+        conv,
     )
-    assert rows == [(1,)]
+    assert rows == [("assistant", 1), ("user", 1)]
+    assert chat_stack.rows(
+        "select count(*) from public.usage_logs where conversation_id = %s", conv
+    ) == [(1,)]
+
+
+def test_chat_stream_retry_after_an_unfinished_turn_generates_a_new_answer(
+    chat_stack: ChatStack,
+) -> None:
+    user = chat_stack.new_user()
+    conv = user.conversation()
+    body = ask("again [[standin tokens=3 ttft_ms=300]]", conv, clientMessageId=str(uuid.uuid4()))
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("POST", chat_stack.endpoint, json=body, headers=user.headers()) as response,
+    ):
+        assert response.status_code == 200  # the client leaves before the first token
+
+    retry = stream(chat_stack, user, body)
+
+    assert retry.last["type"] == "done" and len(retry.tokens) == 3
+    assert "replayed" not in retry.last
+    assert chat_stack.rows(
+        "select count(*) from public.messages where conversation_id = %s and role = 'user'",
+        conv,
+    ) == [(1,)]
 
 
 def test_chat_stream_cors_preflight_allows_the_app(chat_stack: ChatStack) -> None:
