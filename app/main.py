@@ -19,6 +19,7 @@ from app.api.request_id import RequestIdMiddleware
 from app.auth import TokenVerifier
 from app.chat import ChatService
 from app.config import Settings, get_settings
+from app.llm.aiohttp_transport import HonestAiohttpTransport
 from app.llm.factory import build_providers
 from app.logs import configure_logging
 from app.metrics import ChatMetrics
@@ -43,12 +44,16 @@ class Overrides:
 
 
 def _database_http_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client for the Data API, shared by every request; it carries no user auth."""
+    """One pooled client for the Data API, shared by every request; it carries no user auth.
+
+    httpx's API over aiohttp's connection handling, as for the providers: with two RPCs per
+    chat turn, the benchmark measured about 2 ms less CPU per turn than httpx's own transport.
+    """
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=4.0)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.db_timeout_seconds, connect=settings.db_timeout_seconds),
-        limits=httpx.Limits(
-            max_connections=200, max_keepalive_connections=100, keepalive_expiry=4.0
-        ),
+        limits=limits,
+        transport=HonestAiohttpTransport(limits=limits),
     )
 
 
