@@ -79,8 +79,10 @@ create table public.messages (
   token_count integer check (token_count >= 0),
   status text not null default 'completed' check (status in ('completed', 'partial', 'error')),
   client_message_id uuid,
+  request_id uuid,
   created_at timestamptz not null default clock_timestamp()
 );
+comment on column public.messages.request_id is 'The chat-stream request that produced this message.';
 -- Serves "the latest N messages of a conversation" (an index scan backwards, no sort).
 create index messages_conversation_id_created_at_idx
   on public.messages (conversation_id, created_at desc, id desc);
@@ -118,7 +120,9 @@ comment on column public.usage_logs.estimated is
   'True when the provider did not report usage (disconnect, error) and tokens were estimated.';
 comment on column public.usage_logs.price_source is
   'Where cost_usd came from: genai-prices@<version>, override:<file>, or fallback (unknown model).';
-create index usage_logs_user_id_created_at_idx on public.usage_logs (user_id, created_at);
+-- Per-user spend sums read only the cost column: index-only scans for the budget guards.
+create index usage_logs_user_id_created_at_idx
+  on public.usage_logs (user_id, created_at) include (cost_usd);
 create index usage_logs_created_at_idx on public.usage_logs (created_at);
 create index usage_logs_conversation_id_idx on public.usage_logs (conversation_id);
 create index usage_logs_message_id_idx on public.usage_logs (message_id);

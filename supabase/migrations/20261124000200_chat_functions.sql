@@ -3,19 +3,23 @@
 -- Both are SECURITY INVOKER: they run as the calling user, so RLS decides exactly as it would for
 -- table calls, and one HTTP round trip replaces several. `chat_finish` is idempotent (the outbox may
 -- replay it) and takes the user id explicitly so the service role can replay a spooled write after
--- the user's token expired; for a user, RLS still requires user_id = auth.uid().
-
--- A message id the service generates before the write, so the `done` event can name it even when the
--- write is spooled and replayed later.
-alter table public.messages add column request_id uuid;
-comment on column public.messages.request_id is 'The chat-stream request that produced this message.';
+-- the user's token expired; for a user, RLS still requires user_id = auth.uid(). `chat_begin` checks
+-- the spend guards and reserves (`private.guard_and_reserve`, previous migration) and
+-- `chat_finish` settles the reservation, so the guards cost no extra round trip.
 
 create function public.chat_begin(
   p_conversation_id uuid,
   p_content text,
   p_client_message_id uuid default null,
   p_history_tokens integer default 6000,
-  p_history_messages integer default 50
+  p_history_messages integer default 50,
+  p_request_id uuid default null,
+  p_reserve_usd numeric default 0,
+  p_daily_cap numeric default 0,
+  p_monthly_cap numeric default 0,
+  p_rate_per_minute integer default 0,
+  p_max_streams integer default 0,
+  p_reservation_ttl integer default 600
 )
   returns jsonb
   language plpgsql
@@ -28,6 +32,8 @@ declare
   v_created_at timestamptz;
   v_replayed boolean := false;
   v_history jsonb;
+  v_answer_id uuid;
+  v_answer text;
 begin
   -- RLS hides other users' conversations: "missing" and "not yours" are the same answer (404).
   perform 1 from public.conversations c where c.id = p_conversation_id;
@@ -40,6 +46,39 @@ begin
       from public.messages m
      where m.conversation_id = p_conversation_id and m.client_message_id = p_client_message_id;
     v_replayed := found;
+  end if;
+
+  -- A retry of a turn that already has a completed answer gets that answer back: nothing is
+  -- generated, reserved or billed again. (A failed or partial turn is generated anew.)
+  if v_replayed then
+    select m.id, m.content into v_answer_id, v_answer
+      from public.messages m
+     where m.conversation_id = p_conversation_id
+       and m.role = 'assistant'
+       and m.status = 'completed'
+       and (m.created_at, m.id) > (v_created_at, v_message_id)
+       and not exists (
+         select 1 from public.messages n
+          where n.conversation_id = p_conversation_id
+            and n.role = 'user'
+            and (n.created_at, n.id) > (v_created_at, v_message_id)
+            and (n.created_at, n.id) < (m.created_at, m.id)
+       )
+     order by m.created_at, m.id
+     limit 1;
+    if found then
+      return jsonb_build_object(
+        'user_message_id', v_message_id,
+        'replayed', true,
+        'history', '[]'::jsonb,
+        'answer', jsonb_build_object('id', v_answer_id, 'content', v_answer)
+      );
+    end if;
+  end if;
+
+  if p_request_id is not null then
+    perform private.guard_and_reserve(p_request_id, p_reserve_usd, p_daily_cap, p_monthly_cap,
+                                      p_rate_per_minute, p_max_streams, p_reservation_ttl);
   end if;
 
   if v_message_id is null then
@@ -59,8 +98,6 @@ begin
     end if;
   end if;
 
-  -- The most recent messages up to and including this one that fit the token budget, oldest
-  -- first. The new message is always included, whatever its size.
   select coalesce(jsonb_agg(jsonb_build_object('role', w.role, 'content', w.content)
                             order by w.created_at, w.id), '[]'::jsonb)
     into v_history
@@ -92,7 +129,8 @@ create function public.chat_finish(
   p_user_id uuid,
   p_conversation_id uuid,
   p_message jsonb,
-  p_usage jsonb
+  p_usage jsonb,
+  p_request_id uuid default null
 )
   returns jsonb
   language plpgsql
@@ -103,6 +141,7 @@ as $$
 -- p_message: null, or {"id", "content", "status", "token_count", "request_id"}.
 -- p_usage: an array of usage rows (one per billed upstream attempt), each with the usage_logs
 -- columns by name. Idempotent: a replay whose message or usage rows exist changes nothing.
+-- p_request_id: the reservation to settle (or release, when nothing was billed).
 declare
   v_message_id uuid := nullif(p_message ->> 'id', '')::uuid;
   v_usage_ids bigint[];
@@ -140,10 +179,22 @@ begin
   )
   select array_agg(id order by id) into v_usage_ids from inserted;
 
+  if p_request_id is not null then
+    perform private.settle_reservation(p_request_id, p_user_id);
+  end if;
+
   return jsonb_build_object('message_id', v_message_id,
                             'usage_ids', coalesce(to_jsonb(v_usage_ids), '[]'::jsonb));
 end;
 $$;
+
+revoke all on function public.chat_begin(uuid, text, uuid, integer, integer, uuid, numeric,
+  numeric, numeric, integer, integer, integer) from public, anon;
+revoke all on function public.chat_finish(uuid, uuid, jsonb, jsonb, uuid) from public, anon;
+grant execute on function public.chat_begin(uuid, text, uuid, integer, integer, uuid, numeric,
+  numeric, numeric, integer, integer, integer) to authenticated, service_role;
+grant execute on function public.chat_finish(uuid, uuid, jsonb, jsonb, uuid)
+  to authenticated, service_role;
 
 -- /readyz: proves the Data API and the database behind it answer, without touching user data.
 create function public.chat_ping()
@@ -156,11 +207,5 @@ as $$
   select true
 $$;
 
-revoke all on function public.chat_begin(uuid, text, uuid, integer, integer) from public, anon;
-revoke all on function public.chat_finish(uuid, uuid, jsonb, jsonb) from public, anon;
-grant execute on function public.chat_begin(uuid, text, uuid, integer, integer)
-  to authenticated, service_role;
-grant execute on function public.chat_finish(uuid, uuid, jsonb, jsonb)
-  to authenticated, service_role;
 revoke all on function public.chat_ping() from public;
 grant execute on function public.chat_ping() to anon, authenticated, service_role;
