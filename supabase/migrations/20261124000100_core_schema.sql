@@ -83,9 +83,16 @@ create table public.messages (
   created_at timestamptz not null default clock_timestamp()
 );
 comment on column public.messages.request_id is 'The chat-stream request that produced this message.';
--- Serves "the latest N messages of a conversation" (an index scan backwards, no sort).
+-- Serves "the latest N messages of a conversation" as one ordered index scan, no sort. user_id
+-- sits second because RLS adds `user_id = (select auth.uid())` to every user's query: without it
+-- the planner ANDs this index with messages_user_id_idx, reads all of the user's messages and
+-- sorts (tests/supabase/test_schema.py).
 create index messages_conversation_id_created_at_idx
-  on public.messages (conversation_id, created_at desc, id desc);
+  on public.messages (conversation_id, user_id, created_at desc, id desc);
+-- A conversation has one owner: tell the planner, or it multiplies the two selectivities, expects
+-- ~1 row and prefers a bitmap scan plus a sort to the ordered walk.
+create statistics public.messages_conversation_user_deps (dependencies)
+  on conversation_id, user_id from public.messages;
 create index messages_user_id_idx on public.messages (user_id);
 -- A retried request with the same clientMessageId stores its user message once.
 create unique index messages_conversation_client_message_key
