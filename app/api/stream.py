@@ -2,6 +2,13 @@
 
 A small ASGI response rather than sse-starlette: it needs no per-token lock (sse-starlette #77)
 and it must cancel the producer the moment the client leaves, so the upstream stops billing.
+
+The producer's events go to a writer task, which sends everything waiting as one body message.
+Nothing waits for company: an event is written in the same turn of the event loop as it was
+emitted. But when several are ready at once (an upstream read that carried many tokens, or a
+loaded server catching up), they leave in one socket write instead of one write each: the write
+and the ASGI send path are most of the relay's CPU per token. A bounded backlog keeps the
+producer from reading upstream faster than the client reads.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from starlette.types import Receive, Scope, Send
 from app.sse import PING, SSE_HEADERS, ClientGone, Producer
 
 logger = logging.getLogger(__name__)
+
+MAX_BACKLOG_BYTES = 64 * 1024  # emitted but not yet written: past this the producer waits
 
 
 class EventStreamResponse(Response):
@@ -34,19 +43,28 @@ class EventStreamResponse(Response):
         self.stream_headers = dict(SSE_HEADERS) | {k.lower(): v for k, v in (headers or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
+        loop = asyncio.get_running_loop()
         gone = False
-        last_write = asyncio.get_running_loop().time()
+        done = False  # the producer has finished: the writer flushes and stops
+        last_write = loop.time()
+        backlog: list[bytes] = []
+        backlog_bytes = 0
+        ready = asyncio.Event()  # there is something to write (or the producer finished)
+        room = asyncio.Event()  # the backlog is under its bound
+        room.set()
 
         async def emit(chunk: bytes) -> None:
-            nonlocal last_write, gone
+            nonlocal backlog_bytes
             if gone:
                 raise ClientGone
-            try:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except OSError as exc:  # uvicorn's ClientDisconnected is an OSError
-                gone = True
-                raise ClientGone from exc
-            last_write = asyncio.get_running_loop().time()
+            backlog.append(chunk)
+            backlog_bytes += len(chunk)
+            ready.set()
+            if backlog_bytes > MAX_BACKLOG_BYTES:
+                room.clear()
+                await room.wait()
+                if gone:
+                    raise ClientGone
 
         await send(
             {
@@ -55,40 +73,66 @@ class EventStreamResponse(Response):
                 "headers": [(k.encode(), v.encode()) for k, v in self.stream_headers.items()],
             }
         )
-        loop = asyncio.get_running_loop()
         producer = asyncio.ensure_future(self.producer(emit))
 
-        async def watch_disconnect() -> None:
+        def client_left() -> None:
             nonlocal gone
+            gone = True
+            room.set()  # a producer waiting for room learns the client is gone
+            producer.cancel()
+
+        async def write() -> None:
+            nonlocal backlog_bytes, last_write
+            while True:
+                await ready.wait()
+                ready.clear()
+                while backlog:
+                    body = backlog[0] if len(backlog) == 1 else b"".join(backlog)
+                    backlog.clear()
+                    backlog_bytes = 0
+                    room.set()
+                    try:
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                    except OSError:  # uvicorn's ClientDisconnected is an OSError
+                        client_left()
+                        return
+                    last_write = loop.time()
+                if done:
+                    return
+
+        async def watch_disconnect() -> None:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    gone = True
-                    producer.cancel()
+                    client_left()
                     return
 
         async def heartbeat() -> None:
+            nonlocal last_write
             while True:
                 await asyncio.sleep(max(0.05, last_write + self.heartbeat_seconds - loop.time()))
-                if loop.time() - last_write >= self.heartbeat_seconds and not gone:
-                    try:
-                        await emit(PING)
-                    except ClientGone:
-                        producer.cancel()
-                        return
+                if loop.time() - last_write >= self.heartbeat_seconds and not gone and not backlog:
+                    backlog.append(PING)
+                    ready.set()
+                    last_write = loop.time()
 
+        writer = asyncio.ensure_future(write())
         helpers = [asyncio.ensure_future(watch_disconnect()), asyncio.ensure_future(heartbeat())]
         try:
-            await producer
-        except asyncio.CancelledError:
-            if not gone:  # we were cancelled from outside (shutdown), not by the client
-                raise
-        except ClientGone:
-            pass
+            try:
+                await producer
+            except asyncio.CancelledError:
+                if not gone:  # we were cancelled from outside (shutdown), not by the client
+                    raise
+            except ClientGone:
+                pass
+            done = True
+            ready.set()
+            await writer  # everything emitted is written before the body ends
         finally:
-            for task in helpers:
+            for task in [writer, *helpers]:
                 task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await asyncio.gather(writer, *helpers, return_exceptions=True)
         if not gone:
             try:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
