@@ -82,7 +82,7 @@ def full_plan() -> Plan:
         "fast": Scenario("fast", 200, 5, "200 tokens at 200 tokens/s (the peers' setup)", 6, 30),
         "realistic": Scenario("realistic", 200, 25, "200 tokens at 40 tokens/s", 12, 6),
         "relay": Scenario("relay", 200, 0, "200 tokens, no delay: pure relay cost", 5, 60),
-        "hold": Scenario("hold", 200, 50, "200 tokens at 20 tokens/s, all open at once", 2.5),
+        "hold": Scenario("hold", 400, 50, "400 tokens at 20 tokens/s, all open at once", 10),
     }
     one = [("fast", c) for c in (1, 10, 50, 100, 500)]
     one += [("realistic", c) for c in (1, 10, 100, 500)]
@@ -177,10 +177,15 @@ async def _hold(
     say: Callable[[str], None],
 ) -> None:
     """Hold many long streams open at once; first on the fresh service (memory per stream is
-    measured against the RSS before any large run grew the heap). Not warmed at full size."""
+    measured against the RSS before any large run grew the heap). Not warmed at full size.
+
+    The streams start over the first half of one stream's length (1,000 streams of 20 s: 100
+    new streams a second, twice the steady rate that holds 1,000 open), so all are open at
+    once for the second half; every client sends exactly one request.
+    """
     name, c = hold
-    scenario = plan.scenarios[name]
-    ramp = scenario.stream_s / 5  # every stream is open from a fifth of the way in
+    scenario = replace(plan.scenarios[name], min_requests=c)
+    ramp = scenario.stream_s / 2
     for target in (direct, through):
         spec = RunSpec(scenario, c, target, ramp)
         runs.append(await run(session, stack, spec, users, warm=False))

@@ -170,6 +170,8 @@ def reconcile(
             gap["tokens_stored"] += int(row["tokens_out"])
             gap["tokens_billed"] += billed.output_tokens
             gap["rows_equal"] += int(row["tokens_out"]) == billed.output_tokens
+            seen = samples.get(request.index)
+            gap["tokens_client_saw"] += seen.tokens if seen is not None else 0
         else:
             verdict.exact_rows += 1
             same = int(row["tokens_out"]) == billed.output_tokens and stored_cost == billed_cost

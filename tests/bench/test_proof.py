@@ -104,6 +104,7 @@ def test_reconcile_accepts_one_row_per_billed_request_and_measures_estimates() -
         "tokens_stored": 4,
         "tokens_billed": 6,
         "rows_equal": 0,
+        "tokens_client_saw": 4,
     }
 
 
