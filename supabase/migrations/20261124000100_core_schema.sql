@@ -83,17 +83,15 @@ create table public.messages (
   created_at timestamptz not null default clock_timestamp()
 );
 comment on column public.messages.request_id is 'The chat-stream request that produced this message.';
--- Serves "the latest N messages of a conversation" as one ordered index scan, no sort. user_id
--- sits second because RLS adds `user_id = (select auth.uid())` to every user's query: without it
--- the planner ANDs this index with messages_user_id_idx, reads all of the user's messages and
--- sorts (tests/supabase/test_schema.py).
+-- Serves "the latest N messages of a conversation" (an ordered index scan, no sort).
 create index messages_conversation_id_created_at_idx
-  on public.messages (conversation_id, user_id, created_at desc, id desc);
--- A conversation has one owner: tell the planner, or it multiplies the two selectivities, expects
--- ~1 row and prefers a bitmap scan plus a sort to the ordered walk.
-create statistics public.messages_conversation_user_deps (dependencies)
-  on conversation_id, user_id from public.messages;
-create index messages_user_id_idx on public.messages (user_id);
+  on public.messages (conversation_id, created_at desc, id desc);
+-- RLS adds `user_id = (select auth.uid())` to every user's query. With many users the planner
+-- takes that as very selective and may start from the user index: ordered by conversation and
+-- time after user_id, it still reads only the one conversation, never the user's whole history
+-- (tests/supabase/test_schema.py; docs/benchmarks.md). Also covers the user_id foreign key.
+create index messages_user_id_conversation_id_created_at_idx
+  on public.messages (user_id, conversation_id, created_at desc, id desc);
 -- A retried request with the same clientMessageId stores its user message once.
 create unique index messages_conversation_client_message_key
   on public.messages (conversation_id, client_message_id)

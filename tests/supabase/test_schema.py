@@ -156,15 +156,25 @@ def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _plan_nodes(child)
 
 
+def _shape(nodes: list[dict[str, Any]]) -> str:
+    """`Limit > Index Scan[messages_…](rows 20)`: what a failed assertion should show."""
+    return " > ".join(
+        f"{n['Node Type']}[{n.get('Index Name', '')}](rows {n.get('Actual Rows', '?')})"
+        for n in nodes
+    )
+
+
+HEAVY_CONVERSATIONS, HEAVY_MESSAGES = 20, 200  # the caller: 4,000 messages in all
+
+
 @pytest.fixture
 def busy_conversation(local_stack: LocalStack) -> Iterator[tuple[uuid.UUID, uuid.UUID]]:
-    """A heavy user (20 conversations of 200 messages) among 100 light ones (2 of 10).
+    """A heavy user among 1,000 light ones (one conversation of 3 messages each).
 
-    Many users make `user_id = <the caller>` look very selective to the planner, which is what
-    tempts it to AND two indexes and sort instead of walking one. Yields (heavy user, one of its
-    conversations).
+    Many light users make `user_id = <the caller>` look very selective to the planner, which
+    tempts it to start from a user_id index. Yields (heavy user, one of its conversations).
     """
-    heavy, light = uuid.uuid4(), [uuid.uuid4() for _ in range(100)]
+    heavy, light = uuid.uuid4(), [uuid.uuid4() for _ in range(1000)]
     with psycopg.connect(local_stack.pg.superuser_dsn) as conn:
         conn.execute(
             "insert into auth.users (id, aud, role, email)"
@@ -172,7 +182,10 @@ def busy_conversation(local_stack: LocalStack) -> Iterator[tuple[uuid.UUID, uuid
             " from unnest(%s::uuid[]) u",
             ([heavy, *light],),
         )
-        for users, conversations, messages in (([heavy], 20, 200), (light, 2, 10)):
+        for users, conversations, messages in (
+            ([heavy], HEAVY_CONVERSATIONS, HEAVY_MESSAGES),
+            (light, 1, 3),
+        ):
             conn.execute(
                 "with c as (insert into public.conversations (user_id)"
                 "   select u from unnest(%s::uuid[]) u, generate_series(1, %s)"
@@ -191,25 +204,51 @@ def busy_conversation(local_stack: LocalStack) -> Iterator[tuple[uuid.UUID, uuid
         conn.execute("delete from auth.users where id = any(%s)", ([heavy, *light],))
 
 
-def test_latest_messages_query_walks_the_conversation_index_without_sorting(
-    local_stack: LocalStack, busy_conversation: tuple[uuid.UUID, uuid.UUID]
-) -> None:
-    user_id, conversation_id = busy_conversation
-    claims = json.dumps({"sub": str(user_id), "role": "authenticated"})
+def _explain_latest(
+    local_stack: LocalStack, role: str, claims: dict[str, str], conversation_id: uuid.UUID
+) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+    """Run the query and EXPLAIN ANALYZE it as PostgREST would for `role`, no planner knobs."""
     with psycopg.connect(local_stack.ctx.dsn("authenticator")) as conn:
         conn.execute(
-            "select set_config('role', 'authenticated', true),"
-            " set_config('request.jwt.claims', %s, true)",
-            (claims,),
+            "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+            (role, json.dumps(claims)),
         )
         rows = conn.execute(LATEST_MESSAGES, (conversation_id,)).fetchall()
         (plan,) = conn.execute(
-            "explain (format json) " + LATEST_MESSAGES, (conversation_id,)
+            "explain (analyze, format json) " + LATEST_MESSAGES, (conversation_id,)
         ).fetchone()  # type: ignore[misc]
-    assert len(rows) == 20
-    assert rows[0][2] == "m1"  # newest first
-    nodes = list(_plan_nodes(plan[0]["Plan"]))
-    # As the caller, under RLS, with no planner setting forced: one ordered walk of the index.
-    scans = [n for n in nodes if n.get("Index Name") == "messages_conversation_id_created_at_idx"]
-    assert [n["Node Type"] for n in scans] == ["Index Scan"], nodes
-    assert not [n for n in nodes if n["Node Type"] in ("Sort", "BitmapAnd", "Seq Scan")], nodes
+    return rows, list(_plan_nodes(plan[0]["Plan"]))
+
+
+def test_latest_messages_query_walks_the_conversation_index_without_sorting(
+    local_stack: LocalStack, busy_conversation: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    _, conversation_id = busy_conversation
+    rows, nodes = _explain_latest(
+        local_stack, "service_role", {"role": "service_role"}, conversation_id
+    )
+    assert [r[2] for r in rows] == [f"m{n}" for n in range(1, 21)]  # newest first
+    scans = [n for n in nodes if "Scan" in n["Node Type"]]
+    assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [
+        ("Index Scan", "messages_conversation_id_created_at_idx")
+    ], _shape(nodes)
+    assert scans[0]["Actual Rows"] == 20, _shape(nodes)
+    assert "Sort" not in {n["Node Type"] for n in nodes}, _shape(nodes)
+
+
+def test_latest_messages_query_under_rls_reads_only_that_conversation(
+    local_stack: LocalStack, busy_conversation: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    # RLS adds `user_id = (select auth.uid())`. Whatever index the planner starts from, it must
+    # not read the caller's whole history (4,000 rows) to return one conversation's latest 20.
+    user_id, conversation_id = busy_conversation
+    claims = {"sub": str(user_id), "role": "authenticated"}
+    rows, nodes = _explain_latest(local_stack, "authenticated", claims, conversation_id)
+    assert [r[2] for r in rows] == [f"m{n}" for n in range(1, 21)]
+    index_scans = [n for n in nodes if "Index Name" in n]
+    assert index_scans, _shape(nodes)
+    for scan in index_scans:
+        assert "conversation_id = " in scan["Index Cond"], _shape(nodes)
+        read = scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)
+        assert read <= HEAVY_MESSAGES, _shape(nodes)
+    assert not {"Seq Scan", "BitmapAnd"} & {n["Node Type"] for n in nodes}, _shape(nodes)
