@@ -234,6 +234,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
     started = time.monotonic()
     procs = options.procs
     runs: list[dict[str, Any]] = []
+    about = machine()  # the commit the services start from, not the one at the end
     try:
         stack = Stack(procs, procs.run_dir)
         options.say(f"starting the LLM stand-in and the local stack in {procs.run_dir}")
@@ -245,7 +246,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
         procs.stop_all()
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": about,
         "guards": {k: str(v) for k, v in vars(options.guards).items()},
         "scenarios": {k: vars(v) for k, v in options.plan.scenarios.items()},
         "runs": runs,

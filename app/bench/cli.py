@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import uvloop
@@ -46,6 +47,7 @@ def _parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--concurrency", type=int, nargs="+", help="run only these concurrencies (and the hold)"
     )
+    parser.add_argument("--hold", type=int, help="streams the hold opens at once (default 1000)")
     parser.add_argument(
         "--log-level", default="INFO", help="the service's LOG_LEVEL (default INFO, as production)"
     )
@@ -65,6 +67,8 @@ def main(argv: Sequence[str] | None, *, doc: str) -> int:
             set(args.concurrency) if args.concurrency else None,
         )
     plan = plan.with_workers(tuple(args.workers))
+    if args.hold is not None and plan.hold is not None:
+        plan = replace(plan, hold=(plan.hold[0], args.hold))
     run_dir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     procs = Procs(run_dir)
     options = Options(plan=plan, procs=procs, log_level=args.log_level, profile=args.profile)

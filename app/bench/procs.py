@@ -102,13 +102,16 @@ class Procs:
         self.run_dir = run_dir
         self.started: list[Proc] = []
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Proc:
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], *, cwd: Path = ROOT
+    ) -> Proc:
+        """Start `argv` in its own session (`python -m app...` imports `app` from `cwd`)."""
         log_path = self.run_dir / f"{name}.log"
         log = log_path.open("ab")
         try:
             popen = subprocess.Popen(
                 list(argv),
-                cwd=ROOT,
+                cwd=cwd,
                 env=dict(env),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.bench.procs import Proc, Procs, clean_env, python
+from app.bench.procs import ROOT, Proc, Procs, clean_env, python
 from app.local.keys import LocalKeys
 from app.local.postgres import LOCAL_PASSWORD, SUPERUSER, free_port
 
@@ -114,14 +114,22 @@ class Stack:
         )
 
     def start_service(
-        self, workers: int, guards: Guards, *, log_level: str = "INFO", timeout: float = 60.0
+        self,
+        workers: int,
+        guards: Guards,
+        *,
+        log_level: str = "INFO",
+        timeout: float = 60.0,
+        code: Path = ROOT,
     ) -> Service:
+        """`chat-stream serve` from the checkout at `code` (another copy of the code: A/B)."""
         port = free_port()
         env = self.service_env(guards, log_level, OUTBOX_DIR=str(self.run_dir / f"outbox-{port}"))
         proc = self.procs.start(
-            f"service-w{workers}",
+            f"service-w{workers}-{port}",
             [python(), "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
             env,
+            cwd=code,
         )
         url = f"http://127.0.0.1:{port}"
         proc.wait_http(f"{url}/healthz", timeout)
