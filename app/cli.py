@@ -87,6 +87,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers or settings.workers,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        access_log=False,  # our JSON request line already records every request
     )
     return 0
 

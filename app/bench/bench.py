@@ -209,7 +209,7 @@ def machine() -> dict[str, Any]:
         pg = find_install().version
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
         pg = f"unknown ({exc})"
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
