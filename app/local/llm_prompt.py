@@ -32,7 +32,20 @@ Remember that progress is rarely a straight line. Be as kind to yourself as you 
 good friend in the same spot, and celebrate the small wins along the way.
 """
 
-_BASE = tuple(re.findall(r"\s*[\w']+|\s*[^\w\s]+", "\n\n" + COACHING_ANSWER.strip()))
+TOKEN_CHARS = 4  # like real BPE tokens of English text, which average about four characters
+
+
+def _pieces(word: str) -> list[str]:
+    """A word-ish chunk split into tokens of at most TOKEN_CHARS characters.
+
+    Real tokens are about four characters long; with longer ones, a service that estimates
+    unreported output as characters / 4 would over-count this stand-in's billing.
+    """
+    return [word[i : i + TOKEN_CHARS] for i in range(0, len(word), TOKEN_CHARS)]
+
+
+_WORDS = re.findall(r"\s*[\w']+|\s*[^\w\s]+", "\n\n" + COACHING_ANSWER.strip())
+_BASE = tuple(piece for word in _WORDS for piece in _pieces(word))
 _STARTS = tuple(i for i, t in enumerate(_BASE) if i == 0 or _BASE[i - 1].endswith((".", "?", "!")))
 # The answer's word-sized tokens, then each sentence opener again without its leading space.
 ANSWER_TOKENS: tuple[str, ...] = _BASE + tuple(_BASE[i].lstrip() for i in _STARTS)
