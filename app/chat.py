@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -250,14 +249,7 @@ class ChatService:
         record = self._record(turn, attempts, prompt_estimate, error, disconnected, loop_now)
         spooled = await self._persist(caller, record)
         outcome = self._outcome(record, attempts, error, disconnected, spooled, started)
-        if not disconnected:
-            try:
-                await emit(self._final_event(outcome))
-            except ClientGone:
-                outcome.disconnected = True
-        if report is not None:
-            report(outcome)
-        return outcome
+        return await _conclude(outcome, self._final_event(outcome), emit, report)
 
     async def _send_stored_answer(
         self,
@@ -276,20 +268,8 @@ class ChatService:
             usage_rows=(),
         )
         outcome = TurnOutcome(record, None, False, False, None, 0, replayed=True)
-        done = {
-            "type": "done",
-            "messageId": answer.id,
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "replayed": True,
-        }
-        try:
-            await emit(encode_token(answer.content))
-            await emit(encode(done))
-        except ClientGone:
-            outcome.disconnected = True
-        if report is not None:
-            report(outcome)
-        return outcome
+        events = encode_token(answer.content) + _done_event(answer.id, Usage(), replayed=True)
+        return await _conclude(outcome, events, emit, report)
 
     # --- streaming ----------------------------------------------------------------------------
     async def _relay(
@@ -323,7 +303,6 @@ class ChatService:
                 )
                 return
             except ProviderError as exc:
-                attempt.ended_at = loop.time()
                 attempt.failure = exc.code
                 can_fall_back = (
                     not last
@@ -341,7 +320,7 @@ class ChatService:
                 if not can_fall_back:
                     raise
             finally:
-                attempt.ended_at = attempt.ended_at or loop.time()
+                attempt.ended_at = loop.time()
 
     async def _stream_attempt(
         self,
@@ -497,26 +476,40 @@ class ChatService:
             )
         record = outcome.record
         answer = record.usage_rows[-1].usage if record.usage_rows else Usage()
-        return encode(
-            {
-                "type": "done",
-                "messageId": record.message_id,
-                "usage": {
-                    "prompt_tokens": answer.prompt_tokens,
-                    "completion_tokens": answer.output_tokens,
-                    "total_tokens": answer.total_tokens,
-                },
-            }
-        )
+        return _done_event(record.message_id, answer)
+
+
+def _done_event(message_id: str | None, usage: Usage, *, replayed: bool = False) -> bytes:
+    event: dict[str, object] = {
+        "type": "done",
+        "messageId": message_id,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+    }
+    if replayed:
+        event["replayed"] = True
+    return encode(event)
+
+
+async def _conclude(
+    outcome: TurnOutcome,
+    final: bytes | None,
+    emit: Emit,
+    report: Callable[[TurnOutcome], None] | None,
+) -> TurnOutcome:
+    """Send the closing bytes unless the client is gone, then report the outcome once."""
+    if final is not None and not outcome.disconnected:
+        try:
+            await emit(final)
+        except ClientGone:
+            outcome.disconnected = True
+    if report is not None:
+        report(outcome)
+    return outcome
 
 
 def _ms(end: float | None, start: float) -> int | None:
     return None if end is None else max(0, round((end - start) * 1000))
-
-
-def loop_time() -> float:
-    """The clock `run_turn(started=...)` expects, for callers outside a coroutine."""
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()

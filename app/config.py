@@ -131,10 +131,6 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
-    @property
-    def local_db_dir(self) -> Path:
-        return self.local_stack_dir / "pgdata"
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
+from postgrest import AsyncPostgrestClient
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import chat_stream, health
@@ -40,7 +41,6 @@ class Overrides:
     """Test seams: replace an adapter without touching the rest of the wiring."""
 
     providers: list[tuple[Provider, str]] | None = None
-    extra_services: dict[str, object] = field(default_factory=dict)
 
 
 def _database_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -57,28 +57,27 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+async def _postgrest(settings: Settings, key: str, http: httpx.AsyncClient) -> AsyncPostgrestClient:
+    """A supabase-py client's PostgREST part for `key`, on the shared pool, with no session.
+
+    Each key gets its own options object: the client writes its Authorization into them.
+    """
+    options = AsyncClientOptions(httpx_client=http, auto_refresh_token=False, persist_session=False)
+    client = await acreate_client(settings.supabase_url, key, options)
+    return client.postgrest
+
+
 @contextlib.asynccontextmanager
 async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[Services]:
     if not settings.supabase_url:
         raise RuntimeError("SUPABASE_URL is required (`make run` sets it for the local stack)")
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(_database_http_client(settings))
-        options = AsyncClientOptions(
-            httpx_client=http, auto_refresh_token=False, persist_session=False
-        )
-        anon = await acreate_client(
-            settings.supabase_url, settings.supabase_anon_key.get_secret_value(), options
-        )
+        anon = await _postgrest(settings, settings.supabase_anon_key.get_secret_value(), http)
         service_key = settings.supabase_service_role_key.get_secret_value()
-        service = None
-        if service_key:
-            service_options = AsyncClientOptions(
-                httpx_client=http, auto_refresh_token=False, persist_session=False
-            )
-            service = await acreate_client(settings.supabase_url, service_key, service_options)
         store = SupabaseChatStore(
-            anon.postgrest,
-            service=service.postgrest if service else None,
+            anon,
+            service=await _postgrest(settings, service_key, http) if service_key else None,
             timeout=settings.db_timeout_seconds,
         )
         verifier = TokenVerifier(settings, http)

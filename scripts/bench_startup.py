@@ -26,9 +26,8 @@ from typing import Any
 
 import httpx
 
-from app.local.migrate import apply_migrations, ensure_bootstrap, set_login_passwords
+from app.local.migrate import apply_migrations, prepare_local_cluster
 from app.local.postgres import (
-    LOCAL_PASSWORD,
     EmbeddedPostgres,
     PgInstall,
     free_port,
@@ -61,11 +60,7 @@ def bench_database(install: PgInstall, workdir: Path) -> dict[str, float]:
         out["first_start_s"] = _timed(pg.start)
         out["cold_start_s"] = out["initdb_s"] + out["first_start_s"]
 
-        def bootstrap() -> None:
-            ensure_bootstrap(pg.superuser_dsn)
-            set_login_passwords(pg.superuser_dsn, LOCAL_PASSWORD)
-
-        out["bootstrap_s"] = _timed(bootstrap)
+        out["bootstrap_s"] = _timed(lambda: prepare_local_cluster(pg.superuser_dsn))
         applied: list[object] = []
         out["migrations_s"] = _timed(
             lambda: applied.extend(apply_migrations(pg.dsn("postgres"), MIGRATIONS_DIR))

@@ -20,14 +20,8 @@ from app.advisor.grants import check_api_grants
 from app.advisor.lints import LINTS
 from app.advisor.matrix import check_cross_user_rls
 from app.advisor.result import CheckResult, all_passed
-from app.local.migrate import (
-    MigrationError,
-    apply_migrations,
-    ensure_bootstrap,
-    set_login_passwords,
-)
+from app.local.migrate import MigrationError, apply_migrations, prepare_local_cluster
 from app.local.postgres import (
-    LOCAL_PASSWORD,
     EmbeddedPostgres,
     PostgresError,
     find_install,
@@ -149,15 +143,13 @@ def _validate(
 def fresh_database() -> Iterator[tuple[str, str]]:
     """A throw-away embedded PostgreSQL, bootstrapped like Supabase: yields (DSN, label)."""
     with tempfile.TemporaryDirectory(prefix="validate-migrations-") as tmp:
-        Path(tmp).chmod(0o711)  # run as root, the server runs as another user and must get in
         try:
             pg = EmbeddedPostgres(Path(tmp) / "pgdata", free_port(), find_install(), durable=False)
             pg.start()
         except (PostgresError, OSError) as exc:
             raise SetupError(f"cannot start an embedded PostgreSQL: {exc}") from exc
         try:
-            ensure_bootstrap(pg.superuser_dsn)
-            set_login_passwords(pg.superuser_dsn, LOCAL_PASSWORD)
+            prepare_local_cluster(pg.superuser_dsn)
             version = re.search(r"\d+(?:\.\d+)*", pg.install.version)  # postgres (PostgreSQL) 15.8
             label = f"a fresh embedded PostgreSQL {version.group() if version else ''}".rstrip()
             yield pg.dsn("postgres"), label

@@ -10,8 +10,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-PERCENTILES = (50, 90, 99)
-
 
 def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile of `values` (any order); None when there are none."""

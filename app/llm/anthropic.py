@@ -18,7 +18,7 @@ from httpx_sse import EventSource
 
 from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderStreamError
-from app.llm.http import Events, open_event_stream, parse_object, translate_errors
+from app.llm.http import Events, parse_object, stream_events, translate_errors
 
 MESSAGES_PATH = "v1/messages"  # relative to the base URL, as the official SDK does
 
@@ -34,20 +34,10 @@ class AnthropicProvider:
     def stream(
         self, request: CompletionRequest
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ProviderEvent]]:
-        return self._stream(request)
+        return stream_events(self._client, self.name, MESSAGES_PATH, payload(request), _events)
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    @contextlib.asynccontextmanager
-    async def _stream(self, request: CompletionRequest) -> AsyncIterator[Events]:
-        body = payload(request)
-        async with open_event_stream(self._client, self.name, MESSAGES_PATH, body) as source:
-            events = _events(source)
-            try:
-                yield events
-            finally:
-                await events.aclose()
 
 
 def payload(request: CompletionRequest) -> dict[str, Any]:

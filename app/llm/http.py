@@ -5,7 +5,7 @@ the one place where httpx / httpx-sse exceptions become `app.errors` provider er
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import httpx
@@ -111,6 +111,24 @@ async def _refusal(provider: str, response: httpx.Response) -> ProviderError:
     exc = ProviderUnavailable(detail, code=kind)
     exc.retryable = response.status_code not in NOT_RETRYABLE
     return exc
+
+
+@contextlib.asynccontextmanager
+async def stream_events(
+    client: httpx.AsyncClient,
+    provider: str,
+    path: str,
+    payload: dict[str, Any],
+    parse: Callable[[EventSource], Events],
+) -> AsyncIterator[Events]:
+    """The adapters' `Provider.stream`: open the stream, hand out `parse(source)`'s events, and
+    close both (events first, then the upstream response) when the caller leaves."""
+    async with open_event_stream(client, provider, path, payload) as source:
+        events = parse(source)
+        try:
+            yield events
+        finally:
+            await events.aclose()
 
 
 @contextlib.asynccontextmanager

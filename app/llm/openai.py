@@ -9,6 +9,7 @@ usage. Its `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens`; we su
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -18,7 +19,7 @@ from httpx_sse import EventSource
 
 from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderStreamError
-from app.llm.http import Events, open_event_stream, parse_object, translate_errors
+from app.llm.http import Events, parse_object, stream_events, translate_errors
 
 COMPLETIONS_PATH = "chat/completions"  # relative to the base URL (…/v1), as the official SDK does
 # Reasoning models accept only the default temperature and reject `max_tokens`.
@@ -39,20 +40,12 @@ class OpenAIProvider:
     def stream(
         self, request: CompletionRequest
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ProviderEvent]]:
-        return self._stream(request)
+        body = payload(request, official=self.name == "openai")
+        parse = functools.partial(_events, provider=self.name)
+        return stream_events(self._client, self.name, COMPLETIONS_PATH, body, parse)
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    @contextlib.asynccontextmanager
-    async def _stream(self, request: CompletionRequest) -> AsyncIterator[Events]:
-        body = payload(request, official=self.name == "openai")
-        async with open_event_stream(self._client, self.name, COMPLETIONS_PATH, body) as source:
-            events = _events(source, self.name)
-            try:
-                yield events
-            finally:
-                await events.aclose()
 
 
 def payload(request: CompletionRequest, *, official: bool = True) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from app.local.postgres import LOCAL_PASSWORD
 from app.local.sqlsplit import Statement, split_statements
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,14 @@ def set_login_passwords(superuser_dsn: str, password: str) -> None:
                     sql.Identifier(role), sql.Literal(password)
                 )
             )
+
+
+def prepare_local_cluster(superuser_dsn: str) -> bool:
+    """A cluster of our own, made like Supabase's local database: the bootstrap, and the login
+    roles' local password. Returns whether the bootstrap ran."""
+    ran = ensure_bootstrap(superuser_dsn)
+    set_login_passwords(superuser_dsn, LOCAL_PASSWORD)
+    return ran
 
 
 def _history_exists(conn: psycopg.Connection) -> bool:

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 
-SCHEMA = "public"
-
 _TABLES = """
 select c.relname, c.relkind::text,
   coalesce((select json_agg(json_build_object(

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 from app.config import Settings
 from app.local.gateway import ApiKeyGateway
 from app.local.keys import LocalKeys
-from app.local.migrate import Migration, apply_migrations, ensure_bootstrap, set_login_passwords
+from app.local.migrate import Migration, apply_migrations, prepare_local_cluster
 from app.local.postgres import LOCAL_PASSWORD, EmbeddedPostgres, find_install
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,6 @@ class LocalStack:
             durable=durable,
             log_path=self.stack_dir / "postgres.log",
         )
-        self.timings: dict[str, float] = {}
         self.applied: list[Migration] = []
         self.ctx = StackContext(
             keys=self.keys,
@@ -175,11 +174,9 @@ class LocalStack:
         t0 = time.perf_counter()
         self.pg.start()
         t1 = time.perf_counter()
-        ensure_bootstrap(self.pg.superuser_dsn)
-        set_login_passwords(self.pg.superuser_dsn, LOCAL_PASSWORD)
+        prepare_local_cluster(self.pg.superuser_dsn)
         self.applied = apply_migrations(self.ctx.db_url, MIGRATIONS_DIR)
         t2 = time.perf_counter()
-        self.timings |= {"database_s": t1 - t0, "migrations_s": t2 - t1}
         logger.info(
             "database ready in %.2fs, %d migration(s) in %.2fs", t1 - t0, len(self.applied), t2 - t1
         )

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from app.errors import GENERIC_MESSAGE
-from app.local.migrate import apply_migrations, ensure_bootstrap, set_login_passwords
-from app.local.postgres import LOCAL_PASSWORD, EmbeddedPostgres, find_install, free_port
+from app.local.migrate import apply_migrations, prepare_local_cluster
+from app.local.postgres import EmbeddedPostgres, find_install, free_port
 from app.local.stack import LocalStack
 from tests.api.conftest import ChatStack, start_chat_stack, stream
 from tests.conftest import MIGRATIONS
@@ -189,8 +189,7 @@ def own_database(local_stack: LocalStack, tmp_path: Path) -> Iterator[EmbeddedPo
     """A private cluster this test may stop and start (the session database must stay up)."""
     pg = EmbeddedPostgres(tmp_path / "pg", free_port(), find_install(), durable=False)
     pg.start()
-    ensure_bootstrap(pg.superuser_dsn)
-    set_login_passwords(pg.superuser_dsn, LOCAL_PASSWORD)
+    prepare_local_cluster(pg.superuser_dsn)
     apply_migrations(pg.dsn("postgres"), MIGRATIONS)
     yield pg
     pg.stop()

@@ -7,9 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.local.migrate import apply_migrations, ensure_bootstrap, set_login_passwords
+from app.local.migrate import apply_migrations, ensure_bootstrap, prepare_local_cluster
 from app.local.postgres import (
-    LOCAL_PASSWORD,
     EmbeddedPostgres,
     PostgresError,
     free_port,
@@ -29,8 +28,7 @@ def test_embedded_postgres_runs_bootstrap_and_migrations(source: str, tmp_path: 
     pg = EmbeddedPostgres(tmp_path / "pgdata", free_port(), install, durable=False)
     with pg:
         assert pg.startup_seconds is not None
-        assert ensure_bootstrap(pg.superuser_dsn) is True
-        set_login_passwords(pg.superuser_dsn, LOCAL_PASSWORD)
+        assert prepare_local_cluster(pg.superuser_dsn) is True
         assert apply_migrations(pg.dsn("postgres"), MIGRATIONS)
         with psycopg.connect(pg.dsn("postgres")) as conn:
             has_pgcrypto = conn.execute(
