@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,19 +59,28 @@ class FreshDatabase:
     dsn: str  # as `postgres`, the non-superuser that owns user objects (as on Supabase)
 
 
-@pytest.fixture
-def fresh_db(local_stack: LocalStack) -> Iterator[FreshDatabase]:
-    """An empty database on the session cluster, bootstrapped like Supabase, no migrations."""
+@contextmanager
+def fresh_database(local_stack: LocalStack) -> Iterator[FreshDatabase]:
+    """An empty database on the session cluster, bootstrapped like Supabase, dropped after."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = local_stack.pg.superuser_dsn
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    db = FreshDatabase(
-        name=name,
-        superuser_dsn=local_stack.pg.dsn(dbname=name),
-        dsn=local_stack.pg.dsn("postgres", LOCAL_PASSWORD, name),
-    )
-    ensure_bootstrap(db.superuser_dsn)
-    yield db
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+    try:
+        db = FreshDatabase(
+            name=name,
+            superuser_dsn=local_stack.pg.dsn(dbname=name),
+            dsn=local_stack.pg.dsn("postgres", LOCAL_PASSWORD, name),
+        )
+        ensure_bootstrap(db.superuser_dsn)
+        yield db
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_db(local_stack: LocalStack) -> Iterator[FreshDatabase]:
+    """An empty database on the session cluster, bootstrapped like Supabase, no migrations."""
+    with fresh_database(local_stack) as db:
+        yield db

@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 
 import httpx
 import psycopg
-from psycopg import sql
 
-from app.local.migrate import apply_migrations, ensure_bootstrap
-from app.local.postgres import LOCAL_PASSWORD, free_port
+from app.local.migrate import apply_migrations
+from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, StackContext, build_app
 from supabase import AsyncClient, AsyncClientOptions, Client, ClientOptions, acreate_client
 from supabase import create_client as create_sync_client
-from tests.conftest import MIGRATIONS
+from tests.conftest import MIGRATIONS, fresh_database
 
 
 @dataclass(frozen=True)
@@ -111,32 +110,22 @@ class ServedDatabase:
 def served_database(local_stack: LocalStack, setup_sql: str) -> Iterator[ServedDatabase]:
     """A migrated database on the session cluster with extra test objects, behind its own
     gateway on a free port. Keeps fixtures out of the session database's `public` schema."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = local_stack.pg.superuser_dsn
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    superuser_dsn = local_stack.pg.dsn(dbname=name)
-    dsn = local_stack.pg.dsn("postgres", LOCAL_PASSWORD, name)
-    server = None
-    try:
-        ensure_bootstrap(superuser_dsn)
-        apply_migrations(dsn, MIGRATIONS)
-        with psycopg.connect(dsn, autocommit=True) as conn:
+    with fresh_database(local_stack) as db:
+        apply_migrations(db.dsn, MIGRATIONS)
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
             conn.execute(setup_sql)  # type: ignore[arg-type]
         port = free_port()
         ctx = StackContext(
             keys=local_stack.keys,
             api_url=f"http://127.0.0.1:{port}",
             db_port=local_stack.db_port,
-            db_name=name,
+            db_name=db.name,
         )
         server = ServerThread(build_app(ctx), port).start()
-        yield ServedDatabase(name, superuser_dsn, dsn, server.url, ctx)
-    finally:
-        if server is not None:
+        try:
+            yield ServedDatabase(db.name, db.superuser_dsn, db.dsn, server.url, ctx)
+        finally:
             server.stop()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 # Objects the RPC, wire and property tests need, created in a served_database (never in the

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -29,13 +29,6 @@ USAGE_ROWS: list[dict[str, Any]] = [
     {"model": "GPT-mini", "tokens_in": 40, "estimated": True, "price_source": None},
     {"model": "o3", "tokens_in": 50, "estimated": False, "price_source": "genai"},
 ]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[tuple[httpx.AsyncClient, StatusLog]]:
-    log = StatusLog()
-    async with httpx.AsyncClient(timeout=30, event_hooks={"response": [log]}) as client:
-        yield client, log
 
 
 @pytest.fixture

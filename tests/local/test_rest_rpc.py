@@ -6,7 +6,7 @@ so the session database's `public` schema keeps only the migrations' objects.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import psycopg
@@ -36,13 +36,6 @@ def fixture_db(local_stack: LocalStack) -> Iterator[ServedDatabase]:
 @pytest.fixture
 def carol(local_stack: LocalStack, fixture_db: ServedDatabase) -> User:
     return make_user(local_stack, fixture_db.superuser_dsn)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[tuple[httpx.AsyncClient, StatusLog]]:
-    log = StatusLog()
-    async with httpx.AsyncClient(timeout=30, event_hooks={"response": [log]}) as client:
-        yield client, log
 
 
 @pytest.fixture

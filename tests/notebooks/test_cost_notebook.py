@@ -19,26 +19,7 @@ from tests.analytics.test_charts import png_size
 from tests.conftest import ROOT, FreshDatabase
 
 NOTEBOOK = ROOT / "notebooks" / "cost_analysis.ipynb"
-KERNEL = "chat-stream"
 CHARTS = {"daily_cost_by_model", "top_users", "cost_per_user_distribution", "month_projection"}
-
-
-@pytest.fixture(scope="session")
-def notebook_kernel() -> str:
-    """A kernelspec that starts this interpreter; installed into the venv once, idempotently."""
-    try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return KERNEL
-    except NoSuchKernel:
-        pass
-    subprocess.run(
-        [sys.executable, "-m", "ipykernel", "install", "--prefix", sys.prefix,
-         "--name", KERNEL, "--display-name", "chat-stream (.venv)"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return KERNEL
 
 
 @pytest.mark.slow

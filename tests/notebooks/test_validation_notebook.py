@@ -17,25 +17,6 @@ from tests.advisor.cases import migrations_with, notes_table
 from tests.conftest import MIGRATIONS, ROOT, FreshDatabase
 
 NOTEBOOK = ROOT / "notebooks" / "migration_validation.ipynb"
-KERNEL = "chat-stream"
-
-
-@pytest.fixture(scope="session")
-def notebook_kernel() -> str:
-    """A kernelspec that starts this interpreter; installed into the venv once, idempotently."""
-    try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return KERNEL
-    except NoSuchKernel:
-        pass
-    subprocess.run(
-        [sys.executable, "-m", "ipykernel", "install", "--prefix", sys.prefix,
-         "--name", KERNEL, "--display-name", "chat-stream (.venv)"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return KERNEL
 
 
 def _run(kernel: str, out: Path, **parameters: object) -> str:
