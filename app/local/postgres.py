@@ -203,6 +203,13 @@ class EmbeddedPostgres:
         if self._user is not None:
             os.chown(path, self._user.pw_uid, self._user.pw_gid)
 
+    def _grant_access(self) -> None:
+        """The server's user must reach its data dir and its binaries: the wheel's live in the
+        venv, which may sit in a private (0700) folder such as a `mktemp -d` clone."""
+        if self._user is not None:
+            _make_reachable(self.data_dir, self._user)
+            _make_reachable(self.install.bin_dir / "postgres", self._user)
+
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
@@ -210,8 +217,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.data_dir)
         self.data_dir.chmod(0o700)
-        if self._user is not None:
-            _make_reachable(self.data_dir, self._user)
+        self._grant_access()
         with tempfile.NamedTemporaryFile("w", delete=False, dir=self.socket_dir) as pw:
             pw.write(LOCAL_PASSWORD + "\n")
         self._chown(Path(pw.name))
@@ -251,6 +257,8 @@ class EmbeddedPostgres:
         began = time.perf_counter()
         if not self.initialised():
             self.init()
+        else:
+            self._grant_access()
         self._check_version()
         self._stop_orphan()
         self.socket_dir.mkdir(exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import psycopg
@@ -10,6 +12,7 @@ import pytest
 from app.local.migrate import apply_migrations, ensure_bootstrap, prepare_local_cluster
 from app.local.postgres import (
     EmbeddedPostgres,
+    PgInstall,
     PostgresError,
     free_port,
     machine_install,
@@ -76,3 +79,21 @@ def test_data_dir_from_another_major_version_is_refused(tmp_path: Path) -> None:
         pass
     with pytest.raises(PostgresError, match="PG_BIN"):
         EmbeddedPostgres(tmp_path / "pgdata", free_port(), wheel).start()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_wheel_binaries_inside_a_private_folder_still_start_as_root(tmp_path: Path) -> None:
+    """A `mktemp -d` clone is 0700: its venv, and the wheel's binaries in it, must be reachable
+    by the unprivileged user the server runs as."""
+    wheel = wheel_install()
+    assert wheel is not None
+    private = tmp_path / "clone"
+    private.mkdir(mode=0o700)
+    site = wheel.bin_dir.parents[2]  # site-packages: pgserver/ and pgserver.libs (its RPATH)
+    for name in ("pgserver", "pgserver.libs"):
+        shutil.copytree(site / name, private / name, ignore=shutil.ignore_patterns("include"))
+    install = PgInstall(private / "pgserver" / "pginstall" / "bin", "wheel")
+
+    with EmbeddedPostgres(tmp_path / "data" / "pgdata", free_port(), install, durable=False) as pg:
+        with psycopg.connect(pg.superuser_dsn) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
