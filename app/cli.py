@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from app.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from app.local.migrate import Migration
+    from app.db.migrate import Migration
 
 logger = logging.getLogger("chat_stream")
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from app.local.migrate import MigrationError, apply_migrations  # noqa: PLC0415
+    from app.db.migrate import MigrationError, apply_migrations  # noqa: PLC0415
     from app.local.stack import MIGRATIONS_DIR  # noqa: PLC0415
 
     migrations = Path(args.dir) if args.dir else MIGRATIONS_DIR
@@ -41,7 +41,7 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _migrate_local(settings: Settings) -> list[Migration]:
     """Migrate the local stack's database: the running one, else start it just for this."""
-    from app.local.migrate import apply_migrations  # noqa: PLC0415
+    from app.db.migrate import apply_migrations  # noqa: PLC0415
     from app.local.stack import MIGRATIONS_DIR, LocalStack, read_status  # noqa: PLC0415
 
     status = read_status(settings.local_stack_dir)

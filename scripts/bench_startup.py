@@ -26,7 +26,8 @@ from typing import Any
 
 import httpx
 
-from app.local.migrate import apply_migrations, prepare_local_cluster
+from app.db.migrate import apply_migrations
+from app.local.cluster import prepare_local_cluster
 from app.local.postgres import (
     EmbeddedPostgres,
     PgInstall,

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from app.config import Settings
-from app.local.migrate import ensure_bootstrap
+from app.local.cluster import ensure_bootstrap
 from app.local.postgres import LOCAL_PASSWORD, free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app

@@ -20,7 +20,8 @@ from app.advisor.grants import check_api_grants
 from app.advisor.lints import LINTS
 from app.advisor.matrix import check_cross_user_rls
 from app.advisor.result import CheckResult, all_passed
-from app.local.migrate import MigrationError, apply_migrations, prepare_local_cluster
+from app.db.migrate import MigrationError, apply_migrations
+from app.local.cluster import prepare_local_cluster
 from app.local.postgres import (
     EmbeddedPostgres,
     PostgresError,

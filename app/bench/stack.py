@@ -1,5 +1,5 @@
 """The processes under test, each started separately: the LLM stand-in (`python -m
-app.local.llm`), the local stack (`chat-stream dev` in a temporary folder: embedded PostgreSQL,
+app.local.llm.api`), the local stack (`chat-stream dev` in a temporary folder: embedded PostgreSQL,
 Auth and PostgREST stand-ins) and the service (`chat-stream serve --workers N`), all on 127.0.0.1.
 """
 
@@ -67,7 +67,7 @@ class Stack:
         port = free_port()
         self.standin = self.procs.start(
             "standin",
-            [python(), "-m", "app.local.llm", "--port", str(port), "--log-level", "warning"],
+            [python(), "-m", "app.local.llm.api", "--port", str(port), "--log-level", "warning"],
             clean_env(),
         )
         self.standin_url = f"http://127.0.0.1:{port}"

@@ -13,7 +13,8 @@ import uvicorn
 from pydantic import SecretStr
 
 from app.config import Settings
-from app.local.stack import LocalStack, StackContext, build_app, read_status
+from app.local.context import StackContext
+from app.local.stack import LocalStack, build_app, read_status
 
 logger = logging.getLogger(__name__)
 

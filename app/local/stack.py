@@ -13,7 +13,6 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,63 +23,17 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from app.config import Settings
+from app.db.migrate import Migration, apply_migrations
+from app.local.cluster import prepare_local_cluster
+from app.local.context import StackContext
 from app.local.gateway import ApiKeyGateway
 from app.local.keys import LocalKeys
-from app.local.migrate import Migration, apply_migrations, prepare_local_cluster
-from app.local.postgres import LOCAL_PASSWORD, EmbeddedPostgres, find_install
+from app.local.postgres import EmbeddedPostgres, find_install
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
 STATUS_FILE = "status.json"
-
-
-@dataclass
-class StackContext:
-    """What the stand-ins share: keys, URLs and the database pools (opened by the lifespan)."""
-
-    keys: LocalKeys
-    api_url: str
-    db_port: int
-    db_name: str = "postgres"
-    db_password: str = LOCAL_PASSWORD
-    rest_pool: AsyncConnectionPool | None = None
-    auth_pool: AsyncConnectionPool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def auth_url(self) -> str:
-        return f"{self.api_url}/auth/v1"
-
-    @property
-    def jwt_issuer(self) -> str:
-        return self.auth_url
-
-    def dsn(self, user: str, dbname: str | None = None) -> str:
-        db = dbname or self.db_name
-        return f"postgresql://{user}:{self.db_password}@127.0.0.1:{self.db_port}/{db}"
-
-    @property
-    def db_url(self) -> str:
-        return self.dsn("postgres")
-
-    def api_keys(self) -> dict[str, str]:
-        """apikey value -> the Bearer JWT the gateway forwards for it."""
-        anon, service = self.keys.anon_key, self.keys.service_role_key
-        return {anon: anon, service: service}
-
-    def status(self) -> dict[str, str]:
-        return {
-            "api_url": self.api_url,
-            "db_url": self.db_url,
-            "anon_key": self.keys.anon_key,
-            "service_role_key": self.keys.service_role_key,
-            "jwks_url": f"{self.auth_url}/.well-known/jwks.json",
-            "jwt_secret": self.keys.jwt_secret,
-            "llm_anthropic_base_url": f"{self.api_url}/llm",
-            "llm_openai_base_url": f"{self.api_url}/llm/v1",
-            "functions_url": f"{self.api_url}/functions/v1",
-        }
 
 
 def open_pools(ctx: StackContext, *, max_size: int = 20) -> list[AsyncConnectionPool]:
@@ -99,7 +52,9 @@ def open_pools(ctx: StackContext, *, max_size: int = 20) -> list[AsyncConnection
 
 def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Starlette:
     """The gateway app. Sub-apps are mounted; their state lives in `ctx` and this lifespan."""
-    from app.local import auth, llm, rest  # noqa: PLC0415 - keeps module import cheap
+    from app.local.auth.api import create_app as create_auth_app  # noqa: PLC0415 - cheap import
+    from app.local.llm.api import create_app as create_llm_app  # noqa: PLC0415
+    from app.local.rest.api import create_app as create_rest_app  # noqa: PLC0415
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -125,13 +80,13 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
         Mount(
             "/auth/v1",
             ApiKeyGateway(
-                auth.create_app(ctx),
+                create_auth_app(ctx),
                 key_to_jwt=ctx.api_keys,
                 open_paths=("/.well-known/jwks.json", "/health", "/settings"),
             ),
         ),
-        Mount("/rest/v1", ApiKeyGateway(rest.create_app(ctx), key_to_jwt=ctx.api_keys)),
-        Mount("/llm", llm.create_app()),
+        Mount("/rest/v1", ApiKeyGateway(create_rest_app(ctx), key_to_jwt=ctx.api_keys)),
+        Mount("/llm", create_llm_app()),
     ]
     if functions_app is not None:
         # The service owns its full paths (/functions/v1/chat-stream, /healthz, ...): mount at root.

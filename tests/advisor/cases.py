@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from app.advisor import CheckResult, run_checks
-from app.local.migrate import apply_migrations
+from app.db.migrate import apply_migrations
 from tests.conftest import MIGRATIONS, FreshDatabase
 
 OWN_POLICY = """create policy "notes: own" on public.notes for all to authenticated

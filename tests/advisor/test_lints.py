@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.advisor import run_checks
-from app.local.migrate import apply_migrations
+from app.db.migrate import apply_migrations
 from tests.advisor.cases import GRANTS, checks_after, failing, notes_table
 from tests.conftest import MIGRATIONS, FreshDatabase
 

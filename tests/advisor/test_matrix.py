@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from app.advisor.matrix import check_cross_user_rls
-from app.local.migrate import apply_migrations
+from app.db.migrate import apply_migrations
 from tests.advisor.cases import (
     GRANTS,
     checks_after,

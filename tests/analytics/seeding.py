@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from app.analytics.seed import SeedSpec
 from app.analytics.seed_copy import SeedResult, seed_database
-from app.local.migrate import apply_migrations
+from app.db.migrate import apply_migrations
 from app.local.stack import LocalStack
 from app.pricing import Pricer
 from tests.conftest import MIGRATIONS, FreshDatabase, fresh_database, make_settings

@@ -13,9 +13,10 @@ import psycopg
 import pytest
 
 from app.analytics import load, report
+from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
-from app.local.stack import LocalStack, StackContext, build_app
+from app.local.stack import LocalStack, build_app
 from tests.analytics.seeding import SPEC, migrate_and_seed
 from tests.conftest import FreshDatabase
 

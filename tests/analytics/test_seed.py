@@ -17,8 +17,8 @@ import pytest
 from app.analytics import seed
 from app.analytics.rates import ModelRates, RatesError, cost_units, format_units
 from app.analytics.seed_copy import csv_text, iso_timestamps, seed_database
+from app.db.migrate import apply_migrations
 from app.domain import Price, Usage
-from app.local.migrate import apply_migrations
 from app.local.postgres import free_port
 from app.pricing import Pricer
 from tests.analytics.seeding import SPEC, migrate_and_seed

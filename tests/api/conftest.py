@@ -17,9 +17,10 @@ from httpx_sse import connect_sse
 from pydantic import SecretStr
 
 from app.config import Settings
+from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
-from app.local.stack import LocalStack, StackContext, build_app
+from app.local.stack import LocalStack, build_app
 from app.main import create_app
 from tests.conftest import make_settings
 

@@ -10,8 +10,9 @@ import httpx
 import psycopg
 import pytest
 
+from app.db.migrate import apply_migrations
 from app.errors import GENERIC_MESSAGE
-from app.local.migrate import apply_migrations, prepare_local_cluster
+from app.local.cluster import prepare_local_cluster
 from app.local.postgres import EmbeddedPostgres, find_install, free_port
 from app.local.stack import LocalStack
 from tests.api.conftest import ChatStack, start_chat_stack, stream

@@ -25,9 +25,10 @@ import pytest
 from httpx_sse import connect_sse
 
 from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
+from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
-from app.local.stack import LocalStack, StackContext, build_app
+from app.local.stack import LocalStack, build_app
 from app.main import Overrides, create_app
 from tests.api.conftest import ChatStack, User, chat_settings, stream
 from tests.api.test_hostile_clients import no_server_errors  # noqa: F401 - autouse fixture

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from app.bench.client import ANTHROPIC, Call, MarkerCounter, OpenStreams, closed_loop, stream_once
 from app.bench.runner import ANTHROPIC_HEADERS
 from app.bench.world import direct_body, message
-from app.local.llm import create_app
+from app.local.llm.api import create_app
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 

@@ -11,8 +11,8 @@ from app.bench.client import Sample
 from app.bench.proof_check import reconcile
 from app.bench.proof_plan import MIX, ProofRequest, plan_requests
 from app.domain import Usage
-from app.local.llm_knobs import Knobs, from_directive
-from app.local.llm_prompt import estimate_tokens
+from app.local.llm.knobs import Knobs, from_directive
+from app.local.llm.prompt import estimate_tokens
 
 
 def test_plan_requests_follows_the_mix_and_spreads_over_the_run() -> None:

@@ -42,7 +42,7 @@ def start_standin(port: int, tokens: int, delay_ms: float) -> subprocess.Popen[b
         [
             sys.executable,
             "-m",
-            "app.local.llm",
+            "app.local.llm.api",
             "--port",
             str(port),
             "--tokens",

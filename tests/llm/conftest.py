@@ -13,10 +13,10 @@ from starlette.routing import Mount
 
 from app.domain import ChatMessage, CompletionRequest
 from app.llm.factory import Adapter, build_providers
-from app.local.llm import StandIn, create_app
-from app.local.llm_knobs import Knobs
-from app.local.llm_ledger import LedgerEntry
-from app.local.llm_prompt import ANSWER_TOKENS, answer_tokens
+from app.local.llm.api import StandIn, create_app
+from app.local.llm.knobs import Knobs
+from app.local.llm.ledger import LedgerEntry
+from app.local.llm.prompt import ANSWER_TOKENS, answer_tokens
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from tests.conftest import make_settings

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import httpx
 import psycopg
 
-from app.local.migrate import apply_migrations
+from app.db.migrate import apply_migrations
+from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
-from app.local.stack import LocalStack, StackContext, build_app
+from app.local.stack import LocalStack, build_app
 from supabase import AsyncClient, AsyncClientOptions, Client, ClientOptions, acreate_client
 from supabase import create_client as create_sync_client
 from tests.conftest import MIGRATIONS, fresh_database

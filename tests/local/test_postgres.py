@@ -9,7 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.local.migrate import apply_migrations, ensure_bootstrap, prepare_local_cluster
+from app.db.migrate import apply_migrations
+from app.local.cluster import ensure_bootstrap, prepare_local_cluster
 from app.local.postgres import (
     EmbeddedPostgres,
     PgInstall,

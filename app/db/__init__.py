@@ -1,0 +1,1 @@
+"""Database tooling used in production: the migration runner and SQL splitting."""

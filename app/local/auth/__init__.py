@@ -1,0 +1,1 @@
+"""The Supabase Auth (GoTrue) stand-in served at /auth/v1."""

@@ -1,0 +1,389 @@
+"""Supabase Auth (GoTrue) stand-in, mounted at `/auth/v1` behind the apikey gateway.
+
+Routes, bodies, statuses and error shapes follow `shared/reference/supabase-wire.md` §3 (and
+GoTrue's handlers): signup with autoconfirm, the password and refresh-token grants, `/user`,
+`/logout`, JWKS, `/settings`, `/health`, and the admin API (`auth_admin`). Users, identities,
+sessions and refresh tokens live in the `auth` tables (`auth_store`); passwords are bcrypt
+hashes computed off the event loop. Every request that writes runs in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.local.auth import sessions, store
+from app.local.auth.admin import admin_routes
+from app.local.auth.errors import (
+    AuthApiError,
+    OAuthError,
+    bad_request,
+    json_response,
+    render_error,
+    unprocessable,
+)
+from app.local.auth.guard import authenticate, check_audience
+from app.local.auth.params import (
+    PasswordGrantBody,
+    RefreshGrantBody,
+    SignupBody,
+    UserUpdateBody,
+    check_password_strength,
+    decode_body,
+    parse_body,
+    read_body,
+    validate_email,
+)
+from app.local.auth.passwords import hash_password, password_matches
+from app.local.auth.users import merge_metadata, session_json, user_json
+from app.local.context import StackContext
+
+logger = logging.getLogger(__name__)
+
+GOTRUE_VERSION = "v2.189.0"  # the version the Supabase CLI bundles (wire reference, header)
+JWT_EXPIRY = 3600
+INVALID_LOGIN = "Invalid login credentials"
+EMAIL_EXISTS = "A user with this email address has already been registered"
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+def _client(request: Request) -> dict[str, str | None]:
+    host = request.client.host if request.client else None
+    return {"user_agent": request.headers.get("user-agent"), "ip": host}
+
+
+def _session_response(
+    ctx: StackContext,
+    user: store.Row,
+    identities: list[store.Row],
+    session_id: uuid.UUID,
+    refresh_token: str,
+) -> Response:
+    issued_at = int(time.time())
+    access_token = ctx.keys.user_access_token(
+        user_id=str(user["id"]),
+        issuer=ctx.jwt_issuer,
+        email=user["email"] or "",
+        session_id=str(session_id),
+        expires_in=JWT_EXPIRY,
+        user_metadata=user["raw_user_meta_data"] or {},
+        app_metadata=user["raw_app_meta_data"] or {},
+        now=issued_at,
+    )
+    return json_response(
+        session_json(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            issued_at=issued_at,
+            expires_in=JWT_EXPIRY,
+            user=user_json(user, identities),
+        )
+    )
+
+
+async def _user_response(conn: AsyncConnection[Any], user: store.Row) -> Response:
+    identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
+    return json_response(user_json(user, identities))
+
+
+# --- handlers ----------------------------------------------------------------------------------
+async def signup(request: Request) -> Response:
+    ctx: StackContext = request.app.state.ctx
+    body = await parse_body(request, SignupBody)
+    if not body.password:
+        raise bad_request("validation_failed", "Signup requires a valid password")
+    check_password_strength(body.password)
+    if body.email and body.phone:
+        raise bad_request(
+            "validation_failed",
+            "Only an email address or phone number should be provided on signup.",
+        )
+    if body.phone:
+        raise unprocessable("phone_provider_disabled", "Phone signups are disabled")
+    if not body.email:
+        raise bad_request("validation_failed", "To signup, please provide your email")
+    email = validate_email(body.email)
+    async with store.read(ctx) as conn:
+        taken = await store.email_taken(conn, email)
+    if taken:
+        raise _already_registered()
+    encrypted = await hash_password(body.password)
+    new = store.NewUser(
+        email=email,
+        encrypted_password=encrypted,
+        confirmed=True,  # local projects autoconfirm (`enable_confirmations = false`)
+        signed_in=True,
+        user_metadata=body.data or {},
+        app_metadata=dict(store.EMAIL_APP_METADATA),
+    )
+    try:
+        async with store.transaction(ctx) as conn:
+            user = await store.insert_user(conn, new)
+            session_id, refresh = await sessions.start_session(conn, user["id"], **_client(request))
+            identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
+    except psycopg.errors.UniqueViolation as exc:  # a concurrent signup won the race
+        raise _already_registered() from exc
+    return _session_response(ctx, user, identities, session_id, refresh)
+
+
+def _already_registered() -> AuthApiError:
+    return unprocessable("user_already_exists", "User already registered")
+
+
+async def token(request: Request) -> Response:
+    grant = request.query_params.get("grant_type", "")
+    if grant == "password":
+        return await _password_grant(request)
+    if grant == "refresh_token":
+        return await _refresh_grant(request)
+    raise bad_request("invalid_credentials", "unsupported_grant_type")
+
+
+async def _password_grant(request: Request) -> Response:
+    ctx: StackContext = request.app.state.ctx
+    body = await parse_body(request, PasswordGrantBody)
+    if body.email and body.phone:
+        raise bad_request(
+            "validation_failed",
+            "Only an email address or phone number should be provided on login.",
+        )
+    if body.phone:
+        raise unprocessable("phone_provider_disabled", "Phone logins are disabled")
+    if not body.email:
+        raise bad_request("validation_failed", "missing email or phone")
+    async with store.read(ctx) as conn:
+        user = await store.find_user_by_email(conn, body.email.strip())
+    if user is None or not user["encrypted_password"]:
+        raise bad_request("invalid_credentials", INVALID_LOGIN)
+    if store.is_banned(user):
+        raise bad_request("user_banned", "User is banned")
+    if not await password_matches(body.password, user["encrypted_password"]):
+        raise bad_request("invalid_credentials", INVALID_LOGIN)
+    if user["email_confirmed_at"] is None:
+        raise bad_request("email_not_confirmed", "Email not confirmed")
+    async with store.transaction(ctx) as conn:
+        user = await store.record_sign_in(conn, user["id"]) or user
+        session_id, refresh = await sessions.start_session(conn, user["id"], **_client(request))
+        identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
+    return _session_response(ctx, user, identities, session_id, refresh)
+
+
+async def _refresh_grant(request: Request) -> Response:
+    ctx: StackContext = request.app.state.ctx
+    body = await parse_body(request, RefreshGrantBody)
+    if not body.refresh_token:
+        raise OAuthError("invalid_request", "refresh_token required")
+    async with store.transaction(ctx) as conn:
+        result = await sessions.rotate_refresh_token(conn, body.refresh_token, **_client(request))
+        identities: list[store.Row] = []
+        if result.outcome is sessions.RefreshOutcome.ROTATED and result.user is not None:
+            identities = (await store.identities_of(conn, [result.user["id"]]))[result.user["id"]]
+    # The transaction has committed: a reuse has revoked the token family for good.
+    outcome = result.outcome
+    if outcome is sessions.RefreshOutcome.NOT_FOUND:
+        raise bad_request(
+            "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found"
+        )
+    if outcome is sessions.RefreshOutcome.NO_SESSION:
+        raise bad_request("session_not_found", "Invalid Refresh Token: No Valid Session Found")
+    if outcome is sessions.RefreshOutcome.BANNED:
+        raise bad_request("user_banned", "Invalid Refresh Token: User Banned")
+    if outcome is sessions.RefreshOutcome.REUSED:
+        raise bad_request("refresh_token_already_used", "Invalid Refresh Token: Already Used")
+    assert result.user is not None
+    assert result.session_id is not None
+    return _session_response(ctx, result.user, identities, result.session_id, result.token)
+
+
+async def user_endpoint(request: Request) -> Response:
+    ctx: StackContext = request.app.state.ctx
+    if request.method == "PUT":
+        return await _update_user(request)
+    async with store.read(ctx) as conn:
+        caller = await authenticate(request, ctx.keys, conn)
+    check_audience(request, caller.claims)
+    return json_response(user_json(caller.user, caller.identities))
+
+
+async def _update_user(request: Request) -> Response:
+    """PUT /user: metadata (merged), password (other sessions end), email (applied at once)."""
+    ctx: StackContext = request.app.state.ctx
+    raw = await read_body(request)
+    async with store.read(ctx) as conn:
+        caller = await authenticate(request, ctx.keys, conn)
+    body = decode_body(raw, UserUpdateBody)
+    user = caller.user
+    email = validate_email(body.email) if body.email else ""
+    if body.phone:
+        raise unprocessable("phone_provider_disabled", "Phone logins are disabled")
+    if body.password is not None:
+        check_password_strength(body.password)
+    if body.app_metadata is not None:
+        raise AuthApiError(403, "not_admin", "Updating app_metadata requires admin privileges")
+    changes: dict[str, Any] = {}
+    async with store.read(ctx) as conn:
+        if email and email != user["email"]:
+            if await store.email_taken(conn, email, except_id=user["id"]):
+                raise unprocessable("email_exists", EMAIL_EXISTS)
+            changes["email"] = email
+    if body.password:
+        if await password_matches(body.password, user["encrypted_password"]):
+            raise unprocessable(
+                "same_password", "New password should be different from the old password."
+            )
+        changes["encrypted_password"] = await hash_password(body.password)
+    if body.data is not None:
+        changes["raw_user_meta_data"] = merge_metadata(user["raw_user_meta_data"], body.data)
+    async with store.transaction(ctx) as conn:
+        updated = await store.update_user(conn, user["id"], changes) if changes else user
+        if updated is None:
+            raise AuthApiError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        if "email" in changes:
+            await store.set_email_identity(conn, user["id"], email)
+        if "encrypted_password" in changes:
+            # GoTrue's UpdatePassword: every other session must sign in again.
+            await sessions.end_sessions(conn, user["id"], keep=caller.session_id)
+        return await _user_response(conn, updated)
+
+
+async def logout(request: Request) -> Response:
+    ctx: StackContext = request.app.state.ctx
+    async with store.transaction(ctx) as conn:
+        caller = await authenticate(request, ctx.keys, conn)
+        scope = request.query_params.get("scope", "global") or "global"
+        if scope not in ("global", "local", "others"):
+            raise bad_request("validation_failed", f'Unsupported logout scope "{scope}"')
+        user_id = caller.user["id"]
+        if caller.session_id is None:
+            await sessions.revoke_refresh_tokens(conn, user_id)
+        elif scope == "local":
+            await sessions.end_sessions(conn, user_id, only=caller.session_id)
+        elif scope == "others":
+            await sessions.end_sessions(conn, user_id, keep=caller.session_id)
+        else:
+            await sessions.end_sessions(conn, user_id)
+    return Response(status_code=204)
+
+
+async def jwks(request: Request) -> Response:
+    ctx: StackContext = request.app.state.ctx
+    return json_response(ctx.keys.jwks(), headers={"Cache-Control": "public, max-age=600"})
+
+
+async def settings(_: Request) -> Response:
+    external = dict.fromkeys(
+        (
+            "anonymous_users",
+            "apple",
+            "azure",
+            "bitbucket",
+            "discord",
+            "facebook",
+            "figma",
+            "fly",
+            "github",
+            "gitlab",
+            "google",
+            "keycloak",
+            "kakao",
+            "linkedin_oidc",
+            "notion",
+            "phone",
+            "slack_oidc",
+            "spotify",
+            "twitch",
+            "twitter",
+            "workos",
+            "zoom",
+        ),
+        False,
+    ) | {"email": True}
+    return json_response(
+        {
+            "external": external,
+            "disable_signup": False,
+            "mailer_autoconfirm": True,
+            "phone_autoconfirm": False,
+            "sms_provider": "twilio",
+            "saml_enabled": False,
+        }
+    )
+
+
+async def health(_: Request) -> Response:
+    return json_response(
+        {
+            "version": GOTRUE_VERSION,
+            "name": "GoTrue",
+            "description": "GoTrue is a user registration and authentication API",
+        }
+    )
+
+
+# --- error edges -------------------------------------------------------------------------------
+async def _on_auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthApiError | OAuthError)
+    return render_error(request, exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+    return render_error(request, AuthApiError(exc.status_code, code, str(exc.detail)))
+
+
+async def _on_bad_data(request: Request, exc: Exception) -> Response:
+    """Values PostgreSQL refuses (a NUL inside metadata text): the client's fault, so 400."""
+    assert isinstance(exc, psycopg.DataError)
+    detail = exc.diag.message_primary or "invalid input"
+    return render_error(request, bad_request("validation_failed", f"Invalid input: {detail}"))
+
+
+async def _on_unique_violation(request: Request, exc: Exception) -> Response:
+    """An email taken between our check and our write (a race): what the check would say."""
+    assert isinstance(exc, psycopg.errors.UniqueViolation)
+    if exc.diag.constraint_name == "users_email_partial_key":
+        return render_error(request, unprocessable("email_exists", EMAIL_EXISTS))
+    return await _on_database_error(request, exc)
+
+
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    logger.error("auth stand-in database error on %s", request.url.path, exc_info=exc)
+    return render_error(
+        request, AuthApiError(500, "unexpected_failure", "Database error, please try again")
+    )
+
+
+def create_app(ctx: StackContext) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/signup", signup, methods=["POST"]),
+            Route("/token", token, methods=["POST"]),
+            Route("/user", user_endpoint, methods=["GET", "PUT"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+            Route("/settings", settings, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            *admin_routes(),
+        ],
+        exception_handlers={
+            AuthApiError: _on_auth_error,
+            OAuthError: _on_auth_error,
+            HTTPException: _on_http_error,
+            psycopg.DataError: _on_bad_data,
+            psycopg.errors.UniqueViolation: _on_unique_violation,
+            psycopg.Error: _on_database_error,
+        },
+    )
+    app.state.ctx = ctx
+    return app

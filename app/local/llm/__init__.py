@@ -1,0 +1,1 @@
+"""The Anthropic/OpenAI streaming stand-in served at /llm."""

@@ -1,0 +1,1 @@
+"""The PostgREST stand-in served at /rest/v1."""

@@ -1,0 +1,287 @@
+"""PostgREST stand-in (`/rest/v1`): tables, views and `rpc/<fn>` of `public` over HTTP.
+
+Each request: headers and query string are parsed (`rest_http`, `rest_query`), names are checked
+against the schema cache (`rest_schema`) while the SQL is built (`rest_sql`, `rest_write`,
+`rest_rpc`), and the statement runs in one transaction on `ctx.rest_pool` (logged in as
+`authenticator`) after PostgREST's `set_config` preamble (`rest_tx`), so RLS is PostgreSQL's
+own. Responses and errors leave in PostgREST's shape (`rest_response`, `rest_errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from app.local.context import StackContext
+from app.local.rest import errors
+from app.local.rest.errors import RestError
+from app.local.rest.headers import JwtVerifier, check_profile, parse_accept, parse_prefer
+from app.local.rest.query import RESERVED, looks_like_filter, parse_query, parse_range_header
+from app.local.rest.response import (
+    page_bounds,
+    read_response,
+    scalar_response,
+    write_response,
+)
+from app.local.rest.rpc import Call, resolve, rpc_statement
+from app.local.rest.schema import Catalogue
+from app.local.rest.sql import Statement, Target, read_statement
+from app.local.rest.tx import Caller, Plan, RequestInfo, Transactor
+from app.local.rest.write import (
+    Body,
+    delete_statement,
+    insert_statement,
+    parse_body,
+    update_statement,
+)
+
+logger = logging.getLogger(__name__)
+
+_TABLE_METHODS = {"GET", "HEAD", "POST", "PATCH", "DELETE"}
+
+
+def create_app(ctx: StackContext) -> RestApp:
+    return RestApp(ctx)
+
+
+class RestApp:
+    """The ASGI app mounted at /rest/v1 behind the apikey gateway."""
+
+    def __init__(self, ctx: StackContext) -> None:
+        self.ctx = ctx
+        self.tx = Transactor(self._pool)
+        self.jwt = JwtVerifier(ctx.keys)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self._respond(request)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        extra: dict[str, str] = {}
+        try:
+            return await self._dispatch(request, extra)
+        except RestError as err:
+            return err.response(extra)
+        except PoolTimeout:
+            return errors.pool_timeout().response(extra)
+        except psycopg.OperationalError:
+            logger.warning("REST stand-in: database unavailable", exc_info=True)
+            return errors.unavailable().response(extra)
+        except Exception:  # the edge: log the detail, answer PostgREST's 500 shape
+            logger.exception(
+                "REST stand-in: unexpected error on %s %s", request.method, _path(request)
+            )
+            return errors.internal().response(extra)
+
+    # --- routing --------------------------------------------------------------------------------
+    async def _dispatch(self, request: Request, extra: dict[str, str]) -> Response:
+        method = request.method
+        path = _path(request)
+        parts = path.strip("/").split("/") if path.strip("/") else []
+        if method == "OPTIONS":
+            return Response(
+                status_code=200, headers={"Allow": "OPTIONS,GET,HEAD,POST,PATCH,DELETE"}
+            )
+        caller = self._caller(request)  # PostgREST authenticates before it parses anything
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if check_profile(headers, method):
+            extra["Content-Profile"] = "public"
+        if not parts:
+            return await self._root()
+        if parts[0] == "rpc" and len(parts) == 2:
+            if method not in ("GET", "HEAD", "POST"):
+                raise errors.rpc_method(method)
+            return await self._rpc(request, caller, parts[1], headers, extra)
+        if len(parts) != 1:
+            raise errors.invalid_path()
+        if method not in _TABLE_METHODS:
+            raise errors.unsupported_method(method)
+        return await self._table(request, caller, parts[0], headers, extra)
+
+    async def _root(self) -> Response:
+        cat = await self.tx.catalogue()
+        paths: dict[str, dict[str, object]] = {f"/{name}": {} for name in sorted(cat.tables)}
+        spec = {"swagger": "2.0", "info": {"title": "PostgREST stand-in"}, "paths": paths}
+        return Response(orjson.dumps(spec), media_type="application/openapi+json; charset=utf-8")
+
+    # --- tables ---------------------------------------------------------------------------------
+    async def _table(
+        self,
+        request: Request,
+        caller: Caller,
+        name: str,
+        headers: dict[str, str],
+        extra: dict[str, str],
+    ) -> Response:
+        method = request.method
+        accept = parse_accept(headers.get("accept"))
+        prefs = parse_prefer(request.headers.getlist("prefer"))
+        query = parse_query(_query_pairs(request))
+        write = method in ("POST", "PATCH", "DELETE")
+        if method in ("PATCH", "DELETE") and not query.where:
+            raise errors.unsafe_write(method)
+        body = parse_body(await request.body()) if method in ("POST", "PATCH") else None
+        mode = prefs.return_ or "minimal"
+        rng = parse_range_header(headers.get("range")) if method in ("GET", "HEAD") else None
+        offset, limit = page_bounds(query.offset, query.limit, rng)
+
+        def planner(cat: Catalogue) -> Plan:
+            table = cat.tables.get(name)
+            if table is None:
+                raise errors.table_not_found(name, cat.table_hint(name))
+            stmt: Statement | None
+            if method in ("GET", "HEAD"):
+                stmt = read_statement(
+                    sql.Identifier("public", name),
+                    Target(name, table.columns, None),
+                    query,
+                    limit=limit,
+                    offset=offset,
+                    count=prefs.count is not None,
+                    singular=accept.singular,
+                    with_body=method == "GET",
+                )
+                return Plan(stmt, read_only=True, singular=accept.singular)
+            assert body is not None or method == "DELETE"
+            if method == "POST":
+                assert body is not None
+                stmt = insert_statement(
+                    table,
+                    query,
+                    body,
+                    mode=mode,
+                    resolution=prefs.resolution,
+                    missing_default=prefs.missing == "default",
+                    singular=accept.singular,
+                )
+            elif method == "PATCH":
+                assert body is not None
+                stmt = update_statement(table, query, body, mode=mode, singular=accept.singular)
+            else:
+                stmt = delete_statement(table, query, mode=mode, singular=accept.singular)
+            strict = prefs.handling == "strict"
+            return Plan(
+                stmt,
+                read_only=False,
+                singular=accept.singular,
+                max_affected=prefs.max_affected if strict else None,
+            )
+
+        _, outcome = await self.tx.run(_info(request), caller, planner)
+        applied = prefs.applied(write=write)
+        if applied:
+            extra["Preference-Applied"] = applied
+        if method in ("GET", "HEAD"):
+            return read_response(outcome, offset, accept, method == "HEAD", extra)
+        return write_response(method, name, outcome, accept, prefs, extra)
+
+    # --- rpc ------------------------------------------------------------------------------------
+    async def _rpc(
+        self,
+        request: Request,
+        caller: Caller,
+        name: str,
+        headers: dict[str, str],
+        extra: dict[str, str],
+    ) -> Response:
+        method = request.method
+        accept = parse_accept(headers.get("accept"))
+        prefs = parse_prefer(request.headers.getlist("prefer"))
+        pairs = _query_pairs(request)
+        raw = await request.body() if method == "POST" else b""
+        body: Body | None = parse_body(raw) if raw.strip() else None
+        if method == "POST" and body is None:
+            body = Body({}, "{}")
+        rng = parse_range_header(headers.get("range")) if method != "POST" else None
+
+        def planner(cat: Catalogue) -> Plan:
+            if method == "POST":
+                assert body is not None
+                arg_names = set(body.value) if isinstance(body.value, dict) else set()
+                query = parse_query(pairs)
+                fn = resolve(cat, name, arg_names, whole_body=True)
+                if fn.single_unnamed_json:
+                    call = Call(fn, body.text, ())
+                else:
+                    if not isinstance(body.value, dict):
+                        raise errors.invalid_body()
+                    call = Call(fn, body.text, tuple(sorted(arg_names)))
+            else:
+                known = {a.name for fn in cat.functions.get(name, []) for a in fn.inputs}
+                args = {
+                    k: v
+                    for k, v in pairs
+                    if k not in RESERVED and (k in known or not looks_like_filter(v))
+                }
+                query = parse_query([(k, v) for k, v in pairs if k not in args])
+                fn = resolve(cat, name, set(args), whole_body=False)
+                args_json = orjson.dumps(args).decode()
+                call = Call(fn, args_json, tuple(sorted(args)))
+            offset, limit = page_bounds(query.offset, query.limit, rng)
+            stmt = rpc_statement(
+                call,
+                query,
+                limit=limit,
+                offset=offset,
+                count=prefs.count is not None,
+                singular=accept.singular,
+                with_body=method != "HEAD",
+            )
+            return Plan(
+                stmt,
+                read_only=method != "POST" or fn.read_only,
+                singular=accept.singular and fn.returns_set,
+                function=fn,
+                offset=offset,
+            )
+
+        plan, outcome = await self.tx.run(_info(request), caller, planner)
+        fn = plan.function
+        assert fn is not None
+        applied = prefs.applied(write=False)
+        if applied:
+            extra["Preference-Applied"] = applied
+        if fn.returns_void:
+            return Response(status_code=204, headers=extra)
+        if not fn.returns_set:
+            return scalar_response(outcome, method == "HEAD", extra)
+        return read_response(outcome, plan.offset, accept, method == "HEAD", extra)
+
+    # --- per request ----------------------------------------------------------------------------
+    def _pool(self) -> AsyncConnectionPool:
+        if self.ctx.rest_pool is None:
+            raise errors.unavailable()
+        return self.ctx.rest_pool
+
+    def _caller(self, request: Request) -> Caller:
+        role, claims = self.jwt.claims(request.headers.get("authorization"))
+        return Caller(role, claims)
+
+
+def _info(request: Request) -> RequestInfo:
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
+    return RequestInfo(request.method, _path(request), headers, dict(request.cookies))
+
+
+def _path(request: Request) -> str:
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
+
+
+def _query_pairs(request: Request) -> list[tuple[str, str]]:
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    return parse_qsl(raw, keep_blank_values=True)

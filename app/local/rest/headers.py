@@ -1,0 +1,173 @@
+"""Request headers of the REST stand-in: `Prefer`, `Accept`, schema profiles and the Bearer JWT.
+
+Pure functions over header values (wire reference §2.3, §2.4, §2.7), plus a small cache of
+verified tokens so a client sending the same JWT is not re-verified on every request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.local.keys import InvalidToken, LocalKeys
+from app.local.rest.errors import (
+    ANON_ROLE,
+    invalid_schema,
+    jwt_error,
+    strict_preferences,
+    unacceptable,
+)
+
+EXPOSED_SCHEMA = "public"
+OBJECT_MEDIA = "application/vnd.pgrst.object+json"
+_JSON_MEDIA = {
+    "*/*",
+    "application/*",
+    "application/json",
+    "application/vnd.pgrst.array+json",
+    "application/vnd.pgrst.array",
+}
+_OBJECT_MEDIA = {OBJECT_MEDIA, "application/vnd.pgrst.object"}
+_PREFER_VALUES = {
+    "return": {"minimal", "representation", "headers-only"},
+    "count": {"exact", "planned", "estimated"},
+    "resolution": {"merge-duplicates", "ignore-duplicates"},
+    "missing": {"default", "null"},
+    "handling": {"strict", "lenient"},
+    "tx": {"commit", "rollback"},
+}
+
+
+@dataclass(frozen=True)
+class Preferences:
+    return_: str | None = None
+    count: str | None = None
+    resolution: str | None = None
+    missing: str | None = None
+    handling: str | None = None
+    max_affected: int | None = None
+    applied_order: tuple[str, ...] = ()
+
+    def applied(self, *, write: bool) -> str | None:
+        """The `Preference-Applied` value: what this request honoured."""
+        honoured = [p for p in self.applied_order if write or p.startswith("count=")]
+        return ", ".join(honoured) or None
+
+
+def parse_prefer(values: list[str]) -> Preferences:
+    """Comma-separated `key=value` items; unknown ones are ignored unless `handling=strict`."""
+    found: dict[str, str] = {}
+    invalid: list[str] = []
+    for item in (part.strip() for value in values for part in value.split(",")):
+        if not item:
+            continue
+        key, _, val = item.partition("=")
+        key, val = key.strip(), val.strip()
+        if key == "max-affected" and val.isdigit():
+            found[key] = val
+        elif val in _PREFER_VALUES.get(key, ()):
+            found.setdefault(key, val)
+        else:
+            invalid.append(item)
+    if invalid and found.get("handling") == "strict":
+        raise strict_preferences(invalid)
+    max_aff = int(found["max-affected"]) if "max-affected" in found else None
+    applied = tuple(
+        f"{k}={found[k]}"
+        for k in ("return", "count", "resolution", "missing", "handling", "max-affected")
+        if k in found and not (k == "max-affected" and found.get("handling") != "strict")
+    )
+    return Preferences(
+        found.get("return"),
+        found.get("count"),
+        found.get("resolution"),
+        found.get("missing"),
+        found.get("handling"),
+        max_aff,
+        applied,
+    )
+
+
+@dataclass(frozen=True)
+class Accept:
+    singular: bool = False
+    strip_nulls: bool = False
+
+
+def parse_accept(value: str | None) -> Accept:
+    """JSON array (the default, also for `*/*`), single object, or 406 PGRST107."""
+    if not value or not value.strip():
+        return Accept()
+    for media_range in value.split(","):
+        media, *params = (p.strip() for p in media_range.split(";"))
+        media = media.lower()
+        strip = any(p.replace(" ", "").lower() == "nulls=stripped" for p in params)
+        if media in _OBJECT_MEDIA:
+            return Accept(singular=True, strip_nulls=strip)
+        if media in _JSON_MEDIA:
+            return Accept(strip_nulls=strip)
+    raise unacceptable(value.strip())
+
+
+def check_profile(headers: dict[str, str], method: str) -> bool:
+    """PGRST106 unless the requested schema is `public`; True when a profile header was sent."""
+    name = "accept-profile" if method in ("GET", "HEAD") else "content-profile"
+    schema = headers.get(name)
+    if schema is None:
+        return False
+    if schema.strip() != EXPOSED_SCHEMA:
+        raise invalid_schema(schema.strip())
+    return True
+
+
+@dataclass
+class JwtVerifier:
+    """`keys.verify` (ES256 by kid, HS256 for API keys, 30 s leeway) with a bounded cache."""
+
+    keys: LocalKeys
+    max_entries: int = 1024
+    leeway: int = 30
+    _cache: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+
+    def claims(self, authorization: str | None) -> tuple[str, dict[str, Any]]:
+        """(role, claims with `role` set) for the request; PGRST301/303 when the JWT is bad."""
+        token = _bearer(authorization)
+        if token is None:
+            return ANON_ROLE, {"role": ANON_ROLE}
+        if not token:
+            raise jwt_error("Empty JWT is sent in Authorization header")
+        claims = self._verified(token)
+        role = claims.get("role", ANON_ROLE)
+        if not isinstance(role, str) or not role:
+            raise jwt_error("JWT claims are invalid: role must be a string")
+        return role, {**claims, "role": role}
+
+    def _verified(self, token: str) -> dict[str, Any]:
+        cached = self._cache.get(token)
+        if cached is not None:
+            exp = cached.get("exp")
+            if isinstance(exp, (int, float)) and exp + self.leeway > time.time():
+                self._cache.move_to_end(token)
+                return cached
+            del self._cache[token]
+        try:
+            claims = self.keys.verify(token, leeway=self.leeway)
+        except InvalidToken as exc:
+            raise jwt_error(str(exc)) from exc
+        if not isinstance(claims, dict):
+            raise jwt_error("JWT claims are invalid")
+        self._cache[token] = claims
+        if len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return claims
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()

@@ -1,0 +1,296 @@
+"""The query AST → `psycopg.sql.Composed`, checked against the schema cache.
+
+Every identifier is first looked up in the catalogue (unknown → PostgREST's error) and then quoted
+with `sql.Identifier`; every value is a bound parameter. The only SQL text that is not a constant
+of this module is a type name from `format_type()` in the catalogue (RPC argument types), never
+anything from the request. Statements have PostgREST's shape: the rows in a `pgrst_source` CTE,
+then one row with the total (when counted), the page size and the JSON body built by PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from app.local.rest.errors import RestError, no_relationship, undefined_column
+from app.local.rest.schema import Column
+from app.local.rest.syntax import (
+    ApiQuery,
+    Condition,
+    Field,
+    Filter,
+    Logic,
+    OrderTerm,
+    SelectEmbed,
+    SelectField,
+    SelectItem,
+    SelectStar,
+)
+
+_OPERATORS = {
+    "eq": "=",
+    "neq": "<>",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "like": "LIKE",
+    "ilike": "ILIKE",
+    "match": "~",
+    "imatch": "~*",
+    "isdistinct": "IS DISTINCT FROM",
+    "cs": "@>",
+    "cd": "<@",
+    "ov": "&&",
+    "sl": "<<",
+    "sr": ">>",
+    "nxr": "&<",
+    "nxl": "&>",
+    "adj": "-|-",
+}
+_IS = {
+    "null": "IS NULL",
+    "not_null": "IS NOT NULL",
+    "true": "IS TRUE",
+    "false": "IS FALSE",
+    "unknown": "IS UNKNOWN",
+}
+_TSQUERY = {
+    "fts": "to_tsquery",
+    "plfts": "plainto_tsquery",
+    "phfts": "phraseto_tsquery",
+    "wfts": "websearch_to_tsquery",
+}
+# `select=col::type`: only these type names are accepted; the SQL comes from this table.
+_CASTS = {
+    name: name
+    for name in (
+        "text",
+        "varchar",
+        "char",
+        "int",
+        "int2",
+        "int4",
+        "int8",
+        "integer",
+        "smallint",
+        "bigint",
+        "numeric",
+        "decimal",
+        "real",
+        "float4",
+        "float8",
+        "float",
+        "double precision",
+        "boolean",
+        "bool",
+        "json",
+        "jsonb",
+        "uuid",
+        "date",
+        "time",
+        "timetz",
+        "timestamp",
+        "timestamptz",
+        "interval",
+        "bytea",
+        "money",
+        "inet",
+        "cidr",
+        "tsvector",
+    )
+}
+
+
+class Binder:
+    """Named placeholders (`%(pN)s`) so a fragment can be used twice with one set of values."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> sql.Placeholder:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return sql.Placeholder(name)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What column names resolve against: a table, a function result or a CTE of either."""
+
+    name: str  # for error messages, as PostgREST would name it
+    columns: dict[str, Column]
+    qualifier: sql.Composable | None = None
+
+
+@dataclass
+class Statement:
+    query: sql.Composed
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# --- expressions -----------------------------------------------------------------------------
+def column(f: Field, target: Target, bind: Binder) -> sql.Composable:
+    if f.name not in target.columns:
+        raise undefined_column(target.name, f.name)
+    ident = sql.Identifier(f.name)
+    expr: sql.Composable = (
+        sql.SQL(".").join([target.qualifier, ident]) if target.qualifier else ident
+    )
+    for step in f.json_path:
+        key = step.key
+        index = key.lstrip("-").isdigit()
+        value = (
+            sql.SQL("{}::integer").format(bind(key))
+            if index
+            else sql.SQL("{}::text").format(bind(key))
+        )
+        expr = sql.SQL("({} {} {})").format(expr, sql.SQL(step.arrow), value)
+    return expr
+
+
+def select_list(items: Iterable[SelectItem], target: Target, bind: Binder) -> sql.Composable:
+    parts: list[sql.Composable] = []
+    for item in items:
+        if isinstance(item, SelectStar):
+            parts.append(
+                sql.SQL("{}.*").format(target.qualifier) if target.qualifier else sql.SQL("*")
+            )
+        elif isinstance(item, SelectEmbed):
+            raise no_relationship(target.name, item.name)
+        else:
+            parts.append(_select_field(item, target, bind))
+    return sql.SQL(", ").join(parts)
+
+
+def _select_field(item: SelectField, target: Target, bind: Binder) -> sql.Composable:
+    expr = column(item.field, target, bind)
+    if item.cast is not None:
+        cast = _CASTS.get(" ".join(item.cast.lower().split()))
+        if cast is None:
+            raise RestError(400, "42704", f'type "{item.cast}" does not exist')
+        expr = sql.SQL("CAST({} AS {})").format(expr, sql.SQL(cast))
+    label = item.alias or item.field.output_name or item.field.name  # `col->""` has no key name
+    return sql.SQL("{} AS {}").format(expr, sql.Identifier(label))
+
+
+def condition(cond: Condition, target: Target, bind: Binder) -> sql.Composable:
+    if isinstance(cond, Logic):
+        joiner = sql.SQL(" OR ") if cond.op == "or" else sql.SQL(" AND ")
+        inner = sql.SQL("({})").format(
+            joiner.join(condition(c, target, bind) for c in cond.children)
+        )
+        return sql.SQL("NOT {}").format(inner) if cond.negate else inner
+    expr = _filter(cond, target, bind)
+    return sql.SQL("NOT ({})").format(expr) if cond.negate else expr
+
+
+def _filter(f: Filter, target: Target, bind: Binder) -> sql.Composable:
+    col = column(f.field, target, bind)
+    if f.op == "in":
+        assert isinstance(f.value, tuple)
+        if not f.value:
+            return sql.SQL("FALSE")
+        return sql.SQL("{} IN ({})").format(col, sql.SQL(", ").join(bind(v) for v in f.value))
+    assert isinstance(f.value, str)
+    if f.op == "is":
+        return sql.SQL("{} {}").format(col, sql.SQL(_IS[f.value]))
+    if f.op in _TSQUERY:
+        return _full_text(f, col, target, bind)
+    value = f.value.replace("*", "%") if f.op in ("like", "ilike") else f.value
+    op = sql.SQL(_OPERATORS[f.op])
+    if f.modifier in ("any", "all"):
+        quant = sql.SQL("ANY" if f.modifier == "any" else "ALL")
+        return sql.SQL("{} {} {}({})").format(col, op, quant, bind(value))
+    return sql.SQL("{} {} {}").format(col, op, bind(value))
+
+
+def _full_text(f: Filter, col: sql.Composable, target: Target, bind: Binder) -> sql.Composable:
+    lang = sql.SQL("{}::regconfig, ").format(bind(f.modifier)) if f.modifier else sql.SQL("")
+    query = sql.SQL("{}({}{})").format(sql.SQL(_TSQUERY[f.op]), lang, bind(f.value))
+    is_vector = not f.field.json_path and target.columns[f.field.name].base == "tsvector"
+    vector = col if is_vector else sql.SQL("to_tsvector({}{})").format(lang, col)
+    return sql.SQL("{} @@ {}").format(vector, query)
+
+
+def where_clause(conds: Iterable[Condition], target: Target, bind: Binder) -> sql.Composable:
+    parts = [condition(c, target, bind) for c in conds]
+    return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
+
+
+def order_clause(terms: Iterable[OrderTerm], target: Target, bind: Binder) -> sql.Composable:
+    parts = []
+    for term in terms:
+        nulls = {"first": " NULLS FIRST", "last": " NULLS LAST", None: ""}[term.nulls]
+        direction = " DESC" if term.desc else " ASC"
+        parts.append(
+            sql.SQL("{}{}").format(column(term.field, target, bind), sql.SQL(direction + nulls))
+        )
+    return sql.SQL("ORDER BY {}").format(sql.SQL(", ").join(parts)) if parts else sql.SQL("")
+
+
+def page_clause(limit: int | None, offset: int | None, bind: Binder) -> sql.Composable:
+    lim = bind(limit) if limit is not None else sql.SQL("ALL")
+    return sql.SQL("LIMIT {} OFFSET {}").format(lim, bind(offset or 0))
+
+
+# --- the final SELECT over pgrst_source -----------------------------------------------------
+def result_select(
+    *, total: sql.Composable, singular: bool, scalar: bool, with_body: bool
+) -> sql.Composable:
+    """`total, page_total, body` over `pgrst_source`, the way PostgREST aggregates rows."""
+    value = sql.SQL("_postgrest_t.pgrst_scalar" if scalar else "_postgrest_t")
+    body: sql.Composable
+    if not with_body:
+        body = sql.SQL("NULL::text")
+    elif singular:
+        body = sql.SQL("coalesce((json_agg({})->0)::text, 'null')").format(value)
+    else:
+        body = sql.SQL("coalesce(json_agg({}), '[]')::text").format(value)
+    return sql.SQL(
+        "SELECT {} AS total, pg_catalog.count(*) AS page_total, {} AS body "
+        "FROM (SELECT * FROM pgrst_source) _postgrest_t"
+    ).format(total, body)
+
+
+def read_statement(
+    source: sql.Composable,
+    target: Target,
+    query: ApiQuery,
+    *,
+    limit: int | None,
+    offset: int | None,
+    count: bool,
+    singular: bool,
+    with_body: bool,
+    scalar: bool = False,
+    prelude: sql.Composable | None = None,
+    binder: Binder | None = None,
+) -> Statement:
+    """A read of `source` (a relation, or a materialized RPC result) with filters and paging."""
+    bind = binder or Binder()
+    items = select_list(query.select, target, bind) if not scalar else sql.SQL("pgrst_scalar")
+    where = where_clause(query.where, target, bind)
+    total = (
+        sql.SQL("(SELECT pg_catalog.count(*) FROM {} WHERE {})").format(source, where)
+        if count
+        else sql.SQL("NULL::bigint")
+    )
+    ctes = [prelude] if prelude is not None else []
+    ctes.append(
+        sql.SQL("pgrst_source AS (SELECT {} FROM {} WHERE {} {} {})").format(
+            items,
+            source,
+            where,
+            order_clause(query.order, target, bind),
+            page_clause(limit, offset, bind),
+        )
+    )
+    stmt = sql.SQL("WITH {} {}").format(
+        sql.SQL(", ").join(ctes),
+        result_select(total=total, singular=singular, scalar=scalar, with_body=with_body),
+    )
+    return Statement(stmt, bind.params)

@@ -1,0 +1,251 @@
+"""INSERT (and upsert), UPDATE and DELETE statements of the REST stand-in (wire ref. §2.1–2.4).
+
+The request body reaches PostgreSQL as one bound `json` value that `json_populate_record(set)`
+turns into rows of the table's own type, so PostgreSQL converts every value exactly as PostgREST
+lets it. Bulk inserts are one INSERT statement; `missing=default` uses `DEFAULT` for absent keys.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from psycopg import sql
+
+from app.local.rest.errors import RestError, column_not_found, invalid_body, undefined_column
+from app.local.rest.schema import Table
+from app.local.rest.sql import (
+    Binder,
+    Statement,
+    Target,
+    order_clause,
+    page_clause,
+    result_select,
+    select_list,
+    where_clause,
+)
+from app.local.rest.syntax import ApiQuery
+
+
+@dataclass(frozen=True)
+class Body:
+    """A parsed JSON request body plus its original text (bound verbatim: no float rounding)."""
+
+    value: Any
+    text: str
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.value if isinstance(self.value, list) else [self.value]
+
+
+def parse_body(raw: bytes) -> Body:
+    """Parse JSON; PGRST102 when empty or invalid. Falls back to `json` for huge integers."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise invalid_body() from exc
+    if not text.strip():
+        raise invalid_body()
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise invalid_body() from exc
+    return Body(value, text)
+
+
+def _relation(table: Table) -> sql.Identifier:
+    return sql.Identifier("public", table.name)
+
+
+def _columns_for(table: Table, query: ApiQuery, rows: list[dict[str, Any]]) -> list[str]:
+    if query.columns is not None:
+        names = list(dict.fromkeys(query.columns))
+    else:
+        names = list(dict.fromkeys(key for row in rows[:1] for key in row))
+        if any(set(row) != set(names) for row in rows[1:]):
+            raise invalid_body("All object keys must match")
+    for name in names:
+        if name not in table.columns:
+            raise column_not_found(table.name, name)
+    return names
+
+
+def _returning(table: Table, mode: str) -> sql.Composable:
+    if mode == "representation":
+        return sql.SQL("{}.*").format(_relation(table))
+    if mode == "headers-only" and table.primary_key:
+        return sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(_relation(table), sql.Identifier(c)) for c in table.primary_key
+        )
+    return sql.SQL("1")
+
+
+def _projection(table: Table, query: ApiQuery, mode: str, bind: Binder) -> sql.Composable:
+    if mode == "representation":
+        return select_list(query.select, Target(table.name, table.columns), bind)
+    if mode == "headers-only" and table.primary_key:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key)
+    return sql.SQL("1")
+
+
+def _finish(
+    mutation: sql.Composable,
+    table: Table,
+    query: ApiQuery,
+    mode: str,
+    bind: Binder,
+    *,
+    singular: bool,
+) -> Statement:
+    with_body = mode != "minimal" and not (mode == "headers-only" and not table.primary_key)
+    stmt = sql.SQL(
+        "WITH pgrst_mutation AS ({} RETURNING {}),"
+        " pgrst_source AS (SELECT {} FROM pgrst_mutation) {}"
+    ).format(
+        mutation,
+        _returning(table, mode),
+        _projection(table, query, mode, bind),
+        result_select(
+            total=sql.SQL("NULL::bigint"),
+            singular=singular or mode == "headers-only",
+            scalar=False,
+            with_body=with_body,
+        ),
+    )
+    return Statement(stmt, bind.params)
+
+
+def insert_statement(
+    table: Table,
+    query: ApiQuery,
+    body: Body,
+    *,
+    mode: str,
+    resolution: str | None,
+    missing_default: bool,
+    singular: bool,
+) -> Statement:
+    value = body.value
+    if not isinstance(value, (dict, list)) or any(not isinstance(r, dict) for r in body.rows):
+        raise invalid_body()
+    rows = body.rows
+    names = _columns_for(table, query, rows)
+    bind = Binder()
+    rel = _relation(table)
+    array_text = body.text if isinstance(value, list) else f"[{body.text}]"
+    payload = bind(array_text)
+    cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    if missing_default and any(n not in row for row in rows for n in names):
+        source = sql.SQL("VALUES {}").format(
+            sql.SQL(", ").join(
+                _values_row(rel, payload, i, row, names) for i, row in enumerate(rows)
+            )
+        )
+    else:
+        source = sql.SQL(
+            "SELECT {} FROM json_populate_recordset(NULL::{}, {}::json) pgrst_body"
+        ).format(cols if names else sql.SQL(""), rel, payload)
+    target = sql.SQL("{} ({})").format(rel, cols) if names else rel
+    mutation = sql.SQL("INSERT INTO {} {}{}").format(
+        target, source, _on_conflict(table, query, names, resolution)
+    )
+    return _finish(mutation, table, query, mode, bind, singular=singular)
+
+
+def _values_row(
+    rel: sql.Composable, payload: sql.Composable, index: int, row: dict[str, Any], names: list[str]
+) -> sql.Composable:
+    record = sql.SQL("json_populate_record(NULL::{}, ({}::json -> {}))").format(
+        rel, payload, sql.Literal(index)
+    )
+    cells = [
+        sql.SQL("({}).{}").format(record, sql.Identifier(n)) if n in row else sql.SQL("DEFAULT")
+        for n in names
+    ]
+    return sql.SQL("({})").format(sql.SQL(", ").join(cells))
+
+
+def _on_conflict(
+    table: Table, query: ApiQuery, names: list[str], resolution: str | None
+) -> sql.Composable:
+    if resolution is None:
+        return sql.SQL("")
+    conflict = list(query.on_conflict or table.primary_key)
+    for name in conflict:
+        if name not in table.columns:
+            raise undefined_column(table.name, name)
+    if not conflict:
+        if resolution == "ignore-duplicates":
+            return sql.SQL(" ON CONFLICT DO NOTHING")
+        raise RestError(
+            400,
+            "42P10",
+            "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+        )
+    target = sql.SQL(", ").join(sql.Identifier(c) for c in conflict)
+    if resolution == "ignore-duplicates" or not names:
+        return sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(target)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in names
+    )
+    return sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(target, updates)
+
+
+def _limited(table: Table, query: ApiQuery, where: sql.Composable, bind: Binder) -> sql.Composable:
+    """`limit`/`offset` on PATCH/DELETE: restrict to the ctids of the first rows in `order`."""
+    if query.limit is None and query.offset is None:
+        return where
+    if not table.has_ctid:
+        raise RestError(
+            400, "PGRST100", "limit/offset on PATCH or DELETE needs a table, not a view"
+        )
+    rel = _relation(table)
+    target = Target(table.name, table.columns, rel)
+    inner = sql.SQL("SELECT {}.ctid FROM {} WHERE {} {} {}").format(
+        rel,
+        rel,
+        where_clause(query.where, target, bind),
+        order_clause(query.order, target, bind),
+        page_clause(query.limit, query.offset, bind),
+    )
+    return sql.SQL("{} AND {}.ctid = ANY(ARRAY({}))").format(where, rel, inner)
+
+
+def update_statement(
+    table: Table, query: ApiQuery, body: Body, *, mode: str, singular: bool
+) -> Statement | None:
+    """None when the body sets no column (PostgREST then changes nothing)."""
+    if not isinstance(body.value, dict):
+        raise invalid_body()
+    names = _columns_for(table, query, [body.value])
+    if query.columns is not None:
+        names = [n for n in names if n in body.value]
+    if not names:
+        return None
+    bind = Binder()
+    rel = _relation(table)
+    target = Target(table.name, table.columns, rel)
+    sets = sql.SQL(", ").join(
+        sql.SQL("{} = pgrst_body.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in names
+    )
+    where = _limited(table, query, where_clause(query.where, target, bind), bind)
+    mutation = sql.SQL(
+        "UPDATE {} SET {} FROM (SELECT * FROM json_populate_record(NULL::{}, {}::json)) pgrst_body "
+        "WHERE {}"
+    ).format(rel, sets, rel, bind(body.text), where)
+    return _finish(mutation, table, query, mode, bind, singular=singular)
+
+
+def delete_statement(table: Table, query: ApiQuery, *, mode: str, singular: bool) -> Statement:
+    bind = Binder()
+    rel = _relation(table)
+    target = Target(table.name, table.columns, rel)
+    where = _limited(table, query, where_clause(query.where, target, bind), bind)
+    mutation = sql.SQL("DELETE FROM {} WHERE {}").format(rel, where)
+    return _finish(mutation, table, query, mode, bind, singular=singular)
