@@ -77,6 +77,27 @@ class UsageReport:
 ProviderEvent = TextDelta | UsageReport
 
 
+# --- Turn events: what the use case yields to the edge (which alone knows the wire) ------------
+@dataclass(frozen=True)
+class Done:
+    """The turn ended and is stored (or spooled): the stored message id and the answer's usage."""
+
+    message_id: str | None
+    usage: Usage
+    replayed: bool = False  # a retry answered from the database; no provider call
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The turn ended in an error the client can act on; partial work is stored all the same."""
+
+    code: str
+    user_message: str
+
+
+TurnEvent = TextDelta | Done | Failed
+
+
 @dataclass(frozen=True)
 class CompletionRequest:
     model: str

@@ -19,7 +19,7 @@ from app.api.errors import install_error_handlers
 from app.api.request_id import RequestIdMiddleware
 from app.attestation import Attestor, key_bytes
 from app.auth import TokenVerifier
-from app.chat import ChatService
+from app.chat.service import ChatService
 from app.config import Settings, get_settings
 from app.errors import AppError
 from app.llm.aiohttp_transport import HonestAiohttpTransport

@@ -46,6 +46,7 @@ from pathlib import Path
 import genai_prices
 from genai_prices import Usage as GPUsage
 from genai_prices import calc_price
+from genai_prices.types import ModelPrice
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.config import Settings
@@ -56,7 +57,6 @@ logger = logging.getLogger(__name__)
 GENAI_SOURCE = f"genai-prices@{genai_prices.__version__}"
 FALLBACK_SOURCE = "fallback"
 EXAMPLE_OVERRIDES = Path(__file__).with_name("pricing_overrides.json")
-_PER_MTOK = Decimal(1_000_000)
 _EIGHT_PLACES = Decimal("0.00000001")  # numeric(14,8)
 _GENAI_PROVIDERS: dict[str, tuple[str, ...]] = {
     "anthropic": ("anthropic",),
@@ -80,15 +80,14 @@ class Rates(BaseModel):
     cache_write_mtok: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     def cost(self, usage: Usage) -> Decimal:
-        cache_read = self.input_mtok if self.cache_read_mtok is None else self.cache_read_mtok
-        cache_write = self.input_mtok if self.cache_write_mtok is None else self.cache_write_mtok
-        total = (
-            usage.input_tokens * self.input_mtok
-            + usage.cache_read_tokens * cache_read
-            + usage.cache_write_tokens * cache_write
-            + usage.output_tokens * self.output_mtok
+        """Priced by genai-prices' own arithmetic (cache tokens at the input rate when unset)."""
+        price = ModelPrice(
+            input_mtok=self.input_mtok,
+            output_mtok=self.output_mtok,
+            cache_read_mtok=self.cache_read_mtok,
+            cache_write_mtok=self.cache_write_mtok,
         )
-        return total / _PER_MTOK
+        return price.calc_price(_genai_usage(usage))["total_price"]
 
 
 class _OverrideEntry(Rates):

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from starlette.responses import JSONResponse
 
-from app.chat import ChatService
+from app.chat.service import ChatService
 from app.config import Settings
 from app.domain import Caller
 from app.metrics import ChatMetrics

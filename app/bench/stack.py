@@ -90,6 +90,11 @@ class Stack:
         self.status = json.loads((stack_dir / "status.json").read_text())
         self.keys = LocalKeys.load_or_create(stack_dir)
 
+    def _keys(self) -> LocalKeys:
+        if self.keys is None:
+            raise RuntimeError("the stack is not started")
+        return self.keys
+
     @property
     def superuser_dsn(self) -> str:
         return f"postgresql://{SUPERUSER}:{LOCAL_PASSWORD}@127.0.0.1:{self.db_port}/postgres"
@@ -103,7 +108,7 @@ class Stack:
             SUPABASE_URL=self.api_url,
             SUPABASE_ANON_KEY=self.status["anon_key"],
             SUPABASE_SERVICE_ROLE_KEY=self.status["service_role_key"],
-            BILLING_ATTESTATION_KEY=self.keys.attestation_key.decode(),
+            BILLING_ATTESTATION_KEY=self._keys().attestation_key.decode(),
             AUTH_MODE="jwks",
             JWT_ISSUER=self.issuer,
             LLM_PROVIDER="anthropic",

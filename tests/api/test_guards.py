@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.chat import estimate_tokens
+from app.chat.accounting import estimate_tokens
 from app.errors import BREATH_MESSAGE
 from app.local.postgres import free_port
 from app.local.stack import LocalStack
@@ -38,6 +38,9 @@ def guarded(
         tmp_path_factory.mktemp("outbox"),
         daily_budget_usd=Decimal("1000"),
         reservation_ttl_seconds=30,
+        # 50 racing begins queue on one user's lock; on a loaded machine that can take seconds.
+        # The races test the guards, not the database timeout, so give the queue room.
+        db_timeout_seconds=30.0,
     )
     yield stack
     assert stack.server is not None
@@ -223,6 +226,7 @@ def serve(stack: ChatStack, *, workers: int, ttl: int = 600) -> tuple[subprocess
         "DAILY_BUDGET_USD": "1000",
         "RESERVATION_TTL_SECONDS": str(ttl),
         "BILLING_ATTESTATION_KEY": s.billing_attestation_key.get_secret_value(),
+        "DB_TIMEOUT_SECONDS": "30",
         "OUTBOX_DIR": str(Path(s.outbox_dir) / f"serve-{port}"),
         "LOG_LEVEL": "WARNING",
     }

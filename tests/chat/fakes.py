@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from app.chat.accounting import TurnOutcome
+from app.chat.turn import Turn
 from app.domain import (
     Caller,
     ChatMessage,
@@ -25,6 +27,7 @@ from app.domain import (
     UsageReport,
 )
 from app.errors import AppError, ProviderError
+from app.sse import ClientGone, encode_event
 
 Step = ProviderEvent | float | AppError  # an event, a pause in seconds, or a failure
 
@@ -120,14 +123,24 @@ class PerTokenPricer:
         return Decimal(input_tokens + max_output_tokens) / Decimal(1_000_000)
 
 
+async def drive(turn: Turn, sink: Sink) -> TurnOutcome:
+    """What the HTTP edge does with a turn: pull its events and write their wire form."""
+    try:
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                await sink(encode_event(event))
+    except ClientGone:
+        pass
+    assert turn.outcome is not None
+    return turn.outcome
+
+
 @dataclass
 class Sink:
     chunks: list[bytes] = field(default_factory=list)
     gone_after: int | None = None
 
     async def __call__(self, chunk: bytes) -> None:
-        from app.sse import ClientGone
-
         if self.gone_after is not None and len(self.chunks) >= self.gone_after:
             raise ClientGone
         self.chunks.append(chunk)

@@ -8,10 +8,19 @@ from decimal import Decimal
 
 import pytest
 
-from app.chat import ChatService, estimate_tokens, trim_history
+from app.chat.accounting import estimate_tokens, trim_history
+from app.chat.service import ChatService
 from app.domain import Caller, ChatMessage, TurnStart, Usage, UsageReport
 from app.errors import AuthError, ProviderStreamError, ProviderUnavailable, StoreError
-from tests.chat.fakes import ListSpool, MemoryStore, PerTokenPricer, ScriptedProvider, Sink, answer
+from tests.chat.fakes import (
+    ListSpool,
+    MemoryStore,
+    PerTokenPricer,
+    ScriptedProvider,
+    Sink,
+    answer,
+    drive,
+)
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +58,7 @@ async def run(chat: ChatService, sink: Sink | None = None):
     sink = sink or Sink()
     ctx = await chat.begin(CALLER, TURN)
     loop = asyncio.get_running_loop()
-    outcome = await chat.run_turn(CALLER, TURN, ctx, sink, started=loop.time())
+    outcome = await drive(chat.open(CALLER, TURN, ctx, started=loop.time()), sink)
     return outcome, sink
 
 
@@ -209,7 +218,7 @@ async def test_run_turn_cancelled_by_disconnect_persists_before_propagating() ->
     sink = Sink()
     ctx = await chat.begin(CALLER, TURN)
     loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(chat.run_turn(CALLER, TURN, ctx, sink, started=loop.time()))
+    task = asyncio.ensure_future(drive(chat.open(CALLER, TURN, ctx, started=loop.time()), sink))
     while len(sink.chunks) < 2:  # noqa: ASYNC110 - polling the sink is the point
         await asyncio.sleep(0.01)
 

@@ -60,8 +60,10 @@ async def service(
     )
 
 
-async def _seed_usage(client: AsyncClient) -> None:
-    await client.table("usage_logs").insert(USAGE_ROWS, default_to_null=False).execute()
+async def _seed_usage(service: AsyncClient, owner: User) -> None:
+    """Usage rows owned by `owner`: only the service writes usage (users have no INSERT)."""
+    rows = [row | {"user_id": owner.id} for row in USAGE_ROWS]
+    await service.table("usage_logs").insert(rows, default_to_null=False).execute()
 
 
 async def test_insert_single_row_returns_representation_with_defaults(
@@ -75,9 +77,14 @@ async def test_insert_single_row_returns_representation_with_defaults(
     uuid.UUID(row["id"])
 
 
-async def test_bulk_insert_with_missing_default_uses_column_defaults(as_alice: AsyncClient) -> None:
-    rows = [{"model": "m1", "tokens_in": 1}, {"model": "m2", "status": "partial"}]
-    res = await as_alice.table("usage_logs").insert(rows, default_to_null=False).execute()
+async def test_bulk_insert_with_missing_default_uses_column_defaults(
+    service: AsyncClient, alice: User
+) -> None:
+    rows = [
+        {"user_id": alice.id, "model": "m1", "tokens_in": 1},
+        {"user_id": alice.id, "model": "m2", "status": "partial"},
+    ]
+    res = await service.table("usage_logs").insert(rows, default_to_null=False).execute()
     by_model = {r["model"]: r for r in res.data}
     assert by_model["m1"]["status"] == "completed"  # default, key absent from this row
     assert by_model["m2"]["tokens_in"] == 0
@@ -85,11 +92,11 @@ async def test_bulk_insert_with_missing_default_uses_column_defaults(as_alice: A
 
 
 async def test_bulk_insert_without_missing_default_sends_null_and_fails_not_null(
-    as_alice: AsyncClient, http: tuple[httpx.AsyncClient, StatusLog]
+    service: AsyncClient, alice: User, http: tuple[httpx.AsyncClient, StatusLog]
 ) -> None:
-    rows = [{"model": "m1", "status": "partial"}, {"model": "m2"}]
+    rows = [{"user_id": alice.id, "model": "m1", "status": "partial"}, {"user_id": alice.id}]
     with pytest.raises(APIError) as err:
-        await as_alice.table("usage_logs").insert(rows).execute()
+        await service.table("usage_logs").insert(rows).execute()
     assert err.value.code == "23502"
     assert http[1].statuses[-1] == 400
 
@@ -134,15 +141,22 @@ FILTER_CASES: list[tuple[str, Query, set[str]]] = [
     ("name", "build", "expected"), FILTER_CASES, ids=[c[0] for c in FILTER_CASES]
 )
 async def test_select_filter_operator_returns_matching_rows(
-    as_alice: AsyncClient, name: str, build: Query, expected: set[str]
+    as_alice: AsyncClient,
+    name: str,
+    build: Query,
+    expected: set[str],
+    service: AsyncClient,
+    alice: User,
 ) -> None:
-    await _seed_usage(as_alice)
+    await _seed_usage(service, alice)
     res = await build(as_alice.table("usage_logs").select("model")).execute()
     assert {r["model"] for r in res.data} == expected, name
 
 
-async def test_select_columns_alias_and_cast(as_alice: AsyncClient) -> None:
-    await _seed_usage(as_alice)
+async def test_select_columns_alias_and_cast(
+    as_alice: AsyncClient, service: AsyncClient, alice: User
+) -> None:
+    await _seed_usage(service, alice)
     res = await (
         as_alice.table("usage_logs")
         .select("name:model,tokens:tokens_in::text,cost_usd")
@@ -152,8 +166,10 @@ async def test_select_columns_alias_and_cast(as_alice: AsyncClient) -> None:
     assert res.data == [{"name": "o3", "tokens": "50", "cost_usd": 0}]
 
 
-async def test_order_limit_offset_and_range(as_alice: AsyncClient) -> None:
-    await _seed_usage(as_alice)
+async def test_order_limit_offset_and_range(
+    as_alice: AsyncClient, service: AsyncClient, alice: User
+) -> None:
+    await _seed_usage(service, alice)
     table = as_alice.table("usage_logs")
     desc = await table.select("tokens_in").order("tokens_in", desc=True).execute()
     assert [r["tokens_in"] for r in desc.data] == [50, 40, 30, 20, 10]
@@ -168,9 +184,12 @@ async def test_order_limit_offset_and_range(as_alice: AsyncClient) -> None:
 
 
 async def test_count_exact_reports_total_beyond_the_page(
-    as_alice: AsyncClient, http: tuple[httpx.AsyncClient, StatusLog]
+    as_alice: AsyncClient,
+    http: tuple[httpx.AsyncClient, StatusLog],
+    service: AsyncClient,
+    alice: User,
 ) -> None:
-    await _seed_usage(as_alice)
+    await _seed_usage(service, alice)
     res = await as_alice.table("usage_logs").select("id", count="exact").limit(2).execute()
     assert res.count == 5
     assert len(res.data) == 2
@@ -179,8 +198,10 @@ async def test_count_exact_reports_total_beyond_the_page(
     assert head.count == 5
 
 
-async def test_single_returns_object_and_refuses_many(as_alice: AsyncClient) -> None:
-    await _seed_usage(as_alice)
+async def test_single_returns_object_and_refuses_many(
+    as_alice: AsyncClient, service: AsyncClient, alice: User
+) -> None:
+    await _seed_usage(service, alice)
     one = await as_alice.table("usage_logs").select("model").eq("tokens_in", 40).single().execute()
     assert one.data == {"model": "GPT-mini"}
     with pytest.raises(APIError) as err:
@@ -188,8 +209,10 @@ async def test_single_returns_object_and_refuses_many(as_alice: AsyncClient) -> 
     assert err.value.code == "PGRST116"
 
 
-async def test_maybe_single_returns_none_or_the_row(as_alice: AsyncClient) -> None:
-    await _seed_usage(as_alice)
+async def test_maybe_single_returns_none_or_the_row(
+    as_alice: AsyncClient, service: AsyncClient, alice: User
+) -> None:
+    await _seed_usage(service, alice)
     none = (
         await as_alice.table("usage_logs")
         .select("model")
@@ -281,19 +304,18 @@ async def test_anon_insert_is_denied_with_401(
     assert http[1].statuses[-1] == 401
 
 
-async def test_insert_into_another_users_conversation_is_denied_with_403(
+async def test_insert_in_another_users_name_is_denied_with_403(
     stack_server: ServerThread,
     local_stack: LocalStack,
     http: tuple[httpx.AsyncClient, StatusLog],
-    as_alice: AsyncClient,
+    alice: User,
     bob: User,
 ) -> None:
-    conv = (await as_alice.table("conversations").insert({"title": "private"}).execute()).data[0]
     as_bob = await async_client(stack_server.url, local_stack, http[0], token=bob.token)
     with pytest.raises(APIError) as err:
         await (
-            as_bob.table("messages")
-            .insert({"conversation_id": conv["id"], "role": "user", "content": "hi"})
+            as_bob.table("conversations")
+            .insert({"user_id": alice.id, "title": "planted"})
             .execute()
         )
     assert err.value.code == "42501"

@@ -1,0 +1,63 @@
+"""Every request's log line and metrics, observed in one place from its outcome."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.chat.accounting import TurnOutcome
+from app.errors import AppError, OverBudget, RateLimited
+from app.logs import REQUEST_LOGGER
+from app.metrics import ChatMetrics
+
+request_log = logging.getLogger(REQUEST_LOGGER)
+
+
+def observe_refusal(
+    metrics: ChatMetrics, fields: dict[str, Any], exc: AppError, started: float, now: float
+) -> None:
+    """A request answered with a JSON error before any stream started."""
+    if isinstance(exc, OverBudget | RateLimited):
+        metrics.refusals.labels(exc.code).inc()
+    metrics.requests.labels(exc.code).inc()
+    _log(fields | {"outcome": exc.code, "status": exc.status}, started, now)
+
+
+def observe_turn(
+    metrics: ChatMetrics, fields: dict[str, Any], outcome: TurnOutcome, started: float, now: float
+) -> None:
+    """A streamed turn, however it ended."""
+    record = outcome.record
+    rows = record.usage_rows
+    for row in rows:
+        metrics.cost.labels(row.model).inc(float(row.price.cost_usd))
+    for kind in outcome.upstream_failures:
+        metrics.upstream_errors.labels(kind).inc()
+    metrics.requests.labels(outcome.label).inc()
+    metrics.tokens.inc(outcome.tokens_relayed)
+    if outcome.ttft_ms is not None:
+        metrics.ttft.observe(outcome.ttft_ms / 1000)
+    metrics.duration.observe(now - started)
+    _log(
+        fields
+        | {
+            "outcome": outcome.label,
+            "status": 200,
+            "model": rows[-1].model if rows else None,
+            "provider": rows[-1].provider if rows else None,
+            "attempt_ids": [row.attempt_id for row in rows],
+            "tokens_in": sum(r.usage.prompt_tokens for r in rows),
+            "tokens_out": sum(r.usage.output_tokens for r in rows),
+            "cost_usd": str(record.cost_usd),
+            "ttft_ms": outcome.ttft_ms,
+            "error": outcome.error.code if outcome.error else None,
+            "spooled": outcome.spooled,
+        },
+        started,
+        now,
+    )
+
+
+def _log(fields: dict[str, Any], started: float, now: float) -> None:
+    fields["duration_ms"] = round((now - started) * 1000)
+    request_log.info("chat-stream %s", fields.get("outcome"), extra=fields)

@@ -1,0 +1,195 @@
+"""What a turn cost: one usage row per billed upstream attempt, reported or estimated.
+
+The seed lost usage whenever a stream ended badly. Here every attempt the provider may have billed
+gets a row: its reported counters when the stream finished, else the largest it reported so far,
+with output estimated from what was relayed and the row marked `estimated`.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+
+from app.domain import (
+    ChatMessage,
+    TurnRecord,
+    TurnStart,
+    TurnStatus,
+    Usage,
+    UsageRow,
+)
+from app.errors import AppError
+from app.ports import Pricer, Provider
+
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count for text a provider did not count for us (~4 characters a token)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
+
+
+def trim_history(history: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+    """Providers want the conversation to open with the user: drop leading assistant turns."""
+    start = 0
+    while start < len(history) and history[start].role != "user":
+        start += 1
+    return history[start:]
+
+
+@dataclass
+class Attempt:
+    """One upstream request: what it reported, what it sent, when (loop clock)."""
+
+    attempt_id: str
+    provider: Provider
+    model: str
+    started: float
+    head_at: float | None = None
+    first_token_at: float | None = None
+    ended_at: float | None = None
+    parts: list[str] = field(default_factory=list)
+    deltas: int = 0
+    reported: Usage | None = None
+    reported_model: str | None = None
+    completed: bool = False
+    failure: str | None = None  # the error code this attempt ended with
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def merge(self, usage: Usage, model: str | None) -> None:
+        """Counters only grow: keep the largest value each field has been reported with."""
+        prev = self.reported or Usage()
+        self.reported = Usage(
+            input_tokens=max(prev.input_tokens, usage.input_tokens),
+            output_tokens=max(prev.output_tokens, usage.output_tokens),
+            cache_read_tokens=max(prev.cache_read_tokens, usage.cache_read_tokens),
+            cache_write_tokens=max(prev.cache_write_tokens, usage.cache_write_tokens),
+        )
+        self.reported_model = model or self.reported_model
+
+    @property
+    def billed(self) -> bool:
+        """Did the provider do (and charge for) any work? No head, no bill."""
+        if self.head_at is None:
+            return False
+        return self.deltas > 0 or (self.reported is not None and self.reported.total_tokens > 0)
+
+    def usage(self, prompt_estimate: int) -> Usage:
+        """Reported usage when the stream finished; otherwise reported-or-estimated, marked."""
+        if self.completed and self.reported is not None:
+            return self.reported
+        reported = self.reported or Usage()
+        estimated_output = max(self.deltas, estimate_tokens(self.text))
+        return Usage(
+            input_tokens=reported.input_tokens
+            or (0 if reported.prompt_tokens else prompt_estimate),
+            output_tokens=max(reported.output_tokens, estimated_output),
+            cache_read_tokens=reported.cache_read_tokens,
+            cache_write_tokens=reported.cache_write_tokens,
+            estimated=True,
+        )
+
+
+def new_attempt(provider: Provider, model: str, now: float) -> Attempt:
+    return Attempt(attempt_id=str(uuid.uuid4()), provider=provider, model=model, started=now)
+
+
+def build_record(
+    turn: TurnStart,
+    attempts: list[Attempt],
+    prompt_estimate: int,
+    pricer: Pricer,
+    *,
+    failed: bool,
+    now: float,
+) -> TurnRecord:
+    """The turn as stored: the last attempt's text (if any) and a row per billed attempt."""
+    answer = attempts[-1] if attempts else None
+    text = answer.text if answer else ""
+    status: TurnStatus = "completed"
+    if failed or (answer is not None and not answer.completed):
+        status = "partial" if text else "error"
+    rows = []
+    for attempt in attempts:
+        if not attempt.billed:
+            continue
+        usage = attempt.usage(prompt_estimate)
+        model = attempt.reported_model or attempt.model
+        attempt_status: TurnStatus = (
+            "completed" if attempt.completed else ("partial" if attempt.deltas else "error")
+        )
+        rows.append(
+            UsageRow(
+                attempt_id=attempt.attempt_id,
+                provider=attempt.provider.name,
+                model=model,
+                usage=usage,
+                price=pricer.price(attempt.provider.name, model, usage),
+                status=attempt_status,
+                ttft_ms=ms(attempt.first_token_at, attempt.started),
+                duration_ms=ms(attempt.ended_at or now, attempt.started) or 0,
+            )
+        )
+    return TurnRecord(
+        turn_id=turn.turn_id,
+        conversation_id=turn.conversation_id,
+        message_id=str(uuid.uuid4()) if text else None,
+        content=text,
+        status=status,
+        usage_rows=tuple(rows),
+    )
+
+
+@dataclass
+class TurnOutcome:
+    """What happened, for logs and metrics (observed once, at the edge)."""
+
+    record: TurnRecord
+    error: AppError | None = None
+    disconnected: bool = False
+    spooled: bool = False
+    ttft_ms: int | None = None
+    tokens_relayed: int = 0
+    upstream_failures: list[str] = field(default_factory=list)
+    replayed: bool = False  # a retried turn answered from the database, no provider call
+
+    @property
+    def label(self) -> str:
+        """completed | partial | error | disconnected | replayed — for logs and metrics."""
+        if self.disconnected:
+            return "disconnected"
+        return "replayed" if self.replayed else self.record.status
+
+    @property
+    def answer_usage(self) -> Usage:
+        """The usage the client is told about: the attempt that produced the answer."""
+        return self.record.usage_rows[-1].usage if self.record.usage_rows else Usage()
+
+
+def outcome_of(
+    record: TurnRecord,
+    attempts: list[Attempt],
+    started: float,
+    *,
+    error: AppError | None = None,
+    disconnected: bool = False,
+    spooled: bool = False,
+) -> TurnOutcome:
+    answer = attempts[-1] if attempts else None
+    return TurnOutcome(
+        record=record,
+        error=error,
+        disconnected=disconnected,
+        spooled=spooled,
+        ttft_ms=ms(answer.first_token_at, started) if answer else None,
+        tokens_relayed=sum(a.deltas for a in attempts),
+        upstream_failures=[a.failure for a in attempts if a.failure],
+    )
+
+
+def ms(end: float | None, start: float) -> int | None:
+    return None if end is None else max(0, round((end - start) * 1000))

@@ -1,0 +1,85 @@
+"""The final write never loses a turn: retries with backoff, then the outbox; shielded from the
+cancellation a disconnect brings. And the turn's lease, kept alive while it streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.config import Settings
+from app.domain import Caller, TurnRecord
+from app.errors import AppError, StoreError
+from app.ports import ChatStore, Spool
+
+logger = logging.getLogger(__name__)
+
+
+async def persist(
+    store: ChatStore, spool: Spool, settings: Settings, caller: Caller, record: TurnRecord
+) -> bool:
+    """Store the turn: retry with backoff, then spool. Returns True when spooled.
+
+    Always written, even when nothing was generated or billed: it closes the turn, whose
+    reservation would otherwise be taken for a dead worker's and billed as abandoned.
+    """
+    retries = settings.finish_retries
+    for attempt in range(retries + 1):
+        try:
+            await store.finish(caller, record)
+            return False
+        except StoreError as exc:
+            if attempt == retries:
+                logger.warning(
+                    "finish failed for turn %s after %d tries: %s",
+                    record.turn_id,
+                    retries + 1,
+                    exc.detail,
+                )
+                break
+            await asyncio.sleep(settings.finish_backoff_seconds * (2**attempt))
+        except AppError as exc:  # expired token, RLS refusal: retrying will not help
+            logger.warning("finish refused for turn %s (%s); spooling", record.turn_id, exc.code)
+            break
+    spool.spool(caller.user_id, record)
+    return True
+
+
+async def persist_shielded(
+    store: ChatStore, spool: Spool, settings: Settings, caller: Caller, record: TurnRecord
+) -> bool:
+    """`persist` that a second cancellation (shutdown during a disconnect) cannot interrupt."""
+    task = asyncio.ensure_future(persist(store, spool, settings, caller, record))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        logger.warning("cancelled again while persisting turn %s; write continues", record.turn_id)
+        return False
+
+
+class Lease:
+    """Keeps a streaming turn's reservation alive: renewed at most every half lease, lazily,
+    from the token loop (no timer per turn). A renewal that fails is logged and left: the
+    turn's finish still settles it, and an expired lease only costs an estimate that a late
+    finish replaces."""
+
+    def __init__(self, store: ChatStore, caller: Caller, turn_id: str, seconds: int) -> None:
+        self._store, self._caller, self._turn_id = store, caller, turn_id
+        self._seconds = seconds
+        self.due = asyncio.get_running_loop().time() + seconds / 2
+        self._task: asyncio.Task[None] | None = None
+
+    def on_token(self, now: float) -> None:
+        if now >= self.due:
+            self.due = now + self._seconds / 2
+            if self._task is None or self._task.done():
+                self._task = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        try:
+            await self._store.renew(self._caller, self._turn_id, self._seconds)
+        except AppError as exc:
+            logger.warning("could not renew turn %s: %s", self._turn_id, exc.detail or exc.code)
+
+    def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()

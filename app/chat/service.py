@@ -1,0 +1,71 @@
+"""ChatService: the terms of a turn, `begin` (the first round trip) and `open` (the stream)."""
+
+from __future__ import annotations
+
+from app.chat.accounting import estimate_tokens
+from app.chat.turn import Turn, TurnParts
+from app.config import Settings
+from app.domain import Caller, Caps, Reservation, TurnContext, TurnStart, TurnTerms
+from app.ports import ChatStore, Pricer, Provider, Spool
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: ChatStore,
+        providers: list[tuple[Provider, str]],
+        pricer: Pricer,
+        spool: Spool,
+    ) -> None:
+        if not providers:
+            raise ValueError("at least one provider is required")
+        self.settings = settings
+        self.store = store
+        self._parts = TurnParts(settings, store, providers, pricer, spool)
+
+    def terms_for(self, turn: TurnStart) -> TurnTerms:
+        """The terms `begin` decides with, all from settings (a user's `user_limits` row wins in
+        the database). The reservation is the worst case this turn could cost: a full history
+        window and every output token on the dearest configured model. If the worker dies, the
+        turn is billed at the primary model's input rate on the estimated prompt."""
+        s, pricer, providers = self.settings, self._parts.pricer, self._parts.providers
+        system_tokens = estimate_tokens(s.system_prompt)
+        input_bound = s.history_token_budget + system_tokens + estimate_tokens(turn.content)
+        reserve = max(
+            pricer.worst_case_cost(provider.name, model, input_bound, s.llm_max_tokens)
+            for provider, model in providers
+        )
+        primary, model = providers[0]
+        return TurnTerms(
+            reservation=Reservation(
+                usd=reserve,
+                provider=primary.name,
+                model=model,
+                input_usd_per_mtok=pricer.worst_case_cost(primary.name, model, 10**6, 0),
+                system_tokens=system_tokens,
+                lease_seconds=s.reservation_ttl_seconds,
+            ),
+            caps=Caps(
+                daily_usd=s.daily_budget_usd,
+                monthly_usd=s.monthly_budget_usd,
+                rate_per_minute=s.rate_limit_per_minute,
+                max_streams=s.max_concurrent_streams,
+            ),
+            history_tokens=s.history_token_budget,
+            history_messages=s.history_max_messages,
+        )
+
+    async def begin(self, caller: Caller, turn: TurnStart) -> TurnContext:
+        """The first round trip: ownership, guards and reservation, user message, history.
+
+        Errors here (404, 409, 429, 503) become JSON responses: nothing has been streamed yet.
+        """
+        return await self.store.begin(caller, turn, self.terms_for(turn))
+
+    def open(
+        self, caller: Caller, turn: TurnStart, context: TurnContext, *, started: float
+    ) -> Turn:
+        """The turn, ready to stream; `started` is the request's arrival on the loop clock."""
+        return Turn(self._parts, caller, turn, context, started=started)

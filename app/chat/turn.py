@@ -1,0 +1,164 @@
+"""One accepted turn: iterate `events()` for the answer; the outcome is set however it ends.
+
+The flow is one way. The edge pulls events (`TextDelta`…, then exactly one `Done` or `Failed`)
+and encodes them; it never calls back into the use case. A client that leaves simply stops
+pulling: the edge closes the iterator, the upstream is closed at once (it costs money), and the
+partial answer and its usage are stored before the close returns. Every outcome, including that
+one, is stored before the final event is yielded, so `Done.message_id` names a stored message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from app.chat.accounting import (
+    Attempt,
+    TurnOutcome,
+    build_record,
+    estimate_tokens,
+    outcome_of,
+    trim_history,
+)
+from app.chat.durability import Lease, persist_shielded
+from app.chat.relay import Deadlines, relay
+from app.config import Settings
+from app.domain import (
+    Caller,
+    ChatMessage,
+    CompletionRequest,
+    Done,
+    Failed,
+    StoredAnswer,
+    TextDelta,
+    TurnContext,
+    TurnEvent,
+    TurnRecord,
+    TurnStart,
+    Usage,
+)
+from app.errors import ProviderError
+from app.ports import ChatStore, Pricer, Provider, Spool
+
+
+@dataclass(frozen=True)
+class TurnParts:
+    """What a turn works with; the service builds it once."""
+
+    settings: Settings
+    store: ChatStore
+    providers: list[tuple[Provider, str]]
+    pricer: Pricer
+    spool: Spool
+
+
+class Turn:
+    def __init__(
+        self,
+        parts: TurnParts,
+        caller: Caller,
+        start: TurnStart,
+        context: TurnContext,
+        *,
+        started: float,
+    ) -> None:
+        self._parts, self._caller, self._start, self._context = parts, caller, start, context
+        self._started = started  # the request's arrival on the loop clock: budgets count from it
+        self.outcome: TurnOutcome | None = None
+
+    async def events(self) -> AsyncGenerator[TurnEvent, None]:
+        if self._context.answer is not None:
+            async for event in self._replay(self._context.answer):
+                yield event
+            return
+        parts, start = self._parts, self._start
+        settings = parts.settings
+        history = trim_history(self._context.history) or (ChatMessage("user", start.content),)
+        request = CompletionRequest(
+            model=parts.providers[0][1],
+            system=settings.system_prompt,
+            messages=history,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+            user_id=self._caller.user_id,
+        )
+        prompt_estimate = estimate_tokens(request.system) + sum(
+            estimate_tokens(m.content) for m in history
+        )
+        deadlines = Deadlines(
+            head=self._started + settings.llm_availability_budget,
+            total=self._started + settings.llm_total_timeout,
+            idle=settings.llm_idle_timeout,
+        )
+        lease = Lease(parts.store, self._caller, start.turn_id, settings.reservation_ttl_seconds)
+        attempts: list[Attempt] = []
+        error: ProviderError | None = None
+        try:
+            async with aclosing(
+                relay(parts.providers, request, attempts, deadlines, lease.on_token)
+            ) as deltas:
+                async for delta in deltas:
+                    yield delta
+        except ProviderError as exc:
+            error = exc
+        except (GeneratorExit, asyncio.CancelledError):  # the client left (or shutdown)
+            await self._close(attempts, prompt_estimate, disconnected=True)
+            raise
+        finally:
+            lease.stop()
+        outcome = await self._close(attempts, prompt_estimate, error=error)
+        final: TurnEvent = (
+            Failed(error.code, error.user_message)
+            if error is not None
+            else Done(outcome.record.message_id, outcome.answer_usage)
+        )
+        try:
+            yield final
+        except GeneratorExit:
+            outcome.disconnected = True
+            raise
+
+    async def _close(
+        self,
+        attempts: list[Attempt],
+        prompt_estimate: int,
+        *,
+        error: ProviderError | None = None,
+        disconnected: bool = False,
+    ) -> TurnOutcome:
+        parts = self._parts
+        record = build_record(
+            self._start,
+            attempts,
+            prompt_estimate,
+            parts.pricer,
+            failed=error is not None or disconnected,
+            now=asyncio.get_running_loop().time(),
+        )
+        spooled = await persist_shielded(
+            parts.store, parts.spool, parts.settings, self._caller, record
+        )
+        self.outcome = outcome_of(
+            record, attempts, self._started, error=error, disconnected=disconnected, spooled=spooled
+        )
+        return self.outcome
+
+    async def _replay(self, answer: StoredAnswer) -> AsyncGenerator[TurnEvent, None]:
+        """An idempotent retry: the answer already stored, as one token, then `done`."""
+        record = TurnRecord(
+            turn_id=self._start.turn_id,
+            conversation_id=self._start.conversation_id,
+            message_id=answer.id,
+            content=answer.content,
+            status="completed",
+            usage_rows=(),
+        )
+        self.outcome = TurnOutcome(record, replayed=True)
+        try:
+            yield TextDelta(answer.content)
+            yield Done(answer.id, Usage(), replayed=True)
+        except GeneratorExit:
+            self.outcome.disconnected = True
+            raise
