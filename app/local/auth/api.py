@@ -18,12 +18,15 @@ import psycopg
 from psycopg import AsyncConnection
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from app.local.auth import sessions, store
 from app.local.auth.admin import admin_routes
+from app.local.auth.bodycap import BodyCap
+from app.local.auth.config import CONFIG_KEY, AuthConfig, load_auth_config
 from app.local.auth.errors import (
     AuthApiError,
     OAuthError,
@@ -44,7 +47,8 @@ from app.local.auth.params import (
     read_body,
     validate_email,
 )
-from app.local.auth.passwords import hash_password, password_matches
+from app.local.auth.passwords import hash_password, password_matches, spend_dummy_compare
+from app.local.auth.ratelimit import Bucket, RateLimiter
 from app.local.auth.users import merge_metadata, session_json, user_json
 from app.local.context import StackContext
 
@@ -57,6 +61,16 @@ EMAIL_EXISTS = "A user with this email address has already been registered"
 
 
 # --- shared helpers ------------------------------------------------------------------------------
+def config_of(request: Request) -> AuthConfig:
+    config: AuthConfig = request.app.state.config
+    return config
+
+
+def limiter_of(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
 def _client(request: Request) -> dict[str, str | None]:
     host = request.client.host if request.client else None
     return {"user_agent": request.headers.get("user-agent"), "ip": host}
@@ -68,6 +82,8 @@ def _session_response(
     identities: list[store.Row],
     session_id: uuid.UUID,
     refresh_token: str,
+    *,
+    amr_method: str = "password",
 ) -> Response:
     issued_at = int(time.time())
     access_token = ctx.keys.user_access_token(
@@ -79,6 +95,8 @@ def _session_response(
         user_metadata=user["raw_user_meta_data"] or {},
         app_metadata=user["raw_app_meta_data"] or {},
         now=issued_at,
+        is_anonymous=bool(user["is_anonymous"]),
+        amr_method=amr_method,
     )
     return json_response(
         session_json(
@@ -99,7 +117,13 @@ async def _user_response(conn: AsyncConnection[Any], user: store.Row) -> Respons
 # --- handlers ----------------------------------------------------------------------------------
 async def signup(request: Request) -> Response:
     ctx: StackContext = request.app.state.ctx
+    config = config_of(request)
     body = await parse_body(request, SignupBody)
+    if not body.email and not body.phone:
+        return await _anonymous_signup(request, body)
+    limiter_of(request).check(request, Bucket.SIGN_IN_SIGN_UPS)
+    if not config.enable_signup or not config.email.enable_signup:
+        raise unprocessable("signup_disabled", "Signups not allowed for this instance")
     if not body.password:
         raise bad_request("validation_failed", "Signup requires a valid password")
     check_password_strength(body.password)
@@ -136,17 +160,41 @@ async def signup(request: Request) -> Response:
     return _session_response(ctx, user, identities, session_id, refresh)
 
 
+async def _anonymous_signup(request: Request, body: SignupBody) -> Response:
+    """GoTrue's SignupAnonymously: no email, no phone, no identity; `is_anonymous` is true."""
+    ctx: StackContext = request.app.state.ctx
+    config = config_of(request)
+    if not config.enable_anonymous_sign_ins:
+        raise unprocessable("anonymous_provider_disabled", "Anonymous sign-ins are disabled")
+    limiter_of(request).check(request, Bucket.ANONYMOUS)
+    if not config.enable_signup:
+        raise unprocessable("signup_disabled", "Signups not allowed for this instance")
+    new = store.NewUser(
+        email=None,
+        encrypted_password="",
+        confirmed=False,
+        signed_in=True,
+        user_metadata=body.data or {},
+        app_metadata={},
+        is_anonymous=True,
+    )
+    async with store.transaction(ctx) as conn:
+        user = await store.insert_user(conn, new)
+        session_id, refresh = await sessions.start_session(conn, user["id"], **_client(request))
+    return _session_response(ctx, user, [], session_id, refresh, amr_method="anonymous")
+
+
 def _already_registered() -> AuthApiError:
     return unprocessable("user_already_exists", "User already registered")
 
 
 async def token(request: Request) -> Response:
     grant = request.query_params.get("grant_type", "")
-    if grant == "password":
-        return await _password_grant(request)
-    if grant == "refresh_token":
-        return await _refresh_grant(request)
-    raise bad_request("invalid_credentials", "unsupported_grant_type")
+    handler = _GRANTS.get(grant)
+    if handler is None:
+        raise bad_request("invalid_credentials", "unsupported_grant_type")
+    limiter_of(request).check(request, Bucket.TOKEN)
+    return await handler(request)
 
 
 async def _password_grant(request: Request) -> Response:
@@ -164,6 +212,8 @@ async def _password_grant(request: Request) -> Response:
     async with store.read(ctx) as conn:
         user = await store.find_user_by_email(conn, body.email.strip())
     if user is None or not user["encrypted_password"]:
+        # As long as a real compare, so the answer's timing does not tell the email exists.
+        await spend_dummy_compare(body.password)
         raise bad_request("invalid_credentials", INVALID_LOGIN)
     if store.is_banned(user):
         raise bad_request("user_banned", "User is banned")
@@ -184,7 +234,12 @@ async def _refresh_grant(request: Request) -> Response:
     if not body.refresh_token:
         raise OAuthError("invalid_request", "refresh_token required")
     async with store.transaction(ctx) as conn:
-        result = await sessions.rotate_refresh_token(conn, body.refresh_token, **_client(request))
+        result = await sessions.rotate_refresh_token(
+            conn,
+            body.refresh_token,
+            reuse_interval=_reuse_interval(config_of(request)),
+            **_client(request),
+        )
         identities: list[store.Row] = []
         if result.outcome is sessions.RefreshOutcome.ROTATED and result.user is not None:
             identities = (await store.identities_of(conn, [result.user["id"]]))[result.user["id"]]
@@ -203,6 +258,13 @@ async def _refresh_grant(request: Request) -> Response:
     assert result.user is not None
     assert result.session_id is not None
     return _session_response(ctx, result.user, identities, result.session_id, result.token)
+
+
+def _reuse_interval(config: AuthConfig) -> int:
+    """Without rotation GoTrue never revokes for reuse: an unbounded window, in effect."""
+    if not config.enable_refresh_token_rotation:
+        return 10 * 365 * 24 * 3600
+    return config.refresh_token_reuse_interval
 
 
 async def user_endpoint(request: Request) -> Response:
@@ -330,6 +392,12 @@ async def health(_: Request) -> Response:
     )
 
 
+_GRANTS = {
+    "password": _password_grant,
+    "refresh_token": _refresh_grant,
+}
+
+
 # --- error edges -------------------------------------------------------------------------------
 async def _on_auth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuthApiError | OAuthError)
@@ -365,7 +433,9 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(ctx: StackContext) -> Starlette:
+    config: AuthConfig = ctx.extra.get(CONFIG_KEY) or load_auth_config()
     app = Starlette(
+        middleware=[Middleware(BodyCap)],
         routes=[
             Route("/signup", signup, methods=["POST"]),
             Route("/token", token, methods=["POST"]),
@@ -386,4 +456,6 @@ def create_app(ctx: StackContext) -> Starlette:
         },
     )
     app.state.ctx = ctx
+    app.state.config = config
+    app.state.limiter = RateLimiter(config.rate_limit)
     return app

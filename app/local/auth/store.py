@@ -44,7 +44,7 @@ _UPDATABLE = frozenset(
 
 @dataclass(frozen=True)
 class NewUser:
-    email: str
+    email: str | None
     encrypted_password: str
     confirmed: bool
     id: uuid.UUID = field(default_factory=uuid.uuid4)
@@ -54,6 +54,8 @@ class NewUser:
     app_metadata: dict[str, Any] = field(default_factory=dict)
     signed_in: bool = False
     banned_until_sql: str | None = None  # an interval, e.g. "3600 seconds"
+    is_anonymous: bool = False  # no email, no identity (GoTrue's anonymous sign-in)
+    invited: bool = False
 
 
 def is_banned(user: Row) -> bool:
@@ -143,12 +145,13 @@ async def insert_user(conn: AsyncConnection[Any], user: NewUser) -> Row:
           instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
           raw_app_meta_data, raw_user_meta_data, created_at, updated_at, last_sign_in_at,
           banned_until, confirmation_token, recovery_token, email_change_token_new, email_change,
-          is_sso_user, is_anonymous
+          is_sso_user, is_anonymous, invited_at
         ) values (
           %(instance)s, %(id)s, %(aud)s, %(role)s, %(email)s, %(password)s,
           case when %(confirmed)s then now() end,
           %(app)s, %(meta)s, now(), now(), case when %(signed_in)s then now() end,
-          now() + %(ban)s::interval, '', '', '', '', false, false
+          now() + %(ban)s::interval, '', '', '', '', false, %(anonymous)s,
+          case when %(invited)s then now() end
         ) returning *
         """,
         {
@@ -163,9 +166,13 @@ async def insert_user(conn: AsyncConnection[Any], user: NewUser) -> Row:
             "meta": Jsonb(user.user_metadata),
             "signed_in": user.signed_in,
             "ban": user.banned_until_sql,
+            "anonymous": user.is_anonymous,
+            "invited": user.invited,
         },
     )
     assert row is not None
+    if user.email is None:
+        return row
     await fetch_one(
         conn,
         """

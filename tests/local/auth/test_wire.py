@@ -138,7 +138,13 @@ def test_weak_password_carries_reasons_in_both_shapes(wire: Wire, versioned: boo
     ("body", "status", "code", "message"),
     [
         ({"email": "a@example.com"}, 400, "validation_failed", "Signup requires a valid password"),
-        ({"password": PASSWORD}, 400, "validation_failed", "To signup, please provide your email"),
+        # GoTrue's /signup router: neither email nor phone is an anonymous sign-in attempt.
+        (
+            {"password": PASSWORD},
+            422,
+            "anonymous_provider_disabled",
+            "Anonymous sign-ins are disabled",
+        ),
         (
             {"email": "not an email", "password": PASSWORD},
             400,
