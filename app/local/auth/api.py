@@ -10,7 +10,6 @@ hashes computed off the event loop. Every request that writes runs in one transa
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -23,10 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.local.auth import sessions, store
+from app.local.auth import flows, otp, sessions, store
 from app.local.auth.admin import admin_routes
 from app.local.auth.bodycap import BodyCap
 from app.local.auth.config import CONFIG_KEY, AuthConfig, load_auth_config
+from app.local.auth.disabled import disabled_routes, id_token_grant, web3_grant
 from app.local.auth.errors import (
     AuthApiError,
     OAuthError,
@@ -36,7 +36,10 @@ from app.local.auth.errors import (
     unprocessable,
 )
 from app.local.auth.guard import authenticate, check_audience
+from app.local.auth.issue import client_info, config_of, limiter_of, session_body
+from app.local.auth.links import generate_link
 from app.local.auth.params import (
+    OtpBody,
     PasswordGrantBody,
     RefreshGrantBody,
     SignupBody,
@@ -49,7 +52,8 @@ from app.local.auth.params import (
 )
 from app.local.auth.passwords import hash_password, password_matches, spend_dummy_compare
 from app.local.auth.ratelimit import Bucket, RateLimiter
-from app.local.auth.users import merge_metadata, session_json, user_json
+from app.local.auth.users import merge_metadata, user_json
+from app.local.auth.verify import pkce_grant, verify_endpoint
 from app.local.context import StackContext
 
 logger = logging.getLogger(__name__)
@@ -61,21 +65,6 @@ EMAIL_EXISTS = "A user with this email address has already been registered"
 
 
 # --- shared helpers ------------------------------------------------------------------------------
-def config_of(request: Request) -> AuthConfig:
-    config: AuthConfig = request.app.state.config
-    return config
-
-
-def limiter_of(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.limiter
-    return limiter
-
-
-def _client(request: Request) -> dict[str, str | None]:
-    host = request.client.host if request.client else None
-    return {"user_agent": request.headers.get("user-agent"), "ip": host}
-
-
 def _session_response(
     ctx: StackContext,
     user: store.Row,
@@ -83,28 +72,12 @@ def _session_response(
     session_id: uuid.UUID,
     refresh_token: str,
     *,
+    config: AuthConfig,
     amr_method: str = "password",
 ) -> Response:
-    issued_at = int(time.time())
-    access_token = ctx.keys.user_access_token(
-        user_id=str(user["id"]),
-        issuer=ctx.jwt_issuer,
-        email=user["email"] or "",
-        session_id=str(session_id),
-        expires_in=JWT_EXPIRY,
-        user_metadata=user["raw_user_meta_data"] or {},
-        app_metadata=user["raw_app_meta_data"] or {},
-        now=issued_at,
-        is_anonymous=bool(user["is_anonymous"]),
-        amr_method=amr_method,
-    )
     return json_response(
-        session_json(
-            access_token=access_token,
-            refresh_token=refresh_token,
-            issued_at=issued_at,
-            expires_in=JWT_EXPIRY,
-            user=user_json(user, identities),
+        session_body(
+            ctx, config, user, identities, session_id, refresh_token, amr_method=amr_method
         )
     )
 
@@ -137,6 +110,9 @@ async def signup(request: Request) -> Response:
     if not body.email:
         raise bad_request("validation_failed", "To signup, please provide your email")
     email = validate_email(body.email)
+    pkce = otp.pkce_requested(body.code_challenge_method, body.code_challenge)
+    if config.email.enable_confirmations:
+        return await _signup_to_confirm(request, body, email, pkce=pkce)
     async with store.read(ctx) as conn:
         taken = await store.email_taken(conn, email)
     if taken:
@@ -153,11 +129,45 @@ async def signup(request: Request) -> Response:
     try:
         async with store.transaction(ctx) as conn:
             user = await store.insert_user(conn, new)
-            session_id, refresh = await sessions.start_session(conn, user["id"], **_client(request))
+            session_id, refresh = await sessions.start_session(
+                conn, user["id"], **client_info(request)
+            )
             identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
     except psycopg.errors.UniqueViolation as exc:  # a concurrent signup won the race
         raise _already_registered() from exc
-    return _session_response(ctx, user, identities, session_id, refresh)
+    return _session_response(ctx, user, identities, session_id, refresh, config=config_of(request))
+
+
+async def _signup_to_confirm(
+    request: Request, body: SignupBody, email: str, *, pkce: bool
+) -> Response:
+    """`enable_confirmations = true`: a user (no session) and a confirmation mail. A confirmed
+    email gets a look-alike user with a random id, so the answer tells nothing (GoTrue)."""
+    ctx: StackContext = request.app.state.ctx
+    encrypted = await hash_password(body.password)
+    async with store.transaction(ctx) as conn:
+        user = await store.find_user_by_email(conn, email)
+        if user is not None and user["email_confirmed_at"] is not None:
+            fake = dict(user) | {"id": uuid.uuid4(), "raw_user_meta_data": body.data or {}}
+            return json_response(user_json(fake, []))
+        if user is None:
+            user = await flows.new_email_user(
+                conn, email, confirmed=False, data=body.data, encrypted_password=encrypted
+            )
+        else:
+            changes: dict[str, Any] = {"encrypted_password": encrypted}
+            if body.data is not None:
+                changes["raw_user_meta_data"] = merge_metadata(
+                    user["raw_user_meta_data"], body.data
+                )
+            user = await store.update_user(conn, user["id"], changes) or user
+        challenge = params_otp(body.code_challenge, body.code_challenge_method) if pkce else None
+        user = await flows.send_confirmation(request, conn, user, pkce=challenge)
+        return await _user_response(conn, user)
+
+
+def params_otp(challenge: str, method: str) -> OtpBody:
+    return OtpBody(code_challenge=challenge, code_challenge_method=method)
 
 
 async def _anonymous_signup(request: Request, body: SignupBody) -> Response:
@@ -180,8 +190,10 @@ async def _anonymous_signup(request: Request, body: SignupBody) -> Response:
     )
     async with store.transaction(ctx) as conn:
         user = await store.insert_user(conn, new)
-        session_id, refresh = await sessions.start_session(conn, user["id"], **_client(request))
-    return _session_response(ctx, user, [], session_id, refresh, amr_method="anonymous")
+        session_id, refresh = await sessions.start_session(conn, user["id"], **client_info(request))
+    return _session_response(
+        ctx, user, [], session_id, refresh, config=config, amr_method="anonymous"
+    )
 
 
 def _already_registered() -> AuthApiError:
@@ -223,9 +235,9 @@ async def _password_grant(request: Request) -> Response:
         raise bad_request("email_not_confirmed", "Email not confirmed")
     async with store.transaction(ctx) as conn:
         user = await store.record_sign_in(conn, user["id"]) or user
-        session_id, refresh = await sessions.start_session(conn, user["id"], **_client(request))
+        session_id, refresh = await sessions.start_session(conn, user["id"], **client_info(request))
         identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
-    return _session_response(ctx, user, identities, session_id, refresh)
+    return _session_response(ctx, user, identities, session_id, refresh, config=config_of(request))
 
 
 async def _refresh_grant(request: Request) -> Response:
@@ -238,7 +250,7 @@ async def _refresh_grant(request: Request) -> Response:
             conn,
             body.refresh_token,
             reuse_interval=_reuse_interval(config_of(request)),
-            **_client(request),
+            **client_info(request),
         )
         identities: list[store.Row] = []
         if result.outcome is sessions.RefreshOutcome.ROTATED and result.user is not None:
@@ -257,7 +269,9 @@ async def _refresh_grant(request: Request) -> Response:
         raise bad_request("refresh_token_already_used", "Invalid Refresh Token: Already Used")
     assert result.user is not None
     assert result.session_id is not None
-    return _session_response(ctx, result.user, identities, result.session_id, result.token)
+    return _session_response(
+        ctx, result.user, identities, result.session_id, result.token, config=config_of(request)
+    )
 
 
 def _reuse_interval(config: AuthConfig) -> int:
@@ -292,12 +306,18 @@ async def _update_user(request: Request) -> Response:
         check_password_strength(body.password)
     if body.app_metadata is not None:
         raise AuthApiError(403, "not_admin", "Updating app_metadata requires admin privileges")
+    config = config_of(request)
+    limiter_of(request).check(request, Bucket.SIGN_IN_SIGN_UPS)
     changes: dict[str, Any] = {}
+    email_to_confirm = ""
     async with store.read(ctx) as conn:
         if email and email != user["email"]:
             if await store.email_taken(conn, email, except_id=user["id"]):
                 raise unprocessable("email_exists", EMAIL_EXISTS)
-            changes["email"] = email
+            if config.email.enable_confirmations:
+                email_to_confirm = email  # applied when the mailed link is followed
+            else:
+                changes["email"] = email
     if body.password:
         if await password_matches(body.password, user["encrypted_password"]):
             raise unprocessable(
@@ -307,9 +327,19 @@ async def _update_user(request: Request) -> Response:
     if body.data is not None:
         changes["raw_user_meta_data"] = merge_metadata(user["raw_user_meta_data"], body.data)
     async with store.transaction(ctx) as conn:
+        if body.password and config.email.secure_password_change:
+            if not body.nonce:
+                raise bad_request(
+                    "reauthentication_needed", "Password update requires reauthentication"
+                )
+            await flows.verify_nonce(request, conn, user, body.nonce)
         updated = await store.update_user(conn, user["id"], changes) if changes else user
         if updated is None:
             raise AuthApiError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        if email_to_confirm:
+            updated = await flows.send_email_change(
+                request, conn, updated, email_to_confirm, pkce=False
+            )
         if "email" in changes:
             await store.set_email_identity(conn, user["id"], email)
         if "encrypted_password" in changes:
@@ -395,6 +425,9 @@ async def health(_: Request) -> Response:
 _GRANTS = {
     "password": _password_grant,
     "refresh_token": _refresh_grant,
+    "pkce": pkce_grant,
+    "id_token": id_token_grant,
+    "web3": web3_grant,
 }
 
 
@@ -444,6 +477,15 @@ def create_app(ctx: StackContext) -> Starlette:
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             Route("/settings", settings, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/otp", flows.otp_endpoint, methods=["POST"]),
+            Route("/magiclink", flows.magiclink_endpoint, methods=["POST"]),
+            Route("/verify", verify_endpoint, methods=["GET", "POST"]),
+            Route("/recover", flows.recover_endpoint, methods=["POST"]),
+            Route("/resend", flows.resend_endpoint, methods=["POST"]),
+            Route("/reauthenticate", flows.reauthenticate_endpoint, methods=["GET"]),
+            Route("/invite", flows.invite_endpoint, methods=["POST"]),
+            Route("/admin/generate_link", generate_link, methods=["POST"]),
+            *disabled_routes(),
             *admin_routes(),
         ],
         exception_handlers={

@@ -49,6 +49,8 @@ class SignupBody(_Body):
     phone: str = ""
     password: str = ""
     data: dict[str, Any] | None = None
+    code_challenge: str = ""
+    code_challenge_method: str = ""
 
 
 class PasswordGrantBody(_Body):
@@ -65,8 +67,71 @@ class UserUpdateBody(_Body):
     email: str = ""
     phone: str = ""
     password: str | None = None
+    nonce: str = ""
     data: dict[str, Any] | None = None
     app_metadata: dict[str, Any] | None = None
+
+
+class _PkceFields(_Body):
+    code_challenge: str = ""
+    code_challenge_method: str = ""
+
+
+class OtpBody(_PkceFields):
+    email: str = ""
+    phone: str = ""
+    create_user: bool = True
+    data: dict[str, Any] | None = None
+    channel: str = ""
+
+
+class VerifyBody(_Body):
+    type: str = ""
+    token: str = ""
+    token_hash: str = ""
+    email: str = ""
+    phone: str = ""
+    redirect_to: str = ""
+
+
+class RecoverBody(_PkceFields):
+    email: str = ""
+
+
+class ResendBody(_PkceFields):
+    type: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+class InviteBody(_Body):
+    email: str = ""
+    data: dict[str, Any] | None = None
+
+
+class GenerateLinkBody(_Body):
+    type: str = ""
+    email: str = ""
+    new_email: str = ""
+    password: str = ""
+    data: dict[str, Any] | None = None
+    redirect_to: str = ""
+
+
+class FactorBody(_Body):
+    factor_type: str = ""
+
+
+class IdTokenBody(_Body):
+    id_token: str = ""
+    provider: str = ""
+    client_id: str = ""
+    issuer: str = ""
+
+
+class PkceGrantBody(_Body):
+    auth_code: str = ""
+    code_verifier: str = ""
 
 
 class AdminUserBody(_Body):

@@ -38,6 +38,28 @@ _UPDATABLE = frozenset(
         "role",
         "banned_until",
         "last_sign_in_at",
+        "invited_at",
+        "is_anonymous",
+        "confirmation_token",
+        "confirmation_sent_at",
+        "recovery_token",
+        "recovery_sent_at",
+        "email_change",
+        "email_change_token_new",
+        "email_change_token_current",
+        "email_change_sent_at",
+        "email_change_confirm_status",
+        "reauthentication_token",
+        "reauthentication_sent_at",
+    }
+)
+# The one-time-token columns a link or code may be looked up by.
+TOKEN_COLUMNS = frozenset(
+    {
+        "confirmation_token",
+        "recovery_token",
+        "email_change_token_new",
+        "email_change_token_current",
     }
 )
 
@@ -122,6 +144,18 @@ async def find_user_by_email(
         " where lower(email) = lower(%s) and aud = %s and is_sso_user = false",
         (email, aud),
     )
+
+
+async def find_user_by_token(
+    conn: AsyncConnection[Any], columns: Iterable[str], token: str
+) -> Row | None:
+    """The user whose one-time token in one of `columns` is exactly `token` (never "")."""
+    wanted = [c for c in columns if c in TOKEN_COLUMNS]
+    if not token or not wanted:
+        return None
+    where = sql.SQL(" or ").join(sql.SQL("{} = %(t)s").format(sql.Identifier(c)) for c in wanted)
+    query = sql.SQL("select * from auth.users where ({}) for update").format(where)
+    return await fetch_one(conn, query, {"t": token})
 
 
 async def email_taken(

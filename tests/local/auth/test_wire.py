@@ -256,8 +256,22 @@ def test_get_user_with_an_invalid_token_is_403_bad_jwt(
     assert res.json()["message"].startswith("invalid JWT: unable to parse or verify signature")
 
 
-def test_get_user_with_only_the_api_key_is_403_missing_sub(wire: Wire) -> None:
-    res = wire.call("GET", "/user", headers=V2024)  # the gateway forwards the anon JWT
+def test_get_user_with_only_the_api_key_is_401_no_authorization(wire: Wire) -> None:
+    # Kong copies a legacy JWT apikey into Authorization as-is (no `Bearer `): GoTrue finds no
+    # Bearer token at all.
+    res = wire.call("GET", "/user", headers=V2024)
+
+    assert res.status_code == 401
+    assert res.json() == {
+        "code": "no_authorization",
+        "message": "This endpoint requires a valid Bearer token",
+    }
+
+
+def test_get_user_with_the_anon_jwt_as_bearer_is_403_missing_sub(
+    wire: Wire, local_stack: LocalStack
+) -> None:
+    res = wire.call("GET", "/user", bearer=local_stack.keys.anon_key, headers=V2024)
 
     assert res.status_code == 403
     assert res.json() == {"code": "bad_jwt", "message": "invalid claim: missing sub claim"}
