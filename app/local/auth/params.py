@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.requests import Request
 
 from app.local.auth.errors import AuthApiError, bad_request, weak_password
@@ -42,6 +42,15 @@ _DURATION_UNITS = {
 
 class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """Go's decoder leaves a field at its zero value for a JSON `null` (supabase-py sends
+        `"new_email": null`, `"data": null`…)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 class SignupBody(_Body):

@@ -55,7 +55,7 @@ def _backdate_spend(local_stack: LocalStack, token: str, seconds: int) -> None:
         )
 
 
-# --- refresh-token reuse interval ---------------------------------------------------------------
+# --- refresh-token reuse interval ----------------------------------------------------------------
 @pytest.mark.anyio
 async def test_refresh_reusing_the_parent_of_the_active_token_returns_that_token(
     anon: AsyncClient,
@@ -156,7 +156,7 @@ async def test_refresh_reuse_interval_comes_from_the_config(
     assert err.value.code == "refresh_token_already_used"
 
 
-# --- rate limits --------------------------------------------------------------------------------
+# --- rate limits ---------------------------------------------------------------------------------
 def _limited(config: AuthConfig, **limits: int) -> AuthConfig:
     return config.replace(rate_limit=RateLimits(**limits))
 
@@ -231,7 +231,7 @@ def test_rate_limit_project_config_declares_every_gotrue_bucket(
     assert project_config.refresh_token_reuse_interval == 10
 
 
-# --- sign-in timing -------------------------------------------------------------------------------
+# --- sign-in timing ------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_sign_in_unknown_email_spends_a_bcrypt_compare_like_a_known_one(
     anon: AsyncClient, monkeypatch: pytest.MonkeyPatch
@@ -283,7 +283,7 @@ async def test_sign_in_unknown_email_takes_about_as_long_as_a_wrong_password(
     assert unknown_time > known_time / 3, (known_time, unknown_time)
 
 
-# --- anonymous sign-in ----------------------------------------------------------------------------
+# --- anonymous sign-in ---------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_sign_in_anonymously_disabled_by_default_is_gotrue_422(anon: AsyncClient) -> None:
     with pytest.raises(AuthApiError) as err:

@@ -66,7 +66,7 @@ def _profile_email(local_stack: LocalStack, user_id: str) -> str | None:
     return row[0] if row else None
 
 
-# --- sign-up and sign-in ------------------------------------------------------------------------
+# --- sign-up and sign-in -------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_sign_up_returns_session_and_trigger_creates_profile(
     anon: AsyncClient, local_stack: LocalStack
@@ -171,7 +171,7 @@ async def test_sign_in_bad_credentials_is_invalid_credentials_either_way(
     assert err.value.message == "Invalid login credentials"
 
 
-# --- refresh ----------------------------------------------------------------------------------
+# --- refresh -------------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_refresh_rotates_and_a_spent_refresh_token_gives_back_its_child(
     anon: AsyncClient,
@@ -224,7 +224,7 @@ async def test_refresh_with_unknown_token_is_refresh_token_not_found(anon: Async
     assert (err.value.status, err.value.code) == (400, "refresh_token_not_found")
 
 
-# --- user -------------------------------------------------------------------------------------
+# --- user ----------------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_get_user_returns_the_signed_in_user(anon: AsyncClient) -> None:
     email = new_email()
@@ -293,7 +293,7 @@ async def test_password_change_ends_the_users_other_sessions(anon: AsyncClient) 
     assert await anon.auth.get_user() is not None  # this session lives on
 
 
-# --- sign out and sessions ------------------------------------------------------------------------
+# --- sign out and sessions -----------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_sign_out_revokes_refresh_and_user_is_session_not_found(anon: AsyncClient) -> None:
     res = await anon.auth.sign_up({"email": new_email(), "password": PASSWORD})
@@ -345,7 +345,7 @@ async def test_global_sign_out_ends_every_session_of_the_user(
         assert err.value.code == "refresh_token_not_found"
 
 
-# --- sync client ------------------------------------------------------------------------------
+# --- sync client ---------------------------------------------------------------------------------
 def test_sync_client_signs_up_in_out_refreshes_and_updates(sync_anon: Client) -> None:
     email = new_email()
     signed_up = sync_anon.auth.sign_up({"email": email, "password": PASSWORD})
