@@ -372,7 +372,9 @@ async def jwks(request: Request) -> Response:
     return json_response(ctx.keys.jwks(), headers={"Cache-Control": "public, max-age=600"})
 
 
-async def settings(_: Request) -> Response:
+async def settings(request: Request) -> Response:
+    """GoTrue's /settings, from the same config the handlers obey."""
+    config = config_of(request)
     external = dict.fromkeys(
         (
             "anonymous_users",
@@ -399,12 +401,12 @@ async def settings(_: Request) -> Response:
             "zoom",
         ),
         False,
-    ) | {"email": True}
+    ) | {"email": config.email.enable_signup, "anonymous_users": config.enable_anonymous_sign_ins}
     return json_response(
         {
             "external": external,
-            "disable_signup": False,
-            "mailer_autoconfirm": True,
+            "disable_signup": not config.enable_signup,
+            "mailer_autoconfirm": not config.email.enable_confirmations,
             "phone_autoconfirm": False,
             "sms_provider": "twilio",
             "saml_enabled": False,

@@ -6,6 +6,7 @@ and the body cap — over real HTTP, with supabase-py where the official client 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -366,3 +367,18 @@ def test_body_cap_applies_to_every_route_even_those_that_read_no_body(
         assert chunked.status_code == 413, chunked.text
     else:
         assert chunked.status_code < 500
+
+
+@pytest.mark.anyio
+async def test_settings_follow_the_config(
+    standin: StandinFactory, project_config: AuthConfig
+) -> None:
+    email = dataclasses.replace(project_config.email, enable_confirmations=True)
+    server = standin(project_config.replace(enable_anonymous_sign_ins=True, email=email))
+
+    async with httpx.AsyncClient() as http:
+        body = (await http.get(f"{server.url}/auth/v1/settings")).json()
+
+    assert body["mailer_autoconfirm"] is False
+    assert body["external"]["anonymous_users"] is True
+    assert body["disable_signup"] is False
