@@ -619,3 +619,58 @@ async def test_token_verifications_budget_is_429_over_request_rate_limit(
         await client.auth.verify_otp({"email": new_email(), "token": "000000", "type": "email"})
 
     assert (err.value.status, err.value.code) == (429, "over_request_rate_limit")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("link_type", "verify_type", "column"),
+    [
+        ("signup", "signup", "confirmation_sent_at"),
+        ("invite", "invite", "confirmation_sent_at"),
+        ("magiclink", "magiclink", "recovery_sent_at"),
+        ("recovery", "recovery", "recovery_sent_at"),
+        ("email_change_new", "email_change", "email_change_sent_at"),
+    ],
+)
+async def test_every_link_type_past_otp_expiry_is_403_otp_expired(
+    admin: AsyncClient,
+    anon: AsyncClient,
+    local_stack: LocalStack,
+    link_type: str,
+    verify_type: str,
+    column: str,
+) -> None:
+    email = new_email()
+    if link_type not in ("signup", "invite"):
+        await anon.auth.sign_up({"email": email, "password": PASSWORD})
+    params: dict[str, Any] = {"type": link_type, "email": email, "password": PASSWORD}
+    if link_type == "email_change_new":
+        params["new_email"] = new_email()
+    link = await admin.auth.admin.generate_link(params)  # type: ignore[arg-type]
+    _backdate(local_stack, email, column, 3601)
+
+    with pytest.raises(AuthApiError) as by_hash:
+        await anon.auth.verify_otp(
+            {"token_hash": link.properties.hashed_token, "type": verify_type}  # type: ignore[typeddict-item]
+        )
+    landed = _fragment(_follow(link.properties.action_link).headers["location"])
+
+    assert (by_hash.value.status, by_hash.value.code) == (403, "otp_expired")
+    assert landed["error_code"] == "otp_expired"
+
+
+@pytest.mark.anyio
+async def test_email_change_link_is_single_use(admin: AsyncClient, anon: AsyncClient) -> None:
+    email, new = new_email(), new_email()
+    await anon.auth.sign_up({"email": email, "password": PASSWORD})
+    link = await admin.auth.admin.generate_link(
+        {"type": "email_change_new", "email": email, "new_email": new}
+    )
+    token_hash = link.properties.hashed_token
+
+    first = await anon.auth.verify_otp({"token_hash": token_hash, "type": "email_change"})
+    with pytest.raises(AuthApiError) as again:
+        await anon.auth.verify_otp({"token_hash": token_hash, "type": "email_change"})
+
+    assert first.user is not None and first.user.email == new
+    assert (again.value.status, again.value.code) == (403, "otp_expired")
