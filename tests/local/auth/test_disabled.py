@@ -222,3 +222,26 @@ def test_expired_service_jwt_is_still_refused(
 
     assert res.status_code == 403
     assert res.json()["code"] == "bad_jwt"
+
+
+@pytest.mark.anyio
+async def test_admin_mfa_lists_no_factors_and_deleting_one_is_404(
+    stack_server: ServerThread, local_stack: LocalStack
+) -> None:
+    async with httpx.AsyncClient() as http:
+        options = AsyncClientOptions(
+            auto_refresh_token=False, persist_session=False, httpx_client=http
+        )
+        admin = await acreate_client(
+            stack_server.url, local_stack.keys.service_role_key, options=options
+        )
+        made = await admin.auth.admin.create_user({"email": f"mfa-{uuid.uuid4().hex}@x.io"})
+
+        listed = await admin.auth.admin.mfa.list_factors({"user_id": made.user.id})
+        with pytest.raises(AuthApiError) as err:
+            await admin.auth.admin.mfa.delete_factor(
+                {"user_id": made.user.id, "id": str(uuid.uuid4())}
+            )
+
+    assert list(listed) == []  # supabase-py parses the bare JSON array GoTrue sends
+    assert (err.value.status, err.value.code) == (404, "mfa_factor_not_found")
