@@ -307,6 +307,11 @@ async def _update_user(request: Request) -> Response:
     email = validate_email(body.email) if body.email else ""
     if body.phone:
         raise unprocessable("phone_provider_disabled", "Phone logins are disabled")
+    if user["is_anonymous"] and body.password and not email:
+        raise unprocessable(
+            "validation_failed",
+            "Updating password of an anonymous user without an email or phone is not allowed",
+        )
     if body.password is not None:
         check_password_strength(body.password)
     if body.app_metadata is not None:
@@ -319,10 +324,16 @@ async def _update_user(request: Request) -> Response:
         if email and email != user["email"]:
             if await store.email_taken(conn, email, except_id=user["id"]):
                 raise unprocessable("email_exists", EMAIL_EXISTS)
-            if config.email.enable_confirmations:
-                email_to_confirm = email  # applied when the mailed link is followed
+            if user["is_anonymous"] and not config.email.enable_confirmations:
+                # GoTrue: an anonymous user adding an email with autoconfirm is a sign-up.
+                changes |= {
+                    "email": email,
+                    "is_anonymous": False,
+                    "email_confirmed_at": store.NOW,
+                    "raw_app_meta_data": dict(store.EMAIL_APP_METADATA),
+                }
             else:
-                changes["email"] = email
+                email_to_confirm = email  # permanent users always confirm by mail (GoTrue)
     if body.password:
         if await password_matches(body.password, user["encrypted_password"]):
             raise unprocessable(

@@ -207,6 +207,18 @@ async def insert_user(conn: AsyncConnection[Any], user: NewUser) -> Row:
     assert row is not None
     if user.email is None:
         return row
+    await insert_email_identity(conn, user.id, user.email, signed_in=user.signed_in)
+    return row
+
+
+async def insert_email_identity(
+    conn: AsyncConnection[Any],
+    user_id: uuid.UUID,
+    email: str,
+    *,
+    signed_in: bool = False,
+    verified: bool = False,
+) -> None:
     await fetch_one(
         conn,
         """
@@ -216,13 +228,12 @@ async def insert_user(conn: AsyncConnection[Any], user: NewUser) -> Row:
         returning id
         """,
         (
-            str(user.id),
-            user.id,
-            Jsonb(_email_identity(user.id, user.email, verified=False)),
-            user.signed_in,
+            str(user_id),
+            user_id,
+            Jsonb(_email_identity(user_id, email, verified=verified)),
+            signed_in,
         ),
     )
-    return row
 
 
 def _email_identity(user_id: uuid.UUID, email: str, *, verified: bool) -> dict[str, Any]:
@@ -278,12 +289,15 @@ NOW = _Now()
 
 
 async def set_email_identity(conn: AsyncConnection[Any], user_id: uuid.UUID, email: str) -> None:
-    await fetch_one(
+    """Point the user's email identity at `email`, creating it (an anonymous user) if absent."""
+    row = await fetch_one(
         conn,
         "update auth.identities set identity_data = identity_data || %s, updated_at = now()"
         " where user_id = %s and provider = 'email' returning id",
         (Jsonb({"email": email}), user_id),
     )
+    if row is None:
+        await insert_email_identity(conn, user_id, email, verified=True)
 
 
 async def record_sign_in(conn: AsyncConnection[Any], user_id: uuid.UUID) -> Row | None:

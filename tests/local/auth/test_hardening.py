@@ -320,6 +320,30 @@ async def test_sign_in_anonymously_enabled_gives_an_anonymous_session(
 
 
 @pytest.mark.anyio
+async def test_anonymous_user_adding_email_and_password_becomes_permanent(
+    standin: StandinFactory, local_stack: LocalStack, project_config: AuthConfig
+) -> None:
+    server = standin(project_config.replace(enable_anonymous_sign_ins=True))
+    email = new_email()
+    async with httpx.AsyncClient() as http:
+        options = AsyncClientOptions(
+            auto_refresh_token=False, persist_session=True, httpx_client=http
+        )
+        client = await acreate_client(server.url, local_stack.keys.anon_key, options=options)
+        await client.auth.sign_in_anonymously()
+        with pytest.raises(AuthApiError) as password_only:
+            await client.auth.update_user({"password": PASSWORD})
+
+        upgraded = await client.auth.update_user({"email": email, "password": PASSWORD})
+        signed = await client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+
+    assert (password_only.value.status, password_only.value.code) == (422, "validation_failed")
+    assert upgraded.user.is_anonymous is False and upgraded.user.email == email
+    assert signed.user is not None and signed.user.identities
+    assert signed.user.app_metadata["provider"] == "email"
+
+
+@pytest.mark.anyio
 async def test_sign_in_anonymously_rate_limited_by_anonymous_users(
     standin: StandinFactory, local_stack: LocalStack, project_config: AuthConfig
 ) -> None:

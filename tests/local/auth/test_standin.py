@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
+from app.local.auth.mail import mailbox_of
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from supabase import (
@@ -266,13 +267,22 @@ async def test_update_user_with_the_same_password_is_same_password(anon: AsyncCl
 
 
 @pytest.mark.anyio
-async def test_update_user_email_is_applied_at_once(anon: AsyncClient) -> None:
-    await anon.auth.sign_up({"email": new_email(), "password": PASSWORD})
+async def test_update_user_email_waits_for_the_mailed_link(
+    anon: AsyncClient, local_stack: LocalStack
+) -> None:
+    """GoTrue: a permanent user always confirms a new email by mail, even with autoconfirm
+    (then either address's link is enough)."""
+    email = new_email()
+    await anon.auth.sign_up({"email": email, "password": PASSWORD})
     other = new_email()
 
     updated = await anon.auth.update_user({"email": other})
 
-    assert updated.user.email == other
+    assert updated.user.email == email and updated.user.new_email == other
+    mail = mailbox_of(local_stack.ctx).latest(other, "email_change")
+    assert mail is not None
+    assert mailbox_of(local_stack.ctx).latest(email, "email_change") is not None
+    await anon.auth.verify_otp({"token_hash": mail.token_hash, "type": "email_change"})
     res = await anon.auth.sign_in_with_password({"email": other, "password": PASSWORD})
     assert res.user is not None and res.user.identities
     assert res.user.identities[0].identity_data["email"] == other
