@@ -674,3 +674,25 @@ async def test_email_change_link_is_single_use(admin: AsyncClient, anon: AsyncCl
 
     assert first.user is not None and first.user.email == new
     assert (again.value.status, again.value.code) == (403, "otp_expired")
+
+
+@pytest.mark.anyio
+async def test_pkce_sign_up_confirmation_link_gives_a_code_for_a_session(
+    standin: StandinFactory,
+    local_stack: LocalStack,
+    http: httpx.AsyncClient,
+    project_config: AuthConfig,
+) -> None:
+    server = standin(_confirming(project_config))
+    client = await _client(server.url, local_stack.keys.anon_key, http, pkce=True)
+    box = mailbox_of(server.ctx)  # type: ignore[attr-defined]
+    email = new_email()
+
+    await client.auth.sign_up({"email": email, "password": PASSWORD})
+    mail = _only_mail(box, email, "signup")
+    landed = _follow(mail.link)
+    code = parse_qs(urlsplit(landed.headers["location"]).query)["code"][0]
+    res = await client.auth.exchange_code_for_session({"auth_code": code})  # type: ignore[typeddict-item]
+
+    assert mail.token_hash.startswith("pkce_")
+    assert res.user is not None and res.user.email_confirmed_at is not None

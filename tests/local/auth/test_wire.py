@@ -593,3 +593,26 @@ def test_a_mailed_token_is_never_accepted_twice(
         assert res.status_code < 500, res.text
         accepted += ok
     assert accepted <= 1
+
+
+OPEN_ROUTES = ["/verify", "/authorize", "/callback"]
+QUERY = st.dictionaries(
+    st.sampled_from(["type", "token", "redirect_to", "provider", "state", "code", "error"]),
+    st.text(max_size=40),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(route=st.sampled_from(OPEN_ROUTES), query=QUERY, with_key=st.booleans())
+def test_open_routes_never_cause_a_server_error(
+    wire: Wire, route: str, query: dict[str, str], with_key: bool
+) -> None:
+    headers = {"apikey": wire.stack.keys.anon_key} if with_key else {}
+
+    res = wire.http.get(f"/auth/v1{route}", params=query, headers=headers, follow_redirects=False)
+
+    assert res.status_code < 500, res.text
+    assert "Traceback" not in res.text
