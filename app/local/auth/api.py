@@ -307,6 +307,7 @@ async def _update_user(request: Request) -> Response:
     email = validate_email(body.email) if body.email else ""
     if body.phone:
         raise unprocessable("phone_provider_disabled", "Phone logins are disabled")
+    pkce = otp.pkce_requested(body.code_challenge_method, body.code_challenge)
     if user["is_anonymous"] and body.password and not email:
         raise unprocessable(
             "validation_failed",
@@ -353,8 +354,9 @@ async def _update_user(request: Request) -> Response:
         if updated is None:
             raise AuthApiError(403, "user_not_found", "User from sub claim in JWT does not exist")
         if email_to_confirm:
+            challenge = (body.code_challenge_method, body.code_challenge) if pkce else None
             updated = await flows.send_email_change(
-                request, conn, updated, email_to_confirm, pkce=False
+                request, conn, updated, email_to_confirm, pkce=pkce, challenge=challenge
             )
         if "email" in changes:
             await store.set_email_identity(conn, user["id"], email)

@@ -192,7 +192,10 @@ async def resend_endpoint(request: Request) -> Response:
                     request, conn, user, pkce=body_as_otp(body) if pkce else None
                 )
         elif user["email_change"]:
-            await send_email_change(request, conn, user, user["email_change"], pkce=pkce)
+            challenge = (body.code_challenge_method, body.code_challenge) if pkce else None
+            await send_email_change(
+                request, conn, user, user["email_change"], pkce=pkce, challenge=challenge
+            )
     return _empty()
 
 
@@ -204,10 +207,26 @@ def body_as_otp(body: ResendBody) -> OtpBody:
 
 # --- email change (PUT /user when confirmations are on) ------------------------------------------
 async def send_email_change(
-    request: Request, conn: AsyncConnection[Any], user: store.Row, new_email: str, *, pkce: bool
+    request: Request,
+    conn: AsyncConnection[Any],
+    user: store.Row,
+    new_email: str,
+    *,
+    pkce: bool,
+    challenge: tuple[str, str] | None = None,
 ) -> store.Row:
-    """Mail the new address (and the current one with `double_confirm_changes`)."""
+    """Mail the new address (and the current one with `double_confirm_changes`).
+
+    `challenge` (method, code challenge) starts the PKCE flow the links will end in."""
     config = config_of(request)
+    if challenge is not None:
+        await mailer.start_flow(
+            conn,
+            user["id"],
+            method=challenge[0],
+            challenge=challenge[1],
+            authentication_method=otp.AUTH_METHODS["email_change"],
+        )
     updated = await store.update_user(
         conn, user["id"], {"email_change": new_email, "email_change_confirm_status": 0}
     )

@@ -73,6 +73,8 @@ class RefreshGrantBody(_Body):
 
 
 class UserUpdateBody(_Body):
+    code_challenge: str = ""
+    code_challenge_method: str = ""
     email: str = ""
     phone: str = ""
     password: str | None = None

@@ -696,3 +696,20 @@ async def test_pkce_sign_up_confirmation_link_gives_a_code_for_a_session(
 
     assert mail.token_hash.startswith("pkce_")
     assert res.user is not None and res.user.email_confirmed_at is not None
+
+
+@pytest.mark.anyio
+async def test_pkce_email_change_link_gives_a_code_for_the_new_email(
+    pkce_client: AsyncClient, mailbox: Mailbox
+) -> None:
+    email, new = new_email(), new_email()
+    await pkce_client.auth.sign_up({"email": email, "password": PASSWORD})
+
+    await pkce_client.auth.update_user({"email": new})
+    mail = _only_mail(mailbox, new, "email_change")
+    landed = _follow(mail.link)
+    code = parse_qs(urlsplit(landed.headers["location"]).query)["code"][0]
+    res = await pkce_client.auth.exchange_code_for_session({"auth_code": code})  # type: ignore[typeddict-item]
+
+    assert mail.token_hash.startswith("pkce_")
+    assert res.user is not None and res.user.email == new
