@@ -21,14 +21,14 @@ MAILBOX_KEY = "auth_mailbox"
 SENDER_NAME = "Admin"
 SENDER_ADDRESS = "admin@email.com"  # the CLI's `[inbucket] admin_email` default
 
-# GoTrue's default subjects (internal/mailer/templatemailer defaults).
+# GoTrue's default subjects (internal/mailer/templatemailer: defaultTemplateSubjects).
 SUBJECTS = {
-    "signup": "Confirm Your Email",
-    "invite": "You have been invited",
-    "magiclink": "Your Magic Link",
-    "recovery": "Reset Your Password",
-    "email_change": "Confirm Email Change",
-    "reauthentication": "Confirm reauthentication",
+    "signup": "Confirm your email address",
+    "invite": "You've been invited",
+    "magiclink": "Your sign-in link",
+    "recovery": "Reset your password",
+    "email_change": "Confirm your new email address",
+    "reauthentication": "{otp} is your verification code",
 }
 _ACTIONS = {
     "signup": "Follow this link to confirm your user",
@@ -55,7 +55,7 @@ class Mail:
 
     @property
     def subject(self) -> str:
-        return SUBJECTS.get(self.kind, "Notification")
+        return SUBJECTS.get(self.kind, "Notification").format(otp=self.otp)
 
     @property
     def text(self) -> str:
@@ -67,7 +67,8 @@ class Mail:
 
     @property
     def html(self) -> str:
-        link = f'<p><a href="{_escape(self.link)}">{_escape(_ACTIONS[self.kind])}</a></p>'
+        action = _escape(_ACTIONS.get(self.kind, self.link))
+        link = f'<p><a href="{_escape(self.link)}">{action}</a></p>'
         return (
             f"<h2>{_escape(self.subject)}</h2>"
             + (link if self.link else f"<p>{_escape(_ACTIONS.get(self.kind, ''))}</p>")

@@ -454,7 +454,7 @@ async def test_mail_sink_serves_mailpit_shaped_messages_with_link_and_code(
     assert found["messages_count"] == 1
     summary = found["messages"][0]
     assert summary["To"] == [{"Name": "", "Address": email}]
-    assert summary["Subject"] == "Your Magic Link"
+    assert summary["Subject"] == "Your sign-in link"
     assert mail.link in one["Text"] and mail.otp in one["Text"]
     assert mail.link.replace("&", "&amp;") in one["HTML"]
     assert email in page.text

@@ -41,7 +41,7 @@ def test_print_mail_prints_recipient_subject_link_and_code(
     print_mail_to_stdout(mail)
 
     out = capsys.readouterr().out
-    assert "a@example.com" in out and "Reset Your Password" in out
+    assert "a@example.com" in out and "Reset your password" in out
     assert mail.link in out and "123456" in out
 
 
@@ -49,7 +49,7 @@ def test_reauthentication_mail_has_a_code_and_no_link() -> None:
     mail = Mail(to="a@example.com", kind="reauthentication", link="", otp="654321", token_hash="h")
 
     assert "654321" in mail.text and "http" not in mail.text
-    assert mail.subject == "Confirm reauthentication"
+    assert mail.subject == "654321 is your verification code"
 
 
 def test_dev_accepts_print_mail() -> None:
