@@ -64,7 +64,6 @@ from app.local.context import StackContext
 logger = logging.getLogger(__name__)
 
 GOTRUE_VERSION = "v2.189.0"  # the version the Supabase CLI bundles (wire reference, header)
-JWT_EXPIRY = 3600
 INVALID_LOGIN = "Invalid login credentials"
 EMAIL_EXISTS = "A user with this email address has already been registered"
 

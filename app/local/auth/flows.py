@@ -16,8 +16,7 @@ from starlette.responses import Response
 
 from app.local.auth import mailer, otp, store
 from app.local.auth.errors import bad_request, forbidden, json_response, unprocessable
-from app.local.auth.guard import authenticate
-from app.local.auth.guard import require_admin as _require_admin
+from app.local.auth.guard import authenticate, require_admin
 from app.local.auth.issue import config_of, ctx_of, limiter_of
 from app.local.auth.params import (
     InviteBody,
@@ -275,7 +274,7 @@ async def verify_nonce(
 # --- /invite (admin) -----------------------------------------------------------------------------
 async def invite_endpoint(request: Request) -> Response:
     ctx = ctx_of(request)
-    _require_admin(request, ctx.keys)
+    require_admin(request, ctx.keys)
     body = await parse_body(request, InviteBody)
     email = validate_email(body.email)
     async with store.transaction(ctx) as conn:

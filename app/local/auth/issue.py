@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -41,13 +40,6 @@ def mailbox(request: Request) -> Mailbox:
 def client_info(request: Request) -> dict[str, str | None]:
     host = request.client.host if request.client else None
     return {"user_agent": request.headers.get("user-agent"), "ip": host}
-
-
-@dataclass(frozen=True)
-class Issued:
-    """A started (or refreshed) session, ready to be answered as JSON or as a redirect."""
-
-    body: dict[str, Any]
 
 
 def session_body(
