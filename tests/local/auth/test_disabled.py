@@ -245,3 +245,15 @@ async def test_admin_mfa_lists_no_factors_and_deleting_one_is_404(
 
     assert list(listed) == []  # supabase-py parses the bare JSON array GoTrue sends
     assert (err.value.status, err.value.code) == (404, "mfa_factor_not_found")
+
+
+@pytest.mark.anyio
+async def test_phone_otp_is_400_phone_provider_disabled(signed_in: AsyncClient) -> None:
+    with pytest.raises(AuthApiError) as err:
+        await signed_in.auth.sign_in_with_otp({"phone": "+15555550100"})
+
+    assert (err.value.status, err.value.code, err.value.message) == (
+        400,
+        "phone_provider_disabled",
+        "Unsupported phone provider",
+    )
