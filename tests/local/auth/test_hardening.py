@@ -163,7 +163,7 @@ def _limited(config: AuthConfig, **limits: int) -> AuthConfig:
 
 
 @pytest.mark.anyio
-async def test_rate_limit_wrong_passwords_past_sign_in_budget_are_429(
+async def test_rate_limit_wrong_passwords_past_the_token_budget_are_429(
     standin: StandinFactory, local_stack: LocalStack, project_config: AuthConfig
 ) -> None:
     server = standin(_limited(project_config, token_refresh=5))
