@@ -73,7 +73,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from app.local.devserver import run_dev  # noqa: PLC0415
 
-    return run_dev(settings, print_curl=not args.quiet)
+    return run_dev(settings, print_curl=not args.quiet, print_mail=args.print_mail)
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="start the local stack (database, auth, rest, LLM, service)")
     dev.add_argument("--quiet", action="store_true", help="do not print the demo curl")
+    dev.add_argument(
+        "--print-mail", action="store_true", help="print every auth email (link and code)"
+    )
 
     status = sub.add_parser("status", help="describe the running local stack")
     status.add_argument("--json", action="store_true", help="machine-readable output")

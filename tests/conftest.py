@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from app.config import Settings
+from app.local.auth.config import CONFIG_KEY, load_auth_config
 from app.local.cluster import ensure_bootstrap
 from app.local.postgres import LOCAL_PASSWORD, free_port
 from app.local.server import ServerThread
@@ -39,6 +40,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     stack = LocalStack(
         settings, stack_dir=stack_dir, api_port=free_port(), db_port=free_port(), durable=False
     )
+    # One run signs up hundreds of users from 127.0.0.1: the shared stack has no rate limits
+    # (tests/local/auth runs its own stand-in with them on).
+    stack.ctx.extra[CONFIG_KEY] = load_auth_config().without_rate_limits()
     stack.start_database()
     yield stack
     stack.stop_database()

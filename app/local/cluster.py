@@ -27,6 +27,16 @@ def bootstrap_sql() -> str:
     return resources.files("app.local").joinpath("sql/bootstrap.sql").read_text()
 
 
+def auth_upgrades_sql() -> str:
+    return resources.files("app.local").joinpath("sql/auth_flows.sql").read_text()
+
+
+def ensure_auth_upgrades(superuser_dsn: str) -> None:
+    """The Auth stand-in's tables added after the first bootstrap (idempotent, every start)."""
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute(auth_upgrades_sql())
+
+
 def ensure_bootstrap(superuser_dsn: str) -> bool:
     """Create the Supabase roles, `auth` schema and helpers unless the database has them.
 
@@ -55,5 +65,6 @@ def prepare_local_cluster(superuser_dsn: str) -> bool:
     """A cluster of our own, made like Supabase's local database: the bootstrap, and the login
     roles' local password. Returns whether the bootstrap ran."""
     ran = ensure_bootstrap(superuser_dsn)
+    ensure_auth_upgrades(superuser_dsn)
     set_login_passwords(superuser_dsn, LOCAL_PASSWORD)
     return ran

@@ -13,6 +13,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from app.config import Settings
+from app.local.auth.mail import Mail, describe, mailbox_of
 from app.local.context import StackContext
 from app.local.stack import LocalStack, build_app, read_status
 
@@ -86,7 +87,11 @@ def demo_curl(ctx: StackContext, demo: dict[str, str]) -> str:
     )
 
 
-def run_dev(settings: Settings, *, print_curl: bool = True) -> int:
+def print_mail_to_stdout(mail: Mail) -> None:
+    print(describe(mail), flush=True)
+
+
+def run_dev(settings: Settings, *, print_curl: bool = True, print_mail: bool = False) -> int:
     from app.main import create_app  # noqa: PLC0415 - the service is optional for the stack
 
     began = time.perf_counter()
@@ -95,6 +100,8 @@ def run_dev(settings: Settings, *, print_curl: bool = True) -> int:
         print(f"chat-stream dev is already running (pid {running['pid']}) at {running['api_url']}")
         return 1
     stack = LocalStack(settings)
+    if print_mail:
+        mailbox_of(stack.ctx).subscribe(print_mail_to_stdout)
     stack.start_database()
     try:
         service = service_settings(settings, stack)
@@ -112,6 +119,7 @@ def run_dev(settings: Settings, *, print_curl: bool = True) -> int:
             providers = "real providers" if uses_real_providers(settings) else "the LLM stand-in"
             print(f"chat-stream dev: local stack ready in {ready:.2f}s at {stack.ctx.api_url}")
             print(f"  database: {stack.ctx.db_url}")
+            print(f"  mail:     {stack.ctx.api_url}/mail/ (auth emails; API: /mail/api/v1/)")
             print(f"  model:    {service.llm_provider}/{service.llm_model} via {providers}")
             print("  `chat-stream status --json` shows the keys. Ctrl-C stops everything.")
             if print_curl:

@@ -1,8 +1,13 @@
 """The `apikey` handling of Supabase's API gateway (wire reference §2.9), as ASGI middleware.
 
 Missing or unknown `apikey` → 401 with the gateway's JSON. Otherwise the request goes on with
-`Authorization` set as the local CLI's Kong does: the caller's own Bearer (a user JWT wins over the
-key), else the role JWT the key stands for.
+`Authorization` set as the local CLI's Kong does (`internal/start/start.go`, `BearerToken`): the
+caller's own Authorization unless it is `Bearer sb_…`; else `Bearer <jwt>` for an `sb_` key; else
+— `forward_legacy_key_as_is` — the legacy JWT `apikey` value itself, with no `Bearer ` (so GoTrue
+answers "This endpoint requires a valid Bearer token" where it wants a user).
+
+`passthrough_prefixes` are Kong's open services (`/verify`, `/callback`, `/authorize`): no key
+is checked and no header is touched. `open_paths` need no key but get one handled when sent.
 """
 
 from __future__ import annotations
@@ -30,16 +35,23 @@ class ApiKeyGateway:
         *,
         key_to_jwt: Callable[[], dict[str, str]],
         open_paths: Iterable[str] = (),
+        passthrough_prefixes: Iterable[str] = (),
+        forward_legacy_key_as_is: bool = False,
     ) -> None:
         self.app = app
         self.key_to_jwt = key_to_jwt  # apikey value -> Bearer JWT for that role
         self.open_paths = tuple(open_paths)
+        self.passthrough = tuple(passthrough_prefixes)
+        self.forward_legacy_key_as_is = forward_legacy_key_as_is
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        if self._passes_through(scope):
+            await self.app(scope, receive, send)
+            return
         headers = [(k, v) for k, v in scope["headers"]]
         apikey = _header(headers, b"apikey") or _query_param(scope, "apikey")
         if path.endswith(self.open_paths) and not apikey:
@@ -55,9 +67,19 @@ class ApiKeyGateway:
         auth = _header(headers, b"authorization")
         if not auth or auth.lower().startswith("bearer sb_"):
             headers = [(k, v) for k, v in headers if k != b"authorization"]
-            headers.append((b"authorization", f"Bearer {mapping[apikey]}".encode()))
+            legacy = mapping[apikey] == apikey  # a legacy JWT key stands for itself
+            value = (
+                apikey if legacy and self.forward_legacy_key_as_is else f"Bearer {mapping[apikey]}"
+            )
+            headers.append((b"authorization", value.encode()))
         scope = dict(scope, headers=headers)
         await self.app(scope, receive, send)
+
+    def _passes_through(self, scope: Scope) -> bool:
+        path: str = scope.get("path", "")
+        root: str = scope.get("root_path", "")
+        relative = path[len(root) :] if root and path.startswith(root) else path
+        return any(relative == p or relative.startswith(p + "/") for p in self.passthrough)
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -117,6 +117,8 @@ class LocalKeys:
         app_metadata: dict[str, Any] | None = None,
         user_metadata: dict[str, Any] | None = None,
         now: int | None = None,
+        is_anonymous: bool = False,
+        amr_method: str = "password",
     ) -> str:
         """An access token with the claims Supabase Auth puts in one (wire reference §3.4)."""
         iat = int(now if now is not None else time.time())
@@ -128,28 +130,34 @@ class LocalKeys:
             "iat": iat,
             "email": email,
             "phone": "",
-            "app_metadata": app_metadata or {"provider": "email", "providers": ["email"]},
+            "app_metadata": (
+                app_metadata
+                if app_metadata is not None
+                else {"provider": "email", "providers": ["email"]}
+            ),
             "user_metadata": user_metadata or {},
             "role": AUTHENTICATED_ROLE,
             "aal": "aal1",
-            "amr": [{"method": "password", "timestamp": iat}],
+            "amr": [{"method": amr_method, "timestamp": iat}],
             "session_id": session_id or str(uuid.uuid4()),
-            "is_anonymous": False,
+            "is_anonymous": is_anonymous,
         }
         return self.sign_access_token(claims)
 
     # --- verification (the gateway's and PostgREST's view) ------------------------------------
-    def verify(self, token: str, *, leeway: int = 30) -> dict[str, Any]:
+    def verify(self, token: str, *, leeway: int = 30, require_exp: bool = True) -> dict[str, Any]:
         """Verify a user token (ES256 by kid) or an API key (HS256 secret); return its claims.
 
-        Mirrors PostgREST: `exp`/`nbf`/`iat` with 30 s of skew, `aud` not checked.
+        Mirrors PostgREST: `exp`/`nbf`/`iat` with 30 s of skew, `aud` not checked. GoTrue's
+        parser does not require `exp` (golang-jwt without `WithExpirationRequired`): the Auth
+        stand-in passes `require_exp=False`.
         """
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:
             raise InvalidToken(f"Expected 3 parts in JWT; got {token.count('.') + 1}") from exc
         alg = header.get("alg")
-        options = {"verify_aud": False, "require": ["exp"]}
+        options = {"verify_aud": False, "require": ["exp"] if require_exp else []}
         try:
             if alg == "ES256":
                 if header.get("kid") not in (None, self.kid):

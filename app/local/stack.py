@@ -54,6 +54,7 @@ def open_pools(ctx: StackContext, *, max_size: int = 20) -> list[AsyncConnection
 def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Starlette:
     """The gateway app. Sub-apps are mounted; their state lives in `ctx` and this lifespan."""
     from app.local.auth.api import create_app as create_auth_app  # noqa: PLC0415 - cheap import
+    from app.local.auth.mailapi import create_mail_app  # noqa: PLC0415
     from app.local.llm.api import create_app as create_llm_app  # noqa: PLC0415
     from app.local.rest.api import create_app as create_rest_app  # noqa: PLC0415
 
@@ -84,8 +85,11 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
                 create_auth_app(ctx),
                 key_to_jwt=ctx.api_keys,
                 open_paths=("/.well-known/jwks.json", "/health", "/settings"),
+                passthrough_prefixes=("/verify", "/callback", "/authorize"),
+                forward_legacy_key_as_is=True,
             ),
         ),
+        Mount("/mail", create_mail_app(ctx)),  # the local mail sink (Mailpit's API shape)
         Mount("/rest/v1", ApiKeyGateway(create_rest_app(ctx), key_to_jwt=ctx.api_keys)),
         Mount("/llm", create_llm_app()),
     ]

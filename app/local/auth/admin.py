@@ -51,6 +51,8 @@ def admin_routes() -> list[Route]:
     return [
         Route("/admin/users", users_collection, methods=["GET", "POST"]),
         Route("/admin/users/{user_id}", user_item, methods=["GET", "PUT", "DELETE"]),
+        Route("/admin/users/{user_id}/factors", user_factors, methods=["GET"]),
+        Route("/admin/users/{user_id}/factors/{factor_id}", user_factor, methods=["PUT", "DELETE"]),
     ]
 
 
@@ -78,6 +80,35 @@ async def user_item(request: Request) -> Response:
     if request.method == "PUT":
         return await _update(request, ctx, user)
     return await _delete(request, ctx, user)
+
+
+async def _existing_user(request: Request) -> store.Row:
+    ctx: StackContext = request.app.state.ctx
+    require_admin(request, ctx.keys)
+    try:
+        user_id = uuid.UUID(request.path_params["user_id"])
+    except ValueError as exc:
+        raise not_found("validation_failed", "user_id must be an UUID") from exc
+    async with store.read(ctx) as conn:
+        user = await store.find_user(conn, user_id)
+    if user is None:
+        raise not_found("user_not_found", "User not found")
+    return user
+
+
+async def user_factors(request: Request) -> Response:
+    """MFA enrolment is off locally, so no user has a factor."""
+    await _existing_user(request)
+    return json_response([])
+
+
+async def user_factor(request: Request) -> Response:
+    await _existing_user(request)
+    try:
+        uuid.UUID(request.path_params["factor_id"])
+    except ValueError as exc:
+        raise not_found("validation_failed", "factor_id must be an UUID") from exc
+    raise not_found("mfa_factor_not_found", "Factor not found")
 
 
 async def _user_response(conn: AsyncConnection[Any], user: store.Row) -> Response:

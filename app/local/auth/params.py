@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.requests import Request
 
 from app.local.auth.errors import AuthApiError, bad_request, weak_password
@@ -43,12 +43,23 @@ _DURATION_UNITS = {
 class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """Go's decoder leaves a field at its zero value for a JSON `null` (supabase-py sends
+        `"new_email": null`, `"data": null`…)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
 
 class SignupBody(_Body):
     email: str = ""
     phone: str = ""
     password: str = ""
     data: dict[str, Any] | None = None
+    code_challenge: str = ""
+    code_challenge_method: str = ""
 
 
 class PasswordGrantBody(_Body):
@@ -62,11 +73,76 @@ class RefreshGrantBody(_Body):
 
 
 class UserUpdateBody(_Body):
+    code_challenge: str = ""
+    code_challenge_method: str = ""
     email: str = ""
     phone: str = ""
     password: str | None = None
+    nonce: str = ""
     data: dict[str, Any] | None = None
     app_metadata: dict[str, Any] | None = None
+
+
+class _PkceFields(_Body):
+    code_challenge: str = ""
+    code_challenge_method: str = ""
+
+
+class OtpBody(_PkceFields):
+    email: str = ""
+    phone: str = ""
+    create_user: bool = True
+    data: dict[str, Any] | None = None
+    channel: str = ""
+
+
+class VerifyBody(_Body):
+    type: str = ""
+    token: str = ""
+    token_hash: str = ""
+    email: str = ""
+    phone: str = ""
+    redirect_to: str = ""
+
+
+class RecoverBody(_PkceFields):
+    email: str = ""
+
+
+class ResendBody(_PkceFields):
+    type: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+class InviteBody(_Body):
+    email: str = ""
+    data: dict[str, Any] | None = None
+
+
+class GenerateLinkBody(_Body):
+    type: str = ""
+    email: str = ""
+    new_email: str = ""
+    password: str = ""
+    data: dict[str, Any] | None = None
+    redirect_to: str = ""
+
+
+class FactorBody(_Body):
+    factor_type: str = ""
+
+
+class IdTokenBody(_Body):
+    id_token: str = ""
+    provider: str = ""
+    client_id: str = ""
+    issuer: str = ""
+
+
+class PkceGrantBody(_Body):
+    auth_code: str = ""
+    code_verifier: str = ""
 
 
 class AdminUserBody(_Body):

@@ -32,3 +32,12 @@ async def password_matches(password: str, encrypted: str | None) -> bool:
             return False
 
     return await anyio.to_thread.run_sync(_check)
+
+
+# A bcrypt hash (cost 10) of a random password nobody knows: the compare for unknown emails.
+_DUMMY_HASH = "$2b$10$3Lvq6/slBTltvN3yCaj3ZObsg7lynRrgZyqaWAtpw9iiKNHVIh0BO"
+
+
+async def spend_dummy_compare(password: str) -> None:
+    """Spend the time of one bcrypt compare against a hash that matches nothing."""
+    await password_matches(password, _DUMMY_HASH)

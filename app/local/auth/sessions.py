@@ -1,8 +1,11 @@
 """Sessions and refresh tokens of the Auth stand-in (`auth.sessions`, `auth.refresh_tokens`).
 
-Refresh tokens are opaque random strings. They rotate on every use and are single-use: a spent
-token presented again revokes every token of its session (GoTrue's token-family revocation), so
-a stolen token dies with the legitimate one. The caller owns the transaction.
+Refresh tokens are opaque random strings that rotate on every use. As in GoTrue
+(`tokens.Service.RefreshTokenGrant`), a spent token presented again is still honoured when it is
+the parent of the session's active token (the client lost the answer: it gets that active token
+back, no new one) or when it was spent less than `refresh_token_reuse_interval` seconds ago (a
+fresh child is issued). Any other reuse revokes every token of its session (token-family
+revocation), so a stolen token dies with the legitimate one. The caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -69,17 +72,24 @@ async def _issue_token(
 
 
 async def rotate_refresh_token(
-    conn: AsyncConnection[Any], token: str, *, user_agent: str | None, ip: str | None
+    conn: AsyncConnection[Any],
+    token: str,
+    *,
+    reuse_interval: int,
+    user_agent: str | None,
+    ip: str | None,
 ) -> Refresh:
-    """Spend `token` and issue its child. A spent token revokes its whole session's family.
+    """Spend `token` and issue its child (or honour a reuse, see the module docstring).
 
-    The row is locked, so two concurrent refreshes with one token cannot both succeed.
+    The row is locked, so concurrent refreshes with one token run one after the other: the
+    first rotates, the others find its child active and get that same child back.
     """
     old = await fetch_one(
         conn,
-        "select id, token, revoked, session_id, user_id from auth.refresh_tokens"
-        " where token = %s for update",
-        (token,),
+        "select id, token, revoked, session_id, user_id,"
+        " updated_at + make_interval(secs => %s) >= now() as within_reuse_interval"
+        " from auth.refresh_tokens where token = %s for update",
+        (reuse_interval, token),
     )
     if old is None:
         return Refresh(RefreshOutcome.NOT_FOUND)
@@ -94,28 +104,45 @@ async def rotate_refresh_token(
         return Refresh(RefreshOutcome.NOT_FOUND)
     if is_banned(user):
         return Refresh(RefreshOutcome.BANNED, user=user)
+    issued = ""
     if old["revoked"]:
-        await fetch_all(
+        active = await fetch_one(
             conn,
-            "update auth.refresh_tokens set revoked = true, updated_at = now()"
-            " where session_id = %s and not revoked returning id",
+            "select token, parent from auth.refresh_tokens"
+            " where session_id = %s and not revoked order by id desc limit 1",
             (session_id,),
         )
-        return Refresh(RefreshOutcome.REUSED, user=user, session_id=session_id)
-    await fetch_one(
-        conn,
-        "update auth.refresh_tokens set revoked = true, updated_at = now() where id = %s"
-        " returning id",
-        (old["id"],),
-    )
-    child = await _issue_token(conn, user["id"], session_id, parent=old["token"])
+        if active is not None and active["parent"] == old["token"]:
+            issued = active["token"]  # the client never stored its last answer
+        elif active is None:
+            # The family was revoked already (rotation always leaves one token active). GoTrue
+            # would honour a member spent less than the interval ago; the stand-in keeps the
+            # family dead, so a replay inside that window cannot revive a revoked session.
+            return Refresh(RefreshOutcome.REUSED, user=user, session_id=session_id)
+        elif not old["within_reuse_interval"]:
+            await fetch_all(
+                conn,
+                "update auth.refresh_tokens set revoked = true, updated_at = now()"
+                " where session_id = %s and not revoked returning id",
+                (session_id,),
+            )
+            return Refresh(RefreshOutcome.REUSED, user=user, session_id=session_id)
+    else:
+        await fetch_one(
+            conn,
+            "update auth.refresh_tokens set revoked = true, updated_at = now() where id = %s"
+            " returning id",
+            (old["id"],),
+        )
+    if not issued:
+        issued = await _issue_token(conn, user["id"], session_id, parent=old["token"])
     await fetch_one(
         conn,
         "update auth.sessions set refreshed_at = now() at time zone 'utc', updated_at = now(),"
         " user_agent = %s, ip = %s where id = %s returning id",
         (user_agent, ip, session_id),
     )
-    return Refresh(RefreshOutcome.ROTATED, user=user, session_id=session_id, token=child)
+    return Refresh(RefreshOutcome.ROTATED, user=user, session_id=session_id, token=issued)
 
 
 async def end_sessions(

@@ -38,13 +38,35 @@ _UPDATABLE = frozenset(
         "role",
         "banned_until",
         "last_sign_in_at",
+        "invited_at",
+        "is_anonymous",
+        "confirmation_token",
+        "confirmation_sent_at",
+        "recovery_token",
+        "recovery_sent_at",
+        "email_change",
+        "email_change_token_new",
+        "email_change_token_current",
+        "email_change_sent_at",
+        "email_change_confirm_status",
+        "reauthentication_token",
+        "reauthentication_sent_at",
+    }
+)
+# The one-time-token columns a link or code may be looked up by.
+TOKEN_COLUMNS = frozenset(
+    {
+        "confirmation_token",
+        "recovery_token",
+        "email_change_token_new",
+        "email_change_token_current",
     }
 )
 
 
 @dataclass(frozen=True)
 class NewUser:
-    email: str
+    email: str | None
     encrypted_password: str
     confirmed: bool
     id: uuid.UUID = field(default_factory=uuid.uuid4)
@@ -54,6 +76,8 @@ class NewUser:
     app_metadata: dict[str, Any] = field(default_factory=dict)
     signed_in: bool = False
     banned_until_sql: str | None = None  # an interval, e.g. "3600 seconds"
+    is_anonymous: bool = False  # no email, no identity (GoTrue's anonymous sign-in)
+    invited: bool = False
 
 
 def is_banned(user: Row) -> bool:
@@ -122,6 +146,18 @@ async def find_user_by_email(
     )
 
 
+async def find_user_by_token(
+    conn: AsyncConnection[Any], columns: Iterable[str], token: str
+) -> Row | None:
+    """The user whose one-time token in one of `columns` is exactly `token` (never "")."""
+    wanted = [c for c in columns if c in TOKEN_COLUMNS]
+    if not token or not wanted:
+        return None
+    where = sql.SQL(" or ").join(sql.SQL("{} = %(t)s").format(sql.Identifier(c)) for c in wanted)
+    query = sql.SQL("select * from auth.users where ({}) for update").format(where)
+    return await fetch_one(conn, query, {"t": token})
+
+
 async def email_taken(
     conn: AsyncConnection[Any], email: str, *, except_id: uuid.UUID | None = None
 ) -> bool:
@@ -143,12 +179,13 @@ async def insert_user(conn: AsyncConnection[Any], user: NewUser) -> Row:
           instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
           raw_app_meta_data, raw_user_meta_data, created_at, updated_at, last_sign_in_at,
           banned_until, confirmation_token, recovery_token, email_change_token_new, email_change,
-          is_sso_user, is_anonymous
+          is_sso_user, is_anonymous, invited_at
         ) values (
           %(instance)s, %(id)s, %(aud)s, %(role)s, %(email)s, %(password)s,
           case when %(confirmed)s then now() end,
           %(app)s, %(meta)s, now(), now(), case when %(signed_in)s then now() end,
-          now() + %(ban)s::interval, '', '', '', '', false, false
+          now() + %(ban)s::interval, '', '', '', '', false, %(anonymous)s,
+          case when %(invited)s then now() end
         ) returning *
         """,
         {
@@ -163,9 +200,25 @@ async def insert_user(conn: AsyncConnection[Any], user: NewUser) -> Row:
             "meta": Jsonb(user.user_metadata),
             "signed_in": user.signed_in,
             "ban": user.banned_until_sql,
+            "anonymous": user.is_anonymous,
+            "invited": user.invited,
         },
     )
     assert row is not None
+    if user.email is None:
+        return row
+    await insert_email_identity(conn, user.id, user.email, signed_in=user.signed_in)
+    return row
+
+
+async def insert_email_identity(
+    conn: AsyncConnection[Any],
+    user_id: uuid.UUID,
+    email: str,
+    *,
+    signed_in: bool = False,
+    verified: bool = False,
+) -> None:
     await fetch_one(
         conn,
         """
@@ -175,13 +228,12 @@ async def insert_user(conn: AsyncConnection[Any], user: NewUser) -> Row:
         returning id
         """,
         (
-            str(user.id),
-            user.id,
-            Jsonb(_email_identity(user.id, user.email, verified=False)),
-            user.signed_in,
+            str(user_id),
+            user_id,
+            Jsonb(_email_identity(user_id, email, verified=verified)),
+            signed_in,
         ),
     )
-    return row
 
 
 def _email_identity(user_id: uuid.UUID, email: str, *, verified: bool) -> dict[str, Any]:
@@ -237,12 +289,15 @@ NOW = _Now()
 
 
 async def set_email_identity(conn: AsyncConnection[Any], user_id: uuid.UUID, email: str) -> None:
-    await fetch_one(
+    """Point the user's email identity at `email`, creating it (an anonymous user) if absent."""
+    row = await fetch_one(
         conn,
         "update auth.identities set identity_data = identity_data || %s, updated_at = now()"
         " where user_id = %s and provider = 'email' returning id",
         (Jsonb({"email": email}), user_id),
     )
+    if row is None:
+        await insert_email_identity(conn, user_id, email, verified=True)
 
 
 async def record_sign_in(conn: AsyncConnection[Any], user_id: uuid.UUID) -> Row | None:

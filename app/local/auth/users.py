@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 # Optional user fields, in GoTrue's order, each omitted when null.
-_OPTIONAL_TIMESTAMPS_1 = ("email_confirmed_at",)
+_OPTIONAL_TIMESTAMPS_1 = ("email_confirmed_at", "invited_at")
 _OPTIONAL_TIMESTAMPS_2 = (
     "phone_confirmed_at",
     "confirmation_sent_at",

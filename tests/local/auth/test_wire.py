@@ -55,7 +55,9 @@ class Wire:
         return self.call(method, path, key=key, bearer=key, **kw)
 
     def sign_up(self) -> dict[str, Any]:
-        email = f"wire-{uuid.uuid4().hex[:12]}@example.com"
+        return self.sign_up_with(f"wire-{uuid.uuid4().hex[:12]}@example.com")
+
+    def sign_up_with(self, email: str) -> dict[str, Any]:
         res = self.call("POST", "/signup", body={"email": email, "password": PASSWORD})
         assert res.status_code == 200, res.text
         return dict(res.json())
@@ -67,7 +69,7 @@ def wire(stack_server: ServerThread, local_stack: LocalStack) -> Iterator[Wire]:
         yield Wire(http, local_stack)
 
 
-# --- error shapes ---------------------------------------------------------------------------
+# --- error shapes --------------------------------------------------------------------------------
 def test_error_with_2024_version_header_is_code_message_and_echoes_version(wire: Wire) -> None:
     res = wire.call(
         "POST",
@@ -138,7 +140,13 @@ def test_weak_password_carries_reasons_in_both_shapes(wire: Wire, versioned: boo
     ("body", "status", "code", "message"),
     [
         ({"email": "a@example.com"}, 400, "validation_failed", "Signup requires a valid password"),
-        ({"password": PASSWORD}, 400, "validation_failed", "To signup, please provide your email"),
+        # GoTrue's /signup router: neither email nor phone is an anonymous sign-in attempt.
+        (
+            {"password": PASSWORD},
+            422,
+            "anonymous_provider_disabled",
+            "Anonymous sign-ins are disabled",
+        ),
         (
             {"email": "not an email", "password": PASSWORD},
             400,
@@ -212,7 +220,7 @@ def test_sign_in_with_missing_email_is_validation_failed(wire: Wire) -> None:
     assert res.json() == {"code": "validation_failed", "message": "missing email or phone"}
 
 
-# --- GET /user authentication ---------------------------------------------------------------
+# --- GET /user authentication --------------------------------------------------------------------
 def _foreign_signature(keys: LocalKeys, user_id: str) -> str:
     other = LocalKeys.generate()
     forger = LocalKeys(kid=keys.kid, private_jwk=other.private_jwk, jwt_secret="irrelevant")
@@ -250,8 +258,22 @@ def test_get_user_with_an_invalid_token_is_403_bad_jwt(
     assert res.json()["message"].startswith("invalid JWT: unable to parse or verify signature")
 
 
-def test_get_user_with_only_the_api_key_is_403_missing_sub(wire: Wire) -> None:
-    res = wire.call("GET", "/user", headers=V2024)  # the gateway forwards the anon JWT
+def test_get_user_with_only_the_api_key_is_401_no_authorization(wire: Wire) -> None:
+    # Kong copies a legacy JWT apikey into Authorization as-is (no `Bearer `): GoTrue finds no
+    # Bearer token at all.
+    res = wire.call("GET", "/user", headers=V2024)
+
+    assert res.status_code == 401
+    assert res.json() == {
+        "code": "no_authorization",
+        "message": "This endpoint requires a valid Bearer token",
+    }
+
+
+def test_get_user_with_the_anon_jwt_as_bearer_is_403_missing_sub(
+    wire: Wire, local_stack: LocalStack
+) -> None:
+    res = wire.call("GET", "/user", bearer=local_stack.keys.anon_key, headers=V2024)
 
     assert res.status_code == 403
     assert res.json() == {"code": "bad_jwt", "message": "invalid claim: missing sub claim"}
@@ -334,7 +356,7 @@ def test_update_user_to_a_taken_email_is_email_exists(wire: Wire) -> None:
     assert res.json()["code"] == "email_exists"
 
 
-# --- open routes and the gateway --------------------------------------------------------------
+# --- open routes and the gateway -----------------------------------------------------------------
 def test_jwks_is_public_and_cacheable(wire: Wire, local_stack: LocalStack) -> None:
     res = wire.http.get("/auth/v1/.well-known/jwks.json")
 
@@ -380,7 +402,7 @@ def test_unknown_route_is_404_in_gotrue_shape(wire: Wire) -> None:
     assert res.json()["code"] == "not_found"
 
 
-# --- hostile bodies -------------------------------------------------------------------------------
+# --- hostile bodies ------------------------------------------------------------------------------
 UNPARSEABLE = [b"{", b"[]", b'"just a string"', b"\xff\xfe\x00", b"", b'{"email": "a@b.co"']
 ROUTES = [
     ("POST", "/signup"),
@@ -390,6 +412,16 @@ ROUTES = [
     ("POST", "/admin/users"),
     ("PUT", "/admin/users/{id}"),
     ("DELETE", "/admin/users/{id}"),
+    ("POST", "/otp"),
+    ("POST", "/magiclink"),
+    ("POST", "/verify"),
+    ("POST", "/recover"),
+    ("POST", "/resend"),
+    ("POST", "/invite"),
+    ("POST", "/admin/generate_link"),
+    ("POST", "/token?grant_type=pkce"),
+    ("POST", "/token?grant_type=id_token"),
+    ("POST", "/factors"),
 ]
 MISTYPED = [
     ("POST", "/signup", {"email": 5, "password": PASSWORD}),
@@ -401,6 +433,14 @@ MISTYPED = [
     ("POST", "/admin/users", {"email": "a@b.co", "email_confirm": "yes"}),
     ("PUT", "/admin/users/{id}", {"user_metadata": 3}),
     ("DELETE", "/admin/users/{id}", {"should_soft_delete": "maybe"}),
+    ("POST", "/otp", {"email": 5}),
+    ("POST", "/otp", {"email": "a@b.co", "create_user": "yes"}),
+    ("POST", "/verify", {"type": ["email"], "token": "1"}),
+    ("POST", "/recover", {"email": {"a": 1}}),
+    ("POST", "/resend", {"type": "signup", "email": 1}),
+    ("POST", "/invite", {"email": "a@b.co", "data": "x"}),
+    ("POST", "/admin/generate_link", {"type": 1, "email": "a@b.co"}),
+    ("POST", "/token?grant_type=pkce", {"auth_code": 1, "code_verifier": "x"}),
 ]
 
 
@@ -416,7 +456,7 @@ def _send(wire: Wire, victim: dict[str, Any], method: str, path: str, raw: bytes
         made = wire.admin("POST", "/admin/users", body={"email": f"{uuid.uuid4().hex}@x.io"})
         path = path.replace("{id}", made.json()["id"])
     path = path.replace("{id}", victim["user"]["id"])
-    if path.startswith("/admin"):
+    if path.startswith(("/admin", "/invite")):
         return wire.admin(method, path, content=raw)
     return wire.call(method, path, content=raw, bearer=victim["access_token"])
 
@@ -478,6 +518,20 @@ BODY_KEYS = [
     "should_soft_delete",
     "password_hash",
     "phone",
+    "type",
+    "token",
+    "token_hash",
+    "create_user",
+    "code_challenge",
+    "code_challenge_method",
+    "auth_code",
+    "code_verifier",
+    "new_email",
+    "nonce",
+    "factor_type",
+    "provider",
+    "id_token",
+    "redirect_to",
 ]
 BODIES = JSON | st.dictionaries(st.sampled_from(BODY_KEYS), JSON, max_size=5)
 
@@ -496,3 +550,69 @@ def test_arbitrary_json_bodies_never_cause_a_server_error(
     assert res.status_code < 500, res.text
     assert "Traceback" not in res.text
     assert res.headers["content-type"] == "application/json"
+
+
+VERIFY_TYPES = ["magiclink", "recovery", "signup", "email", "invite", "email_change", "sms"]
+ATTEMPTS = st.lists(
+    st.tuples(st.sampled_from(["hash", "code", "link"]), st.sampled_from(VERIFY_TYPES)),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(attempts=ATTEMPTS, link_type=st.sampled_from(["magiclink", "recovery", "invite"]))
+def test_a_mailed_token_is_never_accepted_twice(
+    wire: Wire, attempts: list[tuple[str, str]], link_type: str
+) -> None:
+    """However a one-time token is replayed (hash, code or link; any type), at most one try
+    signs in, and none is a server error."""
+    email = f"once-{uuid.uuid4().hex[:12]}@example.com"
+    if link_type != "invite":
+        wire.sign_up_with(email)
+    made = wire.admin("POST", "/admin/generate_link", body={"type": link_type, "email": email})
+    assert made.status_code == 200, made.text
+    link = made.json()
+    accepted = 0
+    for how, vtype in attempts:
+        if how == "hash":
+            res = wire.call(
+                "POST", "/verify", body={"token_hash": link["hashed_token"], "type": vtype}
+            )
+            ok = res.status_code == 200
+        elif how == "code":
+            body = {"email": email, "token": link["email_otp"], "type": vtype}
+            res = wire.call("POST", "/verify", body=body)
+            ok = res.status_code == 200
+        else:
+            url = link["action_link"].replace(f"type={link_type}", f"type={vtype}")
+            res = wire.http.get(url, follow_redirects=False)
+            ok = res.status_code == 303 and "access_token=" in res.headers.get("location", "")
+        assert res.status_code < 500, res.text
+        accepted += ok
+    assert accepted <= 1
+
+
+OPEN_ROUTES = ["/verify", "/authorize", "/callback"]
+QUERY = st.dictionaries(
+    st.sampled_from(["type", "token", "redirect_to", "provider", "state", "code", "error"]),
+    st.text(max_size=40),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(route=st.sampled_from(OPEN_ROUTES), query=QUERY, with_key=st.booleans())
+def test_open_routes_never_cause_a_server_error(
+    wire: Wire, route: str, query: dict[str, str], with_key: bool
+) -> None:
+    headers = {"apikey": wire.stack.keys.anon_key} if with_key else {}
+
+    res = wire.http.get(f"/auth/v1{route}", params=query, headers=headers, follow_redirects=False)
+
+    assert res.status_code < 500, res.text
+    assert "Traceback" not in res.text

@@ -1,0 +1,113 @@
+"""The Auth stand-in's settings, read from the `[auth*]` sections of `supabase/config.toml`.
+
+The same file the Supabase CLI reads, with the CLI's defaults for every key that is absent, so
+a project behaves alike under `supabase start` and under `chat-stream dev`. The stand-in reads it
+once per app (`create_app`); a caller may put its own `AuthConfig` in `ctx.extra[CONFIG_KEY]`
+(tests do, to turn rate limits off on the shared stack or to switch a flag on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_KEY = "auth_config"
+CONFIG_PATH = Path(__file__).resolve().parents[3] / "supabase" / "config.toml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """`[auth.rate_limit]`: GoTrue's per-IP buckets (and the project-wide email budget).
+
+    `enabled=False` turns every bucket off (the shared test stack: hundreds of sign-ups from
+    127.0.0.1 in one run).
+    """
+
+    email_sent: int = 2  # per hour, for the whole project
+    anonymous_users: int = 30  # per hour per IP
+    token_refresh: int = 150  # per 5 minutes per IP, burst 30 (every /token grant)
+    sign_in_sign_ups: int = 30  # per 5 minutes per IP, burst 30 (signup, otp, recover, resend…)
+    token_verifications: int = 30  # per 5 minutes per IP, burst 30 (/verify)
+    web3: int = 30
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """`[auth.email]`."""
+
+    enable_signup: bool = True
+    enable_confirmations: bool = False
+    double_confirm_changes: bool = True
+    secure_password_change: bool = False
+    max_frequency_seconds: float = 1.0  # per user, between two mails of one kind
+    otp_length: int = 6
+    otp_expiry: int = 3600  # seconds; links and codes alike
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """`[auth]`, with `[auth.email]` and `[auth.rate_limit]`."""
+
+    site_url: str = "http://127.0.0.1:3000"
+    additional_redirect_urls: tuple[str, ...] = ()
+    jwt_expiry: int = 3600
+    enable_refresh_token_rotation: bool = True
+    refresh_token_reuse_interval: int = 10
+    enable_signup: bool = True
+    enable_anonymous_sign_ins: bool = False
+    enable_manual_linking: bool = False
+    minimum_password_length: int = 6
+    email: EmailConfig = field(default_factory=EmailConfig)
+    rate_limit: RateLimits = field(default_factory=RateLimits)
+
+    def replace(self, **changes: Any) -> AuthConfig:
+        return dataclasses.replace(self, **changes)
+
+    def without_rate_limits(self) -> AuthConfig:
+        return self.replace(rate_limit=dataclasses.replace(self.rate_limit, enabled=False))
+
+
+def load_auth_config(path: Path = CONFIG_PATH) -> AuthConfig:
+    """The `[auth*]` settings of `path`; the CLI's defaults where a key (or the file) is absent."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return AuthConfig()
+    return parse_auth_config(data)
+
+
+def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
+    auth: dict[str, Any] = dict(data.get("auth") or {})
+    email_section: dict[str, Any] = dict(auth.pop("email", None) or {})
+    limits_section: dict[str, Any] = dict(auth.pop("rate_limit", None) or {})
+    email_values = _known(EmailConfig, email_section)
+    if "max_frequency" in email_section:
+        email_values["max_frequency_seconds"] = _seconds(str(email_section["max_frequency"]))
+    values = _known(AuthConfig, auth)
+    if "additional_redirect_urls" in values:
+        values["additional_redirect_urls"] = tuple(values["additional_redirect_urls"])
+    return AuthConfig(
+        **values,
+        email=EmailConfig(**email_values),
+        rate_limit=RateLimits(**_known(RateLimits, limits_section)),
+    )
+
+
+def _known(cls: type, section: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)} - {"email", "rate_limit"}
+    return {k: v for k, v in section.items() if k in names}
+
+
+def _seconds(text: str) -> float:
+    """`"1s"`, `"60s"`, `"1m"`, `"500ms"` (the CLI's duration strings) -> seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]

@@ -1,0 +1,166 @@
+"""What a default-config GoTrue answers for the features the local stack leaves off.
+
+SAML SSO, MFA enrolment (`[auth.mfa.*] enroll_enabled = false` in the CLI's template), manual
+identity linking (`enable_manual_linking = false`), OAuth and OIDC providers, web3. Same status,
+`error_code` and message as GoTrue (middleware.go, mfa.go, admin.go, token_oidc.go, web3.go,
+external.go), after the same checks in the same order (a session first where GoTrue's route
+requires one).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.local.auth import store
+from app.local.auth.errors import (
+    AuthApiError,
+    OAuthError,
+    bad_request,
+    forbidden,
+    not_found,
+    unprocessable,
+)
+from app.local.auth.guard import authenticate
+from app.local.auth.issue import ctx_of
+from app.local.auth.params import FactorBody, IdTokenBody, parse_body
+
+# GoTrue's built-in OIDC providers and the issuer each one names when it is off.
+_OIDC_ISSUERS = {
+    "google": "https://accounts.google.com",
+    "apple": "https://appleid.apple.com",
+    "azure": "https://login.microsoftonline.com/common/v2.0",
+    "facebook": "https://www.facebook.com",
+    "kakao": "https://kauth.kakao.com",
+    "snapchat": "https://accounts.snapchat.com",
+    "keycloak": "",
+}
+OAUTH_PROVIDERS = frozenset(
+    {
+        "apple",
+        "azure",
+        "bitbucket",
+        "discord",
+        "facebook",
+        "figma",
+        "fly",
+        "github",
+        "gitlab",
+        "google",
+        "kakao",
+        "keycloak",
+        "linkedin",
+        "linkedin_oidc",
+        "notion",
+        "slack",
+        "slack_oidc",
+        "snapchat",
+        "spotify",
+        "twitch",
+        "twitter",
+        "x",
+        "workos",
+        "zoom",
+    }
+)
+
+
+def _saml_disabled() -> AuthApiError:
+    return not_found("saml_provider_disabled", "SAML 2.0 is disabled")
+
+
+async def sso(_: Request) -> Response:
+    raise _saml_disabled()
+
+
+async def _signed_in_not_anonymous(request: Request) -> store.Row:
+    ctx = ctx_of(request)
+    async with store.read(ctx) as conn:
+        caller = await authenticate(request, ctx.keys, conn)
+    if caller.user["is_anonymous"]:
+        raise forbidden("no_authorization", "Anonymous user not allowed to perform these actions")
+    return caller.user
+
+
+async def factors(request: Request) -> Response:
+    """POST /factors: enrolment of every factor type is off in the CLI's default config."""
+    await _signed_in_not_anonymous(request)
+    body = await parse_body(request, FactorBody)
+    kinds = {"totp": "TOTP", "phone": "Phone", "webauthn": "WebAuthn"}
+    if body.factor_type not in kinds:
+        raise bad_request("validation_failed", "factor_type needs to be totp, phone, or webauthn")
+    raise unprocessable(
+        f"mfa_{body.factor_type}_enroll_not_enabled",
+        f"MFA enroll is disabled for {kinds[body.factor_type]}",
+    )
+
+
+async def factor_item(request: Request) -> Response:
+    """/factors/{id}[/verify|/challenge]: no factor can exist, so none is ever found."""
+    await _signed_in_not_anonymous(request)
+    try:
+        uuid.UUID(request.path_params["factor_id"])
+    except ValueError as exc:
+        raise not_found("validation_failed", "factor_id must be an UUID") from exc
+    raise not_found("mfa_factor_not_found", "Factor not found")
+
+
+async def identities(request: Request) -> Response:
+    """/user/identities/*: a session first (the /user group), then the linking switch."""
+    ctx = ctx_of(request)
+    async with store.read(ctx) as conn:
+        await authenticate(request, ctx.keys, conn)
+    raise not_found("manual_linking_disabled", "Manual linking is disabled")
+
+
+async def authorize(request: Request) -> Response:
+    """GET /authorize (open, no apikey): every OAuth provider is off locally."""
+    provider = request.query_params.get("provider", "").lower()
+    reason = (
+        "provider is not enabled"
+        if provider in OAUTH_PROVIDERS
+        else f"Provider {provider} could not be found"
+    )
+    raise bad_request("validation_failed", f"Unsupported provider: {reason}")
+
+
+async def callback(request: Request) -> Response:
+    """GET/POST /callback (open): no OAuth flow was ever started, so no state can match."""
+    if not request.query_params.get("state"):
+        raise bad_request("bad_oauth_callback", "OAuth state parameter missing")
+    raise bad_request("bad_oauth_state", "OAuth state parameter is invalid")
+
+
+async def id_token_grant(request: Request) -> Response:
+    body = await parse_body(request, IdTokenBody)
+    if not body.id_token:
+        raise OAuthError("invalid request", "id_token required")
+    if not body.provider and not (body.client_id and body.issuer):
+        raise OAuthError("invalid request", "provider or client_id and issuer required")
+    if body.provider in _OIDC_ISSUERS:
+        issuer = _OIDC_ISSUERS[body.provider]
+        raise bad_request("provider_disabled", f'Provider (issuer "{issuer}") is not enabled')
+    raise bad_request("validation_failed", f'Custom OIDC provider "{body.provider}" not allowed')
+
+
+async def web3_grant(_: Request) -> Response:
+    raise unprocessable("web3_provider_disabled", "Web3 provider is disabled")
+
+
+def disabled_routes() -> list[Route]:
+    return [
+        Route("/sso", sso, methods=["POST"]),
+        Route("/sso/saml/metadata", sso, methods=["GET"]),
+        Route("/sso/saml/acs", sso, methods=["POST"]),
+        Route("/factors", factors, methods=["POST"]),
+        Route("/factors/{factor_id}", factor_item, methods=["DELETE"]),
+        Route("/factors/{factor_id}/verify", factor_item, methods=["POST"]),
+        Route("/factors/{factor_id}/challenge", factor_item, methods=["POST"]),
+        Route("/user/identities/authorize", identities, methods=["GET"]),
+        Route("/user/identities/{identity_id}", identities, methods=["DELETE"]),
+        Route("/authorize", authorize, methods=["GET"]),
+        Route("/callback", callback, methods=["GET", "POST"]),
+    ]
