@@ -211,6 +211,44 @@ begin
 end;
 $$;
 
+-- The history window: the latest messages within the token budget, counted from the content
+-- itself (whatever a row's token_count says), oldest first; the user's new message always in.
+-- Returns the messages as [{"role","content"}...] and their token count.
+create function private.history_window(
+  p_conversation uuid,
+  p_user uuid,
+  p_until timestamptz,
+  p_message_id uuid,
+  p_budget integer,
+  p_max_messages integer
+)
+  returns table (history jsonb, tokens integer)
+  language sql
+  stable
+  security definer
+  set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object('role', w.role, 'content', w.content)
+                            order by w.created_at, w.id), '[]'::jsonb),
+         coalesce(sum(w.tokens), 0)::integer
+    from (
+      select r.*, sum(r.tokens) over (order by r.created_at desc, r.id desc) as running
+        from (
+          select m.id, m.role, m.content, m.created_at,
+                 ceil(char_length(m.content) / 4.0)::integer as tokens
+            from public.messages m
+           where m.conversation_id = p_conversation
+             and m.user_id = p_user
+             and m.role in ('user', 'assistant')
+             and m.content <> ''
+             and (m.created_at, m.id) <= (p_until, p_message_id)
+           order by m.created_at desc, m.id desc
+           limit greatest(least(p_max_messages, 1000), 1)
+        ) r
+    ) w
+   where w.running <= greatest(p_budget, 0) or w.id = p_message_id
+$$;
+
 -- Guards: caps from user_limits, else the attested settings; 0 disables a guard ------------------
 create function private.check_guards(p_user uuid, p_reserve numeric, p_caps jsonb)
   returns void
@@ -292,6 +330,8 @@ revoke all on function private.hmac_sha256(bytea, bytea) from public, anon, auth
 revoke all on function private.attested(text, text, text) from public, anon, authenticated;
 revoke all on function private.abandon_expired(uuid) from public, anon, authenticated;
 revoke all on function private.check_guards(uuid, numeric, jsonb)
+  from public, anon, authenticated;
+revoke all on function private.history_window(uuid, uuid, timestamptz, uuid, integer, integer)
   from public, anon, authenticated;
 
 -- The chat RPCs ------------------------------------------------------------------------------------
@@ -424,29 +464,10 @@ begin
             now() + make_interval(secs => greatest((v_turn ->> 'lease_seconds')::integer, 1)));
   end if;
 
-  -- The history window: the latest messages within the token budget, counted from the content
-  -- itself (whatever a row's token_count says), oldest first; the user's new message always in.
-  select coalesce(jsonb_agg(jsonb_build_object('role', w.role, 'content', w.content)
-                            order by w.created_at, w.id), '[]'::jsonb),
-         coalesce(sum(w.tokens), 0)
-    into v_history, v_history_tokens
-    from (
-      select r.*, sum(r.tokens) over (order by r.created_at desc, r.id desc) as running
-        from (
-          select m.id, m.role, m.content, m.created_at,
-                 ceil(char_length(m.content) / 4.0)::integer as tokens
-            from public.messages m
-           where m.conversation_id = v_conversation
-             and m.user_id = v_user
-             and m.role in ('user', 'assistant')
-             and m.content <> ''
-             and (m.created_at, m.id) <= (v_created_at, v_message_id)
-           order by m.created_at desc, m.id desc
-           limit greatest(least((v_turn ->> 'history_messages')::integer, 1000), 1)
-        ) r
-    ) w
-   where w.running <= greatest((v_turn ->> 'history_tokens')::integer, 0)
-      or w.id = v_message_id;
+  select h.history, h.tokens into v_history, v_history_tokens
+    from private.history_window(v_conversation, v_user, v_created_at, v_message_id,
+                                (v_turn ->> 'history_tokens')::integer,
+                                (v_turn ->> 'history_messages')::integer) h;
 
   update private.turns t
      set input_tokens_estimate = v_history_tokens
