@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from app.bench.client import Sample
-from app.bench.proof_check import reconcile
-from app.bench.proof_plan import MIX, ProofRequest, plan_requests
 from app.domain import Usage
 from app.local.llm.knobs import Knobs, from_directive
 from app.local.llm.prompt import estimate_tokens
+from bench.client import Sample
+from bench.proof_check import reconcile
+from bench.proof_plan import MIX, ProofRequest, plan_requests
 
 
 def test_plan_requests_follows_the_mix_and_spreads_over_the_run() -> None:

@@ -12,9 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.bench.procs import ROOT, Proc, Procs, clean_env, python
 from app.local.keys import LocalKeys
 from app.local.postgres import LOCAL_PASSWORD, SUPERUSER, free_port
+from bench.procs import ROOT, Proc, Procs, clean_env, python
 
 STANDIN_KEY = "bench-key"
 HIGH_CAP = Decimal("1000000")  # guards on, as production runs, but never the limit here
@@ -99,6 +99,8 @@ class Stack:
         return f"{self.api_url}/auth/v1"
 
     def service_env(self, guards: Guards, log_level: str, **extra: str) -> dict[str, str]:
+        if self.keys is None:
+            raise RuntimeError("the local stack is not started")
         return clean_env(
             SUPABASE_URL=self.api_url,
             SUPABASE_ANON_KEY=self.status["anon_key"],

@@ -1,6 +1,6 @@
 """Read py-spy's collapsed stacks (`--format raw`): where the service's time goes.
 
-.venv/bin/python -m app.bench.profile .local/bench/service.stacks --top 25
+.venv/bin/python -m bench.profile .local/bench/service.stacks --top 25
 """
 
 from __future__ import annotations

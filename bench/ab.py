@@ -2,7 +2,7 @@
 
 How the tuning changes were judged: copy the tree, change one thing in the copy, and run
 
-    .venv/bin/python -m app.bench.ab /tmp/before-copy . --tokens 200 --delay-ms 5 -c 100
+    .venv/bin/python -m bench.ab /tmp/before-copy . --tokens 200 --delay-ms 5 -c 100
 
 Each round starts one service per variant (in alternating order), warms it, runs the direct
 path and then the service path, and stops it; the summary is the median over rounds.
@@ -21,13 +21,13 @@ from typing import Any
 import aiohttp
 import uvloop
 
-from app.bench.bench import ramp_for
-from app.bench.client import connector
-from app.bench.procs import Procs, stopped_on_signals
-from app.bench.report import compare
-from app.bench.runner import RunSpec, Scenario, direct_target, run, service_target, warm_up
-from app.bench.stack import Guards, Stack
-from app.bench.world import World
+from bench.bench import ramp_for
+from bench.client import connector
+from bench.procs import Procs, stopped_on_signals
+from bench.report import compare
+from bench.runner import RunSpec, Scenario, direct_target, run, service_target, warm_up
+from bench.stack import Guards, Stack
+from bench.world import World
 
 KEYS = (
     "ttft_p50_added",

@@ -6,8 +6,8 @@ event its injected fault calls for, or its own disconnect; exactly one usage row
 upstream request; stored costs equal the stand-in's billing wherever usage was reported.
 
 Example:
-    .venv/bin/python scripts/load_proof.py --json .local/bench/load_proof.json
-    .venv/bin/python scripts/load_proof.py --count 100 --seconds 15   # a quick one
+    .venv/bin/python -m bench.load_proof --json .local/bench/load_proof.json
+    .venv/bin/python -m bench.load_proof --count 100 --seconds 15   # a quick one
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from app.bench.cli import proof_main
+from bench.cli import proof_main
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.bench.client import Sample
-from app.bench.proof_plan import ProofRequest
 from app.domain import Usage
+from bench.client import Sample
+from bench.proof_plan import ProofRequest
 
 PriceFn = Callable[[str, Usage], Decimal]
 

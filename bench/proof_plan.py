@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from app.bench.world import message
+from bench.world import message
 
 PROMPT_CHARS = 480  # longer than any directive; request i is PROMPT_CHARS + 4 * i characters
 CHARS_PER_STANDIN_TOKEN = 4

@@ -14,15 +14,15 @@ import aiohttp
 import psycopg
 from psycopg.rows import dict_row
 
-from app.bench.client import SERVICE, Call, Sample, connector, stream_once
-from app.bench.procs import Procs
-from app.bench.proof_check import reconcile
-from app.bench.proof_plan import MIX, ProofRequest, plan_requests
-from app.bench.stack import Guards, Service, Stack
-from app.bench.world import BenchUser, World, service_body
 from app.config import Settings
 from app.domain import Usage
 from app.pricing import Pricer
+from bench.client import SERVICE, Call, Sample, connector, stream_once
+from bench.procs import Procs
+from bench.proof_check import reconcile
+from bench.proof_plan import MIX, ProofRequest, plan_requests
+from bench.stack import Guards, Service, Stack
+from bench.world import BenchUser, World, service_body
 
 SETTLE_QUIET_S = 2.0  # the rows stop changing for this long: every write has landed
 SETTLE_MAX_S = 60.0
