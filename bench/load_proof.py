@@ -1,9 +1,12 @@
 """The load proof: conversations streamed through the full stack with clients that leave and
-upstream faults, then every usage row reconciled with what the LLM stand-in billed.
+upstream faults and a worker killed mid-stream, then every usage row reconciled with what the
+LLM stand-in billed.
 
 Exit status 0 when nothing unexpected happened: every client saw a complete stream, the error
-event its injected fault calls for, or its own disconnect; exactly one usage row per billed
-upstream request; stored costs equal the stand-in's billing wherever usage was reported.
+event its injected fault calls for, its own disconnect, or (a killed worker's turns) a stream
+cut after its first token; exactly one usage row per billed upstream request; stored costs equal
+the stand-in's billing wherever usage was reported; each killed turn one `abandoned` row, input
+estimated, output unknown, priced at the reserved model's input rate.
 
 Example:
     .venv/bin/python -m bench.load_proof --json .local/bench/load_proof.json

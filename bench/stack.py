@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -124,14 +125,18 @@ class Stack:
         log_level: str = "INFO",
         timeout: float = 60.0,
         code: Path = ROOT,
+        name: str = "service",
+        env: Mapping[str, str] | None = None,
     ) -> Service:
-        """`chat-stream serve` from the checkout at `code` (another copy of the code: A/B)."""
+        """`chat-stream serve` from the checkout at `code` (another copy of the code: A/B), with
+        `env` added to its settings."""
         port = free_port()
-        env = self.service_env(guards, log_level, OUTBOX_DIR=str(self.run_dir / f"outbox-{port}"))
+        outbox = str(self.run_dir / f"outbox-{port}")
+        settings = self.service_env(guards, log_level, OUTBOX_DIR=outbox, **(env or {}))
         proc = self.procs.start(
-            f"service-w{workers}-{port}",
+            f"{name}-w{workers}-{port}",
             [python(), "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
-            env,
+            settings,
             cwd=code,
         )
         url = f"http://127.0.0.1:{port}"
