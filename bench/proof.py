@@ -96,21 +96,30 @@ async def _fire(
             call, gauge = _call(service, anon_key, user, request), None
         samples[request.index] = await stream_once(session, call, SERVICE, timeout=120, gauge=gauge)
 
-    async def kill_mid_stream(doomed: Doomed, bound: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(bound):
-                await doomed.first_tokens.all_seen.wait()
-        await asyncio.sleep(KILL_AFTER_S)
-        doomed.streams_open_at_kill = doomed.first_tokens.now
-        await asyncio.to_thread(doomed.service.proc.kill)
-        doomed.killed_at_s = round(loop.time() - start, 1)
-
-    jobs = [one(r, u) for r, u in zip(requests, users, strict=True)]
-    if doomed is not None:
-        last_killed = max(r.send_at for r in requests if r.killed)
-        jobs.append(kill_mid_stream(doomed, last_killed + FIRST_TOKENS_MAX_S))
-    await asyncio.gather(*jobs)
+    await asyncio.gather(*(one(r, u) for r, u in zip(requests, users, strict=True)))
     return samples
+
+
+async def _kill_and_sweep(
+    stack: Stack, doomed: Doomed, requests: list[ProofRequest], users: list[BenchUser]
+) -> dict[str, Any]:
+    """Alongside `_fire`: once every killed turn is mid-stream, SIGKILL the doomed service,
+    wait out its leases and sweep. The live service's own sweeper (every 30 s) may get there
+    first; either way each turn is abandoned exactly once."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    bound = max(r.send_at for r in requests if r.killed) + FIRST_TOKENS_MAX_S
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(bound):
+            await doomed.first_tokens.all_seen.wait()
+    await asyncio.sleep(KILL_AFTER_S)
+    doomed.streams_open_at_kill = doomed.first_tokens.now
+    await asyncio.to_thread(doomed.service.proc.kill)
+    doomed.killed_at_s = round(loop.time() - start, 1)
+    killed_users = [users[r.index].id for r in requests if r.killed]
+    swept = await _abandon(stack, killed_users)
+    by_others = swept["turn_states"].get("abandoned", 0) - swept["swept_by_proof"]
+    return doomed.as_json() | swept | {"swept_by_the_live_service": by_others}
 
 
 def _call(service: Service, anon_key: str, user: BenchUser, request: ProofRequest) -> Call:
@@ -235,19 +244,18 @@ async def run_proof(
         )
         since = time.monotonic()
         started = time.monotonic()
+        abandoned: dict[str, Any] = {}
         async with aiohttp.ClientSession(connector=connector()) as session:
             anon = stack.status["anon_key"]
-            samples = await _fire(session, service, doomed, anon, requests, users)
+            firing = _fire(session, service, doomed, anon, requests, users)
+            if doomed is None:
+                samples = await firing
+            else:
+                killing = _kill_and_sweep(stack, doomed, requests, users)
+                samples, abandoned = await asyncio.gather(firing, killing)
         streamed_s = time.monotonic() - started
         user_ids = [u.id for u in users]
         settle_s = await _settle(stack.superuser_dsn, user_ids, stack.standin_url, since)
-        abandoned: dict[str, Any] = {}
-        if doomed is not None:
-            say(f"the doomed worker was killed at {doomed.killed_at_s}s; waiting out its leases")
-            abandoned = doomed.as_json() | await _abandon(stack, [users[i].id for i in killed])
-            abandoned["swept_by_the_service_or_a_begin"] = (
-                abandoned["turn_states"].get("abandoned", 0) - abandoned["swept_by_proof"]
-            )
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{stack.standin_url}/_ledger", params={"since": since}) as r:
                 ledger = await r.json()

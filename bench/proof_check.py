@@ -135,7 +135,10 @@ def judge_client(request: ProofRequest, sample: Sample | None) -> str | None:
     outcome, tokens = request.expected()
     if ending(sample) != outcome:
         return f"#{request.index} {request.kind}: {sample.outcome} (wanted {outcome})"
-    if tokens is not None and sample.tokens != tokens:
+    # A leaver stops after the chunk that reached its mark; under load one chunk carries several
+    # token events (the service coalesces writes), so it may have seen a few more, never fewer.
+    overshoot = request.kind == "leave" and tokens is not None and sample.tokens > tokens
+    if tokens is not None and sample.tokens != tokens and not overshoot:
         return f"#{request.index} {request.kind}: {sample.tokens} tokens (wanted {tokens})"
     if request.killed and sample.tokens < 1:
         return f"#{request.index} {request.kind}: cut before its first token (wanted mid-stream)"

@@ -261,6 +261,15 @@ def test_judge_client_wants_a_killed_turn_cut_mid_stream(
     assert (judge_client(request, sample(outcome, tokens)) is not None) is problem
 
 
+@pytest.mark.parametrize(("tokens", "problem"), [(4, False), (6, False), (3, True)])
+def test_judge_client_lets_a_leaver_see_the_rest_of_its_last_chunk(
+    tokens: int, problem: bool
+) -> None:
+    request = req(1, "leave")  # leaves after 4 tokens
+
+    assert (judge_client(request, sample("left", tokens)) is not None) is problem
+
+
 @pytest.mark.anyio
 async def test_first_tokens_is_set_once_every_killed_turn_has_streamed() -> None:
     gauge = FirstTokens(2)
