@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,7 +222,12 @@ async def run_proof(
     seed: int,
     workers: int,
     say: Callable[[str], None] = print,  # noqa: T202
+    plan: Sequence[ProofRequest] | None = None,
 ) -> dict[str, Any]:
+    """The proof of `plan_requests(count, seconds, seed)`, or of `plan` when given (its
+    indices 0..n-1, each request a turn of its own user)."""
+    requests = list(plan) if plan is not None else plan_requests(count, seconds, seed)
+    count = len(requests)
     stack = Stack(procs, procs.run_dir)
     try:
         say(f"starting the LLM stand-in and the local stack in {procs.run_dir}")
@@ -231,7 +236,6 @@ async def run_proof(
         world = World(stack.superuser_dsn, stack.keys, stack.issuer)
         users = world.ensure_users(count, conversations_each=1)
         service = stack.start_service(workers, Guards())
-        requests = plan_requests(count, seconds, seed)
         killed = [r.index for r in requests if r.killed]
         doomed = None
         if killed:
