@@ -76,7 +76,9 @@ def _pick(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ab", description=__doc__.split("\n\n")[0], epilog=__doc__
+    )
     parser.add_argument("a", type=Path, help="checkout A (the folder holding app/)")
     parser.add_argument("b", type=Path, help="checkout B")
     parser.add_argument("--tokens", type=int, default=200)

@@ -162,7 +162,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.transport", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--streams", type=int, default=100, help="concurrent adapter streams")
     parser.add_argument("--standin-streams", type=int, default=50)
     parser.add_argument("--tokens", type=int, default=200)
