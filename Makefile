@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_stream.py
+	$(BIN)/python -m bench.stream
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     llm_idle_timeout: float = 20.0
     llm_total_timeout: float = 300.0
     # HTTP transport under the provider adapters (the httpx API either way): aiohttp through
-    # httpx-aiohttp (cheaper per relayed event: tests/llm/bench_transport.py) or httpx's own.
+    # httpx-aiohttp (cheaper per relayed event: bench/transport.py) or httpx's own.
     llm_http_transport: Literal["httpx", "aiohttp"] = "aiohttp"
 
     # --- Chat behaviour -----------------------------------------------------------------------

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.bench.client import ANTHROPIC, Call, MarkerCounter, OpenStreams, closed_loop, stream_once
-from app.bench.runner import ANTHROPIC_HEADERS
-from app.bench.world import direct_body, message
 from app.local.llm.api import create_app
 from app.local.postgres import free_port
 from app.local.server import ServerThread
+from bench.client import ANTHROPIC, Call, MarkerCounter, OpenStreams, closed_loop, stream_once
+from bench.runner import ANTHROPIC_HEADERS
+from bench.world import direct_body, message
 
 
 @given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=12))

@@ -7,12 +7,20 @@ from typing import Any
 
 import pytest
 
-from app.bench.client import Sample
-from app.bench.proof_check import reconcile
-from app.bench.proof_plan import MIX, ProofRequest, plan_requests
 from app.domain import Usage
 from app.local.llm.knobs import Knobs, from_directive
 from app.local.llm.prompt import estimate_tokens
+from bench.client import Sample
+from bench.proof import FirstTokens
+from bench.proof_check import judge_client, reconcile
+from bench.proof_plan import (
+    KILLED_DELAY_MS,
+    KILLED_MIN_TOKENS,
+    KILLED_SEND_SHARE,
+    MIX,
+    ProofRequest,
+    plan_requests,
+)
 
 
 def test_plan_requests_follows_the_mix_and_spreads_over_the_run() -> None:
@@ -33,7 +41,19 @@ def test_each_prompt_is_one_stand_in_token_longer_than_the_last() -> None:
     assert tokens == list(range(tokens[0], tokens[0] + 200))
 
 
-@pytest.mark.parametrize("kind", ["normal", "drop", "529", "leave"])
+def test_plan_requests_sends_the_killed_turns_early_and_slow() -> None:
+    requests = plan_requests(500, 60, seed=1)
+
+    killed = [r for r in requests if r.killed]
+
+    assert len(killed) == 5 * MIX["killed"] > 0
+    assert all(r.send_at < 60 * KILLED_SEND_SHARE for r in killed)
+    assert all(r.tokens >= KILLED_MIN_TOKENS and r.delay_ms == KILLED_DELAY_MS for r in killed)
+    assert all(r.fault is None and r.billed for r in killed)
+    assert max(r.send_at for r in requests if not r.killed) > 60 * 0.9
+
+
+@pytest.mark.parametrize("kind", ["normal", "drop", "529", "leave", "killed"])
 def test_the_prompt_carries_the_knobs_the_stand_in_reads(kind: str) -> None:
     request = next(r for r in plan_requests(300, 10, seed=3) if r.kind == kind)
 
@@ -136,6 +156,130 @@ def test_reconcile_accepts_one_row_per_billed_request_and_measures_estimates() -
 )
 def test_reconcile_refuses_lost_duplicate_stray_or_wrong_rows(rows: list[dict[str, Any]]) -> None:
     assert not reconcile(REQUESTS, SAMPLES, LEDGER, rows, price).ok
+
+
+def abandoned(user: str, tokens_in: int, cost: str, **fields: object) -> dict[str, Any]:
+    """A row as `private.abandon_expired` writes it for a turn whose worker died."""
+    return {
+        "user_id": user,
+        "tokens_in": tokens_in,
+        "tokens_out": 0,
+        "cost_usd": cost,
+        "model": "m",
+        "status": "abandoned",
+        "estimated": True,
+        "output_unknown": True,
+    } | fields
+
+
+# Request 4 streamed through the doomed worker: the stand-in billed 104 in + 42 out (0.146); the
+# database estimated 90 input tokens at begin and priced them at the input rate (0.09).
+KILLED_REQUESTS = [*REQUESTS, req(4, "killed", tokens=300)]
+KILLED_SAMPLES = SAMPLES | {4: sample("ClientPayloadError", 40)}
+KILLED_LEDGER = [*LEDGER, entry(4, 42)]
+OWNERS = {f"user-{i}": i for i in range(5)}
+LIVE_ROWS = [
+    row(0, 10, "0.11"),
+    row(1, 4, "0.105", estimated=True),
+    row(3, 3, "0.106", estimated=True),
+]
+
+
+def test_reconcile_counts_a_killed_turns_abandoned_row_apart_and_prices_it() -> None:
+    rows = [*LIVE_ROWS, abandoned("user-4", 90, "0.09")]
+
+    verdict = reconcile(KILLED_REQUESTS, KILLED_SAMPLES, KILLED_LEDGER, rows, price, OWNERS)
+
+    assert verdict.ok, verdict.as_json()
+    assert (verdict.ledger_billed, verdict.usage_rows, verdict.rows_per_billed_request) == (
+        4,
+        4,
+        {1: 4},
+    )
+    assert (verdict.exact_rows, verdict.estimated_rows, verdict.exact_cost_stored) == (
+        1,
+        2,
+        Decimal("0.11"),
+    )
+    assert (verdict.killed_requests, verdict.abandoned_rows) == (1, 1)
+    assert verdict.abandoned_rows_flagged == verdict.abandoned_rows_priced_at_input_rate == 1
+    assert (verdict.abandoned_tokens_in_stored, verdict.abandoned_tokens_in_billed) == (90, 104)
+    assert verdict.abandoned_tokens_out_billed == 42
+    assert verdict.abandoned_cost_stored == Decimal("0.09")
+    assert verdict.abandoned_cost_billed == Decimal("0.146")
+    assert verdict.cost_stored == Decimal("0.11") + Decimal("0.211") + Decimal("0.09")
+    assert verdict.as_json()["abandoned_cost_billed"] == "0.146"
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        LIVE_ROWS,
+        [*LIVE_ROWS, abandoned("user-4", 90, "0.09"), abandoned("user-4", 90, "0.09")],
+        [*LIVE_ROWS, abandoned("user-4", 90, "0.09", output_unknown=False)],
+        [*LIVE_ROWS, abandoned("user-4", 90, "0.09", tokens_out=5)],
+        [*LIVE_ROWS, abandoned("user-4", 90, "0.2")],
+        [*LIVE_ROWS, row(4, 42, "0.146")],
+        [abandoned("user-0", 90, "0.09"), *LIVE_ROWS[1:], abandoned("user-4", 90, "0.09")],
+        [*LIVE_ROWS, abandoned("user-4", 90, "0.09"), abandoned("someone-else", 90, "0.09")],
+    ],
+    ids=[
+        "lost",
+        "duplicate",
+        "output-not-flagged",
+        "output-stored",
+        "mispriced",
+        "not-abandoned",
+        "abandoned-but-not-killed",
+        "stray",
+    ],
+)
+def test_reconcile_refuses_a_killed_turn_without_exactly_one_sound_abandoned_row(
+    rows: list[dict[str, Any]],
+) -> None:
+    verdict = reconcile(KILLED_REQUESTS, KILLED_SAMPLES, KILLED_LEDGER, rows, price, OWNERS)
+
+    assert not verdict.ok
+
+
+@pytest.mark.parametrize(
+    ("outcome", "tokens", "problem"),
+    [
+        ("ClientPayloadError", 40, False),
+        ("ServerDisconnectedError", 1, False),
+        ("incomplete", 3, False),
+        ("done", 300, True),
+        ("error_event", 40, True),
+        ("ClientPayloadError", 0, True),
+    ],
+)
+def test_judge_client_wants_a_killed_turn_cut_mid_stream(
+    outcome: str, tokens: int, problem: bool
+) -> None:
+    request = req(4, "killed", tokens=300)
+
+    assert (judge_client(request, sample(outcome, tokens)) is not None) is problem
+
+
+@pytest.mark.parametrize(("tokens", "problem"), [(4, False), (6, False), (3, True)])
+def test_judge_client_lets_a_leaver_see_the_rest_of_its_last_chunk(
+    tokens: int, problem: bool
+) -> None:
+    request = req(1, "leave")  # leaves after 4 tokens
+
+    assert (judge_client(request, sample("left", tokens)) is not None) is problem
+
+
+@pytest.mark.anyio
+async def test_first_tokens_is_set_once_every_killed_turn_has_streamed() -> None:
+    gauge = FirstTokens(2)
+
+    gauge.opened()
+    first = gauge.all_seen.is_set()
+    gauge.closed()
+    gauge.opened()
+
+    assert (first, gauge.all_seen.is_set(), gauge.seen, gauge.now) == (False, True, 2, 1)
 
 
 def test_reconcile_flags_a_client_that_saw_the_wrong_ending() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.bench.report import compare, headlines, highest_held, pair_up, table
+from bench.report import compare, headlines, highest_held, pair_up, table
 
 
 def run(

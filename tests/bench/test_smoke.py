@@ -7,10 +7,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.bench.bench import Options, Plan, run_bench
-from app.bench.procs import Procs
-from app.bench.report import headlines
-from app.bench.runner import Scenario
+from bench.bench import Options, Plan, run_bench
+from bench.procs import Procs
+from bench.report import headlines
+from bench.runner import Scenario
 
 pytestmark = pytest.mark.slow
 

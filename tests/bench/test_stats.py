@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.bench.stats import added, per_thousand, percentile, ratio, summarize_ms
+from bench.stats import added, per_thousand, percentile, ratio, summarize_ms
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.bench.procs import ROOT, Proc, Procs, clean_env, python
 from app.local.keys import LocalKeys
 from app.local.postgres import LOCAL_PASSWORD, SUPERUSER, free_port
+from bench.procs import ROOT, Proc, Procs, clean_env, python
 
 STANDIN_KEY = "bench-key"
 HIGH_CAP = Decimal("1000000")  # guards on, as production runs, but never the limit here
@@ -104,6 +105,8 @@ class Stack:
         return f"{self.api_url}/auth/v1"
 
     def service_env(self, guards: Guards, log_level: str, **extra: str) -> dict[str, str]:
+        if self.keys is None:
+            raise RuntimeError("the local stack is not started")
         return clean_env(
             SUPABASE_URL=self.api_url,
             SUPABASE_ANON_KEY=self.status["anon_key"],
@@ -127,14 +130,18 @@ class Stack:
         log_level: str = "INFO",
         timeout: float = 60.0,
         code: Path = ROOT,
+        name: str = "service",
+        env: Mapping[str, str] | None = None,
     ) -> Service:
-        """`chat-stream serve` from the checkout at `code` (another copy of the code: A/B)."""
+        """`chat-stream serve` from the checkout at `code` (another copy of the code: A/B), with
+        `env` added to its settings."""
         port = free_port()
-        env = self.service_env(guards, log_level, OUTBOX_DIR=str(self.run_dir / f"outbox-{port}"))
+        outbox = str(self.run_dir / f"outbox-{port}")
+        settings = self.service_env(guards, log_level, OUTBOX_DIR=outbox, **(env or {}))
         proc = self.procs.start(
-            f"service-w{workers}-{port}",
+            f"{name}-w{workers}-{port}",
             [python(), "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
-            env,
+            settings,
             cwd=code,
         )
         url = f"http://127.0.0.1:{port}"

@@ -14,11 +14,11 @@ from typing import Any
 
 import aiohttp
 
-from app.bench.client import ANTHROPIC, SERVICE, Call, LoopResult, OpenStreams, Wire, closed_loop
-from app.bench.procs import Proc
-from app.bench.stack import STANDIN_KEY, Service, Stack
-from app.bench.stats import per_thousand, summarize_ms
-from app.bench.world import BenchUser, direct_body, message, service_body
+from bench.client import ANTHROPIC, SERVICE, Call, LoopResult, OpenStreams, Wire, closed_loop
+from bench.procs import Proc
+from bench.stack import STANDIN_KEY, Service, Stack
+from bench.stats import per_thousand, summarize_ms
+from bench.world import BenchUser, direct_body, message, service_body
 
 SAMPLE_EVERY_S = 0.2
 ANTHROPIC_HEADERS = {

@@ -4,7 +4,7 @@ Each run uses a fresh temporary folder, so "cold" really means an empty data dir
 are wall-clock seconds on this machine; they go into docs/benchmarks.md.
 
 Example:
-    .venv/bin/python scripts/bench_startup.py --runs 5 --json .local/bench_startup.json
+    .venv/bin/python -m bench.startup --runs 5 --json .local/bench_startup.json
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def print_table(summary: dict[str, dict[str, Any]]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bench_startup.py",
+        prog="python -m bench.startup",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

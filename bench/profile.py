@@ -1,6 +1,6 @@
 """Read py-spy's collapsed stacks (`--format raw`): where the service's time goes.
 
-.venv/bin/python -m app.bench.profile .local/bench/service.stacks --top 25
+.venv/bin/python -m bench.profile .local/bench/service.stacks --top 25
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def top(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profile", description=__doc__.split("\n\n")[0], epilog=__doc__
+    )
     parser.add_argument("stacks", type=Path)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,13 @@ class Proc:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL to the whole group at once, as a crash or the OOM killer would: nothing in it
+        gets to finish a turn, write a usage row or spool to its outbox."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGINT to the group (uvicorn and `chat-stream dev` shut down cleanly), then SIGKILL."""
@@ -170,6 +177,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         "AUTH_MODE",
         "JWT_",
         "OUTBOX",
+        "RESERVATION",
         "LOG_",
         "WORKERS",
         "PORT",

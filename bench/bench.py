@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 import psutil
 
-from app.bench.client import connector
-from app.bench.procs import ROOT, Proc, Procs
-from app.bench.report import pair_up
-from app.bench.runner import (
+from bench.client import connector
+from bench.procs import ROOT, Proc, Procs
+from bench.report import pair_up
+from bench.runner import (
     RunSpec,
     Scenario,
     Target,
@@ -34,8 +34,8 @@ from app.bench.runner import (
     service_target,
     warm_up,
 )
-from app.bench.stack import Guards, Stack
-from app.bench.world import BenchUser, World
+from bench.stack import Guards, Stack
+from bench.world import BenchUser, World
 
 PACKAGES = ("uvicorn", "fastapi", "starlette", "httpx", "aiohttp", "httpx-aiohttp", "uvloop",
             "httptools", "orjson", "supabase", "postgrest")  # fmt: skip

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from app.bench.stats import added, ratio
+from bench.stats import added, ratio
 
 TTFT_P99_LIMIT_MS = 100.0
 

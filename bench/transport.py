@@ -2,7 +2,7 @@
 """Benchmark (not a test): the LLM stand-in's CPU cost, and the adapters' relay throughput over
 httpx's own transport versus aiohttp's (httpx-aiohttp). Decides `LLM_HTTP_TRANSPORT`'s default.
 
-    .venv/bin/python -m tests.llm.bench_transport --streams 100 --tokens 200 --rounds 3
+    .venv/bin/python -m bench.transport --streams 100 --tokens 200 --rounds 3
 
 The stand-in runs in its own process (as the "direct" upstream would); the adapters run here.
 CPU is read from /proc for the stand-in and `time.process_time()` for this process.
@@ -19,13 +19,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 
+from app.config import Settings
 from app.domain import ChatMessage, CompletionRequest, TextDelta
 from app.llm.factory import build_providers
 from app.local.postgres import free_port
-from tests.conftest import make_settings
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -81,10 +82,15 @@ async def raw_streams(url: str, streams: int) -> int:
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
+def _settings(**overrides: Any) -> Settings:
+    """Settings for the benchmark: never read the developer's .env."""
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
 async def relay(url: str, api: str, transport: str, streams: int) -> tuple[int, float, float]:
     """(deltas, wall seconds, client CPU seconds) for `streams` concurrent adapter streams."""
     providers = build_providers(
-        make_settings(
+        _settings(
             llm_provider=api,
             anthropic_base_url=url,
             openai_base_url=f"{url}/v1",
@@ -156,7 +162,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.transport", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--streams", type=int, default=100, help="concurrent adapter streams")
     parser.add_argument("--standin-streams", type=int, default=50)
     parser.add_argument("--tokens", type=int, default=200)

@@ -1,5 +1,5 @@
 # ruff: noqa: T201 - a command line prints its results
-"""The command lines of `scripts/bench_stream.py` and `scripts/load_proof.py` (kept thin there)."""
+"""The command lines of `bench/stream.py` and `bench/load_proof.py` (kept thin there)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from pathlib import Path
 
 import uvloop
 
-from app.bench.bench import Options, full_plan, quick_plan, run_bench
-from app.bench.procs import Procs, stopped_on_signals
-from app.bench.proof import run_proof
-from app.bench.report import headlines, hold_line, table
+from bench.bench import Options, full_plan, quick_plan, run_bench
+from bench.procs import Procs, stopped_on_signals
+from bench.proof import run_proof
+from bench.report import headlines, hold_line, table
 
 
 def _parser(doc: str) -> argparse.ArgumentParser:
     summary, _, rest = doc.partition("\n\n")
     parser = argparse.ArgumentParser(
-        prog="bench_stream.py",
+        prog="python -m bench.stream",
         description=summary,
         epilog=rest,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None, *, doc: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         print(f"logs kept in {run_dir}", file=sys.stderr)
         return 1
-    results["command"] = " ".join(["scripts/bench_stream.py", *(argv or sys.argv[1:])])
+    results["command"] = " ".join(["python -m bench.stream", *(argv or sys.argv[1:])])
     results["headlines"] = headlines(results["rows"], results["runs"])
     print()
     print(table(results["rows"]))
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None, *, doc: str) -> int:
 def _proof_parser(doc: str) -> argparse.ArgumentParser:
     summary, _, rest = doc.partition("\n\n")
     parser = argparse.ArgumentParser(
-        prog="load_proof.py",
+        prog="python -m bench.load_proof",
         description=summary,
         epilog=rest,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,7 +139,7 @@ def proof_main(argv: Sequence[str] | None, *, doc: str) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}\nlogs kept in {run_dir}", file=sys.stderr)
         return 1
-    results["command"] = " ".join(["scripts/load_proof.py", *(argv or sys.argv[1:])])
+    results["command"] = " ".join(["python -m bench.load_proof", *(argv or sys.argv[1:])])
     verdict = results["verdict"]
     print(json.dumps(results, indent=2))
     if args.json:

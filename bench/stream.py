@@ -6,8 +6,8 @@ prints a table of what the service adds (time to first token, total time, CPU pe
 tokens, memory per open stream). Everything is stopped on exit, Ctrl-C included.
 
 Example:
-    .venv/bin/python scripts/bench_stream.py --quick
-    .venv/bin/python scripts/bench_stream.py --json .local/bench/stream.json
+    .venv/bin/python -m bench.stream --quick
+    .venv/bin/python -m bench.stream --json .local/bench/stream.json
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from app.bench.cli import main as bench_main
+from bench.cli import main as bench_main
 
 
 def main(argv: Sequence[str] | None = None) -> int:

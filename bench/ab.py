@@ -2,7 +2,7 @@
 
 How the tuning changes were judged: copy the tree, change one thing in the copy, and run
 
-    .venv/bin/python -m app.bench.ab /tmp/before-copy . --tokens 200 --delay-ms 5 -c 100
+    .venv/bin/python -m bench.ab /tmp/before-copy . --tokens 200 --delay-ms 5 -c 100
 
 Each round starts one service per variant (in alternating order), warms it, runs the direct
 path and then the service path, and stops it; the summary is the median over rounds.
@@ -21,13 +21,13 @@ from typing import Any
 import aiohttp
 import uvloop
 
-from app.bench.bench import ramp_for
-from app.bench.client import connector
-from app.bench.procs import Procs, stopped_on_signals
-from app.bench.report import compare
-from app.bench.runner import RunSpec, Scenario, direct_target, run, service_target, warm_up
-from app.bench.stack import Guards, Stack
-from app.bench.world import World
+from bench.bench import ramp_for
+from bench.client import connector
+from bench.procs import Procs, stopped_on_signals
+from bench.report import compare
+from bench.runner import RunSpec, Scenario, direct_target, run, service_target, warm_up
+from bench.stack import Guards, Stack
+from bench.world import World
 
 KEYS = (
     "ttft_p50_added",
@@ -76,7 +76,9 @@ def _pick(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ab", description=__doc__.split("\n\n")[0], epilog=__doc__
+    )
     parser.add_argument("a", type=Path, help="checkout A (the folder holding app/)")
     parser.add_argument("b", type=Path, help="checkout B")
     parser.add_argument("--tokens", type=int, default=200)

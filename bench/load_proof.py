@@ -1,0 +1,29 @@
+"""The load proof: conversations streamed through the full stack with clients that leave and
+upstream faults and a worker killed mid-stream, then every usage row reconciled with what the
+LLM stand-in billed.
+
+Exit status 0 when nothing unexpected happened: every client saw a complete stream, the error
+event its injected fault calls for, its own disconnect, or (a killed worker's turns) a stream
+cut after its first token; exactly one usage row per billed upstream request; stored costs equal
+the stand-in's billing wherever usage was reported; each killed turn one `abandoned` row, input
+estimated, output unknown, priced at the reserved model's input rate.
+
+Example:
+    .venv/bin/python -m bench.load_proof --json .local/bench/load_proof.json
+    .venv/bin/python -m bench.load_proof --count 100 --seconds 15   # a quick one
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from bench.cli import proof_main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return proof_main(argv, doc=__doc__ or "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
