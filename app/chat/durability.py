@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from app.config import Settings
 from app.domain import Caller, TurnRecord
@@ -14,10 +15,20 @@ from app.ports import ChatStore, Spool
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Persisted:
+    """How the final write went: spooled to the outbox, and the assistant message id as stored
+    (None when there is none, e.g. the conversation was deleted while the answer streamed; the
+    pre-generated id when spooled, which the replay stores)."""
+
+    spooled: bool
+    message_id: str | None
+
+
 async def persist(
     store: ChatStore, spool: Spool, settings: Settings, caller: Caller, record: TurnRecord
-) -> bool:
-    """Store the turn: retry with backoff, then spool. Returns True when spooled.
+) -> Persisted:
+    """Store the turn: retry with backoff, then spool.
 
     Always written, even when nothing was generated or billed: it closes the turn, whose
     reservation would otherwise be taken for a dead worker's and billed as abandoned.
@@ -25,8 +36,8 @@ async def persist(
     retries = settings.finish_retries
     for attempt in range(retries + 1):
         try:
-            await store.finish(caller, record)
-            return False
+            result = await store.finish(caller, record)
+            return Persisted(spooled=False, message_id=result.message_id)
         except StoreError as exc:
             if attempt == retries:
                 logger.warning(
@@ -41,38 +52,38 @@ async def persist(
             logger.warning("finish refused for turn %s (%s); spooling", record.turn_id, exc.code)
             break
     spool.spool(caller.user_id, record)
-    return True
+    return Persisted(spooled=True, message_id=record.message_id)
 
 
 async def persist_shielded(
     store: ChatStore, spool: Spool, settings: Settings, caller: Caller, record: TurnRecord
-) -> bool:
+) -> Persisted:
     """`persist` that a second cancellation (shutdown during a disconnect) cannot interrupt."""
     task = asyncio.ensure_future(persist(store, spool, settings, caller, record))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         logger.warning("cancelled again while persisting turn %s; write continues", record.turn_id)
-        return False
+        return Persisted(spooled=False, message_id=record.message_id)
 
 
 class Lease:
-    """Keeps a streaming turn's reservation alive: renewed at most every half lease, lazily,
-    from the token loop (no timer per turn). A renewal that fails is logged and left: the
-    turn's finish still settles it, and an expired lease only costs an estimate that a late
+    """Keeps a streaming turn's reservation alive: renewed every half lease by one timer per
+    turn, whatever the provider or the client is doing. A renewal that fails is logged and left:
+    the turn's finish still settles it, and an expired lease only costs an estimate that a late
     finish replaces."""
 
     def __init__(self, store: ChatStore, caller: Caller, turn_id: str, seconds: int) -> None:
         self._store, self._caller, self._turn_id = store, caller, turn_id
         self._seconds = seconds
-        self.due = asyncio.get_running_loop().time() + seconds / 2
+        self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
+        self._handle = self._loop.call_later(seconds / 2, self._due)
 
-    def on_token(self, now: float) -> None:
-        if now >= self.due:
-            self.due = now + self._seconds / 2
-            if self._task is None or self._task.done():
-                self._task = asyncio.ensure_future(self._renew())
+    def _due(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._renew())
+        self._handle = self._loop.call_later(self._seconds / 2, self._due)
 
     async def _renew(self) -> None:
         try:
@@ -81,5 +92,6 @@ class Lease:
             logger.warning("could not renew turn %s: %s", self._turn_id, exc.detail or exc.code)
 
     def stop(self) -> None:
+        self._handle.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()

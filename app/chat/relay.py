@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
@@ -86,12 +86,11 @@ async def relay(
     request: CompletionRequest,
     attempts: list[Attempt],
     deadlines: Deadlines,
-    on_token: Callable[[float], None],
 ) -> AsyncGenerator[TextDelta, None]:
     """Yield the answer's deltas from the first provider that answers; record each attempt.
 
     Raises the last `ProviderError` when no provider can answer (or one fails after its first
-    token). `on_token(now)` is called for each delta before it is yielded.
+    token).
     """
     loop = asyncio.get_running_loop()
     for index, (provider, model) in enumerate(providers):
@@ -125,7 +124,6 @@ async def relay(
                                     attempt.first_token_at = now
                                 attempt.parts.append(event.text)
                                 attempt.deltas += 1
-                                on_token(now)
                                 yield event
                         else:
                             attempt.merge(event.usage, event.model)

@@ -67,6 +67,7 @@ class Turn:
         self._parts, self._caller, self._start, self._context = parts, caller, start, context
         self._started = started  # the request's arrival on the loop clock: budgets count from it
         self.outcome: TurnOutcome | None = None
+        self.stored_message_id: str | None = None
 
     async def events(self) -> AsyncGenerator[TurnEvent, None]:
         if self._context.answer is not None:
@@ -96,9 +97,7 @@ class Turn:
         attempts: list[Attempt] = []
         error: ProviderError | None = None
         try:
-            async with aclosing(
-                relay(parts.providers, request, attempts, deadlines, lease.on_token)
-            ) as deltas:
+            async with aclosing(relay(parts.providers, request, attempts, deadlines)) as deltas:
                 async for delta in deltas:
                     yield delta
         except ProviderError as exc:
@@ -112,7 +111,7 @@ class Turn:
         final: TurnEvent = (
             Failed(error.code, error.user_message)
             if error is not None
-            else Done(outcome.record.message_id, outcome.answer_usage)
+            else Done(self.stored_message_id, outcome.answer_usage)
         )
         try:
             yield final
@@ -137,12 +136,18 @@ class Turn:
             failed=error is not None or disconnected,
             now=asyncio.get_running_loop().time(),
         )
-        spooled = await persist_shielded(
+        persisted = await persist_shielded(
             parts.store, parts.spool, parts.settings, self._caller, record
         )
         self.outcome = outcome_of(
-            record, attempts, self._started, error=error, disconnected=disconnected, spooled=spooled
+            record,
+            attempts,
+            self._started,
+            error=error,
+            disconnected=disconnected,
+            spooled=persisted.spooled,
         )
+        self.stored_message_id = persisted.message_id
         return self.outcome
 
     async def _replay(self, answer: StoredAnswer) -> AsyncGenerator[TurnEvent, None]:

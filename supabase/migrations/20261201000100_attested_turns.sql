@@ -432,13 +432,14 @@ begin
             'answer', jsonb_build_object('id', v_answer_id, 'content', v_answer)
           );
         end if;
-        perform 1 from private.turns t
-         where t.user_id = v_user and t.conversation_id = v_conversation
-           and t.client_message_id = v_client and t.state = 'streaming';
-        if found then
-          raise exception 'a turn with this clientMessageId is in flight'
-            using errcode = 'PT409', hint = 'turn_in_flight';
-        end if;
+      end if;
+      -- Whether or not its message is still there (the user may delete it mid-stream).
+      perform 1 from private.turns t
+       where t.user_id = v_user and t.conversation_id = v_conversation
+         and t.client_message_id = v_client and t.state = 'streaming';
+      if found then
+        raise exception 'a turn with this clientMessageId is in flight'
+          using errcode = 'PT409', hint = 'turn_in_flight';
       end if;
     end if;
 
