@@ -14,6 +14,7 @@ from app.api.body import authorization_header, check_content_type, parse_body, r
 from app.api.deps import Services
 from app.api.errors import error_response
 from app.api.stream import EventStreamResponse
+from app.auth import TokenRefused
 from app.chat import TurnOutcome
 from app.domain import TurnStart
 from app.errors import AppError, OverBudget, RateLimited
@@ -53,6 +54,9 @@ async def chat_stream(request: Request) -> Response:
     except AppError as exc:
         if isinstance(exc, OverBudget | RateLimited):
             metrics.refusals.labels(exc.code).inc()
+        if isinstance(exc, TokenRefused):  # why, for operators only
+            metrics.auth_refusals.labels(exc.reason).inc()
+            fields["reason"] = exc.reason
         metrics.requests.labels(exc.code).inc()
         _log(fields | {"outcome": exc.code, "status": exc.status}, started, loop.time())
         return error_response(exc)
