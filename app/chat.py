@@ -20,15 +20,17 @@ from dataclasses import dataclass, field, replace
 from app.config import Settings
 from app.domain import (
     Caller,
+    Caps,
     ChatMessage,
     CompletionRequest,
-    Guard,
+    Reservation,
     StoredAnswer,
     TextDelta,
     TurnContext,
     TurnRecord,
     TurnStart,
     TurnStatus,
+    TurnTerms,
     Usage,
     UsageRow,
 )
@@ -63,7 +65,7 @@ def trim_history(history: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
 class _Attempt:
     """One upstream request: what it reported, what it sent, when."""
 
-    request_id: str
+    attempt_id: str
     provider: Provider
     model: str
     started: float
@@ -154,52 +156,44 @@ class ChatService:
         self.pricer = pricer
         self.spool = spool
 
-    @property
-    def guarded(self) -> bool:
+    def terms_for(self, turn: TurnStart) -> TurnTerms:
+        """The terms `begin` decides with, all from settings (a user's `user_limits` row wins in
+        the database). The reservation is the worst case this turn could cost: a full history
+        window and every output token on the dearest configured model. If the worker dies, the
+        turn is billed at the primary model's input rate on the estimated prompt."""
         s = self.settings
-        return bool(
-            s.daily_budget_usd
-            or s.monthly_budget_usd
-            or s.rate_limit_per_minute
-            or s.max_concurrent_streams
-        )
-
-    def guard_for(self, turn: TurnStart) -> Guard | None:
-        """The worst case this request could cost: a full history window and every output token
-        on the dearest configured model. Reserved before any money is spent."""
-        if not self.guarded:
-            return None
-        s = self.settings
-        input_bound = (
-            s.history_token_budget
-            + estimate_tokens(s.system_prompt)
-            + estimate_tokens(turn.content)
-        )
+        system_tokens = estimate_tokens(s.system_prompt)
+        input_bound = s.history_token_budget + system_tokens + estimate_tokens(turn.content)
         reserve = max(
             self.pricer.worst_case_cost(provider.name, model, input_bound, s.llm_max_tokens)
             for provider, model in self.providers
         )
-        return Guard(
-            reserve_usd=reserve,
-            daily_cap_usd=s.daily_budget_usd,
-            monthly_cap_usd=s.monthly_budget_usd,
-            rate_per_minute=s.rate_limit_per_minute,
-            max_streams=s.max_concurrent_streams,
-            ttl_seconds=s.reservation_ttl_seconds,
+        primary, model = self.providers[0]
+        return TurnTerms(
+            reservation=Reservation(
+                usd=reserve,
+                provider=primary.name,
+                model=model,
+                input_usd_per_mtok=self.pricer.worst_case_cost(primary.name, model, 10**6, 0),
+                system_tokens=system_tokens,
+                lease_seconds=s.reservation_ttl_seconds,
+            ),
+            caps=Caps(
+                daily_usd=s.daily_budget_usd,
+                monthly_usd=s.monthly_budget_usd,
+                rate_per_minute=s.rate_limit_per_minute,
+                max_streams=s.max_concurrent_streams,
+            ),
+            history_tokens=s.history_token_budget,
+            history_messages=s.history_max_messages,
         )
 
     async def begin(self, caller: Caller, turn: TurnStart) -> TurnContext:
         """The first round trip: ownership, guards and reservation, user message, history.
 
-        Errors here (404, 429, 503) become JSON responses: nothing has been streamed yet.
+        Errors here (404, 409, 429, 503) become JSON responses: nothing has been streamed yet.
         """
-        return await self.store.begin(
-            caller,
-            turn,
-            history_tokens=self.settings.history_token_budget,
-            history_messages=self.settings.history_max_messages,
-            guard=self.guard_for(turn),
-        )
+        return await self.store.begin(caller, turn, self.terms_for(turn))
 
     async def run_turn(
         self,
@@ -234,8 +228,9 @@ class ChatService:
         attempts: list[_Attempt] = []
         error: AppError | None = None
         disconnected = False
+        lease = _Lease(self.store, caller, turn.turn_id, self.settings.reservation_ttl_seconds)
         try:
-            await self._relay(request, turn, attempts, emit, started)
+            await self._relay(request, attempts, emit, started, lease)
         except ProviderError as exc:
             error = exc
         except ClientGone:
@@ -245,6 +240,8 @@ class ChatService:
             if report is not None:
                 report(outcome)
             raise
+        finally:
+            lease.stop()
         loop_now = asyncio.get_running_loop().time()
         record = self._record(turn, attempts, prompt_estimate, error, disconnected, loop_now)
         spooled = await self._persist(caller, record)
@@ -260,7 +257,7 @@ class ChatService:
     ) -> TurnOutcome:
         """An idempotent retry: the answer already stored, as one token event, then `done`."""
         record = TurnRecord(
-            request_id=turn.request_id,
+            turn_id=turn.turn_id,
             conversation_id=turn.conversation_id,
             message_id=answer.id,
             content=answer.content,
@@ -275,10 +272,10 @@ class ChatService:
     async def _relay(
         self,
         request: CompletionRequest,
-        turn: TurnStart,
         attempts: list[_Attempt],
         emit: Emit,
         started: float,
+        lease: _Lease,
     ) -> None:
         loop = asyncio.get_running_loop()
         head_deadline = started + self.settings.llm_availability_budget
@@ -291,7 +288,7 @@ class ChatService:
                 head_deadline if last else now + (head_deadline - now) * PRIMARY_BUDGET_SHARE
             )
             attempt = _Attempt(
-                request_id=turn.request_id if index == 0 else str(uuid.uuid4()),
+                attempt_id=str(uuid.uuid4()),
                 provider=provider,
                 model=model,
                 started=now,
@@ -299,7 +296,13 @@ class ChatService:
             attempts.append(attempt)
             try:
                 await self._stream_attempt(
-                    replace(request, model=model), attempt, emit, budget_end, total_deadline, idle
+                    replace(request, model=model),
+                    attempt,
+                    emit,
+                    budget_end,
+                    total_deadline,
+                    idle,
+                    lease,
                 )
                 return
             except ProviderError as exc:
@@ -330,6 +333,7 @@ class ChatService:
         head_deadline: float,
         total_deadline: float,
         idle: float,
+        lease: _Lease,
     ) -> None:
         loop = asyncio.get_running_loop()
         async with AsyncExitStack() as stack:
@@ -345,8 +349,11 @@ class ChatService:
                         if isinstance(event, TextDelta):
                             if not event.text:
                                 continue
+                            now = loop.time()
                             if attempt.first_token_at is None:
-                                attempt.first_token_at = loop.time()
+                                attempt.first_token_at = now
+                            if now >= lease.due:
+                                lease.renew(now)
                             attempt.parts.append(event.text)
                             attempt.deltas += 1
                             deadline.reschedule(total_deadline)  # a slow client is not idle
@@ -384,7 +391,7 @@ class ChatService:
             )
             rows.append(
                 UsageRow(
-                    request_id=attempt.request_id,
+                    attempt_id=attempt.attempt_id,
                     provider=attempt.provider.name,
                     model=model,
                     usage=usage,
@@ -395,7 +402,7 @@ class ChatService:
                 )
             )
         return TurnRecord(
-            request_id=turn.request_id,
+            turn_id=turn.turn_id,
             conversation_id=turn.conversation_id,
             message_id=str(uuid.uuid4()) if text else None,
             content=text,
@@ -420,14 +427,16 @@ class ChatService:
             spooled = await asyncio.shield(task)
         except asyncio.CancelledError:
             logger.warning(
-                "cancelled again while persisting turn %s; write continues", turn.request_id
+                "cancelled again while persisting turn %s; write continues", turn.turn_id
             )
         return self._outcome(record, attempts, None, True, spooled, started)
 
     async def _persist(self, caller: Caller, record: TurnRecord) -> bool:
-        """Store the turn: retry with backoff, then spool. Returns True when spooled."""
-        if record.message_id is None and not record.usage_rows and not self.guarded:
-            return False  # nothing generated, nothing billed, no reservation to release
+        """Store the turn: retry with backoff, then spool. Returns True when spooled.
+
+        Always written, even when nothing was generated or billed: it closes the turn, whose
+        reservation would otherwise be taken for a dead worker's and billed as abandoned.
+        """
         retries = self.settings.finish_retries
         for attempt in range(retries + 1):
             try:
@@ -437,14 +446,14 @@ class ChatService:
                 if attempt == retries:
                     logger.warning(
                         "finish failed for %s after %d tries: %s",
-                        record.request_id,
+                        record.turn_id,
                         retries + 1,
                         exc.detail,
                     )
                     break
                 await asyncio.sleep(self.settings.finish_backoff_seconds * (2**attempt))
             except AppError as exc:  # expired token, RLS refusal: retrying will not help
-                logger.warning("finish refused for %s (%s); spooling", record.request_id, exc.code)
+                logger.warning("finish refused for %s (%s); spooling", record.turn_id, exc.code)
                 break
         self.spool.spool(caller.user_id, record)
         return True
@@ -509,6 +518,33 @@ async def _conclude(
     if report is not None:
         report(outcome)
     return outcome
+
+
+class _Lease:
+    """Keeps a streaming turn's reservation alive: renewed at most every half lease, lazily,
+    from the token loop (no timer per turn). A renewal that fails is logged and left: the
+    turn's finish still settles it, and an expired lease only costs an estimate later replaced."""
+
+    def __init__(self, store: ChatStore, caller: Caller, turn_id: str, seconds: int) -> None:
+        self._store, self._caller, self._turn_id = store, caller, turn_id
+        self._seconds = seconds
+        self.due = asyncio.get_running_loop().time() + seconds / 2
+        self._task: asyncio.Task[None] | None = None
+
+    def renew(self, now: float) -> None:
+        self.due = now + self._seconds / 2
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        try:
+            await self._store.renew(self._caller, self._turn_id, self._seconds)
+        except AppError as exc:
+            logger.warning("could not renew turn %s: %s", self._turn_id, exc.detail or exc.code)
+
+    def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
 
 def _ms(end: float | None, start: float) -> int | None:

@@ -30,7 +30,7 @@ from app.db.problems import connect_problem
 
 Status = Literal["ok", "fail", "skip"]
 ASYMMETRIC_KTY = frozenset({"EC", "RSA", "OKP"})
-CHAT_RPCS = ("chat_begin", "chat_finish")
+CHAT_RPCS = ("chat_begin", "chat_finish", "chat_renew")
 _FUNCTION = re.compile(
     r"create\s+(?:or\s+replace\s+)?function\s+public\.(\w+)\s*\((.*?)\)\s*returns",
     re.IGNORECASE | re.DOTALL,
@@ -319,8 +319,7 @@ def _invalid_value(name: str, kind: str) -> object:
 
 
 def _check_attestation(p: _Project) -> Result:
-    key = getattr(p.settings, "billing_attestation_key", None)
-    secret = key.get_secret_value() if key is not None else ""
+    secret = p.settings.billing_attestation_key.get_secret_value()
     if not secret:
         return Result("attestation key", "skip", "not configured (BILLING_ATTESTATION_KEY)")
     probe = f"chat-stream check {uuid.uuid4()}"

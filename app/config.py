@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     supabase_url: str = ""
     supabase_anon_key: SecretStr = SecretStr("")
     supabase_service_role_key: SecretStr = SecretStr("")
+    # HMAC key for attested usage (>= 32 bytes; `openssl rand -hex 32`). The same secret must be in
+    # the database's private.attestation_keys (`chat-stream migrate` adds it).
+    billing_attestation_key: SecretStr = SecretStr("")
 
     # --- Access-token verification ------------------------------------------------------------
     # jwks: verify locally against SUPABASE_URL/auth/v1/.well-known/jwks.json (default);
@@ -82,7 +85,7 @@ class Settings(BaseSettings):
 
     # --- Chat behaviour -----------------------------------------------------------------------
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    max_message_chars: int = 8000
+    max_message_chars: int = Field(default=8000, ge=1, le=32000)  # the database caps at 32,000
     max_body_bytes: int = 128 * 1024  # 8000 emoji sent \u-escaped is ~96 KB
     body_timeout_seconds: float = 10.0
     history_token_budget: int = 6000
@@ -107,7 +110,9 @@ class Settings(BaseSettings):
     monthly_budget_usd: Decimal = Decimal("0")
     rate_limit_per_minute: int = 0
     max_concurrent_streams: int = 0
-    reservation_ttl_seconds: int = 600
+    # A turn's lease: renewed while it streams; a dead worker's turn becomes an abandoned,
+    # estimated usage row when the lease runs out.
+    reservation_ttl_seconds: int = Field(default=120, ge=1)
 
     # --- Service ------------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -233,6 +238,14 @@ def service_problems(settings: Settings) -> list[ConfigError]:
                 "SUPABASE_SERVICE_ROLE_KEY",
                 "is not set: it should hold the project's service_role (secret) API key, "
                 "which replays the outbox",
+            )
+        )
+    if len(settings.billing_attestation_key.get_secret_value().encode()) < 32:
+        problems.append(
+            ConfigError(
+                "BILLING_ATTESTATION_KEY",
+                "should hold the HMAC key (at least 32 bytes) the database holds in "
+                "private.attestation_keys",
             )
         )
     if settings.auth_mode == "hs256" and len(settings.supabase_jwt_secret.get_secret_value()) < 32:

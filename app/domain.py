@@ -90,24 +90,45 @@ class CompletionRequest:
 # --- Store ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TurnStart:
-    """The user's turn as accepted by the API."""
+    """The user's turn as accepted by the API. `turn_id` is made by the service, never the user."""
 
     conversation_id: str
     content: str
     client_message_id: str | None
-    request_id: str
+    turn_id: str
 
 
 @dataclass(frozen=True)
-class Guard:
-    """The spend guards `begin` checks and reserves against, atomically, in the database."""
+class Caps:
+    """The service's default guards (0 = off); a user's `user_limits` row wins in the database."""
 
-    reserve_usd: Decimal  # worst-case cost of this request
-    daily_cap_usd: Decimal  # 0 = no cap (a per-user override in the database wins)
-    monthly_cap_usd: Decimal
-    rate_per_minute: int
-    max_streams: int
-    ttl_seconds: int  # a reservation a crashed process never settles stops counting after this
+    daily_usd: Decimal = Decimal(0)
+    monthly_usd: Decimal = Decimal(0)
+    rate_per_minute: int = 0
+    max_streams: int = 0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a turn holds from begin to finish: its worst-case cost against the budgets, and what
+    it is billed at if its worker dies (the estimated prompt at this model's input rate)."""
+
+    usd: Decimal
+    provider: str
+    model: str
+    input_usd_per_mtok: Decimal
+    system_tokens: int
+    lease_seconds: int
+
+
+@dataclass(frozen=True)
+class TurnTerms:
+    """Everything `begin` decides with, all from settings: no user can choose any of it."""
+
+    reservation: Reservation
+    caps: Caps
+    history_tokens: int
+    history_messages: int
 
 
 @dataclass(frozen=True)
@@ -118,11 +139,9 @@ class StoredAnswer:
 
 @dataclass(frozen=True)
 class TurnContext:
-    """What `begin` returns: the stored user message and the history window, oldest first."""
+    """What `begin` returns: the history window, oldest first, or a stored answer to replay."""
 
-    user_message_id: str
     history: tuple[ChatMessage, ...]
-    replayed: bool = False  # the clientMessageId was seen before
     answer: StoredAnswer | None = None  # a retry of a turn already answered: send this back
 
 
@@ -130,7 +149,7 @@ class TurnContext:
 class UsageRow:
     """One billed upstream attempt (a fallback after a billed failure makes two)."""
 
-    request_id: str
+    attempt_id: str
     provider: str
     model: str
     usage: Usage
@@ -144,7 +163,7 @@ class UsageRow:
 class TurnRecord:
     """Everything `finish` stores in one round trip: the assistant message and the usage rows."""
 
-    request_id: str
+    turn_id: str
     conversation_id: str
     message_id: str | None  # pre-generated; None when nothing was generated (no assistant row)
     content: str

@@ -4,6 +4,7 @@
     ├── BadRequest (400)            invalid JSON, wrong types, empty or oversized message
     ├── AuthError (401)             missing, forged, expired or wrong-audience token
     ├── NotFound (404)              no such conversation, or someone else's (indistinguishable)
+    ├── Conflict (409)              a turn with this clientMessageId is still being answered
     ├── TooLarge (413)              body over the cap, refused before parsing
     ├── UnsupportedMediaType (415)  not application/json
     │   └── UnsupportedEncoding     a Content-Encoding other than identity
@@ -28,6 +29,7 @@ from __future__ import annotations
 AUTH_MESSAGE = "I had trouble remembering you. Please sign in again."
 BREATH_MESSAGE = "Let's take a breath. You can continue in a moment."
 GENERIC_MESSAGE = "Coach is taking a moment. Let's try again."
+STILL_ANSWERING_MESSAGE = "I'm still answering that one. Give me a moment."
 
 
 class AppError(Exception):
@@ -65,6 +67,14 @@ class AuthError(AppError):
 class NotFound(AppError):
     code, status = "not_found", 404
     title = "Conversation not found"
+
+
+class Conflict(AppError):
+    """A second request for a turn that is still streaming: one answer per clientMessageId."""
+
+    code, status = "turn_in_flight", 409
+    title = "This message is still being answered"
+    user_message = STILL_ANSWERING_MESSAGE
 
 
 class TooLarge(AppError):

@@ -17,9 +17,11 @@ from app.api import chat_stream, health
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
 from app.api.request_id import RequestIdMiddleware
+from app.attestation import Attestor, key_bytes
 from app.auth import TokenVerifier
 from app.chat import ChatService
 from app.config import Settings, get_settings
+from app.errors import AppError
 from app.llm.aiohttp_transport import HonestAiohttpTransport
 from app.llm.factory import build_providers
 from app.logs import configure_logging
@@ -33,6 +35,7 @@ from supabase import AsyncClientOptions, acreate_client
 logger = logging.getLogger(__name__)
 
 WARM_UP_DELAY = 0.2
+SWEEP_SECONDS = 30.0
 CORS_HEADERS = ["authorization", "content-type", "apikey", "x-client-info", "x-request-id"]
 
 
@@ -67,6 +70,18 @@ async def _postgrest(settings: Settings, key: str, http: httpx.AsyncClient) -> A
     return client.postgrest
 
 
+async def _sweep_forever(store: SupabaseChatStore, interval: float) -> None:
+    """Dead workers' expired turns become abandoned usage rows, even if their users never return
+    (each user's own next turn sweeps theirs too, inside `chat_begin`)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if swept := await store.sweep():
+                logger.warning("%d abandoned turn(s) recorded as estimated usage", swept)
+        except AppError as exc:
+            logger.warning("sweeping abandoned turns failed: %s", exc.detail or exc.code)
+
+
 @contextlib.asynccontextmanager
 async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[Services]:
     if not settings.supabase_url:
@@ -77,6 +92,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         service_key = settings.supabase_service_role_key.get_secret_value()
         store = SupabaseChatStore(
             anon,
+            Attestor(key_bytes(settings.billing_attestation_key.get_secret_value())),
             service=await _postgrest(settings, service_key, http) if service_key else None,
             timeout=settings.db_timeout_seconds,
         )
@@ -115,6 +131,8 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
                 replay_forever(outbox, store.finish_as_service, settings.outbox_replay_seconds)
             ),
         ]
+        if service_key:
+            background.append(asyncio.ensure_future(_sweep_forever(store, SWEEP_SECONDS)))
         try:
             yield services
         finally:

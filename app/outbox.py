@@ -57,9 +57,9 @@ class Outbox:
         """Write the `chat_finish` call to disk, durably, before returning."""
         self.directory.mkdir(parents=True, exist_ok=True)
         entry = {"params": finish_params(user_id, record), "failures": 0}
-        name = f"{record.request_id}.json"
+        name = f"{record.turn_id}.json"
         self._write(self.directory / name, entry)
-        logger.warning("spooled turn %s to the outbox (%s)", record.request_id, self.directory)
+        logger.warning("spooled turn %s to the outbox (%s)", record.turn_id, self.directory)
 
     def _write(self, path: Path, entry: dict[str, Any]) -> None:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -11,12 +11,12 @@ from app.domain import (
     Caller,
     CompletionRequest,
     FinishResult,
-    Guard,
     Price,
     ProviderEvent,
     TurnContext,
     TurnRecord,
     TurnStart,
+    TurnTerms,
     Usage,
 )
 
@@ -38,23 +38,19 @@ class Provider(Protocol):
 
 
 class ChatStore(Protocol):
-    """Persistence as the caller (RLS decides). Each method is one round trip."""
+    """Persistence as the caller, attested (docs/design.md, trust model). One round trip each."""
 
-    async def begin(
-        self,
-        caller: Caller,
-        turn: TurnStart,
-        *,
-        history_tokens: int,
-        history_messages: int,
-        guard: Guard | None = None,
-    ) -> TurnContext:
-        """Check ownership (NotFound), the guards (RateLimited/OverBudget) and reserve, store
-        the user message, return the history."""
+    async def begin(self, caller: Caller, turn: TurnStart, terms: TurnTerms) -> TurnContext:
+        """Open the turn: ownership (NotFound), one answer per clientMessageId (Conflict), the
+        guards (RateLimited/OverBudget) and the reservation, the user message, the history."""
+        ...
+
+    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
+        """Extend a streaming turn's lease, so it is not taken for a dead worker's."""
         ...
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
-        """Store the assistant message and the usage rows together; idempotent (replayable)."""
+        """Store the assistant message and the usage rows, close the turn; idempotent."""
         ...
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,18 +18,20 @@ from typing import Any
 import httpx
 from postgrest import APIError, AsyncPostgrestClient
 
+from app.attestation import Attestor
 from app.domain import (
     Caller,
     ChatMessage,
     FinishResult,
-    Guard,
     StoredAnswer,
     TurnContext,
     TurnRecord,
     TurnStart,
+    TurnTerms,
 )
 from app.errors import (
     AuthError,
+    Conflict,
     NotFound,
     OverBudget,
     RateLimited,
@@ -57,6 +60,13 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
             raise AuthError(f"{operation}: {code} {exc.message}") from exc
         if code in _NOT_FOUND_CODES:
             raise NotFound(f"{operation}: {code}") from exc
+        if code == "PT409":
+            raise Conflict(f"{operation}: {exc.message}") from exc
+        if code == "PT403":
+            raise StoreError(
+                f"{operation}: the database refused the attestation; is BILLING_ATTESTATION_KEY"
+                " in private.attestation_keys?"
+            ) from exc
         if code == "PT429":
             match = _RETRY_AFTER.search(str(exc.details or ""))
             retry_after = int(match.group(1)) if match else 1
@@ -74,26 +84,25 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
 
 
 def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
-    """The `chat_finish` arguments for a turn (also what the outbox stores and replays)."""
+    """The turn's final write, unsigned (what the outbox keeps on the service's own disk)."""
     rows = record.usage_rows
     message = None
     if record.message_id is not None:
-        token_count = rows[-1].usage.output_tokens if rows else None
         message = {
             "id": record.message_id,
             "content": record.content.replace("\x00", ""),  # PostgreSQL text cannot hold NUL
             "status": record.status,
-            "token_count": token_count,
-            "request_id": record.request_id,
+            "token_count": rows[-1].usage.output_tokens if rows else None,
         }
     return {
-        "p_user_id": user_id,
-        "p_conversation_id": record.conversation_id,
-        "p_request_id": record.request_id,
-        "p_message": message,
-        "p_usage": [
+        "v": 1,
+        "user_id": user_id,
+        "turn_id": record.turn_id,
+        "conversation_id": record.conversation_id,
+        "message": message,
+        "usage": [
             {
-                "request_id": row.request_id,
+                "attempt_id": row.attempt_id,
                 "provider": row.provider,
                 "model": row.model,
                 "tokens_in": row.usage.input_tokens,
@@ -112,47 +121,78 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
     }
 
 
+def upgrade_spooled(params: dict[str, Any]) -> dict[str, Any]:
+    """A record spooled by the previous version (`p_user_id`, `p_request_id`, rows keyed by
+    `request_id`) in today's shape; today's records pass through unchanged."""
+    if "p_user_id" not in params:
+        return params
+    message = params.get("p_message")
+    if isinstance(message, dict):
+        message = {k: v for k, v in message.items() if k != "request_id"}
+    return {
+        "v": 1,
+        "user_id": params["p_user_id"],
+        "turn_id": params.get("p_request_id"),
+        "conversation_id": params.get("p_conversation_id"),
+        "message": message,
+        "usage": [
+            {k: v for k, v in row.items() if k != "request_id"} | {"attempt_id": row["request_id"]}
+            for row in params.get("p_usage") or ()
+            if isinstance(row, dict) and row.get("request_id")
+        ],
+    }
+
+
+def begin_payload(caller: Caller, turn: TurnStart, terms: TurnTerms, now: float) -> dict[str, Any]:
+    """The attested `chat_begin` call: the turn and every term it is decided with."""
+    reservation, caps = terms.reservation, terms.caps
+    return {
+        "v": 1,
+        "iat": int(now),
+        "user_id": caller.user_id,
+        "turn_id": turn.turn_id,
+        "conversation_id": turn.conversation_id,
+        "content": turn.content,
+        "client_message_id": turn.client_message_id,
+        "history_tokens": terms.history_tokens,
+        "history_messages": terms.history_messages,
+        "system_tokens": reservation.system_tokens,
+        "lease_seconds": reservation.lease_seconds,
+        "reserve": {
+            "usd": str(reservation.usd),
+            "provider": reservation.provider,
+            "model": reservation.model,
+            "input_usd_per_mtok": str(reservation.input_usd_per_mtok),
+        },
+        "caps": {
+            "daily_usd": str(caps.daily_usd),
+            "monthly_usd": str(caps.monthly_usd),
+            "rate_per_minute": caps.rate_per_minute,
+            "max_streams": caps.max_streams,
+        },
+    }
+
+
 class SupabaseChatStore:
     def __init__(
         self,
         postgrest: AsyncPostgrestClient,
+        attestor: Attestor,
         *,
         service: AsyncPostgrestClient | None = None,
         timeout: float = 2.5,
     ) -> None:
         self._shared = postgrest
+        self._attestor = attestor
         self._service = service
         self._timeout = timeout
 
     def _as(self, token: str) -> AsyncPostgrestClient:
         return self._shared.schema("public").auth(token)
 
-    async def begin(
-        self,
-        caller: Caller,
-        turn: TurnStart,
-        *,
-        history_tokens: int,
-        history_messages: int,
-        guard: Guard | None = None,
-    ) -> TurnContext:
-        params: dict[str, Any] = {
-            "p_conversation_id": turn.conversation_id,
-            "p_content": turn.content,
-            "p_client_message_id": turn.client_message_id,
-            "p_history_tokens": history_tokens,
-            "p_history_messages": history_messages,
-        }
-        if guard is not None:
-            params |= {
-                "p_request_id": turn.request_id,
-                "p_reserve_usd": str(guard.reserve_usd),
-                "p_daily_cap": str(guard.daily_cap_usd),
-                "p_monthly_cap": str(guard.monthly_cap_usd),
-                "p_rate_per_minute": guard.rate_per_minute,
-                "p_max_streams": guard.max_streams,
-                "p_reservation_ttl": guard.ttl_seconds,
-            }
+    async def begin(self, caller: Caller, turn: TurnStart, terms: TurnTerms) -> TurnContext:
+        payload = begin_payload(caller, turn, terms, time.time())
+        params = self._attestor.params("chat_begin", payload, field="p_turn")
         data = await self._rpc(self._as(caller.token), "chat_begin", params)
         if not isinstance(data, dict) or "user_message_id" not in data:
             raise StoreError(f"chat_begin: unexpected answer {type(data).__name__}")
@@ -161,24 +201,44 @@ class SupabaseChatStore:
         )
         answer = data.get("answer")
         return TurnContext(
-            user_message_id=str(data["user_message_id"]),
             history=history,
-            replayed=bool(data.get("replayed")),
             answer=StoredAnswer(str(answer["id"]), str(answer["content"]))
             if isinstance(answer, dict)
             else None,
         )
 
+    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
+        payload = {
+            "v": 1,
+            "iat": int(time.time()),
+            "user_id": caller.user_id,
+            "turn_id": turn_id,
+            "lease_seconds": lease_seconds,
+        }
+        params = self._attestor.params("chat_renew", payload, field="p_turn")
+        return bool(await self._rpc(self._as(caller.token), "chat_renew", params))
+
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
-        params = finish_params(caller.user_id, record)
+        params = self._finish_params(finish_params(caller.user_id, record))
         return _finish_result(await self._rpc(self._as(caller.token), "chat_finish", params))
 
-    async def finish_as_service(self, params: dict[str, Any]) -> FinishResult:
+    async def finish_as_service(self, spooled: dict[str, Any]) -> FinishResult:
         """Replay a spooled write with the service role (the user's token may have expired)."""
+        service = self._service_client()
+        params = self._finish_params(upgrade_spooled(spooled))
+        return _finish_result(await self._rpc(service, "chat_finish", params))
+
+    async def sweep(self) -> int:
+        """Turn the expired turns of dead workers into abandoned usage rows (service role)."""
+        return int(await self._rpc(self._service_client(), "chat_sweep", {}) or 0)
+
+    def _service_client(self) -> AsyncPostgrestClient:
         if self._service is None:
             raise StoreError("no service role key configured to replay the outbox")
-        service = self._service.schema("public")
-        return _finish_result(await self._rpc(service, "chat_finish", params))
+        return self._service.schema("public")
+
+    def _finish_params(self, record: dict[str, Any]) -> dict[str, str]:
+        return self._attestor.params("chat_finish", record, field="p_record")
 
     async def ping(self) -> None:
         """A cheap round trip for /readyz: the API answers and the database behind it works."""
@@ -187,8 +247,8 @@ class SupabaseChatStore:
     async def _rpc(self, client: AsyncPostgrestClient, fn: str, params: dict[str, Any]) -> Any:
         """One RPC, retried once when a pooled keep-alive connection turns out to be closed.
 
-        Both chat RPCs are idempotent (client message id, reservation and usage keys), so a
-        retry after a request that did reach the server changes nothing.
+        The chat RPCs are idempotent (turn id, usage keys), so a retry after a request that did
+        reach the server changes nothing.
         """
         async with _translate(fn, self._timeout):
             for attempt in (1, 2):

@@ -112,6 +112,7 @@ COMPLETE: dict[str, object] = {
     "supabase_anon_key": "anon-key",
     "supabase_service_role_key": "service-key",
     "anthropic_api_key": "sk-ant-test",
+    "billing_attestation_key": "k" * 32,
 }
 _CLI = str(Path(sys.executable).with_name("chat-stream"))
 
@@ -155,6 +156,8 @@ def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *fragments:
         ({"ANTHROPIC_API_KEY": "<unset>"}, ("ANTHROPIC_API_KEY is not set", "LLM_PROVIDER")),
         ({"LLM_PROVIDER": "openai"}, ("OPENAI_API_KEY is not set", "LLM_PROVIDER=openai")),
         ({"AUTH_MODE": "hs256"}, ("SUPABASE_JWT_SECRET", "AUTH_MODE=hs256")),
+        ({"BILLING_ATTESTATION_KEY": "<unset>"}, ("BILLING_ATTESTATION_KEY should hold",)),
+        ({"BILLING_ATTESTATION_KEY": "short"}, ("BILLING_ATTESTATION_KEY", "at least 32 bytes")),
         ({"JWT_ISSUER": "supabase"}, ("JWT_ISSUER should be the Auth URL",)),
         ({"PORT": "eighty"}, ("PORT should be a whole number",)),
         ({"AUTH_MODE": "jwt"}, ("AUTH_MODE should be one of",)),

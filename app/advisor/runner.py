@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 
+from app.advisor.billing import NAME as BILLING_CHECK
+from app.advisor.billing import check_billing_writes
 from app.advisor.grants import check_api_grants
 from app.advisor.lints import LINTS
 from app.advisor.matrix import check_cross_user_rls
@@ -43,6 +45,7 @@ CHECKS: dict[str, Callable[[psycopg.Connection], CheckResult]] = {
     "security_definer_view": LINTS["security_definer_view"],
     "api_grants": check_api_grants,
     "unsafe_policies": LINTS["unsafe_policies"],
+    BILLING_CHECK: check_billing_writes,
     "cross_user_rls": check_cross_user_rls,
 }
 CHECK_NAMES: tuple[str, ...] = (MIGRATIONS_CHECK, *CHECKS)

@@ -41,15 +41,15 @@ async def chat_stream(request: Request) -> Response:
         body = parse_body(raw, max_chars=settings.max_message_chars)
         caller = await services.verifier.verify(authorization_header(request))
         fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
-        request_id = str(uuid.uuid4())
+        turn_id = str(uuid.uuid4())
         turn = TurnStart(
             conversation_id=str(body.conversation_id),
             content=body.message,
-            # Without the client's own id, the request id makes `begin` safe to retry.
-            client_message_id=str(body.client_message_id or request_id),
-            request_id=request_id,
+            # Only the client's own id: the turn id must stay unreadable until the turn is done.
+            client_message_id=str(body.client_message_id) if body.client_message_id else None,
+            turn_id=turn_id,
         )
-        fields["turn_id"] = request_id
+        fields["turn_id"] = turn_id
         context = await services.chat.begin(caller, turn)
     except AppError as exc:
         if isinstance(exc, OverBudget | RateLimited):

@@ -103,6 +103,7 @@ class Stack:
             SUPABASE_URL=self.api_url,
             SUPABASE_ANON_KEY=self.status["anon_key"],
             SUPABASE_SERVICE_ROLE_KEY=self.status["service_role_key"],
+            BILLING_ATTESTATION_KEY=self.keys.attestation_key.decode(),
             AUTH_MODE="jwks",
             JWT_ISSUER=self.issuer,
             LLM_PROVIDER="anthropic",

@@ -40,6 +40,7 @@ def service_settings(settings: Settings, stack: LocalStack) -> Settings:
         "supabase_url": ctx.api_url,
         "supabase_anon_key": SecretStr(ctx.keys.anon_key),
         "supabase_service_role_key": SecretStr(ctx.keys.service_role_key),
+        "billing_attestation_key": SecretStr(ctx.keys.attestation_key.decode()),
         "auth_mode": "jwks",
         "jwt_issuer": ctx.jwt_issuer,
         "outbox_dir": stack.stack_dir / "outbox",

@@ -7,6 +7,7 @@ Keys are generated once and kept in LOCAL_STACK_DIR, so tokens survive a restart
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -76,6 +77,15 @@ class LocalKeys:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.public_jwk()]}
+
+    @property
+    def attestation_key(self) -> bytes:
+        """The local stack's billing attestation key, derived from its JWT secret (stable)."""
+        return (
+            hashlib.sha256(b"chat-stream attestation\n" + self.jwt_secret.encode())
+            .hexdigest()
+            .encode()
+        )
 
     # --- minting ------------------------------------------------------------------------------
     def api_key(self, role: str) -> str:

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from app.config import Settings
+from app.db.attestation_keys import provision_attestation_key
 from app.db.migrate import Migration, apply_migrations
 from app.local.cluster import prepare_local_cluster
 from app.local.context import StackContext
@@ -131,6 +132,7 @@ class LocalStack:
         t1 = time.perf_counter()
         prepare_local_cluster(self.pg.superuser_dsn)
         self.applied = apply_migrations(self.ctx.db_url, MIGRATIONS_DIR)
+        provision_attestation_key(self.ctx.db_url, self.keys.attestation_key)
         t2 = time.perf_counter()
         logger.info(
             "database ready in %.2fs, %d migration(s) in %.2fs", t1 - t0, len(self.applied), t2 - t1

@@ -22,7 +22,7 @@ def test_project_migrations_pass_every_check(fresh_db: FreshDatabase) -> None:
     results = run_checks(fresh_db.dsn)
 
     assert [r.name for r in results if not r.passed or r.skipped] == []
-    assert len(results) == 8
+    assert len(results) == 9
 
 
 @pytest.mark.parametrize(
@@ -174,6 +174,50 @@ BAD_CASES = [
 ]
 
 
+_UNATTESTED_RECORDER = """
+create function {schema}.record_usage(p_cost numeric) returns void
+  language plpgsql security definer set search_path = '' as $$
+begin
+  insert into public.usage_logs (user_id, model, cost_usd) values (auth.uid(), 'm', p_cost);
+end $$;
+revoke all on function {schema}.record_usage(numeric) from public, anon;
+"""
+BAD_CASES += [
+    pytest.param(
+        "grant insert on public.usage_logs to authenticated;",
+        {"billing_writes_attested"},
+        "public.usage_logs: authenticated may INSERT",
+        id="user-insert-on-usage",
+    ),
+    pytest.param(
+        "grant insert (model) on public.usage_logs to authenticated;",
+        {"billing_writes_attested"},
+        "public.usage_logs: authenticated may INSERT",
+        id="user-column-insert-on-usage",
+    ),
+    pytest.param(
+        _UNATTESTED_RECORDER.format(schema="public")
+        + "grant execute on function public.record_usage(numeric) to authenticated;",
+        {"billing_writes_attested"},
+        "public.record_usage(numeric): SECURITY DEFINER, callable by anon/authenticated, writes"
+        " public.usage_logs with no attestation argument",
+        id="unattested-definer-writes-usage",
+    ),
+    pytest.param(
+        _UNATTESTED_RECORDER.format(schema="private")
+        + """create function public.settle(p_cost numeric) returns void
+          language sql security definer set search_path = ''
+          as $$ select private.record_usage(p_cost) $$;
+        revoke all on function public.settle(numeric) from public, anon;
+        grant execute on function public.settle(numeric) to authenticated;""",
+        {"billing_writes_attested"},
+        "public.settle(numeric): SECURITY DEFINER, callable by anon/authenticated, writes"
+        " public.usage_logs",
+        id="unattested-definer-writes-usage-through-a-private-function",
+    ),
+]
+
+
 @pytest.mark.parametrize(("extra_sql", "expected", "detail"), BAD_CASES)
 def test_checks_bad_migration_fails_its_check(
     fresh_db: FreshDatabase, tmp_path: Path, extra_sql: str, expected: set[str], detail: str
@@ -205,6 +249,6 @@ def test_run_checks_skip_leaves_the_check_out(fresh_db: FreshDatabase) -> None:
     names = [r.name for r in run_checks(fresh_db.dsn, skip={"cross_user_rls"})]
 
     assert "cross_user_rls" not in names
-    assert len(names) == 7
+    assert len(names) == 8
     with pytest.raises(ValueError, match="no_such_check"):
         run_checks(fresh_db.dsn, skip={"no_such_check"})

@@ -146,6 +146,7 @@ def chat_settings(ctx: StackContext, outbox: Path, **overrides: object) -> Setti
         "supabase_url": ctx.api_url,
         "supabase_anon_key": SecretStr(ctx.keys.anon_key),
         "supabase_service_role_key": SecretStr(ctx.keys.service_role_key),
+        "billing_attestation_key": SecretStr(ctx.keys.attestation_key.decode()),
         "auth_mode": "jwks",
         "jwt_issuer": ctx.jwt_issuer,
         "llm_provider": "anthropic",

@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from app.db.attestation_keys import provision_attestation_key
 from app.db.migrate import apply_migrations
 from app.errors import GENERIC_MESSAGE
 from app.local.cluster import prepare_local_cluster
@@ -192,6 +193,7 @@ def own_database(local_stack: LocalStack, tmp_path: Path) -> Iterator[EmbeddedPo
     pg.start()
     prepare_local_cluster(pg.superuser_dsn)
     apply_migrations(pg.dsn("postgres"), MIGRATIONS)
+    provision_attestation_key(pg.dsn("postgres"), local_stack.keys.attestation_key)
     yield pg
     pg.stop()
 

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
 from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
+from app.errors import STILL_ANSWERING_MESSAGE
 from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from app.main import Overrides, create_app
-from tests.api.conftest import ChatStack, User, chat_settings, stream
+from tests.api.conftest import ChatStack, StreamResult, User, chat_settings, stream
 from tests.api.test_hostile_clients import no_server_errors  # noqa: F401 - autouse fixture
 
 ODD_TOKENS = [
@@ -362,33 +362,28 @@ def test_twenty_parallel_turns_on_one_conversation_are_all_answered_and_stored_i
     assert len([m for m in last_request if m.role == "user"]) == 21
 
 
-def test_replaying_a_request_while_it_still_streams_stores_the_message_once(
+def test_replaying_a_request_while_it_still_streams_is_409_and_answered_once(
     chat_stack: ChatStack,
 ) -> None:
-    """The retry streams (and bills) its own answer; the user's message is not duplicated."""
+    """One answer per clientMessageId: a retry while the first still streams is refused with 409
+    and the warm message; the model is called and billed once, the user's message stored once."""
     user = chat_stack.new_user()
     conv = user.conversation()
     body = ask("once [[standin tokens=12 delay_ms=60]]", conv, clientMessageId=str(uuid.uuid4()))
-    results: list[object] = []
+    since = time.monotonic()
+    results: list[StreamResult] = []
     first = threading.Thread(target=lambda: results.append(stream(chat_stack, user, body)))
     first.start()
-    with httpx.Client(timeout=10) as client:
-        with connect_sse(
-            client,
-            "POST",
-            chat_stack.endpoint,
-            json=body,
-            headers=user.headers(),
-        ) as replay:
-            replay_events = [json.loads(e.data) for e in replay.iter_sse()]
+    wait_for(lambda: len(chat_stack.ledger(since)) >= 1)  # the model is answering: in flight
+    replay = httpx.post(chat_stack.endpoint, json=body, headers=user.headers(), timeout=10)
     first.join(30)
 
-    original = results[0]
-    assert original.last["type"] == "done"  # type: ignore[attr-defined]
-    assert replay_events[-1]["type"] == "done"
-    replayed = "".join(e["content"] for e in replay_events if e["type"] == "token")
+    assert replay.status_code == 409
+    assert replay.json()["code"] == "turn_in_flight"
+    assert replay.json()["userMessage"] == STILL_ANSWERING_MESSAGE
+    (original,) = results
+    assert original.last["type"] == "done"
     rows = rows_of(chat_stack, conv)
     assert [r[0] for r in rows].count("user") == 1
-    answers = sorted(r[1:] for r in rows if r[0] == "assistant")
-    expected = ["".join(original.tokens), replayed]  # type: ignore[attr-defined]
-    assert answers == sorted(("completed", text, 1) for text in expected)
+    answers = [r[1:] for r in rows if r[0] == "assistant"]
+    assert answers == [("completed", "".join(original.tokens), 1)]

@@ -14,13 +14,13 @@ from app.domain import (
     ChatMessage,
     CompletionRequest,
     FinishResult,
-    Guard,
     Price,
     ProviderEvent,
     TextDelta,
     TurnContext,
     TurnRecord,
     TurnStart,
+    TurnTerms,
     Usage,
     UsageReport,
 )
@@ -81,19 +81,16 @@ class MemoryStore:
     fail_finish: list[AppError] = field(default_factory=list)
     finish_calls: int = 0
 
-    guards: list[Guard | None] = field(default_factory=list)
+    terms: list[TurnTerms] = field(default_factory=list)
+    renewals: list[str] = field(default_factory=list)
 
-    async def begin(
-        self,
-        caller: Caller,
-        turn: TurnStart,
-        *,
-        history_tokens: int,
-        history_messages: int,
-        guard: Guard | None = None,
-    ) -> TurnContext:
-        self.guards.append(guard)
-        return TurnContext(user_message_id="u-1", history=self.history)
+    async def begin(self, caller: Caller, turn: TurnStart, terms: TurnTerms) -> TurnContext:
+        self.terms.append(terms)
+        return TurnContext(history=self.history)
+
+    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
+        self.renewals.append(turn_id)
+        return True
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
         self.finish_calls += 1

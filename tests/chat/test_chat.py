@@ -17,7 +17,7 @@ from tests.conftest import make_settings
 pytestmark = pytest.mark.anyio
 
 CALLER = Caller(user_id="00000000-0000-0000-0000-0000000000aa", token="t")
-TURN = TurnStart(conversation_id="c-1", content="hi", client_message_id=None, request_id="r-1")
+TURN = TurnStart(conversation_id="c-1", content="hi", client_message_id=None, turn_id="r-1")
 
 
 def service(*providers: ScriptedProvider, store: MemoryStore | None = None, **settings: object):
@@ -94,13 +94,15 @@ async def test_run_turn_provider_error_mid_stream_keeps_partial_answer_and_estim
     assert outcome.error is not None
 
 
-async def test_run_turn_refused_before_head_stores_no_usage_and_sends_error() -> None:
+async def test_run_turn_refused_before_head_stores_no_usage_but_closes_the_turn() -> None:
     chat, spool = service(ScriptedProvider(head=ProviderUnavailable("529 overloaded")))
 
     outcome, sink = await run(chat)
 
     assert events(sink)[-1]["type"] == "error"
-    assert chat.store.finish_calls == 0  # type: ignore[attr-defined]
+    # One finish with nothing in it: it closes the turn, so it is never billed as abandoned.
+    (record,) = chat.store.finished  # type: ignore[attr-defined]
+    assert record.usage_rows == () and record.message_id is None
     assert outcome.record.usage_rows == () and outcome.record.message_id is None
     assert spool.spooled == []
 
@@ -114,7 +116,7 @@ async def test_run_turn_falls_back_before_first_token_and_records_only_billed_at
 
     assert [e["type"] for e in events(sink)] == ["token", "done"]
     (row,) = chat.store.finished[0].usage_rows  # type: ignore[attr-defined]
-    assert row.provider == "openai" and row.request_id != TURN.request_id
+    assert row.provider == "openai" and row.attempt_id != TURN.turn_id
     assert fallback.requests[0].model == "model-1"
     assert outcome.error is None
 
@@ -133,7 +135,7 @@ async def test_run_turn_billed_failure_before_first_token_falls_back_with_two_us
         ("anthropic", "error"),
         ("openai", "completed"),
     ]
-    assert rows[0].request_id == TURN.request_id and rows[0].usage.input_tokens == 50
+    assert rows[0].attempt_id != rows[1].attempt_id and rows[0].usage.input_tokens == 50
 
 
 async def test_run_turn_never_falls_back_after_the_first_token() -> None:
@@ -257,7 +259,7 @@ def test_estimate_tokens_rounds_up(text: str, tokens: int) -> None:
     assert estimate_tokens(text) == tokens
 
 
-async def test_begin_reserves_the_worst_case_only_when_a_guard_is_on() -> None:
+async def test_begin_always_reserves_the_worst_case_with_caps_from_settings() -> None:
     off, _ = service(ScriptedProvider())
     on, _ = service(
         ScriptedProvider(),
@@ -270,11 +272,15 @@ async def test_begin_reserves_the_worst_case_only_when_a_guard_is_on() -> None:
     await off.begin(CALLER, TURN)
     await on.begin(CALLER, TURN)
 
-    assert off.store.guards == [None]  # type: ignore[attr-defined]
-    (guard,) = on.store.guards  # type: ignore[attr-defined]
-    assert guard.daily_cap_usd == Decimal("5") and guard.rate_per_minute == 0
+    (unguarded,) = off.store.terms  # type: ignore[attr-defined]
+    assert unguarded.caps.daily_usd == 0  # no cap, but the turn still holds its reservation
+    (terms,) = on.store.terms  # type: ignore[attr-defined]
+    assert terms.caps.daily_usd == Decimal("5") and terms.caps.rate_per_minute == 0
     # history budget + system prompt (10) + "hi" (1) input, plus every output token
-    assert guard.reserve_usd == Decimal(1000 + 10 + 1 + 100) / Decimal(1_000_000)
+    assert terms.reservation.usd == Decimal(1000 + 10 + 1 + 100) / Decimal(1_000_000)
+    # a dead worker's turn is billed at the primary model's input rate ($1/M here)
+    assert terms.reservation.input_usd_per_mtok == Decimal(1)
+    assert terms.reservation.system_tokens == 10
 
 
 async def test_run_turn_with_guards_releases_the_reservation_even_when_nothing_was_billed() -> None:

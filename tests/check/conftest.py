@@ -28,6 +28,7 @@ def project(local_stack: LocalStack, stack_server: ServerThread, tmp_path: Path)
         supabase_url=ctx.api_url,
         supabase_anon_key=SecretStr(keys.anon_key),
         supabase_service_role_key=SecretStr(keys.service_role_key),
+        billing_attestation_key=SecretStr(keys.attestation_key.decode()),
         jwt_issuer=ctx.jwt_issuer,
         anthropic_api_key=SecretStr("test-key"),
         anthropic_base_url=f"{ctx.api_url}/llm",

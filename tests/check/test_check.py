@@ -47,7 +47,8 @@ def test_check_healthy_project_passes_every_check(
         "migrations": "ok",
         "rpc chat_begin": "ok",
         "rpc chat_finish": "ok",
-        "attestation key": "skip",  # no BILLING_ATTESTATION_KEY in these settings
+        "rpc chat_renew": "ok",
+        "attestation key": "ok",
         "outbox": "ok",
         "provider anthropic": "ok",
     }
@@ -206,7 +207,7 @@ def test_check_cli_exit_status_zero_when_healthy_one_on_a_failure(
         timeout=120,
     )
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert len(healthy.stdout.splitlines()) == 10 and "Traceback" not in healthy.stderr
+    assert len(healthy.stdout.splitlines()) == 11 and "Traceback" not in healthy.stderr
     assert broken.returncode == 1
     assert [line for line in broken.stdout.splitlines() if line.startswith("fail")] == [
         "fail issuer: JWT_ISSUER is 'https://another.supabase.co/auth/v1' but the project's"

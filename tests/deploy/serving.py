@@ -41,6 +41,7 @@ def stack_env(local_stack: LocalStack, tmp_path: Path, **extra: str) -> dict[str
         "SUPABASE_URL": ctx.api_url,
         "SUPABASE_ANON_KEY": keys.anon_key,
         "SUPABASE_SERVICE_ROLE_KEY": keys.service_role_key,
+        "BILLING_ATTESTATION_KEY": keys.attestation_key.decode(),
         "JWT_ISSUER": ctx.jwt_issuer,
         "ANTHROPIC_BASE_URL": f"{ctx.api_url}/llm",
         "ANTHROPIC_API_KEY": "test-key",

@@ -13,9 +13,10 @@ Expected, for a signed-in user (anon gets 42501 "permission denied" in every cel
                                                               others' 0 rows
     conversations  own rows   own; in another's name: RLS     title of own; others'    own; others'
                                                               0 rows; owner: 42501     0 rows
-    messages       own rows   own conversation; another's     42501 (no grant)         own; others'
-                              conversation: RLS                                        0 rows
-    usage_logs     own rows   own; another's name/rows: RLS   42501 (no grant)         42501
+    messages       own rows   42501 (no grant: the service    42501 (no grant)         own; others'
+                              writes them, attested)                                   0 rows
+    usage_logs     own rows   42501 (no grant: attested       42501 (no grant)         42501
+                              writes by the service only)
 """
 
 from __future__ import annotations
@@ -159,14 +160,17 @@ def _messages_select(w: World, actor: Actor) -> None:
 
 
 def _messages_insert(w: World, actor: Actor) -> None:
+    # Users read messages; only the service writes them (attested chat_begin/chat_finish), so no
+    # role, token count, status or turn id of a message is ever the user's to choose.
     me, other = w.me(actor), w.other(actor)
     query = (
-        "insert into public.messages (conversation_id, role, content) values (%s, 'user', 'hi')"
+        "insert into public.messages (conversation_id, role, content) values (%s, %s, 'hi')"
         " returning user_id"
     )
     with acting_as(w, actor) as conn:
-        assert conn.execute(query, (me.conversation_id,)).fetchone() == (me.user_id,)
-        denied(conn, query, (other.conversation_id,), rls_violation("messages"))
+        for role in ("user", "assistant", "system"):
+            denied(conn, query, (me.conversation_id, role), no_grant("messages"))
+            denied(conn, query, (other.conversation_id, role), no_grant("messages"))
     counts = dict(
         w.truth(
             "select conversation_id, count(*) from public.messages"
@@ -174,7 +178,7 @@ def _messages_insert(w: World, actor: Actor) -> None:
             ([me.conversation_id, other.conversation_id],),
         )
     )
-    assert counts == {me.conversation_id: 2, other.conversation_id: 1}
+    assert counts == {me.conversation_id: 1, other.conversation_id: 1}
 
 
 def _messages_update(w: World, actor: Actor) -> None:
@@ -215,9 +219,10 @@ def _usage_logs_select(w: World, actor: Actor) -> None:
 def _usage_logs_insert(w: World, actor: Actor) -> None:
     me, other = w.me(actor), w.other(actor)
     with acting_as(w, actor) as conn:
-        assert conn.execute(USAGE_INSERT, usage_row(me)).fetchone() == (me.user_id,)
-        denied(conn, USAGE_INSERT, usage_row(other), rls_violation("usage_logs"))
-    assert usage_counts(w) == {me.user_id: 2, other.user_id: 1}
+        denied(conn, USAGE_INSERT, usage_row(me), no_grant("usage_logs"))
+        denied(conn, USAGE_INSERT, usage_row(me, cost=0, tin=0), no_grant("usage_logs"))
+        denied(conn, USAGE_INSERT, usage_row(other), no_grant("usage_logs"))
+    assert usage_counts(w) == {me.user_id: 1, other.user_id: 1}
 
 
 def _usage_logs_update(w: World, actor: Actor) -> None:

@@ -23,7 +23,6 @@ from tests.supabase.rls import (
     denied,
     ids,
     no_grant,
-    rls_violation,
     usage_counts,
     usage_row,
 )
@@ -38,7 +37,7 @@ def test_user_cannot_add_message_to_another_users_conversation(world: World) -> 
                 "insert into public.messages (conversation_id, user_id, role, content)"
                 " values (%s, %s, 'assistant', 'planted')",
                 (b.conversation_id, author),
-                rls_violation("messages"),
+                no_grant("messages"),
             )
     assert world.truth(
         "select id from public.messages where conversation_id = %s", (b.conversation_id,)
@@ -98,14 +97,18 @@ def test_user_cannot_update_or_delete_usage_rows_even_their_own(
 def test_user_cannot_record_negative_cost_or_tokens(world: World, column: str, value: Any) -> None:
     a = world.a
     query = sql.SQL(
-        "insert into public.usage_logs (conversation_id, message_id, model, {}) values (%s, %s,"
-        " 'gpt-4o', %s)"
+        "insert into public.usage_logs (user_id, conversation_id, message_id, model, {})"
+        " values (%s, %s, %s, 'gpt-4o', %s)"
     ).format(sql.Identifier(column))
+    params = (a.user_id, a.conversation_id, a.message_id, value)
+    with acting_as(world, "A") as conn:
+        denied(conn, query, params, no_grant("usage_logs"))  # users record no usage at all
+    # ...and even the service's own writes cannot hold a negative amount.
     with (
-        acting_as(world, "A") as conn,
+        psycopg.connect(world.stack.pg.superuser_dsn) as conn,
         pytest.raises(psycopg.errors.CheckViolation, match=f"usage_logs_{column}_check"),
     ):
-        conn.execute(query, (a.conversation_id, a.message_id, value))
+        conn.execute(query, params)
     assert usage_counts(world) == {a.user_id: 1, world.b.user_id: 1}
 
 
@@ -113,8 +116,8 @@ def test_user_cannot_record_usage_in_another_users_name(world: World) -> None:
     b = world.b
     with acting_as(world, "A") as conn:
         # B's id with A's own conversation, and B's id with no conversation at all.
-        denied(conn, USAGE_INSERT, usage_row(world.a, user=b.user_id), rls_violation("usage_logs"))
-        denied(conn, USAGE_INSERT, usage_row(b, conv=None, msg=None), rls_violation("usage_logs"))
+        denied(conn, USAGE_INSERT, usage_row(world.a, user=b.user_id), no_grant("usage_logs"))
+        denied(conn, USAGE_INSERT, usage_row(b, conv=None, msg=None), no_grant("usage_logs"))
     assert usage_counts(world) == {world.a.user_id: 1, b.user_id: 1}
 
 
@@ -129,7 +132,7 @@ def test_user_cannot_record_usage_pointing_at_another_users_rows(
     if pointing_at in ("message", "both"):
         row["msg"] = b.message_id
     with acting_as(world, "A") as conn:
-        denied(conn, USAGE_INSERT, row, rls_violation("usage_logs"))
+        denied(conn, USAGE_INSERT, row, no_grant("usage_logs"))
     assert usage_counts(world) == {a.user_id: 1, b.user_id: 1}
 
 

@@ -89,19 +89,29 @@ def test_every_public_function_pins_its_search_path(
     assert [name for name, pinned in rows if not pinned] == []
 
 
-def test_security_definer_functions_are_not_callable_by_api_roles(
+def test_security_definer_functions_callable_by_api_roles_are_only_the_attested_ones(
     catalogue: psycopg.Connection[tuple[Any, ...]],
 ) -> None:
     rows = catalogue.execute(
         """
-        select p.oid::regprocedure::text, r.rolname
+        select p.oid::regprocedure::text, r.rolname,
+               coalesce('p_attestation' = any(p.proargnames) or 'p_mac' = any(p.proargnames),
+                        false)
           from pg_proc p cross join pg_roles r
          where p.pronamespace = 'public'::regnamespace and p.prosecdef
            and r.rolname in ('anon', 'authenticated')
            and has_function_privilege(r.oid, p.oid, 'execute')
+         order by 1, 2
         """
     ).fetchall()
-    assert rows == []  # splinter 0028/0029
+    # splinter 0028/0029, with the one exception the trust model makes: a definer function a
+    # signed-in user may call checks an HMAC only the service can make before it does anything.
+    assert rows == [
+        ("chat_attestation_check(text,text)", "authenticated", True),
+        ("chat_begin(text,text)", "authenticated", True),
+        ("chat_finish(text,text)", "authenticated", True),
+        ("chat_renew(text,text)", "authenticated", True),
+    ]
 
 
 def test_anon_has_no_privileges_on_public_relations(
@@ -122,7 +132,7 @@ def test_anon_has_no_privileges_on_public_relations(
     assert rows == []
 
 
-def test_authenticated_cannot_update_delete_or_truncate_usage_logs(
+def test_authenticated_cannot_insert_update_delete_or_truncate_usage_logs(
     catalogue: psycopg.Connection[tuple[Any, ...]],
 ) -> None:
     row = catalogue.execute(
@@ -130,9 +140,10 @@ def test_authenticated_cannot_update_delete_or_truncate_usage_logs(
         " has_any_column_privilege('authenticated', 'public.usage_logs', 'UPDATE'),"
         " has_table_privilege('authenticated', 'public.usage_logs', 'DELETE'),"
         " has_table_privilege('authenticated', 'public.usage_logs', 'TRUNCATE'),"
-        " has_table_privilege('authenticated', 'public.usage_logs', 'INSERT')"
+        " has_table_privilege('authenticated', 'public.usage_logs', 'INSERT'),"
+        " has_any_column_privilege('authenticated', 'public.usage_logs', 'INSERT')"
     ).fetchone()
-    assert row == (False, False, False, False, True)
+    assert row == (False, False, False, False, False, False)  # usage is the service's to write
 
 
 def test_views_exposed_to_api_roles_run_as_the_caller(
