@@ -15,7 +15,7 @@ COPY ./pyproject.toml ./README.md /code/
 COPY ./app /code/app
 RUN pip install --no-cache-dir --upgrade /code
 
-# The migrations, for `chat-stream migrate --dir /code/supabase/migrations` and `chat-stream check`.
+# The migrations, for `chat-stream migrate` and `chat-stream check` (found in the working dir).
 COPY ./supabase /code/supabase
 
 # A non-root user; the outbox lives on a volume (mount a persistent one shared by the replicas).

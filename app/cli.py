@@ -35,11 +35,11 @@ NO_DATABASE = (
 def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg  # noqa: PLC0415
 
+    from app.check import default_migrations_dir  # noqa: PLC0415
     from app.db.migrate import MigrationError, apply_migrations  # noqa: PLC0415
     from app.db.problems import connect_problem  # noqa: PLC0415
-    from app.local.stack import MIGRATIONS_DIR  # noqa: PLC0415
 
-    migrations = Path(args.dir) if args.dir else MIGRATIONS_DIR
+    migrations = Path(args.dir) if args.dir else default_migrations_dir()
     db_url = args.db_url or settings.database_url
     source = "--db-url" if args.db_url else "DATABASE_URL"
     if not db_url and not args.local:
@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply supabase/migrations to a database")
     migrate.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")
-    migrate.add_argument("--dir", help="migrations folder (default: supabase/migrations)")
+    migrate.add_argument(
+        "--dir", help="migrations folder (default: the checkout's, else ./supabase/migrations)"
+    )
     migrate.add_argument(
         "--local", action="store_true", help="migrate the local stack (started if not running)"
     )
