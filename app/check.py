@@ -295,6 +295,8 @@ def _check_rpc(p: _Project, name: str) -> Result:
     label = f"rpc {name}"
     if not params:
         return Result(label, "fail", f"no migration defines public.{name}")
+    if not any(kind in _INVALID_BY_TYPE or _is_mac(arg) for arg, kind in params):
+        return Result(label, "skip", f"public.{name} has no argument to refuse without effects")
     args = {arg: _invalid_value(arg, kind) for arg, kind in params}
     names = [arg for arg, _ in params]
     shown = ", ".join(names[:3]) + (f", … {len(names)} in all" if len(names) > 3 else "")
@@ -313,9 +315,13 @@ def _check_rpc(p: _Project, name: str) -> Result:
 def _invalid_value(name: str, kind: str) -> object:
     if kind in _INVALID_BY_TYPE:
         return _INVALID_BY_TYPE[kind]
-    if name.endswith("attestation") or name.endswith("mac"):
+    if _is_mac(name):
         return "0" * 64  # a well-formed MAC no key produces
     return '{"probe": "chat-stream check"}' if kind == "text" else {"probe": "chat-stream check"}
+
+
+def _is_mac(name: str) -> bool:
+    return name.endswith(("attestation", "mac"))
 
 
 def _check_attestation(p: _Project) -> Result:
