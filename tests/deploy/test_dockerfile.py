@@ -26,7 +26,7 @@ import pytest
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_database
 from tests.deploy.serving import stack_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -142,6 +142,20 @@ def test_dockerfile_install_and_start_commands_work_in_a_fresh_virtualenv(
         cwd=tmp_path,
     )
     assert outside.stdout.startswith(str(env_dir))  # the venv's own copy, not this checkout
+
+    # The image's `chat-stream migrate`, from its working dir, against an empty database.
+    with fresh_database(local_stack) as db:
+        migrated = subprocess.run(
+            ["chat-stream", "migrate", "--db-url", db.dsn],
+            cwd=workdir,
+            env=base_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert migrated.returncode == 0, migrated.stderr
+    count = len(list((root / "code" / "supabase" / "migrations").glob("*.sql")))
+    assert migrated.stdout.strip().endswith(f"{count} migration(s) applied")
 
     port = free_port()
     container_env = {k: rewrite(v) for k, v in DOCKERFILE.env.items() if not k.startswith("PIP_")}
