@@ -26,8 +26,10 @@ and `iat` (with `JWT_LEEWAY_SECONDS`), `aud == JWT_AUDIENCE`, `iss == JWT_ISSUER
 Calls to Auth (JWKS, `/user`) are bounded by `DB_TIMEOUT_SECONDS`, like every Supabase API call,
 so a hanging Auth server cannot hold a request past the 3-second promise.
 
-Every refusal is an `AuthError` (401, the warm sign-in message) whose `detail` names the reason for
-the logs; the token itself is never logged.
+Every refusal is a `TokenRefused` (an `AuthError`: 401, the warm sign-in message) whose `detail`
+names the reason for the logs and whose `reason` is one word from `REFUSAL_REASONS`, for the
+request's log line and the `chat_auth_refusals_total{reason}` metric. Neither reaches the client,
+and the token itself is never logged.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import anyio
 import httpx
@@ -54,6 +56,38 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
 _REQUIRED_CLAIMS = ["exp", "sub", "aud", "role"]
+
+RefusalReason = Literal[
+    "missing",  # no Authorization header, not Bearer, empty
+    "malformed",  # not a JWT, a claim of the wrong type, too long
+    "expired",
+    "not_yet_valid",  # nbf or iat in the future
+    "audience",
+    "issuer",
+    "signature",
+    "unknown_kid",
+    "algorithm",  # none, HS256 against asymmetric keys, or one the key does not speak
+    "role",  # anon or service_role keys, or no role
+    "subject",  # sub not a UUID (or, strict mode, not the user Auth knows)
+    "no_keys",  # the JWKS could not be fetched
+    "revoked",  # strict mode: Supabase Auth no longer accepts it
+]
+REFUSAL_REASONS: tuple[RefusalReason, ...] = get_args(RefusalReason)
+_MISSING_CLAIM_REASONS: dict[str, RefusalReason] = {
+    "aud": "audience",
+    "role": "role",
+    "sub": "subject",
+}
+
+
+class TokenRefused(AuthError):
+    """A refused token and why, for operators (logs and metrics); clients get `user_message`."""
+
+    def __init__(self, reason: RefusalReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 _MAX_TOKEN_CHARS = 16_384  # Supabase tokens are ~1 KB; refuse megabyte headers before parsing
 _MIN_HMAC_SECRET_BYTES = 32  # Supabase's own minimum; shorter makes PyJWT warn on every call
 
@@ -61,15 +95,15 @@ _MIN_HMAC_SECRET_BYTES = 32  # Supabase's own minimum; shorter makes PyJWT warn 
 def bearer_token(authorization_header: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
     if not authorization_header:
-        raise AuthError("no Authorization header")
+        raise TokenRefused("missing", "no Authorization header")
     scheme, _, token = authorization_header.strip().partition(" ")
     if scheme.lower() != "bearer":
-        raise AuthError("Authorization scheme is not Bearer")
+        raise TokenRefused("missing", "Authorization scheme is not Bearer")
     token = token.strip()
     if not token:
-        raise AuthError("empty Bearer token")
+        raise TokenRefused("missing", "empty Bearer token")
     if len(token) > _MAX_TOKEN_CHARS:
-        raise AuthError("token too long")
+        raise TokenRefused("malformed", "token too long")
     return token
 
 
@@ -132,27 +166,31 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
-            raise AuthError(f"malformed token: {exc}") from exc
+            raise TokenRefused("malformed", f"malformed token: {exc}") from exc
         alg = header.get("alg")
         kid = header.get("kid")
         if not isinstance(alg, str) or alg.lower() == "none":
-            raise AuthError(f"algorithm {alg!r} is not allowed")
+            raise TokenRefused("algorithm", f"algorithm {alg!r} is not allowed")
         if kid is not None and not isinstance(kid, str):
-            raise AuthError("malformed token: kid is not a string")
+            raise TokenRefused("malformed", "malformed token: kid is not a string")
 
         if self._mode == "jwks":
             if alg not in ASYMMETRIC_ALGORITHMS:
-                raise AuthError(f"algorithm {alg!r} is not allowed with asymmetric signing keys")
+                raise TokenRefused(
+                    "algorithm", f"algorithm {alg!r} is not allowed with asymmetric signing keys"
+                )
             assert self._jwks is not None
             key = await self._jwks.key_for(kid, alg)
             claims = self._decode(token, key, [key.algorithm_name])
         elif self._mode == "hs256":
             if alg != "HS256":
-                raise AuthError(f"algorithm {alg!r} is not allowed with the HS256 secret")
+                raise TokenRefused(
+                    "algorithm", f"algorithm {alg!r} is not allowed with the HS256 secret"
+                )
             claims = self._decode(token, self._secret, ["HS256"])
         else:
             if alg != "HS256" and alg not in ASYMMETRIC_ALGORITHMS:
-                raise AuthError(f"algorithm {alg!r} is not allowed")
+                raise TokenRefused("algorithm", f"algorithm {alg!r} is not allowed")
             claims = self._decode(token, None, [alg])
             await self._ask_auth_server(token, claims)
         return Caller(user_id=claims["sub"], token=token, claims=claims)
@@ -183,26 +221,28 @@ class TokenVerifier:
                 options=options,  # type: ignore[arg-type]
             )
         except jwt.ExpiredSignatureError as exc:
-            raise AuthError("token expired") from exc
+            raise TokenRefused("expired", "token expired") from exc
         except jwt.ImmatureSignatureError as exc:
-            raise AuthError(f"token not yet valid: {exc}") from exc
+            raise TokenRefused("not_yet_valid", f"token not yet valid: {exc}") from exc
         except jwt.InvalidAudienceError as exc:
-            raise AuthError(f"wrong audience: {exc}") from exc
+            raise TokenRefused("audience", f"wrong audience: {exc}") from exc
         except jwt.InvalidIssuerError as exc:
-            raise AuthError(f"wrong issuer: {exc}") from exc
+            raise TokenRefused("issuer", f"wrong issuer: {exc}") from exc
         except jwt.MissingRequiredClaimError as exc:
-            raise AuthError(f"missing claim {exc.claim!r}") from exc
+            raise TokenRefused(
+                _MISSING_CLAIM_REASONS.get(exc.claim, "malformed"), f"missing claim {exc.claim!r}"
+            ) from exc
         except jwt.exceptions.InvalidSubjectError as exc:
-            raise AuthError("sub is not a UUID") from exc
+            raise TokenRefused("subject", "sub is not a UUID") from exc
         except jwt.InvalidSignatureError as exc:
-            raise AuthError("bad signature") from exc
+            raise TokenRefused("signature", "bad signature") from exc
         except jwt.InvalidAlgorithmError as exc:
-            raise AuthError(f"algorithm not allowed: {exc}") from exc
+            raise TokenRefused("algorithm", f"algorithm not allowed: {exc}") from exc
         except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}") from exc
+            raise TokenRefused("malformed", f"invalid token: {exc}") from exc
         role = claims.get("role")
         if role != AUTHENTICATED_ROLE:
-            raise AuthError(f"role {role!r} is not {AUTHENTICATED_ROLE!r}")
+            raise TokenRefused("role", f"role {role!r} is not {AUTHENTICATED_ROLE!r}")
         claims["sub"] = _canonical_uuid(claims.get("sub"))
         return claims
 
@@ -220,25 +260,25 @@ class TokenVerifier:
             logger.warning("Supabase Auth answered %d to GET /user", status)
             raise StoreError(f"auth server answered {status}", code="auth_unavailable")
         if status != 200:
-            raise AuthError(f"auth server refused the token ({status})")
+            raise TokenRefused("revoked", f"auth server refused the token ({status})")
         try:
             user = response.json()
         except ValueError as exc:
             raise StoreError("auth server sent invalid JSON", code="auth_unavailable") from exc
         if not isinstance(user, dict) or user.get("id") != claims["sub"]:
-            raise AuthError("auth server user does not match the token's sub")
+            raise TokenRefused("subject", "auth server user does not match the token's sub")
 
 
 def _canonical_uuid(sub: object) -> str:
     """`sub` as a canonical lower-case UUID; anything else (braces, urn:, no dashes) is refused."""
     if not isinstance(sub, str):
-        raise AuthError("sub is not a UUID")
+        raise TokenRefused("subject", "sub is not a UUID")
     try:
         canonical = str(uuid.UUID(sub))
     except ValueError as exc:
-        raise AuthError("sub is not a UUID") from exc
+        raise TokenRefused("subject", "sub is not a UUID") from exc
     if canonical != sub.lower():
-        raise AuthError("sub is not a UUID")
+        raise TokenRefused("subject", "sub is not a UUID")
     return canonical
 
 
@@ -296,11 +336,13 @@ class JwksCache:
             await self.refresh()  # maybe the keys rotated; rate-limited
             key = self._keys.find(kid, alg)
         if self._keys is None:
-            raise AuthError("no signing keys: the JWKS could not be fetched")
+            raise TokenRefused("no_keys", "no signing keys: the JWKS could not be fetched")
         if key is None:
-            raise AuthError(f"no signing key for kid {kid!r}")
+            raise TokenRefused("unknown_kid", f"no signing key for kid {kid!r}")
         if key.algorithm_name != alg:
-            raise AuthError(f"algorithm {alg!r} does not match the key's {key.algorithm_name!r}")
+            raise TokenRefused(
+                "algorithm", f"algorithm {alg!r} does not match the key's {key.algorithm_name!r}"
+            )
         return key
 
     async def refresh(self, *, prefetch: bool = False) -> None:

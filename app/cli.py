@@ -1,17 +1,23 @@
-"""`chat-stream` command line: dev, status, migrate, serve."""
+"""`chat-stream` command line: dev, status, migrate, serve, check.
+
+A wrong or missing setting is one line naming its environment variable, then exit 2 (no
+traceback): `ConfigError` from `app.config`, or a database that refuses the DSN.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import Settings, get_settings
+from app.config import ConfigError, Settings, load_settings, require_service
 
 if TYPE_CHECKING:
     from app.db.migrate import Migration
@@ -19,20 +25,38 @@ if TYPE_CHECKING:
 logger = logging.getLogger("chat_stream")
 
 
-def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from app.db.migrate import MigrationError, apply_migrations  # noqa: PLC0415
-    from app.local.stack import MIGRATIONS_DIR  # noqa: PLC0415
+EXIT_CONFIG = 2
+NO_DATABASE = (
+    "is not set: it should hold the database's PostgreSQL DSN (on Supabase the session "
+    "pooler's), or pass --db-url; --local migrates the local stack"
+)
 
-    migrations = Path(args.dir) if args.dir else MIGRATIONS_DIR
+
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg  # noqa: PLC0415
+
+    from app.check import default_migrations_dir  # noqa: PLC0415
+    from app.db.migrate import MigrationError, apply_migrations  # noqa: PLC0415
+    from app.db.problems import connect_problem  # noqa: PLC0415
+
+    migrations = Path(args.dir) if args.dir else default_migrations_dir()
     db_url = args.db_url or settings.database_url
+    source = "--db-url" if args.db_url else "DATABASE_URL"
+    if not db_url and not args.local:
+        raise ConfigError("DATABASE_URL", NO_DATABASE)
     try:
-        if db_url:
-            applied = apply_migrations(db_url, migrations)
-        else:
-            applied = _migrate_local(settings)
+        applied = _migrate_local(settings) if args.local else apply_migrations(db_url, migrations)
     except MigrationError as exc:
         print(f"error: migration failed: {exc.path}:{exc.line}\n{exc.error}", file=sys.stderr)
         return 1
+    except psycopg.OperationalError as exc:  # could not connect (or lost the connection)
+        print(f"chat-stream: {connect_problem(exc, db_url, source)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except psycopg.ProgrammingError as exc:
+        if exc.sqlstate is not None:  # connected: the server refused a statement
+            raise
+        print(f"chat-stream: {connect_problem(exc, db_url, source)}", file=sys.stderr)
+        return EXIT_CONFIG
     for m in applied:
         print(f"applied {m.version}_{m.name}")
     print(f"{len(applied)} migration(s) applied")
@@ -79,17 +103,52 @@ def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415
 
+    from app.protocol import PROTOCOL_PATH  # noqa: PLC0415
+
+    require_service(settings)
+    workers = args.workers or settings.workers
+    _prepare_metrics_dir(settings.prometheus_multiproc_dir, workers)
     uvicorn.run(
         "app.main:create_app_from_env",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        workers=workers,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
         access_log=False,  # our JSON request line already records every request
+        http=PROTOCOL_PATH,  # header deadline, header cap, JSON framing errors
+        limit_concurrency=settings.max_connections_per_worker or None,
     )
     return 0
+
+
+def _prepare_metrics_dir(configured: Path | None, workers: int) -> None:
+    """Prometheus multiprocess mode: an empty folder every worker writes its samples to.
+
+    Set in the environment before any worker imports prometheus_client (which picks its mode
+    then). Files of a previous run are removed: their counters would be counted again.
+    """
+    if configured is None and workers <= 1:
+        return
+    folder = configured or Path(tempfile.mkdtemp(prefix="chat-stream-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = list(folder.glob("*.db"))
+    for path in stale:
+        path.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    logger.info("Prometheus multiprocess folder %s (%d stale file(s) removed)", folder, len(stale))
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from app.check import run_checks  # noqa: PLC0415
+
+    return run_checks(
+        settings,
+        db_url=args.db_url,
+        provider=args.provider,
+        migrations_dir=Path(args.dir) if args.dir else None,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,30 +168,48 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
     migrate = sub.add_parser("migrate", help="apply supabase/migrations to a database")
-    migrate.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL, else local)")
-    migrate.add_argument("--dir", help="migrations folder (default: supabase/migrations)")
+    migrate.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")
+    migrate.add_argument(
+        "--dir", help="migrations folder (default: the checkout's, else ./supabase/migrations)"
+    )
+    migrate.add_argument(
+        "--local", action="store_true", help="migrate the local stack (started if not running)"
+    )
 
     serve = sub.add_parser("serve", help="run the chat-stream service (production)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
+
+    check = sub.add_parser("check", help="pre-flight checks against the configured project")
+    check.add_argument("--db-url", help="read the migration history here (default: DATABASE_URL)")
+    check.add_argument("--dir", help="migrations folder (default: supabase/migrations)")
+    check.add_argument(
+        "--provider", action="store_true", help="also try the provider key (may cost a token)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     handlers = {
         "dev": _cmd_dev,
         "status": _cmd_status,
         "migrate": _cmd_migrate,
         "serve": _cmd_serve,
+        "check": _cmd_check,
     }
     started = time.perf_counter()
-    code = handlers[args.command](args, settings)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        code = handlers[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"chat-stream: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     logger.debug("%s finished in %.2fs", args.command, time.perf_counter() - started)
     return code
 

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import Settings, explain, service_problems
+from app.local.postgres import free_port
+from app.local.stack import LocalStack
 from tests.conftest import ROOT, make_settings
 
 
@@ -43,3 +49,149 @@ def test_env_example_values_load_as_defaults(monkeypatch: pytest.MonkeyPatch) ->
     assert loaded.system_prompt == default.system_prompt
     assert loaded.llm_fallback_provider is None
     assert loaded.pg_bin is None
+
+
+# --- validation: one line naming the variable ---------------------------------------------------
+def _marks() -> dict[str, str]:
+    """Each setting of .env.example → its "(required in production…)" or "(optional…)" mark."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    marks: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        if not re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            continue
+        marks[line.partition("=")[0]] = ""
+        above = i - 1
+        while above >= 0 and lines[above].startswith("#"):  # the comment block above it
+            mark = re.match(r"^# \((required in production[^)]*|optional[^)]*)\)", lines[above])
+            if mark:
+                marks[line.partition("=")[0]] = mark.group(1)
+                break
+            above -= 1
+    return marks
+
+
+def test_env_example_marks_every_setting_required_or_optional() -> None:
+    unmarked = [name for name, mark in _marks().items() if not mark]
+    assert unmarked == []
+
+
+def test_env_example_required_marks_match_what_serve_refuses_without() -> None:
+    marks = _marks()
+    always = {name for name, mark in marks.items() if mark == "required in production"}
+    refused = {problem.variable for problem in service_problems(make_settings())}
+    assert always <= refused  # unconditional marks are enforced
+    assert refused <= {name for name, mark in marks.items() if mark.startswith("required")}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DB_PORT", "not-a-port", "DB_PORT should be a whole number (got 'not-a-port')"),
+        ("AUTH_MODE", "magic", "AUTH_MODE should be one of 'jwks', 'hs256' or 'strict'"),
+        ("LOG_JSON", "maybe", "LOG_JSON should be true or false (got 'maybe')"),
+        ("LLM_TEMPERATURE", "5", "LLM_TEMPERATURE should be a number at most 2"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL should be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ],
+)
+def test_explain_wrong_value_names_the_variable_and_what_it_should_hold(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        make_settings()
+    assert str(explain(caught.value)).startswith(expected)
+
+
+def test_service_problems_none_when_production_settings_are_complete() -> None:
+    assert service_problems(make_settings(**COMPLETE)) == []
+
+
+# --- start-up in a subprocess: exit 2, one line, no traceback -----------------------------------
+COMPLETE: dict[str, object] = {
+    "supabase_url": "http://127.0.0.1:9",
+    "supabase_anon_key": "anon-key",
+    "supabase_service_role_key": "service-key",
+    "anthropic_api_key": "sk-ant-test",
+    "billing_attestation_key": "k" * 32,
+}
+_CLI = str(Path(sys.executable).with_name("chat-stream"))
+
+
+def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed `chat-stream` with only `env` for settings (no .env: cwd is empty)."""
+    names = {name.upper() for name in Settings.model_fields}
+    clean = {k: v for k, v in os.environ.items() if k not in names}
+    return subprocess.run(
+        [_CLI, *args],
+        cwd=tmp_path,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _complete_env(**changes: str) -> dict[str, str]:
+    env = {k.upper(): str(v) for k, v in COMPLETE.items()} | changes
+    return {k: v for k, v in env.items() if v != "<unset>"}
+
+
+def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        ({"SUPABASE_URL": "<unset>"}, ("SUPABASE_URL is not set", "https://<ref>.supabase.co")),
+        ({"SUPABASE_URL": "project.example"}, ("SUPABASE_URL should be the project URL",)),
+        ({"SUPABASE_ANON_KEY": "<unset>"}, ("SUPABASE_ANON_KEY is not set", "anon")),
+        ({"SUPABASE_SERVICE_ROLE_KEY": "<unset>"}, ("SUPABASE_SERVICE_ROLE_KEY is not set",)),
+        ({"ANTHROPIC_API_KEY": "<unset>"}, ("ANTHROPIC_API_KEY is not set", "LLM_PROVIDER")),
+        ({"LLM_PROVIDER": "openai"}, ("OPENAI_API_KEY is not set", "LLM_PROVIDER=openai")),
+        ({"AUTH_MODE": "hs256"}, ("SUPABASE_JWT_SECRET", "AUTH_MODE=hs256")),
+        ({"BILLING_ATTESTATION_KEY": "<unset>"}, ("BILLING_ATTESTATION_KEY should hold",)),
+        ({"BILLING_ATTESTATION_KEY": "short"}, ("BILLING_ATTESTATION_KEY", "at least 32 bytes")),
+        ({"JWT_ISSUER": "supabase"}, ("JWT_ISSUER should be the Auth URL",)),
+        ({"PORT": "eighty"}, ("PORT should be a whole number",)),
+        ({"AUTH_MODE": "jwt"}, ("AUTH_MODE should be one of",)),
+    ],
+)
+def test_serve_wrong_or_missing_setting_exits_2_with_one_line(
+    tmp_path: Path, changes: dict[str, str], fragments: tuple[str, ...]
+) -> None:
+    result = run_cli(tmp_path, "serve", **_complete_env(**changes))
+    assert_one_line_exit_2(result, *fragments)
+    assert "supabase_key is required" not in result.stderr
+
+
+def test_migrate_without_database_exits_2_and_starts_no_cluster(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "migrate", LOCAL_STACK_DIR=str(tmp_path / "stack"))
+    assert_one_line_exit_2(result, "DATABASE_URL is not set", "--db-url", "--local")
+    assert not (tmp_path / "stack").exists()
+    assert not (tmp_path / ".local").exists()
+
+
+def test_migrate_unreachable_database_exits_2_with_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    result = run_cli(
+        tmp_path, "migrate", "--db-url", f"postgresql://postgres:pw@127.0.0.1:{port}/postgres"
+    )
+    assert_one_line_exit_2(result, f"cannot reach the database at 127.0.0.1:{port}", "--db-url")
+
+
+def test_migrate_wrong_password_exits_2_with_one_line(
+    tmp_path: Path, local_stack: LocalStack
+) -> None:
+    dsn = local_stack.pg.dsn("postgres", "wrong-password", "postgres")
+    result = run_cli(tmp_path, "migrate", DATABASE_URL=dsn)
+    assert_one_line_exit_2(
+        result, "refused user 'postgres': password authentication failed", "DATABASE_URL"
+    )
+    assert "wrong-password" not in result.stderr

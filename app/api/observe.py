@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.auth import TokenRefused
 from app.chat.accounting import TurnOutcome
 from app.errors import AppError, OverBudget, RateLimited
 from app.logs import REQUEST_LOGGER
@@ -19,6 +20,9 @@ def observe_refusal(
     """A request answered with a JSON error before any stream started."""
     if isinstance(exc, OverBudget | RateLimited):
         metrics.refusals.labels(exc.code).inc()
+    if isinstance(exc, TokenRefused):  # why, for operators only
+        metrics.auth_refusals.labels(exc.reason).inc()
+        fields = fields | {"reason": exc.reason}
     metrics.requests.labels(exc.code).inc()
     _log(fields | {"outcome": exc.code, "status": exc.status}, started, now)
 

@@ -5,21 +5,33 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from app.errors import AUTH_MESSAGE
+from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from app.logs import REQUEST_LOGGER, JsonFormatter
 from tests.api.conftest import ChatStack, start_chat_stack, stream
+from tests.deploy.serving import serve
 
 pytestmark = pytest.mark.slow
 
 
-def scrape(stack: ChatStack) -> dict[str, float]:
+class _Scrapable(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+def scrape(stack: _Scrapable) -> dict[str, float]:
     """Every sample of /metrics as `name{labels}` → value, parsed by Prometheus's own parser."""
     response = httpx.get(f"{stack.url}/metrics")
     assert response.status_code == 200
@@ -129,3 +141,78 @@ def test_request_id_is_generated_when_absent_or_unsafe(chat_stack: ChatStack) ->
     unsafe = httpx.get(f"{chat_stack.url}/healthz", headers={"X-Request-Id": "a b <script>"})
     assert len(plain.headers["x-request-id"]) == 36
     assert len(unsafe.headers["x-request-id"]) == 36  # replaced, not echoed
+
+
+def test_refused_token_logs_and_counts_its_reason_and_tells_the_client_only_the_warm_message(
+    chat_stack: ChatStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = chat_stack.new_user()
+    conv = user.conversation()
+    wrong_issuer = chat_stack.ctx.keys.user_access_token(
+        user_id=user.id, issuer="https://another-project.supabase.co/auth/v1", email=user.email
+    )
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+    before = scrape(chat_stack)
+
+    response = httpx.post(
+        chat_stack.endpoint,
+        json={"message": "hi", "conversationId": conv},
+        headers={"Authorization": f"Bearer {wrong_issuer}", "apikey": chat_stack.ctx.keys.anon_key},
+    )
+
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "Unauthorized",
+        "userMessage": AUTH_MESSAGE,
+        "code": "unauthorized",
+    }
+    assert "issuer" not in response.text and "another-project" not in response.text
+    [record] = [r for r in caplog.records if r.name == REQUEST_LOGGER]
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["outcome"] == "unauthorized" and entry["reason"] == "issuer"
+    after = scrape(chat_stack)
+    key = "chat_auth_refusals_total{reason=issuer}"
+    assert after[key] - before.get(key, 0.0) == 1
+
+
+def _requests_by_worker(folder: Path) -> dict[str, float]:
+    """chat_requests_total per worker file of the multiprocess folder (file name → count)."""
+    counts: dict[str, float] = {}
+    for path in folder.glob("counter_*.db"):
+        total = 0.0
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            if json.loads(key)[0] == "chat_requests":
+                total += value
+        counts[path.name] = total
+    return counts
+
+
+def test_metrics_with_two_workers_sum_every_worker(
+    local_stack: LocalStack, stack_server: ServerThread, tmp_path: Path
+) -> None:
+    folder = tmp_path / "prom"
+    folder.mkdir()
+    (folder / "counter_999999.db").write_bytes(b"stale")  # a previous run's file: removed at start
+    body = {"message": "hi", "conversationId": str(uuid.uuid4())}
+    sent = 0
+    with serve(local_stack, tmp_path, "--workers", "2", PROMETHEUS_MULTIPROC_DIR=str(folder)) as s:
+        assert not (folder / "counter_999999.db").exists()
+
+        def refused(_: int) -> int:
+            headers = {"Authorization": "Bearer not-a-jwt"}
+            return httpx.post(s.endpoint, json=body, headers=headers, timeout=10).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            # Fresh connections, concurrently, until both workers have answered some (bounded).
+            while sent < 400:
+                assert set(pool.map(refused, range(40))) == {401}
+                sent += 40
+                if sum(1 for n in _requests_by_worker(folder).values() if n > 0) >= 2:
+                    break
+        assert sum(1 for n in _requests_by_worker(folder).values() if n > 0) == 2
+
+        for _ in range(6):  # any worker may answer the scrape: each sees the sum
+            samples = scrape(s)
+            assert samples["chat_requests_total{outcome=unauthorized}"] == sent
+            assert samples["chat_auth_refusals_total{reason=malformed}"] == sent
+            assert samples["chat_open_streams{}"] == 0
