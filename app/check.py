@@ -25,7 +25,7 @@ import httpx
 import psycopg
 
 from app.config import Settings, require_service
-from app.db.migrate import applied_versions, discover
+from app.db.migrate import applied_versions, default_migrations_dir, discover
 from app.db.problems import connect_problem
 
 Status = Literal["ok", "fail", "skip"]
@@ -71,12 +71,6 @@ class _Project:
         return self.http.post(
             f"{self.base}/rest/v1/rpc/{name}", json=args, headers=self.headers(self.service_key)
         )
-
-
-def default_migrations_dir() -> Path:
-    """The repo's `supabase/migrations` (a source checkout), else the one in the working dir."""
-    beside = Path(__file__).resolve().parents[1] / "supabase" / "migrations"
-    return beside if beside.is_dir() else Path.cwd() / "supabase" / "migrations"
 
 
 def run_checks(

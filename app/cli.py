@@ -35,8 +35,11 @@ NO_DATABASE = (
 def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg  # noqa: PLC0415
 
-    from app.check import default_migrations_dir  # noqa: PLC0415
-    from app.db.migrate import MigrationError, apply_migrations  # noqa: PLC0415
+    from app.db.migrate import (  # noqa: PLC0415
+        MigrationError,
+        apply_migrations,
+        default_migrations_dir,
+    )
     from app.db.problems import connect_problem  # noqa: PLC0415
 
     migrations = Path(args.dir) if args.dir else default_migrations_dir()
@@ -60,17 +63,35 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     for m in applied:
         print(f"applied {m.version}_{m.name}")
     print(f"{len(applied)} migration(s) applied")
+    if db_url and not args.local:
+        _provision_key(settings, db_url)
     return 0
+
+
+def _provision_key(settings: Settings, db_url: str) -> None:
+    """The billing attestation key goes into private.attestation_keys, never into a file."""
+    from app.attestation import key_bytes  # noqa: PLC0415
+    from app.db.attestation_keys import provision_attestation_key  # noqa: PLC0415
+
+    secret = settings.billing_attestation_key.get_secret_value()
+    if not secret:
+        print(
+            "BILLING_ATTESTATION_KEY is not set: add the service's key to"
+            " private.attestation_keys before it serves (docs/design.md, trust model)"
+        )
+        return
+    added = provision_attestation_key(db_url, key_bytes(secret))
+    print("attestation key added" if added else "attestation key already present")
 
 
 def _migrate_local(settings: Settings) -> list[Migration]:
     """Migrate the local stack's database: the running one, else start it just for this."""
-    from app.db.migrate import apply_migrations  # noqa: PLC0415
-    from app.local.stack import MIGRATIONS_DIR, LocalStack, read_status  # noqa: PLC0415
+    from app.db.migrate import apply_migrations, default_migrations_dir  # noqa: PLC0415
+    from app.local.stack import LocalStack, read_status  # noqa: PLC0415
 
     status = read_status(settings.local_stack_dir)
     if status:
-        return apply_migrations(status["db_url"], MIGRATIONS_DIR)
+        return apply_migrations(status["db_url"], default_migrations_dir())
     stack = LocalStack(settings)
     try:
         stack.start_database()  # bootstrap + migrations

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from app.db.migrate import apply_migrations
+from app.db.migrate import apply_migrations, default_migrations_dir
 from app.local.cluster import prepare_local_cluster
 from app.local.postgres import (
     EmbeddedPostgres,
@@ -35,7 +35,6 @@ from app.local.postgres import (
     machine_install,
     wheel_install,
 )
-from app.local.stack import MIGRATIONS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / ".venv" / "bin" / "chat-stream"
@@ -64,7 +63,7 @@ def bench_database(install: PgInstall, workdir: Path) -> dict[str, float]:
         out["bootstrap_s"] = _timed(lambda: prepare_local_cluster(pg.superuser_dsn))
         applied: list[object] = []
         out["migrations_s"] = _timed(
-            lambda: applied.extend(apply_migrations(pg.dsn("postgres"), MIGRATIONS_DIR))
+            lambda: applied.extend(apply_migrations(pg.dsn("postgres"), default_migrations_dir()))
         )
         if not applied:
             raise RuntimeError("no migration was applied on a fresh cluster")
@@ -75,7 +74,7 @@ def bench_database(install: PgInstall, workdir: Path) -> dict[str, float]:
     try:
         out["warm_start_s"] = _timed(warm.start)
         out["warm_migrations_noop_s"] = _timed(
-            lambda: apply_migrations(warm.dsn("postgres"), MIGRATIONS_DIR)
+            lambda: apply_migrations(warm.dsn("postgres"), default_migrations_dir())
         )
     finally:
         warm.stop()

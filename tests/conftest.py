@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from app.config import Settings
+from app.db.migrate import default_migrations_dir
 from app.local.auth.config import CONFIG_KEY, load_auth_config
 from app.local.cluster import ensure_bootstrap
 from app.local.postgres import LOCAL_PASSWORD, free_port
@@ -20,7 +21,7 @@ from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 
 ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS = ROOT / "supabase" / "migrations"
+MIGRATIONS = default_migrations_dir()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from app.advisor.grants import check_api_grants
 from app.advisor.lints import LINTS
 from app.advisor.matrix import check_cross_user_rls
 from app.advisor.result import CheckResult, all_passed
-from app.db.migrate import MigrationError, apply_migrations
+from app.db.migrate import MigrationError, apply_migrations, default_migrations_dir
 from app.local.cluster import prepare_local_cluster
 from app.local.postgres import (
     EmbeddedPostgres,
@@ -33,7 +33,6 @@ from app.local.postgres import (
 
 logger = logging.getLogger(__name__)
 
-PROJECT_MIGRATIONS = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
 MIGRATIONS_CHECK = "migrations_apply"
 
 # In the order of issue 5's list; names are splinter's where one lint covers the check.
@@ -111,7 +110,7 @@ def validate(
     the migrations first only when `apply` is set. A migration that fails is itself a failed
     check (file, line and SQL error) and the other checks do not run on the half-built schema.
     """
-    migrations = Path(migrations_dir) if migrations_dir else PROJECT_MIGRATIONS
+    migrations = Path(migrations_dir) if migrations_dir else default_migrations_dir()
     if db_url is None:
         with fresh_database() as (dsn, where):
             return _validate(dsn, where, migrations, True, schemas, skip)

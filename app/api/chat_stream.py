@@ -33,7 +33,7 @@ async def chat_stream(request: Request) -> Response:
     settings, metrics = services.settings, services.metrics
     loop = asyncio.get_running_loop()
     started = loop.time()
-    fields: dict[str, Any] = {"http_request_id": request.state.request_id}
+    fields: dict[str, Any] = {"http_request_id": request.state.http_request_id}
     try:
         raw = await read_capped(
             request, settings.max_body_bytes, timeout=settings.body_timeout_seconds

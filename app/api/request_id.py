@@ -19,7 +19,7 @@ class RequestIdMiddleware:
             return
         sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = valid_request_id(sent) or str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope.setdefault("state", {})["http_request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:

@@ -19,6 +19,14 @@ from app.db.sqlsplit import Statement, split_statements
 
 logger = logging.getLogger(__name__)
 
+
+def default_migrations_dir() -> Path:
+    """The repo's `supabase/migrations` (a source checkout), else the one in the working dir
+    (an installed package, as in the container)."""
+    beside = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
+    return beside if beside.is_dir() else Path.cwd() / "supabase" / "migrations"
+
+
 MIGRATION_NAME = re.compile(r"^([0-9]+)_(.*)\.sql$")
 
 _HISTORY_DDL = """

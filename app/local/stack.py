@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 
 from app.config import Settings
 from app.db.attestation_keys import provision_attestation_key
-from app.db.migrate import Migration, apply_migrations
+from app.db.migrate import Migration, apply_migrations, default_migrations_dir
 from app.local.cluster import prepare_local_cluster
 from app.local.context import StackContext
 from app.local.gateway import ApiKeyGateway
@@ -33,7 +33,6 @@ from app.local.postgres import EmbeddedPostgres, find_install
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
 STATUS_FILE = "status.json"
 
 
@@ -135,7 +134,7 @@ class LocalStack:
         self.pg.start()
         t1 = time.perf_counter()
         prepare_local_cluster(self.pg.superuser_dsn)
-        self.applied = apply_migrations(self.ctx.db_url, MIGRATIONS_DIR)
+        self.applied = apply_migrations(self.ctx.db_url, default_migrations_dir())
         provision_attestation_key(self.ctx.db_url, self.keys.attestation_key)
         t2 = time.perf_counter()
         logger.info(

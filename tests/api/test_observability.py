@@ -119,7 +119,7 @@ def test_one_json_log_line_per_request_with_ids_and_no_secrets(
     assert len(records) == 1
     line = JsonFormatter().format(records[0])
     entry = json.loads(line)
-    assert entry["request_id"] == "client-req-42"
+    assert entry["http_request_id"] == "client-req-42"
     assert entry["user_id"] == user.id and entry["conversation_id"] == conv
     assert entry["outcome"] == "completed" and entry["status"] == 200
     assert entry["model"] == "claude-sonnet-4-5" and entry["tokens_out"] == 4

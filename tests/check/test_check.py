@@ -10,9 +10,10 @@ from pydantic import SecretStr
 
 from app.check import Result, collect, expected_parameters, run_checks
 from app.config import ConfigError, Settings
+from app.db.migrate import default_migrations_dir
 from app.local.postgres import free_port
 from app.local.server import ServerThread
-from app.local.stack import MIGRATIONS_DIR, LocalStack
+from app.local.stack import LocalStack
 from tests.check.conftest import ATTESTATION_KEY, bare_project
 from tests.deploy.serving import CLI, stack_env
 
@@ -131,7 +132,7 @@ def test_check_migrations_missing_from_the_database_fail_with_the_versions(
 ) -> None:
     with bare_project(local_stack) as bare:
         problems = failed(bare.settings(project), db_url=bare.db.dsn)
-    count = len(list(MIGRATIONS_DIR.glob("*.sql")))
+    count = len(list(default_migrations_dir().glob("*.sql")))
     assert problems["migrations"].startswith(f"{count} of {count} not applied (")
     assert "`supabase db push` or `chat-stream migrate --db-url <DSN>`" in problems["migrations"]
     assert problems["rpc chat_begin"].startswith("public.chat_begin(")
@@ -187,7 +188,7 @@ def test_check_setting_serve_needs_is_a_config_error_before_any_probe(project: S
 
 
 def test_expected_parameters_are_read_from_the_last_definition_in_the_migrations() -> None:
-    names = [name for name, _ in expected_parameters(MIGRATIONS_DIR, "chat_finish")]
+    names = [name for name, _ in expected_parameters(default_migrations_dir(), "chat_finish")]
     assert names[:1] and all(name.startswith("p_") for name in names)
 
 
