@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     history_token_budget: int = 6000
     history_max_messages: int = 50
     heartbeat_seconds: float = 15.0
+    # Resumable streams: how long a turn keeps streaming after its client left, waiting for a
+    # resume (0: cancel at once); how often it then checkpoints for a resume on another worker;
+    # how long a finished turn can still be replayed event by event.
+    disconnect_grace_seconds: float = Field(default=10.0, ge=0)
+    checkpoint_seconds: float = Field(default=0.25, gt=0)
+    resume_retention_seconds: float = Field(default=600.0, ge=0)
+    # On SIGTERM: how long open turns may still finish before they are ended (stored, `retry`).
+    # Keep it under the orchestrator's kill timeout (Kubernetes: 30 s) minus a few seconds.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     # Final-write durability: retries with backoff, then a local outbox replayed later.
     finish_retries: int = 3

@@ -190,10 +190,26 @@ class TurnRecord:
     content: str
     status: TurnStatus
     usage_rows: tuple[UsageRow, ...]
+    # For a resume on any worker: the answer's token boundaries and the final event it got.
+    token_lengths: tuple[int, ...] = ()
+    final: Done | Failed | None = None
 
     @property
     def cost_usd(self) -> Decimal:
         return sum((row.price.cost_usd for row in self.usage_rows), Decimal(0))
+
+
+@dataclass(frozen=True)
+class TurnProgress:
+    """A turn as the database knows it, for a resume on a worker that is not producing it."""
+
+    state: Literal["streaming", "finished", "abandoned"]
+    age_seconds: float
+    parts: tuple[str, ...]  # tokens after the resume point, checkpointed while no client listens
+    token_lengths: tuple[int, ...] | None  # at finish: the answer's token boundaries
+    final: Done | Failed | None
+    message_id: str | None
+    content: str | None  # the stored answer, once finished
 
 
 @dataclass(frozen=True)

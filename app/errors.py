@@ -17,6 +17,7 @@
     │   ├── ProviderTimeout         no head within the availability budget, or idle too long
     │   └── ProviderStreamError     dropped connection, error event, malformed event mid-stream
     ├── StoreError (503)            the database API failed or timed out (retrying may help)
+    ├── ShuttingDown (503)          the worker is draining for a deploy (carries retry_after)
     └── StoreRejected (422)         the database refused the data itself (retrying cannot help)
 
 Adapters translate third-party exceptions into these at their edge (`raise ... from exc`); the API
@@ -145,6 +146,17 @@ class ProviderStreamError(ProviderError):
 class StoreError(AppError):
     code, status = "store_unavailable", 503
     title = "Service temporarily unavailable"
+
+
+class ShuttingDown(AppError):
+    """This worker is draining for a deploy: try again (the load balancer moves on)."""
+
+    code, status = "shutting_down", 503
+    title = "This server is restarting"
+
+    def __init__(self, detail: str = "", *, retry_after: int = 2) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class StoreRejected(AppError):

@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from postgrest import AsyncPostgrestClient
 from starlette.middleware.cors import CORSMiddleware
 
-from app.api import chat_stream, health
+from app.api import chat_stream, health, resume
 from app.api.deps import Services
+from app.api.drain import Drain
 from app.api.errors import install_error_handlers
+from app.api.feed import FeedPolicy, FeedRegistry
 from app.api.request_id import RequestIdMiddleware
 from app.attestation import Attestor, key_bytes
 from app.auth import TokenVerifier
@@ -115,7 +117,20 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             pricer=Pricer(settings),
             spool=outbox,
         )
+        feeds = FeedRegistry(
+            FeedPolicy(
+                grace_seconds=settings.disconnect_grace_seconds,
+                checkpoint_seconds=settings.checkpoint_seconds,
+            )
+        )
+        drain = Drain(
+            feeds,
+            grace_seconds=settings.shutdown_grace_seconds,
+            flush=lambda: outbox.replay(store.finish_as_service),
+        )
         services = Services(
+            feeds=feeds,
+            drain=drain,
             settings=settings,
             verifier=verifier,
             chat=chat,
@@ -133,6 +148,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         ]
         if service_key:
             background.append(asyncio.ensure_future(_sweep_forever(store, SWEEP_SECONDS)))
+        drain.install()
         try:
             yield services
         finally:
@@ -188,6 +204,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
     )
     app.add_middleware(RequestIdMiddleware)
     app.include_router(chat_stream.router)
+    app.include_router(resume.router)
     app.include_router(health.router)
     return app
 

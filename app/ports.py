@@ -14,6 +14,7 @@ from app.domain import (
     Price,
     ProviderEvent,
     TurnContext,
+    TurnProgress,
     TurnRecord,
     TurnStart,
     TurnTerms,
@@ -51,6 +52,14 @@ class ChatStore(Protocol):
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
         """Store the assistant message and the usage rows, close the turn; idempotent."""
+        ...
+
+    async def checkpoint(self, caller: Caller, turn_id: str, start: int, parts: list[str]) -> bool:
+        """Append tokens to a streaming turn's checkpoint; True when another worker follows it."""
+        ...
+
+    async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:
+        """The caller's own turn as stored (None: not theirs, or none), marked as followed."""
         ...
 
 

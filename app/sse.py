@@ -14,7 +14,9 @@ import orjson
 
 from app.domain import Done, TextDelta, TurnEvent
 
-PING = b": ping\n\n"
+# A comment line alone: a blank line after it would make some clients (httpx-sse) report an
+# empty event once an event had an id.
+PING = b": ping\n"
 SSE_HEADERS: Mapping[str, str] = {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
@@ -23,16 +25,23 @@ SSE_HEADERS: Mapping[str, str] = {
 }
 
 _TOKEN_PREFIX = b'data: {"type":"token","content":'
+EXPIRED_MESSAGE = "This answer can no longer be resumed; here is what was stored."
 
 
-def encode(event: Mapping[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(event) + b"\n\n"
+def encode(event: Mapping[str, Any], id_line: bytes = b"") -> bytes:
+    return id_line + b"data: " + orjson.dumps(event) + b"\n\n"
 
 
-def encode_event(event: TurnEvent) -> bytes:
-    """The wire form of a turn event: `token`, `done` or `error`."""
+def event_id(turn_id: str, seq: int) -> bytes:
+    """`id: <turn_id>:<seq>`: what a reconnecting client sends back as `Last-Event-ID`."""
+    return b"id: " + turn_id.encode() + b":" + str(seq).encode() + b"\n"
+
+
+def encode_event(event: TurnEvent, turn_id: str | None = None, seq: int = 0) -> bytes:
+    """The wire form of a turn event: `token`, `done` or `error`, with its id when `turn_id`."""
+    prefix = event_id(turn_id, seq) if turn_id else b""
     if isinstance(event, TextDelta):
-        return encode_token(event.text)
+        return encode_token(event.text, prefix)
     if isinstance(event, Done):
         done: dict[str, Any] = {
             "type": "done",
@@ -43,15 +52,29 @@ def encode_event(event: TurnEvent) -> bytes:
                 "total_tokens": event.usage.total_tokens,
             },
         }
+        if turn_id:
+            done["turnId"] = turn_id
         if event.replayed:
             done["replayed"] = True
-        return encode(done)
-    return encode({"type": "error", "message": event.user_message, "code": event.code})
+        return encode(done, prefix)
+    return encode({"type": "error", "message": event.user_message, "code": event.code}, prefix)
 
 
-def encode_token(text: str) -> bytes:
+def encode_expired(turn_id: str, seq: int, message_id: str | None, content: str | None) -> bytes:
+    """The last event of a resume that came too late to replay the answer event by event."""
+    event = {
+        "type": "expired",
+        "turnId": turn_id,
+        "messageId": message_id,
+        "content": content,
+        "message": EXPIRED_MESSAGE,
+    }
+    return encode(event, event_id(turn_id, seq))
+
+
+def encode_token(text: str, prefix: bytes = b"") -> bytes:
     """The hot path: one token event without building a dict per token."""
-    return _TOKEN_PREFIX + orjson.dumps(text) + b"}\n\n"
+    return prefix + _TOKEN_PREFIX + orjson.dumps(text) + b"}\n\n"
 
 
 class ClientGone(Exception):

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -22,12 +23,16 @@ from app.attestation import Attestor
 from app.domain import (
     Caller,
     ChatMessage,
+    Done,
+    Failed,
     FinishResult,
     StoredAnswer,
     TurnContext,
+    TurnProgress,
     TurnRecord,
     TurnStart,
     TurnTerms,
+    Usage,
 )
 from app.errors import (
     AuthError,
@@ -100,6 +105,7 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
         "turn_id": record.turn_id,
         "conversation_id": record.conversation_id,
         "message": message,
+        "replay": {"token_lengths": list(record.token_lengths), "final": final_json(record.final)},
         "usage": [
             {
                 "attempt_id": row.attempt_id,
@@ -119,6 +125,38 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
             for row in rows
         ],
     }
+
+
+def final_json(final: Done | Failed | None) -> dict[str, Any] | None:
+    if isinstance(final, Done):
+        return {
+            "type": "done",
+            "message_id": final.message_id,
+            "input_tokens": final.usage.input_tokens,
+            "output_tokens": final.usage.output_tokens,
+            "cache_read_tokens": final.usage.cache_read_tokens,
+            "cache_write_tokens": final.usage.cache_write_tokens,
+        }
+    if isinstance(final, Failed):
+        return {"type": "error", "code": final.code, "message": final.user_message}
+    return None
+
+
+def final_from_json(data: object) -> Done | Failed | None:
+    if not isinstance(data, dict):
+        return None
+    if data.get("type") == "done":
+        usage = Usage(
+            input_tokens=int(data.get("input_tokens") or 0),
+            output_tokens=int(data.get("output_tokens") or 0),
+            cache_read_tokens=int(data.get("cache_read_tokens") or 0),
+            cache_write_tokens=int(data.get("cache_write_tokens") or 0),
+        )
+        message_id = data.get("message_id")
+        return Done(str(message_id) if message_id else None, usage)
+    if data.get("type") == "error":
+        return Failed(str(data.get("code") or "error"), str(data.get("message") or ""))
+    return None
 
 
 def upgrade_spooled(params: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +265,42 @@ class SupabaseChatStore:
         service = self._service_client()
         params = self._finish_params(upgrade_spooled(spooled))
         return _finish_result(await self._rpc(service, "chat_finish", params))
+
+    async def checkpoint(self, caller: Caller, turn_id: str, start: int, parts: list[str]) -> bool:
+        payload = {
+            "v": 1,
+            "iat": int(time.time()),
+            "user_id": caller.user_id,
+            "turn_id": turn_id,
+            "from": start,
+            "parts": parts,
+        }
+        params = self._attestor.params("chat_checkpoint", payload, field="p_turn")
+        return bool(await self._rpc(self._as(caller.token), "chat_checkpoint", params))
+
+    async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:
+        data = await self._rpc(
+            self._as(caller.token),
+            "chat_turn_progress",
+            {"p_turn_id": turn_id, "p_after": after},
+        )
+        if not isinstance(data, dict):
+            return None
+        lengths = data.get("token_lengths")
+        created = str(data.get("created_at") or "")
+        try:
+            age = time.time() - datetime.fromisoformat(created).timestamp()
+        except ValueError:
+            age = 0.0
+        return TurnProgress(
+            state=data.get("state") or "abandoned",
+            age_seconds=age,
+            parts=tuple(str(p) for p in data.get("parts") or ()),
+            token_lengths=tuple(int(n) for n in lengths) if isinstance(lengths, list) else None,
+            final=final_from_json(data.get("final")),
+            message_id=str(data["message_id"]) if data.get("message_id") else None,
+            content=str(data["content"]) if data.get("content") is not None else None,
+        )
 
     async def sweep(self) -> int:
         """Turn the expired turns of dead workers into abandoned usage rows (service role)."""

@@ -113,6 +113,8 @@ class Stack:
             SUPABASE_SERVICE_ROLE_KEY=self.status["service_role_key"],
             BILLING_ATTESTATION_KEY=self._keys().attestation_key.decode(),
             AUTH_MODE="jwks",
+            # The benchmarks and the load proof measure a disconnect that stops the upstream.
+            DISCONNECT_GRACE_SECONDS="0",
             JWT_ISSUER=self.issuer,
             LLM_PROVIDER="anthropic",
             ANTHROPIC_BASE_URL=self.standin_url,

@@ -7,6 +7,7 @@ SSE response, which pulls the turn's events and encodes them. The outcome is obs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from contextlib import aclosing
 from typing import Any
@@ -19,9 +20,9 @@ from app.api.deps import Services
 from app.api.errors import error_response
 from app.api.observe import observe_refusal, observe_turn
 from app.api.stream import EventStreamResponse
-from app.domain import TurnStart
-from app.errors import AppError
-from app.sse import Emit, encode_event
+from app.domain import Failed, TurnStart
+from app.errors import GENERIC_MESSAGE, AppError, ShuttingDown
+from app.sse import ClientGone, Emit
 
 router = APIRouter()
 
@@ -35,6 +36,8 @@ async def chat_stream(request: Request) -> Response:
     started = loop.time()
     fields: dict[str, Any] = {"http_request_id": request.state.http_request_id}
     try:
+        if services.drain.draining:
+            raise ShuttingDown("draining for a restart")
         raw = await read_capped(
             request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
         )
@@ -55,16 +58,38 @@ async def chat_stream(request: Request) -> Response:
         observe_refusal(metrics, fields, exc, started, loop.time())
         return error_response(exc)
     turn = services.chat.open(caller, start, context, started=started)
+    feed = services.feeds.open(start.turn_id, caller, services.store)
 
     async def produce(emit: Emit) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        feed.bind(task)
         metrics.open_streams.inc()
         try:
             async with aclosing(turn.events()) as events:
                 async for event in events:
-                    await emit(encode_event(event))
+                    chunk = feed.publish(event)
+                    if feed.attached:
+                        try:
+                            await emit(chunk)
+                        except ClientGone:
+                            feed.detach()
+        except asyncio.CancelledError:
+            if not feed.interrupted:
+                raise
+            # A drain ended the turn (stored as it stands): the client should ask again.
+            if feed.attached:
+                with contextlib.suppress(ClientGone):
+                    await emit(feed.publish(Failed("retry", GENERIC_MESSAGE)))
         finally:
+            feed.finish()
             metrics.open_streams.dec()
             if turn.outcome is not None:
                 observe_turn(metrics, fields, turn.outcome, started, loop.time())
 
-    return EventStreamResponse(produce, heartbeat_seconds=settings.heartbeat_seconds)
+    return EventStreamResponse(
+        produce,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        headers={"x-turn-id": start.turn_id},
+        on_disconnect=feed.detach,
+    )

@@ -8,18 +8,21 @@ from typing import Protocol
 
 from starlette.responses import JSONResponse
 
+from app.api.drain import Drain
+from app.api.feed import FeedRegistry
 from app.chat.service import ChatService
 from app.config import Settings
 from app.domain import Caller
 from app.metrics import ChatMetrics
 from app.outbox import Outbox
+from app.ports import ChatStore
 
 
 class Verifier(Protocol):
     async def verify(self, authorization: str | None) -> Caller: ...
 
 
-class Pingable(Protocol):
+class Store(ChatStore, Protocol):
     async def ping(self) -> None: ...
 
 
@@ -29,7 +32,9 @@ class Services:
     verifier: Verifier
     chat: ChatService
     outbox: Outbox
-    store: Pingable
+    store: Store
     metrics: ChatMetrics
+    feeds: FeedRegistry
+    drain: Drain
     provider_problems: Callable[[], list[str]] = field(default=lambda: [])
     readiness: tuple[float, JSONResponse] | None = None

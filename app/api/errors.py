@@ -9,7 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from app.errors import GENERIC_MESSAGE, AppError, BadRequest, BodyTimeout, TooLarge, _Throttled
+from app.errors import (
+    GENERIC_MESSAGE,
+    AppError,
+    BadRequest,
+    BodyTimeout,
+    ShuttingDown,
+    TooLarge,
+    _Throttled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +30,7 @@ _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed"}
 
 def error_response(exc: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
     out = dict(headers or {})
-    if isinstance(exc, _Throttled):
+    if isinstance(exc, _Throttled | ShuttingDown):
         out["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, _BODY_LEFT_UNREAD):
         out["Connection"] = "close"

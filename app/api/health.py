@@ -28,6 +28,10 @@ async def readyz(request: Request) -> JSONResponse:
     One real round trip at most per second, whatever the polling rate: results are cached.
     """
     services: Services = request.app.state.services
+    if services.drain.draining:  # at once, uncached: the load balancer must move away now
+        return JSONResponse(
+            {"status": "draining", "checks": {"server": "shutting_down"}}, status_code=503
+        )
     loop = asyncio.get_running_loop()
     cached = services.readiness
     if cached is not None and loop.time() - cached[0] < READY_CACHE_SECONDS:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -36,9 +36,13 @@ class EventStreamResponse(Response):
         *,
         heartbeat_seconds: float,
         headers: Mapping[str, str] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
     ) -> None:
+        """`on_disconnect`: called when the client leaves, instead of cancelling the producer
+        (which then sees `ClientGone` from `emit` and may go on: a resumable turn's grace)."""
         super().__init__(status_code=200, media_type="text/event-stream")
         self.producer = producer
+        self.on_disconnect = on_disconnect
         self.heartbeat_seconds = heartbeat_seconds
         self.stream_headers = dict(SSE_HEADERS) | {k.lower(): v for k, v in (headers or {}).items()}
 
@@ -77,9 +81,14 @@ class EventStreamResponse(Response):
 
         def client_left() -> None:
             nonlocal gone
+            if gone:
+                return
             gone = True
             room.set()  # a producer waiting for room learns the client is gone
-            producer.cancel()
+            if self.on_disconnect is None:
+                producer.cancel()
+            else:
+                self.on_disconnect()
 
         async def write() -> None:
             nonlocal backlog_bytes, last_write

@@ -164,11 +164,6 @@ class TurnOutcome:
             return "disconnected"
         return "replayed" if self.replayed else self.record.status
 
-    @property
-    def answer_usage(self) -> Usage:
-        """The usage the client is told about: the attempt that produced the answer."""
-        return self.record.usage_rows[-1].usage if self.record.usage_rows else Usage()
-
 
 def outcome_of(
     record: TurnRecord,

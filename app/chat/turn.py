@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.chat.accounting import (
     Attempt,
@@ -108,11 +108,10 @@ class Turn:
         finally:
             lease.stop()
         outcome = await self._close(attempts, prompt_estimate, error=error)
-        final: TurnEvent = (
-            Failed(error.code, error.user_message)
-            if error is not None
-            else Done(self.stored_message_id, outcome.answer_usage)
-        )
+        assert outcome.record.final is not None
+        final: TurnEvent = outcome.record.final
+        if isinstance(final, Done):
+            final = replace(final, message_id=self.stored_message_id)
         try:
             yield final
         except GeneratorExit:
@@ -135,6 +134,18 @@ class Turn:
             parts.pricer,
             failed=error is not None or disconnected,
             now=asyncio.get_running_loop().time(),
+        )
+        answer = attempts[-1].parts if attempts else []
+        final: Done | Failed | None = None  # a client that left gets no final event
+        if error is not None:
+            final = Failed(error.code, error.user_message)
+        elif not disconnected:
+            usage = record.usage_rows[-1].usage if record.usage_rows else Usage()
+            final = Done(record.message_id, usage)
+        record = replace(
+            record,
+            token_lengths=tuple(len(text.replace("\x00", "")) for text in answer),
+            final=final,
         )
         persisted = await persist_shielded(
             parts.store, parts.spool, parts.settings, self._caller, record

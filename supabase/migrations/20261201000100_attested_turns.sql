@@ -117,7 +117,13 @@ create table private.turns (
   input_usd_per_mtok numeric(14, 6) not null default 0 check (input_usd_per_mtok >= 0),
   created_at timestamptz not null default now(),
   expires_at timestamptz not null,
-  finished_at timestamptz
+  finished_at timestamptz,
+  -- Resumable streams: the tokens so far while no client is attached (checkpoints), who follows
+  -- from another worker, and at finish the answer's token boundaries and its final event.
+  parts jsonb,
+  followed_at timestamptz,
+  token_lengths jsonb,
+  final jsonb
 );
 comment on table private.turns is
   'One row per chat turn; streaming rows are reservations, expired ones become abandoned usage.';
@@ -573,7 +579,9 @@ begin
   select array_agg(id order by id) into v_usage_ids from inserted;
 
   update private.turns t
-     set state = 'finished', finished_at = now()
+     set state = 'finished', finished_at = now(), parts = null,
+         token_lengths = v_record -> 'replay' -> 'token_lengths',
+         final = v_record -> 'replay' -> 'final'
    where t.turn_id = v_turn_id and t.state <> 'finished';
 
   return jsonb_build_object('message_id', v_message_id,
@@ -609,6 +617,87 @@ begin
 end;
 $$;
 
+-- p_turn: {"v":1, "iat", "user_id", "turn_id", "from": n, "parts": [token...]}: the producing
+-- worker's client left, so it checkpoints the tokens after the first n for a resume on any worker.
+-- Returns whether someone follows the turn from another worker (then the producer keeps going).
+create function public.chat_checkpoint(p_turn text, p_attestation text)
+  returns boolean
+  language plpgsql
+  volatile
+  security definer
+  set search_path = ''
+as $$
+declare
+  v_turn jsonb;
+  v_followed timestamptz;
+begin
+  if not private.attested('chat_checkpoint', p_turn, p_attestation) then
+    raise exception 'attestation rejected' using errcode = 'PT403', hint = 'attestation';
+  end if;
+  v_turn := p_turn::jsonb;
+  if (select auth.uid()) is distinct from (v_turn ->> 'user_id')::uuid then
+    raise exception 'this turn belongs to another user' using errcode = '42501';
+  end if;
+  update private.turns t
+     set parts = coalesce(t.parts, '[]'::jsonb) || coalesce(v_turn -> 'parts', '[]'::jsonb)
+   where t.turn_id = (v_turn ->> 'turn_id')::uuid
+     and t.user_id = (v_turn ->> 'user_id')::uuid
+     and t.state = 'streaming'
+     and coalesce(jsonb_array_length(t.parts), 0) = (v_turn ->> 'from')::integer
+  returning t.followed_at into v_followed;
+  return v_followed is not null and v_followed > now() - interval '3 seconds';
+end;
+$$;
+
+-- A resume on a worker that is not producing the turn: the caller's own turn only (anyone else's,
+-- or none, is null: the edge answers 404). Marks the turn followed, so its producer keeps it alive
+-- past the grace window. Returns {"state", "created_at", "parts": tokens after p_after (while
+-- streaming), "token_lengths", "final", "message_id", "content" (once finished)}.
+create function public.chat_turn_progress(p_turn_id uuid, p_after integer default 0)
+  returns jsonb
+  language plpgsql
+  volatile
+  security definer
+  set search_path = ''
+as $$
+declare
+  v_user uuid := (select auth.uid());
+  v_turn private.turns%rowtype;
+  v_after integer := greatest(coalesce(p_after, 0), 0);
+  v_message record;
+begin
+  if v_user is null then
+    return null;
+  end if;
+  update private.turns t
+     set followed_at = now()
+   where t.turn_id = p_turn_id and t.user_id = v_user
+  returning t.* into v_turn;
+  if not found then
+    return null;
+  end if;
+  select m.id, m.content into v_message
+    from public.messages m
+   where m.turn_id = p_turn_id and m.user_id = v_user and m.role = 'assistant'
+   limit 1;
+  return jsonb_build_object(
+    'state', v_turn.state,
+    'created_at', v_turn.created_at,
+    'parts', case when v_turn.state = 'streaming'
+                  then coalesce((select jsonb_agg(e.value order by e.ord)
+                                   from jsonb_array_elements(v_turn.parts)
+                                        with ordinality as e(value, ord)
+                                  where e.ord > v_after), '[]'::jsonb)
+                  else '[]'::jsonb end,
+    'parts_total', coalesce(jsonb_array_length(v_turn.parts), 0),
+    'token_lengths', v_turn.token_lengths,
+    'final', v_turn.final,
+    'message_id', v_message.id,
+    'content', v_message.content
+  );
+end;
+$$;
+
 -- The sweeper (the service's outbox loop calls it with the service role; pg_cron may too): turns
 -- whose worker died become abandoned usage rows. Returns how many.
 create function public.chat_sweep()
@@ -641,6 +730,10 @@ revoke all on function public.chat_begin(text, text) from public, anon;
 revoke all on function public.chat_finish(text, text) from public, anon;
 revoke all on function public.chat_renew(text, text) from public, anon;
 revoke all on function public.chat_sweep() from public, anon, authenticated;
+revoke all on function public.chat_checkpoint(text, text) from public, anon;
+revoke all on function public.chat_turn_progress(uuid, integer) from public, anon;
+grant execute on function public.chat_checkpoint(text, text) to authenticated;
+grant execute on function public.chat_turn_progress(uuid, integer) to authenticated;
 revoke all on function public.chat_attestation_check(text, text) from public, anon;
 grant execute on function public.chat_begin(text, text) to authenticated;
 grant execute on function public.chat_finish(text, text) to authenticated, service_role;

@@ -161,6 +161,8 @@ def chat_settings(ctx: StackContext, outbox: Path, **overrides: object) -> Setti
         "outbox_replay_seconds": 0.2,
         "finish_backoff_seconds": 0.05,
         "finish_retries": 2,
+        # These tests pin what a disconnect does at once; the resume tests turn the grace on.
+        "disconnect_grace_seconds": 0,
     }
     return make_settings(**(base | overrides))
 

@@ -209,27 +209,31 @@ def test_users_cannot_change_their_caps_or_reservations(guarded: ChatStack) -> N
 
 
 # --- across worker processes ------------------------------------------------------------------
-def serve(stack: ChatStack, *, workers: int, ttl: int = 600) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    stack: ChatStack, *, workers: int, ttl: int = 600, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """`chat-stream serve --workers N` against the stack, as production runs it."""
     port = free_port()
     s = stack.settings
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "SUPABASE", "DAILY"))
-    } | {
-        "SUPABASE_URL": stack.url,
-        "SUPABASE_ANON_KEY": s.supabase_anon_key.get_secret_value(),
-        "SUPABASE_SERVICE_ROLE_KEY": s.supabase_service_role_key.get_secret_value(),
-        "AUTH_MODE": "jwks",
-        "JWT_ISSUER": s.jwt_issuer,
-        "ANTHROPIC_BASE_URL": s.anthropic_base_url,
-        "ANTHROPIC_API_KEY": "test-key",
-        "DAILY_BUDGET_USD": "1000",
-        "RESERVATION_TTL_SECONDS": str(ttl),
-        "BILLING_ATTESTATION_KEY": s.billing_attestation_key.get_secret_value(),
-        "DB_TIMEOUT_SECONDS": "30",
-        "OUTBOX_DIR": str(Path(s.outbox_dir) / f"serve-{port}"),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "SUPABASE", "DAILY"))}
+        | {
+            "SUPABASE_URL": stack.url,
+            "SUPABASE_ANON_KEY": s.supabase_anon_key.get_secret_value(),
+            "SUPABASE_SERVICE_ROLE_KEY": s.supabase_service_role_key.get_secret_value(),
+            "AUTH_MODE": "jwks",
+            "JWT_ISSUER": s.jwt_issuer,
+            "ANTHROPIC_BASE_URL": s.anthropic_base_url,
+            "ANTHROPIC_API_KEY": "test-key",
+            "DAILY_BUDGET_USD": "1000",
+            "RESERVATION_TTL_SECONDS": str(ttl),
+            "BILLING_ATTESTATION_KEY": s.billing_attestation_key.get_secret_value(),
+            "DB_TIMEOUT_SECONDS": "30",
+            "OUTBOX_DIR": str(Path(s.outbox_dir) / f"serve-{port}"),
+            "LOG_LEVEL": "WARNING",
+        }
+        | (extra or {})
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,

@@ -12,7 +12,8 @@ from httpx_sse import EventSource
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.sse import PING, encode, encode_token
+from app.domain import Done, TextDelta, Usage
+from app.sse import PING, encode, encode_event, encode_token
 
 # Any Unicode text but lone surrogates (which no JSON decoder hands a provider adapter), with the
 # characters that break line-based framing drawn far more often than chance would.
@@ -70,5 +71,24 @@ def test_encode_event_is_compact_json_on_a_single_line(
 
 
 def test_ping_is_an_sse_comment_that_no_parser_reports_as_an_event() -> None:
-    assert PING.startswith(b":") and PING.endswith(b"\n\n")
+    # One comment line, no blank line: once an event carried an `id`, httpx-sse dispatches an
+    # empty event on every blank line (it keeps the last id, as the spec says, and does not
+    # check for empty data), so a ping ending in a blank line would reach the app as an event.
+    assert PING.startswith(b":") and PING.endswith(b"\n") and not PING.endswith(b"\n\n")
     assert parse(PING * 3) == []
+
+
+@given(st.lists(texts, min_size=1, max_size=8))
+def test_pings_between_events_with_ids_are_never_reported_as_events(tokens: list[str]) -> None:
+    turn = "7d3f1c2a-0000-4000-8000-000000000000"
+    stream = PING + PING.join(
+        encode_event(TextDelta(t), turn, seq) for seq, t in enumerate(tokens, start=1)
+    )
+    stream += PING * 2 + encode_event(Done("m", Usage()), turn, len(tokens) + 1) + PING
+
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream)
+    events = list(EventSource(response).iter_sse())
+
+    assert [json.loads(e.data).get("content") for e in events[:-1]] == tokens
+    assert [e.id for e in events] == [f"{turn}:{n}" for n in range(1, len(tokens) + 2)]
+    assert json.loads(events[-1].data)["turnId"] == turn

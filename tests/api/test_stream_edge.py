@@ -133,10 +133,28 @@ def wait_for(condition: object, timeout: float = 5.0) -> None:
 
 
 def blocks(raw: bytes) -> list[bytes]:
-    """The body cut at blank lines; the last cut must be empty (the stream ends on a boundary)."""
+    """The body cut at blank lines; the last cut must be empty (the stream ends on a boundary).
+
+    Ping comment lines come out as blocks of their own. Every event has exactly one
+    `id: <turn_id>:<seq>` line, seq counting from 1 within one turn; it is checked and removed.
+    """
     parts = raw.split(b"\n\n")
     assert parts[-1] == b"", raw[-200:]
-    return parts[:-1]
+    out: list[bytes] = []
+    turn, seq = None, 0
+    for part in parts[:-1]:
+        lines = part.split(b"\n")
+        out += [line for line in lines if line.startswith(b":")]
+        rest = [line for line in lines if not line.startswith(b":")]
+        if not rest:
+            continue
+        assert len(rest) == 2 and rest[0].startswith(b"id: "), part
+        event_turn, _, n = rest[0][len(b"id: ") :].rpartition(b":")
+        turn = turn or event_turn
+        seq += 1
+        assert (event_turn, int(n)) == (turn, seq), part
+        out.append(rest[1])
+    return out
 
 
 # --- the bytes on the wire ------------------------------------------------------------------
