@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     # `serve` makes a fresh temporary one.
     prometheus_multiproc_dir: Path | None = None
 
+    # --- Prompt caching -----------------------------------------------------------------------
+    # auto: Anthropic's automatic caching (one top-level cache_control) where the API version
+    # supports it, else explicit breakpoints; explicit: breakpoints on the system prompt and the
+    # last message; off: none. OpenAI caches by itself; it gets a `prompt_cache_key` unless off.
+    llm_prompt_cache: Literal["auto", "explicit", "off"] = "auto"
+
     @model_validator(mode="before")
     @classmethod
     def _empty_means_default(cls, data: object) -> object:

@@ -106,6 +106,7 @@ class CompletionRequest:
     max_tokens: int
     temperature: float
     user_id: str | None = None  # forwarded as metadata for abuse tracking, never content
+    conversation_id: str | None = None  # adapters send only a hash of it (a prompt-cache key)
 
 
 # --- Store ---------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class Turn:
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
             user_id=self._caller.user_id,
+            conversation_id=start.conversation_id,
         )
         prompt_estimate = estimate_tokens(request.system) + sum(
             estimate_tokens(m.content) for m in history

@@ -18,6 +18,7 @@ from httpx_sse import EventSource
 
 from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderStreamError
+from app.llm.caching import EPHEMERAL, AnthropicCache
 from app.llm.http import Events, parse_object, stream_events, translate_errors
 
 MESSAGES_PATH = "v1/messages"  # relative to the base URL, as the official SDK does
@@ -28,32 +29,51 @@ class AnthropicProvider:
 
     name = "anthropic"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, cache: AnthropicCache = "off") -> None:
         self._client = client
+        self.cache = cache
 
     def stream(
         self, request: CompletionRequest
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ProviderEvent]]:
-        return stream_events(self._client, self.name, MESSAGES_PATH, payload(request), _events)
+        body = payload(request, cache=self.cache)
+        return stream_events(self._client, self.name, MESSAGES_PATH, body, _events)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def payload(request: CompletionRequest) -> dict[str, Any]:
+def payload(request: CompletionRequest, *, cache: AnthropicCache = "off") -> dict[str, Any]:
+    """The Messages request. `cache` (app.llm.caching) adds the prompt-cache markers: one
+    top-level `cache_control` (automatic), or breakpoints on the system block and on the last
+    message's last block (explicit). The text itself is the same bytes in every form."""
+    messages: list[dict[str, Any]] = [
+        {"role": m.role, "content": m.content} for m in request.messages
+    ]
     body: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
         # Anthropic accepts 0..1; the shared setting allows OpenAI's 0..2.
         "temperature": min(request.temperature, 1.0),
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": messages,
         "stream": True,
     }
     if request.system:
         body["system"] = request.system
     if request.user_id:
         body["metadata"] = {"user_id": request.user_id}
+    if cache == "automatic":
+        body["cache_control"] = dict(EPHEMERAL)
+    elif cache == "explicit":
+        if request.system:
+            body["system"] = [_text_block(request.system)]
+        if messages:
+            messages[-1]["content"] = [_text_block(messages[-1]["content"])]
     return body
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "cache_control": dict(EPHEMERAL)}
 
 
 def _usage(raw: object, previous: Usage) -> Usage:

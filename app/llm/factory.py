@@ -13,6 +13,7 @@ import httpx
 
 from app.config import ProviderName, Settings
 from app.llm.anthropic import AnthropicProvider
+from app.llm.caching import anthropic_cache
 from app.llm.http import build_client
 from app.llm.openai import OpenAIProvider
 
@@ -49,11 +50,14 @@ def _build(name: ProviderName, settings: Settings) -> Adapter:
         headers = {"anthropic-version": settings.anthropic_version, "user-agent": USER_AGENT}
         if key := settings.anthropic_api_key.get_secret_value():
             headers["x-api-key"] = key
-        return AnthropicProvider(_client(settings, settings.anthropic_base_url, headers))
+        cache = anthropic_cache(settings.llm_prompt_cache, settings.anthropic_version)
+        client = _client(settings, settings.anthropic_base_url, headers)
+        return AnthropicProvider(client, cache=cache)
     headers = {"user-agent": USER_AGENT}
     if key := settings.openai_api_key.get_secret_value():
         headers["authorization"] = f"Bearer {key}"
-    return OpenAIProvider(_client(settings, settings.openai_base_url, headers), name=name)
+    client = _client(settings, settings.openai_base_url, headers)
+    return OpenAIProvider(client, name=name, cache=settings.llm_prompt_cache)
 
 
 def _client(settings: Settings, base_url: str, headers: dict[str, str]) -> httpx.AsyncClient:

@@ -19,6 +19,7 @@ from httpx_sse import EventSource
 
 from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderStreamError
+from app.llm.caching import PromptCache, cache_key
 from app.llm.http import Events, parse_object, stream_events, translate_errors
 
 COMPLETIONS_PATH = "chat/completions"  # relative to the base URL (…/v1), as the official SDK does
@@ -33,14 +34,17 @@ class OpenAIProvider:
     `name="openai-compatible"` the older one most compatible servers accept (`max_tokens`, `user`).
     """
 
-    def __init__(self, client: httpx.AsyncClient, *, name: str = "openai") -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, name: str = "openai", cache: PromptCache = "off"
+    ) -> None:
         self._client = client
         self.name = name
+        self.cache = cache
 
     def stream(
         self, request: CompletionRequest
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ProviderEvent]]:
-        body = payload(request, official=self.name == "openai")
+        body = payload(request, official=self.name == "openai", cache=self.cache)
         parse = functools.partial(_events, provider=self.name)
         return stream_events(self._client, self.name, COMPLETIONS_PATH, body, parse)
 
@@ -48,7 +52,12 @@ class OpenAIProvider:
         await self._client.aclose()
 
 
-def payload(request: CompletionRequest, *, official: bool = True) -> dict[str, Any]:
+def payload(
+    request: CompletionRequest, *, official: bool = True, cache: PromptCache = "off"
+) -> dict[str, Any]:
+    """The Chat Completions request; with caching on (and a conversation), OpenAI's own dialect
+    carries `prompt_cache_key`, a hash of the conversation id (compatible servers may refuse
+    unknown fields, so they get none)."""
     messages = [{"role": "system", "content": request.system}] if request.system else []
     messages += [{"role": m.role, "content": m.content} for m in request.messages]
     body: dict[str, Any] = {
@@ -65,6 +74,8 @@ def payload(request: CompletionRequest, *, official: bool = True) -> dict[str, A
         body["temperature"] = request.temperature
     if request.user_id:
         body["safety_identifier" if official else "user"] = request.user_id
+    if official and cache != "off" and request.conversation_id:
+        body["prompt_cache_key"] = cache_key(request.conversation_id)
     return body
 
 

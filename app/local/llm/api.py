@@ -2,7 +2,9 @@
 
     POST /v1/messages           Anthropic (x-api-key, anthropic-version), streaming or not
     POST /v1/chat/completions   OpenAI (Authorization: Bearer), streaming or not
-    GET  /_ledger[?since=t]     what each request was billed (JSON list), DELETE clears it
+    GET  /_ledger[?since=t]     what each request was billed (JSON list: tokens by kind, cache
+                                reads and writes included, and `cost_usd` priced as the
+                                provider bills them), DELETE clears it
 
 On the local stack it is mounted at `/llm`: ANTHROPIC_BASE_URL=<api_url>/llm and
 OPENAI_BASE_URL=<api_url>/llm/v1. Standalone (the benchmark's "direct" upstream):
@@ -32,11 +34,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.config import Settings
+from app.domain import Usage
+from app.local.llm.cache import PrefixCache
 from app.local.llm.knobs import KnobError, Knobs, from_env, resolve
 from app.local.llm.ledger import Ledger, LedgerEntry
 from app.local.llm.play import ScriptedResponse, error_response
 from app.local.llm.prompt import (
-    PrefixCache,
     answer_tokens,
     anthropic_segments,
     forced,
@@ -44,6 +48,7 @@ from app.local.llm.prompt import (
     openai_segments,
 )
 from app.local.llm.wire import AnthropicWire, OpenAIWire
+from app.pricing import Pricer
 
 OPENAI_DEFAULT_MAX_TOKENS = 4096
 
@@ -87,11 +92,13 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
 
 @dataclass
 class StandIn:
-    """The stand-in's state: default knobs, the billing ledger and the prompt-cache memory."""
+    """The stand-in's state: default knobs, the billing ledger, the prompt-cache memory and the
+    price table the ledger is priced with (the service's own `Pricer`, default settings)."""
 
     defaults: Knobs = field(default_factory=Knobs)
     ledger: Ledger = field(default_factory=Ledger)
     cache: PrefixCache = field(default_factory=PrefixCache)
+    pricer: Pricer = field(default_factory=lambda: Pricer(Settings.model_construct()))
 
     # --- Anthropic -------------------------------------------------------------------------------
     async def messages(self, request: Request) -> ASGIApp:
@@ -113,7 +120,7 @@ class StandIn:
         _number(body, "temperature", 0, 1)
         knobs = self._knobs(request, messages)
         segments = anthropic_segments(body)
-        usage = self.cache.anthropic(segments, sum(s.tokens for s in segments))
+        usage = self.cache.anthropic(model, segments)
         wire = AnthropicWire(model, forced(usage, knobs.cache_read, knobs.cache_write))
         return self._respond(request, wire, knobs, body, messages, max_tokens)
 
@@ -137,7 +144,8 @@ class StandIn:
             raise _Refusal(400, "max_tokens must be at least 1", "max_tokens")
         knobs = self._knobs(request, messages)
         segments = openai_segments(body)
-        usage = self.cache.openai(segments, sum(s.tokens for s in segments))
+        key = body.get("prompt_cache_key")
+        usage = self.cache.openai(model, segments, key if isinstance(key, str) else "")
         options = body.get("stream_options") or {}
         wire = OpenAIWire(
             model,
@@ -188,7 +196,30 @@ class StandIn:
             entries = self.ledger.entries(float(since) if since else None)
         except ValueError:
             return JSONResponse({"error": "since must be a time.monotonic() value"}, 400)
-        return Response(orjson.dumps([e.as_json() for e in entries]), media_type="application/json")
+        return Response(
+            orjson.dumps([self.priced(e) for e in entries]), media_type="application/json"
+        )
+
+    def priced(self, entry: LedgerEntry) -> dict[str, Any]:
+        """The entry with what the provider would bill for it: `cost_usd` in all and
+        `input_cost_usd` for its prompt alone (cache reads and writes at their own rates)."""
+        usage = Usage(
+            input_tokens=entry.input_tokens,
+            output_tokens=entry.output_tokens,
+            cache_read_tokens=entry.cache_read_tokens,
+            cache_write_tokens=entry.cache_write_tokens,
+        )
+        prompt = Usage(
+            input_tokens=entry.input_tokens,
+            cache_read_tokens=entry.cache_read_tokens,
+            cache_write_tokens=entry.cache_write_tokens,
+        )
+        price = self.pricer.price(entry.api, entry.model, usage)
+        return entry.as_json() | {
+            "cost_usd": str(price.cost_usd),
+            "input_cost_usd": str(self.pricer.price(entry.api, entry.model, prompt).cost_usd),
+            "price_source": price.source,
+        }
 
     async def ledger_delete(self, _: Request) -> Response:
         self.ledger.clear()

@@ -1,5 +1,6 @@
-"""What the LLM stand-in reads from a request and what it answers: token estimates, a prompt-cache
-simulation, and a deterministic coaching answer cut into word-sized tokens.
+"""What the LLM stand-in reads from a request and what it answers: token estimates, the prompt cut
+into cacheable segments (the cache itself is `app.local.llm.cache`), and a deterministic coaching
+answer cut into word-sized tokens.
 
 Token counts are estimates (about four characters a token, a few tokens of framing per message),
 close enough for usage rows and cost tests to look like production.
@@ -7,10 +8,8 @@ close enough for usage rows and cost tests to look like production.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zlib
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +48,6 @@ _BASE = tuple(piece for word in _WORDS for piece in _pieces(word))
 _STARTS = tuple(i for i, t in enumerate(_BASE) if i == 0 or _BASE[i - 1].endswith((".", "?", "!")))
 # The answer's word-sized tokens, then each sentence opener again without its leading space.
 ANSWER_TOKENS: tuple[str, ...] = _BASE + tuple(_BASE[i].lstrip() for i in _STARTS)
-
-CACHE_MIN_TOKENS = 1024  # both APIs cache only prompts at least this long
-OPENAI_CACHE_STEP = 128  # OpenAI reports cached tokens in steps of 128
 
 
 def estimate_tokens(text: str) -> int:
@@ -103,61 +99,6 @@ class Segment:
     text: str
     tokens: int
     breakpoint: bool = False  # carries `cache_control`
-
-
-class PrefixCache:
-    """Remembers prompt prefixes by a hash chain over segments, like a provider's prompt cache.
-
-    A request that starts with a prefix seen before reads it from cache. Bounded (LRU) so a long
-    load run does not grow memory without end.
-    """
-
-    def __init__(self, max_entries: int = 20_000) -> None:
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._max = max_entries
-
-    def _chain(self, segments: Sequence[Segment]) -> list[tuple[bytes, int]]:
-        keys, digest, total = [], b"", 0
-        for segment in segments:
-            digest = hashlib.blake2b(digest + segment.text.encode(), digest_size=16).digest()
-            total += segment.tokens
-            keys.append((digest, total))
-        return keys
-
-    def _remember(self, key: bytes) -> None:
-        self._seen[key] = None
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._max:
-            self._seen.popitem(last=False)
-
-    def _longest_hit(self, chain: Sequence[tuple[bytes, int]], upto: int) -> int:
-        for key, tokens in reversed(chain[:upto]):
-            if key in self._seen:
-                self._seen.move_to_end(key)
-                return tokens
-        return 0
-
-    def anthropic(self, segments: Sequence[Segment], total: int) -> PromptUsage:
-        """Explicit caching: up to the last `cache_control` breakpoint, if long enough."""
-        last = max((i for i, s in enumerate(segments) if s.breakpoint), default=-1)
-        chain = self._chain(segments)
-        if last < 0 or chain[last][1] < CACHE_MIN_TOKENS:
-            return PromptUsage(input_tokens=total)
-        key, prefix = chain[last]
-        read = self._longest_hit(chain, last + 1)
-        self._remember(key)
-        return PromptUsage(input_tokens=total - prefix, cache_read=read, cache_write=prefix - read)
-
-    def openai(self, segments: Sequence[Segment], total: int) -> PromptUsage:
-        """Automatic caching: the longest seen prefix, in 128-token steps, from 1024 tokens."""
-        chain = self._chain(segments)
-        read = self._longest_hit(chain, len(chain) - 1)
-        for key, _ in chain:
-            self._remember(key)
-        read = read // OPENAI_CACHE_STEP * OPENAI_CACHE_STEP
-        if total < CACHE_MIN_TOKENS or read < CACHE_MIN_TOKENS:
-            read = 0
-        return PromptUsage(input_tokens=total - read, cache_read=read)
 
 
 def anthropic_segments(body: dict[str, Any]) -> list[Segment]:
