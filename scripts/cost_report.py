@@ -32,8 +32,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from app.analytics import load, report
-from app.config import get_settings
+from app.analytics import load, project, report
 from app.local.stack import read_status
 
 EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NO_FUNCTIONS = 0, 1, 2, 3, 4
@@ -104,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def choose_source(args: argparse.Namespace) -> load.Source:
     """The first source given: flags, then the environment, then the running local stack."""
-    settings = get_settings()
+    settings = project.settings()
     if args.db_url and args.supabase_url:
         raise ValueError("give --db-url or --supabase-url, not both")
     if args.db_url:
@@ -132,7 +131,7 @@ def choose_source(args: argparse.Namespace) -> load.Source:
 
 
 def options_from(args: argparse.Namespace) -> report.ReportOptions:
-    settings = get_settings()
+    settings = project.settings()
     since, until = report.default_window(args.since, args.until)
     if since >= until:
         raise ValueError("--since must be before --until")

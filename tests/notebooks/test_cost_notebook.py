@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ast
 import base64
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,18 +25,32 @@ NOTEBOOK = ROOT / "notebooks" / "cost_analysis.ipynb"
 CHARTS = {"daily_cost_by_model", "top_users", "cost_per_user_distribution", "month_projection"}
 
 
+def _project_copy(tmp_path: Path, db_url: str) -> Path:
+    """A project tree as a checkout has it: pyproject.toml, `.env`, the notebook in notebooks/,
+    and a running local stack's status in the folder `.env` names (relative to the root)."""
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(NOTEBOOK, root / "notebooks" / NOTEBOOK.name)
+    (root / ".env").write_text("LOCAL_STACK_DIR=.stack\n", encoding="utf-8")
+    (root / ".stack").mkdir()
+    status = {"pid": os.getpid(), "db_url": db_url}  # a live pid: the stack counts as running
+    (root / ".stack" / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    return root
+
+
 @pytest.mark.slow
-def test_cost_notebook_runs_on_seeded_data_and_shows_every_chart(
+def test_cost_notebook_run_from_notebooks_folder_finds_the_stack_and_shows_every_chart(
     fresh_db: FreshDatabase, tmp_path: Path, notebook_kernel: str
 ) -> None:
     migrate_and_seed(fresh_db)
+    root = _project_copy(tmp_path, fresh_db.dsn)
     out_dir = tmp_path / "charts"
 
     papermill.execute_notebook(
-        str(NOTEBOOK),
+        str(root / "notebooks" / NOTEBOOK.name),
         str(tmp_path / "executed.ipynb"),
         parameters={
-            "db_url": fresh_db.dsn,
             "since": SPEC.start.isoformat(),
             "until": SPEC.end.isoformat(),
             "daily_budget": "1",
@@ -41,7 +58,7 @@ def test_cost_notebook_runs_on_seeded_data_and_shows_every_chart(
             "out_dir": str(out_dir),
         },
         kernel_name=notebook_kernel,
-        cwd=str(tmp_path),
+        cwd=str(root / "notebooks"),  # where Jupyter starts the kernel
         progress_bar=False,
     )  # raises PapermillExecutionError if any cell fails
 
