@@ -18,7 +18,8 @@ two cores). Not run in CI.
 
 Example:
     nice .venv/bin/python bench/analytics.py --requests 1000000 --repeat 3
-    nice .venv/bin/python bench/analytics.py --requests 10000000 --keep /var/tmp/bench-10m
+    nice .venv/bin/python bench/analytics.py --requests 10000000 --batches 5 \\
+        --keep /var/tmp/bench-10m
 
 Exit codes: 0 done (targets met or not: read the output); 1 the tables or the reconciliation
 disagree; 2 usage error.
@@ -216,11 +217,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pandas-repeat", type=int, default=1, help="timed pandas runs")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the seeded cluster here")
+    parser.add_argument(
+        "--batches", type=int, default=1,
+        help="seed in this many batches (seeds seed..seed+n-1, users and rows split evenly): "
+        "bounds the memory a 10M-row seed needs",
+    )  # fmt: skip
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    if min(args.requests, args.users, args.days, args.repeat, args.pandas_repeat) < 1:
+    if min(args.requests, args.users, args.days, args.repeat, args.pandas_repeat, args.batches) < 1:
         print("error: counts must be at least 1", file=sys.stderr)
         return 2
 
@@ -236,8 +242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["seed_seconds"] = None
         else:
             print(f"seeding {args.requests:,} usage rows into a dedicated database ...", flush=True)
-            seeded = seed_database(superuser, spec, Pricer(stack.settings), replace=True)
-            results["seed_seconds"] = round(seeded.generate_seconds + seeded.load_seconds, 1)
+            seconds = 0.0
+            for batch in range(args.batches):
+                part = SeedSpec(
+                    args.users // args.batches, args.days, args.requests // args.batches,
+                    args.seed + batch, end=spec.end,
+                )  # fmt: skip
+                seeded = seed_database(superuser, part, Pricer(stack.settings), replace=batch == 0)
+                seconds += seeded.generate_seconds + seeded.load_seconds
+                print(f"  batch {batch + 1}/{args.batches} seeded ({seconds:.0f}s)", flush=True)
+            results["seed_seconds"] = round(seconds, 1)
             with psycopg.connect(superuser, autocommit=True) as conn:
                 conn.execute("vacuum analyze public.usage_logs, public.usage_daily, public.users")
         with psycopg.connect(superuser) as conn:

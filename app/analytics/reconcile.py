@@ -2,10 +2,11 @@
 
 `reconcile(dsn)` groups `public.usage_logs` by (user, UTC day, provider, model, status) in
 PostgreSQL, full-outer-joins it with `public.usage_daily` and returns every group where any
-count, token sum or cost differs (a group missing on one side counts as differing), plus the
-grand totals of both sides read as `Decimal` (numeric, never float). Run it as `postgres` or
-the service role (RLS would hide other users' rows from anyone else). Both sides are read in
-one REPEATABLE READ snapshot, so concurrent inserts cannot make them disagree.
+count, token sum, cost or first/last request time differs (a group missing on one side
+differs too), plus the grand totals of both sides read as `Decimal` (numeric, never float).
+Run it as `postgres` or the service role (RLS would hide other users' rows from anyone else).
+Both sides are read in one REPEATABLE READ snapshot, so concurrent inserts cannot make them
+disagree.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from psycopg.rows import dict_row
 KEY = ("user_id", "day", "provider", "model", "status")
 MEASURES = (
     "requests", "tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens", "cost_usd",
-    "estimated_requests",
+    "estimated_requests", "first_at", "last_at",
 )  # fmt: skip
 
 _RAW = """
@@ -28,7 +29,8 @@ select l.user_id, (l.created_at at time zone 'UTC')::date as day, l.provider, l.
   count(*)::bigint as requests, sum(l.tokens_in)::bigint as tokens_in,
   sum(l.tokens_out)::bigint as tokens_out, sum(l.cache_read_tokens)::bigint as cache_read_tokens,
   sum(l.cache_write_tokens)::bigint as cache_write_tokens, sum(l.cost_usd) as cost_usd,
-  count(*) filter (where l.estimated)::bigint as estimated_requests
+  count(*) filter (where l.estimated)::bigint as estimated_requests,
+  min(l.created_at) as first_at, max(l.created_at) as last_at
 from public.usage_logs l group by 1, 2, 3, 4, 5
 """
 _KEYS = ", ".join(KEY)

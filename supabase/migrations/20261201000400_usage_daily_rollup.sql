@@ -26,8 +26,9 @@
 -- Analyst functions: usage_per_user, usage_per_day_model and usage_user_days now read the
 -- rollup for the whole UTC days inside the window and usage_logs only for the partial days at
 -- its edges (a window from 10:00 reads that day's rows raw). They keep their arguments and gain
--- `p_model` (null: every model). New: usage_per_day_status (spend by outcome). Per-request and
--- per-conversation questions (cost_per_conversation, conversation_cost_summary) stay on raw rows.
+-- `p_model` (null: every model). New: usage_per_day_status (spend by outcome) and user_by_email.
+-- Per-request and per-conversation questions (cost_per_conversation, conversation_cost_summary:
+-- percentiles) stay on raw rows; they gain `p_model` as well.
 
 create table public.usage_daily (
   user_id uuid not null,
@@ -42,6 +43,8 @@ create table public.usage_daily (
   cache_write_tokens bigint not null,
   cost_usd numeric not null,
   estimated_requests bigint not null,
+  first_at timestamptz not null,
+  last_at timestamptz not null,
   constraint usage_daily_pkey primary key (user_id, day, provider, model, status)
 );
 comment on table public.usage_daily is
@@ -67,12 +70,13 @@ as $$
 begin
   insert into public.usage_daily as d (
     user_id, day, provider, model, status, requests, tokens_in, tokens_out,
-    cache_read_tokens, cache_write_tokens, cost_usd, estimated_requests
+    cache_read_tokens, cache_write_tokens, cost_usd, estimated_requests, first_at, last_at
   )
   select
     n.user_id, (n.created_at at time zone 'UTC')::date, n.provider, n.model, n.status,
     count(*), sum(n.tokens_in), sum(n.tokens_out), sum(n.cache_read_tokens),
-    sum(n.cache_write_tokens), sum(n.cost_usd), count(*) filter (where n.estimated)
+    sum(n.cache_write_tokens), sum(n.cost_usd), count(*) filter (where n.estimated),
+    min(n.created_at), max(n.created_at)
   from new_rows n
   group by 1, 2, 3, 4, 5
   order by 1, 2, 3, 4, 5
@@ -83,8 +87,43 @@ begin
     cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
     cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
     cost_usd = d.cost_usd + excluded.cost_usd,
-    estimated_requests = d.estimated_requests + excluded.estimated_requests;
+    estimated_requests = d.estimated_requests + excluded.estimated_requests,
+    first_at = least(d.first_at, excluded.first_at),
+    last_at = greatest(d.last_at, excluded.last_at);
   return null;
+end;
+$$;
+
+-- After a delete or an update the first and last request of a group are looked up again in the
+-- raw rows (the (user_id, created_at) index, one UTC day). It runs as a statement of its own,
+-- after the counts were adjusted: those row locks make concurrent inserters of the same groups
+-- wait, and this statement's fresh snapshot (READ COMMITTED) sees everything they committed.
+create function private.usage_daily_refresh_span(p_keys jsonb)
+  returns void
+  language plpgsql
+  volatile
+  security definer
+  set search_path = ''
+as $$
+begin
+  update public.usage_daily d set
+    first_at = span.first_at,
+    last_at = span.last_at
+  from (
+    select k.user_id, k.day, k.provider, k.model, k.status,
+      min(l.created_at) as first_at, max(l.created_at) as last_at
+    from jsonb_to_recordset(p_keys)
+      as k(user_id uuid, day date, provider text, model text, status text)
+    join public.usage_logs l
+      on l.user_id = k.user_id
+      and l.created_at >= (k.day::timestamp at time zone 'UTC')
+      and l.created_at < ((k.day + 1)::timestamp at time zone 'UTC')
+      and l.provider = k.provider and l.model = k.model and l.status = k.status
+    group by 1, 2, 3, 4, 5
+  ) span
+  where (d.user_id, d.day, d.provider, d.model, d.status)
+      = (span.user_id, span.day, span.provider, span.model, span.status)
+    and (d.first_at, d.last_at) is distinct from (span.first_at, span.last_at);
 end;
 $$;
 
@@ -123,6 +162,12 @@ begin
     and (d.user_id, d.day) in (
       select o.user_id, (o.created_at at time zone 'UTC')::date from old_rows o
     );
+  perform private.usage_daily_refresh_span((
+    select jsonb_agg(distinct jsonb_build_object(
+      'user_id', o.user_id, 'day', (o.created_at at time zone 'UTC')::date,
+      'provider', o.provider, 'model', o.model, 'status', o.status))
+    from old_rows o
+  ));
   return null;
 end;
 $$;
@@ -142,18 +187,20 @@ begin
       sum(r.tokens_in) as tokens_in, sum(r.tokens_out) as tokens_out,
       sum(r.cache_read_tokens) as cache_read_tokens,
       sum(r.cache_write_tokens) as cache_write_tokens, sum(r.cost_usd) as cost_usd,
-      sum(r.estimated_requests) as estimated_requests
+      sum(r.estimated_requests) as estimated_requests, min(r.created_at) as first_at,
+      max(r.created_at) as last_at
     from (
       select
         n.user_id, (n.created_at at time zone 'UTC')::date as day, n.provider, n.model,
         n.status, 1 as requests, n.tokens_in, n.tokens_out, n.cache_read_tokens,
-        n.cache_write_tokens, n.cost_usd, n.estimated::integer as estimated_requests
+        n.cache_write_tokens, n.cost_usd, n.estimated::integer as estimated_requests,
+        n.created_at
       from new_rows n
       union all
       select
         o.user_id, (o.created_at at time zone 'UTC')::date, o.provider, o.model, o.status, -1,
         -o.tokens_in, -o.tokens_out, -o.cache_read_tokens, -o.cache_write_tokens, -o.cost_usd,
-        -(o.estimated::integer)
+        -(o.estimated::integer), null::timestamptz
       from old_rows o
     ) r
     group by 1, 2, 3, 4, 5
@@ -161,11 +208,13 @@ begin
   )
   insert into public.usage_daily as d (
     user_id, day, provider, model, status, requests, tokens_in, tokens_out,
-    cache_read_tokens, cache_write_tokens, cost_usd, estimated_requests
+    cache_read_tokens, cache_write_tokens, cost_usd, estimated_requests, first_at, last_at
   )
   select
     m.user_id, m.day, m.provider, m.model, m.status, m.requests, m.tokens_in, m.tokens_out,
-    m.cache_read_tokens, m.cache_write_tokens, m.cost_usd, m.estimated_requests
+    m.cache_read_tokens, m.cache_write_tokens, m.cost_usd, m.estimated_requests,
+    -- a group only left by rows keeps its span until the refresh below
+    coalesce(m.first_at, 'infinity'), coalesce(m.last_at, '-infinity')
   from moved m
   order by 1, 2, 3, 4, 5
   on conflict (user_id, day, provider, model, status) do update set
@@ -175,12 +224,20 @@ begin
     cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
     cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
     cost_usd = d.cost_usd + excluded.cost_usd,
-    estimated_requests = d.estimated_requests + excluded.estimated_requests;
+    estimated_requests = d.estimated_requests + excluded.estimated_requests,
+    first_at = least(d.first_at, excluded.first_at),
+    last_at = greatest(d.last_at, excluded.last_at);
   delete from public.usage_daily d
   where d.requests = 0
     and (d.user_id, d.day) in (
       select o.user_id, (o.created_at at time zone 'UTC')::date from old_rows o
     );
+  perform private.usage_daily_refresh_span((
+    select jsonb_agg(distinct jsonb_build_object(
+      'user_id', r.user_id, 'day', (r.created_at at time zone 'UTC')::date,
+      'provider', r.provider, 'model', r.model, 'status', r.status))
+    from (select * from old_rows union all select * from new_rows) r
+  ));
   return null;
 end;
 $$;
@@ -199,6 +256,7 @@ end;
 $$;
 
 revoke all on function
+  private.usage_daily_refresh_span(jsonb),
   private.usage_daily_on_insert(), private.usage_daily_on_delete(),
   private.usage_daily_on_update(), private.usage_daily_on_truncate()
   from public, anon, authenticated, service_role;
@@ -227,12 +285,13 @@ alter table public.usage_logs enable always trigger usage_logs_rollup_truncate;
 lock table public.usage_logs in share row exclusive mode;
 insert into public.usage_daily (
   user_id, day, provider, model, status, requests, tokens_in, tokens_out,
-  cache_read_tokens, cache_write_tokens, cost_usd, estimated_requests
+  cache_read_tokens, cache_write_tokens, cost_usd, estimated_requests, first_at, last_at
 )
 select
   l.user_id, (l.created_at at time zone 'UTC')::date, l.provider, l.model, l.status,
   count(*), sum(l.tokens_in), sum(l.tokens_out), sum(l.cache_read_tokens),
-  sum(l.cache_write_tokens), sum(l.cost_usd), count(*) filter (where l.estimated)
+  sum(l.cache_write_tokens), sum(l.cost_usd), count(*) filter (where l.estimated),
+  min(l.created_at), max(l.created_at)
 from public.usage_logs l
 group by 1, 2, 3, 4, 5;
 
@@ -256,7 +315,9 @@ create function public.usage_slices(
     cache_read_tokens bigint,
     cache_write_tokens bigint,
     cost_usd numeric,
-    estimated_requests bigint
+    estimated_requests bigint,
+    first_at timestamptz,
+    last_at timestamptz
   )
   language plpgsql
   stable
@@ -277,7 +338,7 @@ begin
       select l.user_id, (l.created_at at time zone 'UTC')::date, l.provider, l.model, l.status,
         count(*), sum(l.tokens_in)::bigint, sum(l.tokens_out)::bigint,
         sum(l.cache_read_tokens)::bigint, sum(l.cache_write_tokens)::bigint, sum(l.cost_usd),
-        count(*) filter (where l.estimated)
+        count(*) filter (where l.estimated), min(l.created_at), max(l.created_at)
       from public.usage_logs l
       where l.created_at >= p_since and l.created_at < p_until
         and (p_user_id is null or l.user_id = p_user_id)
@@ -287,7 +348,8 @@ begin
   end if;
   return query
     select d.user_id, d.day, d.provider, d.model, d.status, d.requests, d.tokens_in,
-      d.tokens_out, d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.estimated_requests
+      d.tokens_out, d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.estimated_requests,
+      d.first_at, d.last_at
     from public.usage_daily d
     where (v_first is null or d.day >= v_first)
       and (v_end is null or d.day < v_end)
@@ -297,7 +359,7 @@ begin
     select l.user_id, (l.created_at at time zone 'UTC')::date, l.provider, l.model, l.status,
       count(*), sum(l.tokens_in)::bigint, sum(l.tokens_out)::bigint,
       sum(l.cache_read_tokens)::bigint, sum(l.cache_write_tokens)::bigint, sum(l.cost_usd),
-      count(*) filter (where l.estimated)
+      count(*) filter (where l.estimated), min(l.created_at), max(l.created_at)
     from public.usage_logs l
     where (
         (v_first is not null and l.created_at >= p_since
@@ -349,7 +411,7 @@ begin
     select
       agg.user_id, u.email, agg.requests, agg.tokens_in, agg.tokens_out, agg.cache_read_tokens,
       agg.cache_write_tokens, agg.cost_usd, agg.partial_requests, agg.error_requests,
-      agg.estimated_requests, span.first_active, span.last_active
+      agg.estimated_requests, agg.first_active, agg.last_active
     from (
       select
         s.user_id,
@@ -362,25 +424,13 @@ begin
         coalesce(sum(s.requests) filter (where s.status = 'partial'), 0)::bigint
           as partial_requests,
         coalesce(sum(s.requests) filter (where s.status = 'error'), 0)::bigint as error_requests,
-        sum(s.estimated_requests)::bigint as estimated_requests
+        sum(s.estimated_requests)::bigint as estimated_requests,
+        min(s.first_at) as first_active,
+        max(s.last_at) as last_active
       from public.usage_slices(p_since, p_until, p_user_id, p_model) s
       group by s.user_id
     ) agg
-    left join public.users u on u.id = agg.user_id
-    -- First and last request: two probes of the (user_id, created_at) index per user.
-    cross join lateral (
-      select
-        (select min(l.created_at) from public.usage_logs l
-          where l.user_id = agg.user_id
-            and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
-            and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
-            and (p_model is null or l.model = p_model)) as first_active,
-        (select max(l.created_at) from public.usage_logs l
-          where l.user_id = agg.user_id
-            and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
-            and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
-            and (p_model is null or l.model = p_model)) as last_active
-    ) span;
+    left join public.users u on u.id = agg.user_id;
 end;
 $$;
 
@@ -482,6 +532,124 @@ begin
 end;
 $$;
 
+-- Per conversation (raw rows: per-conversation detail), now with p_model too -------------------
+drop function public.cost_per_conversation(timestamptz, timestamptz, uuid, integer);
+create function public.cost_per_conversation(
+  p_since timestamptz default null,
+  p_until timestamptz default null,
+  p_user_id uuid default null,
+  p_limit integer default null,
+  p_model text default null
+)
+  returns table (
+    conversation_id uuid,
+    user_id uuid,
+    requests bigint,
+    tokens_in bigint,
+    tokens_out bigint,
+    cache_read_tokens bigint,
+    cache_write_tokens bigint,
+    cost_usd numeric,
+    first_at timestamptz,
+    last_at timestamptz
+  )
+  language plpgsql
+  stable
+  security invoker
+  parallel safe
+  set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  return query
+    select
+      l.conversation_id, l.user_id, count(*) as requests,
+      coalesce(sum(l.tokens_in), 0)::bigint as tokens_in,
+      coalesce(sum(l.tokens_out), 0)::bigint as tokens_out,
+      coalesce(sum(l.cache_read_tokens), 0)::bigint as cache_read_tokens,
+      coalesce(sum(l.cache_write_tokens), 0)::bigint as cache_write_tokens,
+      coalesce(sum(l.cost_usd), 0) as cost_usd,
+      min(l.created_at) as first_at,
+      max(l.created_at) as last_at
+    from public.usage_logs l
+    where l.conversation_id is not null
+      and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+      and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+      and (p_user_id is null or l.user_id = p_user_id)
+      and (p_model is null or l.model = p_model)
+    group by l.conversation_id, l.user_id
+    order by cost_usd desc, l.conversation_id
+    limit p_limit;
+end;
+$$;
+
+drop function public.conversation_cost_summary(timestamptz, timestamptz, uuid);
+create function public.conversation_cost_summary(
+  p_since timestamptz default null,
+  p_until timestamptz default null,
+  p_user_id uuid default null,
+  p_model text default null
+)
+  returns table (
+    conversations bigint,
+    requests bigint,
+    cost_usd numeric,
+    mean_usd numeric,
+    p50_usd numeric,
+    p90_usd numeric,
+    p99_usd numeric,
+    max_usd numeric
+  )
+  language plpgsql
+  stable
+  security invoker
+  parallel safe
+  set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  return query
+    select
+      count(*) as conversations,
+      coalesce(sum(c.requests), 0)::bigint as requests,
+      coalesce(sum(c.cost_usd), 0) as cost_usd,
+      round(avg(c.cost_usd), 8) as mean_usd,
+      percentile_disc(0.5) within group (order by c.cost_usd) as p50_usd,
+      percentile_disc(0.9) within group (order by c.cost_usd) as p90_usd,
+      percentile_disc(0.99) within group (order by c.cost_usd) as p99_usd,
+      max(c.cost_usd) as max_usd
+    from (
+      select count(*) as requests, sum(l.cost_usd) as cost_usd
+      from public.usage_logs l
+      where l.conversation_id is not null
+        and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+        and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+        and (p_user_id is null or l.user_id = p_user_id)
+        and (p_model is null or l.model = p_model)
+      group by l.conversation_id
+    ) c;
+end;
+$$;
+
+-- A user by email (the report's --user takes an email or an id); RLS on users applies --------
+create function public.user_by_email(p_email text)
+  returns table (user_id uuid, email text)
+  language sql
+  stable
+  security invoker
+  set search_path = ''
+as $$
+  select u.id, u.email from public.users u where lower(u.email) = lower(p_email) order by u.id;
+$$;
+
+comment on function public.cost_per_conversation(timestamptz, timestamptz, uuid, integer, text)
+  is 'Usage and USD cost per conversation in [p_since, p_until), most expensive first; RLS '
+  'applies.';
+comment on function public.conversation_cost_summary(timestamptz, timestamptz, uuid, text) is
+  'Count, total, mean and percentiles of USD cost per conversation in [p_since, p_until).';
+comment on function public.user_by_email(text) is
+  'The user (id, email) with this email, case-insensitively; RLS applies.';
+
 comment on function public.usage_per_user(timestamptz, timestamptz, uuid, text) is
   'Usage and USD cost per user in [p_since, p_until) (rollup + edge rows); RLS applies.';
 comment on function public.usage_per_day_model(timestamptz, timestamptz, uuid, text) is
@@ -492,6 +660,9 @@ comment on function public.usage_per_day_status(timestamptz, timestamptz, uuid, 
   'Usage and USD cost per UTC day and outcome (status) in [p_since, p_until); RLS applies.';
 
 revoke all on function
+  public.cost_per_conversation(timestamptz, timestamptz, uuid, integer, text),
+  public.conversation_cost_summary(timestamptz, timestamptz, uuid, text),
+  public.user_by_email(text),
   public.usage_slices(timestamptz, timestamptz, uuid, text),
   public.usage_per_user(timestamptz, timestamptz, uuid, text),
   public.usage_per_day_model(timestamptz, timestamptz, uuid, text),
@@ -499,6 +670,9 @@ revoke all on function
   public.usage_per_day_status(timestamptz, timestamptz, uuid, text)
   from public, anon;
 grant execute on function
+  public.cost_per_conversation(timestamptz, timestamptz, uuid, integer, text),
+  public.conversation_cost_summary(timestamptz, timestamptz, uuid, text),
+  public.user_by_email(text),
   public.usage_slices(timestamptz, timestamptz, uuid, text),
   public.usage_per_user(timestamptz, timestamptz, uuid, text),
   public.usage_per_day_model(timestamptz, timestamptz, uuid, text),

@@ -81,10 +81,14 @@ def test_rollup_follows_deletes_updates_and_truncate(db: FreshDatabase) -> None:
             _insert(conn, user, cost)
         _insert(conn, user, "4", model="gpt-4o-mini")
 
-        conn.execute("delete from public.usage_logs where cost_usd = 2")
+        _insert(conn, user, "5", at=datetime(2026, 11, 10, 23, 0, tzinfo=UTC))
+        conn.execute("delete from public.usage_logs where cost_usd in (2, 5)")
         conn.execute("update public.usage_logs set status = 'partial' where cost_usd = 3")
         conn.execute("delete from public.usage_logs where model = 'gpt-4o-mini'")
         after_writes = _rollup(conn, user)
+        spans = conn.execute(
+            "select status, first_at, last_at from public.usage_daily where user_id = %s", (user,)
+        ).fetchall()
         conn.commit()
         assert reconcile(db.dsn).equal
 
@@ -96,6 +100,7 @@ def test_rollup_follows_deletes_updates_and_truncate(db: FreshDatabase) -> None:
         ("2026-11-10", "gpt-4o", "partial", 1, 10, 30, Decimal("3.00000000"), 0),
     ]
     assert after_truncate == (0,)
+    assert sorted(spans) == [("completed", DAY, DAY), ("partial", DAY, DAY)]  # 23:00 is gone
 
 
 def test_rollup_deleting_a_user_cascades_through_usage_into_the_rollup(db: FreshDatabase) -> None:
