@@ -118,8 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = dataclasses.replace(spec, end=args.end)
     try:
         result = seed_database(
-            dsn, spec, Pricer(project.settings()), replace=args.truncate, progress=progress
-        )
+            dsn, spec, Pricer(project.settings()), replace=args.truncate, progress=progress,
+            bars=not args.quiet,
+        )  # fmt: skip
     except (SeedError, RatesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED

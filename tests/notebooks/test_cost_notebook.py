@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import papermill
+import psycopg
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -55,6 +56,7 @@ def test_cost_notebook_run_from_notebooks_folder_finds_the_stack_and_shows_every
             "until": SPEC.end.isoformat(),
             "daily_budget": "1",
             "monthly_budget": "4",
+            "user": "",
             "out_dir": str(out_dir),
         },
         kernel_name=notebook_kernel,
@@ -67,13 +69,55 @@ def test_cost_notebook_run_from_notebooks_folder_finds_the_stack_and_shows_every
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [base64.b64decode(o["data"]["image/png"]) for o in outputs
               if "image/png" in o.get("data", {})]  # fmt: skip
-    assert len(images) == len(CHARTS)
+    assert len(images) == len(CHARTS) + 1  # the report's charts and one drawn by pandas
     assert {p.stem for p in out_dir.glob("*.png")} == CHARTS
     for path in out_dir.glob("*.png"):
         assert png_size(path) == charts.SIZE_PX
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "seed11-user" in html  # the top spenders table, with the seeded users' emails
     assert "$" in html
+    code = "".join(c.source for c in executed.cells if c.cell_type == "code")
+    assert ".daily.plot(" in code  # a chart straight from a frame, by pandas
+    text = "".join(o.get("text", "") for o in outputs)
+    for label in ("Cache saved", "Wasted spend", "Cost per message", "Forecast"):
+        assert label in text
+    for title in ("net_savings_usd", "share_of_requests", "change_vs_previous", "outcome"):
+        assert title in html
+
+
+@pytest.mark.slow
+def test_cost_notebook_one_user_by_email_and_one_model(
+    fresh_db: FreshDatabase, tmp_path: Path, notebook_kernel: str
+) -> None:
+    migrate_and_seed(fresh_db)
+    root = _project_copy(tmp_path, fresh_db.dsn)
+    with psycopg.connect(fresh_db.dsn) as conn:
+        row = conn.execute(
+            "select u.email from public.usage_logs l join public.users u on u.id = l.user_id"
+            " where l.model = 'claude-sonnet-4-5' group by u.email order by count(*) desc limit 1"
+        ).fetchone()
+    assert row is not None
+    email = str(row[0])
+
+    papermill.execute_notebook(
+        str(root / "notebooks" / NOTEBOOK.name),
+        str(tmp_path / "executed.ipynb"),
+        parameters={
+            "since": SPEC.start.isoformat(), "until": SPEC.end.isoformat(),
+            "user": email.upper(), "model": "claude-sonnet-4-5",
+            "out_dir": str(tmp_path / "charts"),
+        },
+        kernel_name=notebook_kernel,
+        cwd=str(root / "notebooks"),
+        progress_bar=False,
+    )  # fmt: skip
+
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert email in html
+    assert html.count("@example.test") == html.count(email)  # nobody else
+    assert "claude-sonnet-4-5" in html and "gpt-4o" not in html
 
 
 def test_cost_notebook_is_thin_parameterised_and_stored_without_outputs() -> None:
