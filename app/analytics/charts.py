@@ -29,6 +29,11 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 OTHER = "#999999"
 
 
+def _plain(text: str) -> str:
+    """Text with dollar signs escaped: two "$" in one label would start matplotlib mathtext."""
+    return text.replace("$", r"\$")
+
+
 def _usd_axis(value: float, _position: object) -> str:
     if value == 0:
         return "$0"
@@ -129,7 +134,7 @@ def top_users_chart(top: pd.DataFrame, subtitle: str = "") -> Figure:
     peak = float(values.max()) if n else 1.0
     ax.set_xlim(0, peak * 1.15 or 1.0)
     for y, value, cost in zip(positions, values, top["cost_usd"], strict=True):
-        ax.text(value + peak * 0.01, y, format_usd(cost), va="center", fontsize=9)
+        ax.text(value + peak * 0.01, y, _plain(format_usd(cost)), va="center", fontsize=9)
     return fig
 
 
@@ -145,7 +150,7 @@ def cost_distribution_chart(per_user: pd.DataFrame, subtitle: str = "") -> Figur
         for q, style, name in ((0.5, "--", "median"), (0.9, ":", "90th percentile")):
             x = float(np.quantile(spenders, q))
             ax.axvline(x, color=PALETTE[5], linestyle=style, linewidth=2,
-                       label=f"{name}: {format_usd(x)}")  # fmt: skip
+                       label=_plain(f"{name}: {format_usd(x)}"))  # fmt: skip
         ax.legend(loc="upper right", frameon=False, fontsize=11)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(_usd_axis))
@@ -183,21 +188,21 @@ def month_projection_chart(
     days = pd.date_range(first, seen_until, freq="D")
     cumulative = np.cumsum([float(by_day.get(day, 0.0)) for day in days])
     ax.plot(days, cumulative, marker="o", color=PALETTE[0], linewidth=2.5,
-            label=f"month to date: {format_usd(projection['mtd_usd'])}")  # fmt: skip
+            label=_plain(f"month to date: {format_usd(projection['mtd_usd'])}"))  # fmt: skip
     end = pd.Timestamp(last)
     projected = projection["projected_month_usd"]
     if projected is not None and not pd.isna(projected):
         start_y = float(cumulative[-1]) if len(cumulative) else 0.0
         ax.plot([days[-1], end], [start_y, float(projected)], linestyle="--", color=PALETTE[1],
-                linewidth=2.5, label=f"forecast month end: {format_usd(projected)} "
-                f"({format_usd(projection['daily_rate_usd'])}/day)")  # fmt: skip
+                linewidth=2.5, label=_plain(f"forecast month end: {format_usd(projected)} "
+                f"({format_usd(projection['daily_rate_usd'])}/day)"))  # fmt: skip
         ax.scatter([end], [float(projected)], color=PALETTE[1], zorder=3, s=60)
     else:
         ax.text(0.5, 0.5, f"No forecast: {projection['basis']}", transform=ax.transAxes,
                 ha="center", fontsize=13, color="#444444")  # fmt: skip
     if monthly_budget:
         ax.axhline(float(monthly_budget), color=PALETTE[5], linewidth=1.5,
-                   label=f"monthly budget: {format_usd(monthly_budget)}")  # fmt: skip
+                   label=_plain(f"monthly budget: {format_usd(monthly_budget)}"))  # fmt: skip
     ax.set_xlim(pd.Timestamp(first) - timedelta(hours=12), end + timedelta(hours=12))
     ax.set_ylim(bottom=0)
     ax.set_xlabel("Day of month")

@@ -107,6 +107,7 @@ class CostReport:
     user_days: pd.DataFrame  # from the projected month's start (or earlier) to `until`
     partial_days: set[pd.Timestamp] = field(default_factory=set)
     exact: dict[str, pd.DataFrame] = field(default_factory=dict)
+    priced: bool = False  # cache savings were priced
 
     @property
     def empty(self) -> bool:
@@ -239,6 +240,7 @@ def build_report(
         user_days=floats["user_days"],
         partial_days=partial,
         exact=exact,
+        priced=price is not None,
     )
 
 
@@ -343,7 +345,8 @@ def summary(report: CostReport) -> list[tuple[str, str, str]]:
     t, ex = report.totals, report.exact
     unit = ex["unit_costs"].iloc[0]
     forecast = ex["app_forecast"].iloc[0]
-    saved = sum(ex["cache_savings"]["net_savings_usd"], Decimal(0))
+    savings = ex["cache_savings"]
+    saved = sum(savings["net_savings_usd"], Decimal(0))
     wasted = ex["wasted_spend"]
     wasted_usd = sum(wasted["cost_usd"][wasted["wasted"].astype(bool)], Decimal(0))
     share = float(wasted_usd / t["cost_usd"]) if t["cost_usd"] else 0.0
@@ -365,7 +368,8 @@ def summary(report: CostReport) -> list[tuple[str, str, str]]:
         (f"Forecast {month}",
          _usd(projected) if projected is not None else "not enough data",
          forecast["basis"]),
-        ("Cache saved", _usd(saved), "net of the cache-write premium"),
+        ("Cache saved", _usd(saved), "net of the cache-write premium")
+        if report.priced else ("Cache saved", "not priced", "build_report(..., price=...)"),
         ("Wasted spend", _usd(wasted_usd), f"{share:.1%} on failed or cut answers"),
         budget,
         ("Partial days", f"{days}", "hatched in charts, marked in tables" if days else "none"),
@@ -395,13 +399,18 @@ _CHART_TITLES = {
     "month_projection": "Month to date and forecast",
 }
 # Columns left out of the page (they are in the CSV).
+_TOKEN_KINDS = ["tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens"]
 _PAGE_DROP = {
-    "users": ["first_active", "last_active", "partial_requests", "error_requests"],
+    "users": ["first_active", "last_active", "partial_requests", "error_requests",
+              "estimated_requests", *_TOKEN_KINDS],
+    "app_forecast": ["user_id"],
     "daily": ["cache_read_tokens", "cache_write_tokens", "tokens_out"],
     "top_conversations": ["cache_read_tokens", "cache_write_tokens", "first_at", "last_at"],
     "models": ["tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens"],
-    "top_users": ["tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens",
-                  "first_active", "last_active"],
+    "top_users": [*_TOKEN_KINDS, "first_active", "last_active", "partial_requests",
+                  "error_requests", "estimated_requests"],
+    "projection": ["month"],
+    "wasted_spend": ["status"],
 }  # fmt: skip
 
 
@@ -414,7 +423,7 @@ def _empty_note(report: CostReport, stem: str) -> str:
     if stem == "budget_breaches" and not (options.daily_budget or options.monthly_budget):
         return "no budget set"
     if stem == "cache_savings":
-        return "no cache tokens (or no prices)"
+        return "no cache tokens" if report.priced else "not priced"
     return "none"
 
 
@@ -448,22 +457,21 @@ def _markdown(report: CostReport, pngs: dict[str, Path]) -> str:
 _CSS = """*{box-sizing:border-box}
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;padding:1rem 1.5rem;max-width:1200px;
 color:#222}
-h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.1rem;margin:1.4rem 0 .3rem}
+h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.1rem;margin:1.2rem 0 .3rem}
 .sub{color:#555;margin:0 0 .8rem}
 .summary{display:grid;grid-template-columns:repeat(4,1fr);gap:.6rem;margin:.5rem 0 1rem}
 .card{border:1px solid #ddd;border-radius:6px;padding:.5rem .7rem;background:#fafafa}
 .card .label{font-size:.8rem;color:#555}.card .value{font-size:1.35rem;font-weight:600}
-.card .note{font-size:.75rem;color:#666;overflow-wrap:anywhere}
+.card .note{font-size:.75rem;color:#666}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:.6rem}
 .charts img{width:100%;height:auto;border:1px solid #eee}
-.tables{display:grid;grid-template-columns:1fr 1fr;gap:0 1.5rem}
-.tables section.wide{grid-column:1/-1}
-table{border-collapse:collapse;width:100%;font-size:.8rem;table-layout:auto}
-th,td{border-bottom:1px solid #e3e3e3;padding:.2rem .4rem;text-align:left;
-overflow-wrap:anywhere}
-th{background:#f4f4f4;font-weight:600}td.num,th.num{text-align:right;white-space:nowrap}
+table{border-collapse:collapse;font-size:.8rem;max-width:100%}
+th,td{border-bottom:1px solid #e3e3e3;padding:.2rem .5rem;text-align:left;white-space:nowrap}
+th{background:#f4f4f4;font-weight:600;white-space:normal;vertical-align:bottom;
+max-width:9rem}
+td.num,th.num{text-align:right}td.text{white-space:normal;min-width:12rem}
 p.more{font-size:.75rem;color:#666;margin:.2rem 0}"""
-_WIDE = {"users", "daily", "top_conversations", "projection", "models", "cache_savings"}
+_TEXT = {"outcome", "basis"}  # columns that may wrap
 
 
 def _html_table(frame: pd.DataFrame) -> str:
@@ -479,10 +487,10 @@ def _html_table(frame: pd.DataFrame) -> str:
     }  # fmt: skip
 
     def cell(tag: str, name: object, text: object) -> str:
-        css = ' class="num"' if name in numeric else ""
+        css = ' class="num"' if name in numeric else ' class="text"' if name in _TEXT else ""
         return f"<{tag}{css}>{html.escape(str(text))}</{tag}>"
 
-    head = "".join(cell("th", c, c) for c in shown.columns)
+    head = "".join(cell("th", c, str(c).replace("_", " ")) for c in shown.columns)
     body = "".join(
         "<tr>"
         + "".join(cell("td", c, v) for c, v in zip(shown.columns, row, strict=True))
@@ -514,17 +522,14 @@ def _html(report: CostReport, images: dict[str, bytes]) -> str:
             f'<p class="more">{len(table) - PAGE_ROWS:,} more rows in {stem}.csv</p>'
             if len(table) > PAGE_ROWS else ""
         )  # fmt: skip
-        css = ' class="wide"' if stem in _WIDE else ""
-        sections.append(
-            f"<section{css}><h2>{html.escape(_TITLES[stem])}</h2>{body}{more}</section>"
-        )
+        sections.append(f"<section><h2>{html.escape(_TITLES[stem])}</h2>{body}{more}</section>")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>Cost report</title><style>{_CSS}</style></head><body>"
         f'<h1>Cost report</h1><p class="sub">{html.escape(_subtitle(report.options))}</p>'
         f'<div class="summary">{cards}</div><div class="charts">{figures}</div>'
-        f'<div class="tables">{"".join(sections)}</div></body></html>\n'
+        f"{''.join(sections)}</body></html>\n"
     )
 
 

@@ -133,7 +133,9 @@ def weekly_trend(
         "partial_days": grouped["day"].agg(lambda d: len(set(d) & partial)),
         "requests": grouped["requests"].sum(),
     })  # fmt: skip
-    table["cost_usd"] = _money([sum(g, ZERO) for _, g in grouped["cost_usd"]])
+    table["cost_usd"] = pd.Series(
+        [sum(g, ZERO) for _, g in grouped["cost_usd"]], index=table.index, dtype=object
+    )
     active = user_days[user_days["requests"] > 0]
     active = active.assign(week=_week_of(active["day"]))
     table["active_users"] = (
