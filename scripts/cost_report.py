@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     bar = progress_bar(
-        total=report.STEPS + 4 + (1 if "csv" in (args.formats or ("csv",)) else 0),
+        total=report.STEPS + report.write_steps(args.formats or ("csv", "html")),
         desc="cost report", unit="step", quiet=args.quiet,
     )  # fmt: skip
 
@@ -223,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_NO_DATA
     written = report.write_report(cost_report, args.out, args.formats or ("csv", "html"), progress)
+    bar.n = bar.total  # the steps are estimates (fewer charts when a table is empty)
     bar.close()
     totals = cost_report.totals
     print(

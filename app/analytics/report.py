@@ -533,6 +533,12 @@ def _html(report: CostReport, images: dict[str, bytes]) -> str:
     )
 
 
+def write_steps(formats: Iterable[str]) -> int:
+    """The progress steps `write_report` reports for `formats` (charts, CSV, HTML)."""
+    chosen = set(formats)
+    return len(_CHART_TITLES) + ("csv" in chosen) + ("html" in chosen)
+
+
 def write_report(
     report: CostReport,
     out_dir: Path,
