@@ -197,3 +197,29 @@ def test_rollup_users_read_their_own_rows_and_cannot_write_any(db: FreshDatabase
             )
 
     assert seen == [(user, Decimal("1.00000000"))]
+
+
+def test_analyst_functions_read_whole_days_from_the_rollup_and_edges_from_raw_rows(
+    db: FreshDatabase,
+) -> None:
+    with psycopg.connect(db.superuser_dsn) as conn:
+        user = _user(conn)
+        _insert(conn, user, "1", at=datetime(2026, 11, 10, 9, 0, tzinfo=UTC))
+        _insert(conn, user, "2", at=datetime(2026, 11, 11, 9, 0, tzinfo=UTC))
+        # Tamper with the rollup only: whatever reads it shows the marker.
+        conn.execute("update public.usage_daily set cost_usd = cost_usd + 100")
+
+        def cost(since: str, until: str) -> Decimal:
+            row = conn.execute(
+                "select cost_usd from public.usage_per_user(%s, %s)", (since, until)
+            ).fetchone()
+            assert row is not None
+            return Decimal(row[0])
+
+        whole_days = cost("2026-11-10", "2026-11-12")
+        edge_and_day = cost("2026-11-10T08:00Z", "2026-11-12")
+        hours = cost("2026-11-10T08:00Z", "2026-11-10T10:00Z")
+
+    assert whole_days == Decimal("203")  # both days from the rollup
+    assert edge_and_day == Decimal("103")  # the 10th from raw rows (the window cuts it)
+    assert hours == Decimal("1")  # no whole day inside: raw rows only
