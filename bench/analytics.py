@@ -13,8 +13,8 @@ It checks the rollup's and pandas' tables agree to the last decimal, and reconci
 with the raw rows (`app.analytics.reconcile`), then prints medians and ratios. The data lives
 in a dedicated embedded PostgreSQL (never the dev database), seeded once by
 `app.analytics.seed` as its superuser: with `--keep DIR` the seeded cluster stays in DIR and a
-later run with the same counts reuses it instead of seeding again (10M rows seed in ~15 min on
-two cores). Not run in CI.
+later run with the same counts reuses it instead of seeding again (10M rows took ~45 min on
+two cores shared with other work). Not run in CI.
 
 Example:
     nice .venv/bin/python bench/analytics.py --requests 1000000 --repeat 3
