@@ -296,8 +296,11 @@ from public.usage_logs l
 group by 1, 2, 3, 4, 5;
 
 -- The window split into whole UTC days (rollup) and the partial days at its edges (raw rows) ----
--- Rows in the rollup's shape; every analyst function below aggregates these.
-create function public.usage_slices(
+-- usage_edges: the raw rows of [p_since, p_until) outside its whole UTC days (the cut first and
+-- last day; the whole window when it holds no whole day), grouped in the rollup's shape. Each
+-- analyst function reads the whole days straight from usage_daily (so the planner can scan and
+-- aggregate it in one pass) and adds these edge rows; usage_slices is that union on its own.
+create function public.usage_edges(
   p_since timestamptz default null,
   p_until timestamptz default null,
   p_user_id uuid default null,
@@ -347,15 +350,6 @@ begin
     return;
   end if;
   return query
-    select d.user_id, d.day, d.provider, d.model, d.status, d.requests, d.tokens_in,
-      d.tokens_out, d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.estimated_requests,
-      d.first_at, d.last_at
-    from public.usage_daily d
-    where (v_first is null or d.day >= v_first)
-      and (v_end is null or d.day < v_end)
-      and (p_user_id is null or d.user_id = p_user_id)
-      and (p_model is null or d.model = p_model)
-    union all
     select l.user_id, (l.created_at at time zone 'UTC')::date, l.provider, l.model, l.status,
       count(*), sum(l.tokens_in)::bigint, sum(l.tokens_out)::bigint,
       sum(l.cache_read_tokens)::bigint, sum(l.cache_write_tokens)::bigint, sum(l.cost_usd),
@@ -370,6 +364,54 @@ begin
       and (p_user_id is null or l.user_id = p_user_id)
       and (p_model is null or l.model = p_model)
     group by 1, 2, 3, 4, 5;
+end;
+$$;
+comment on function public.usage_edges(timestamptz, timestamptz, uuid, text) is
+  'Raw usage of [p_since, p_until) outside its whole UTC days, in the rollup''s shape; RLS '
+  'applies.';
+
+create function public.usage_slices(
+  p_since timestamptz default null,
+  p_until timestamptz default null,
+  p_user_id uuid default null,
+  p_model text default null
+)
+  returns table (
+    user_id uuid,
+    day date,
+    provider text,
+    model text,
+    status text,
+    requests bigint,
+    tokens_in bigint,
+    tokens_out bigint,
+    cache_read_tokens bigint,
+    cache_write_tokens bigint,
+    cost_usd numeric,
+    estimated_requests bigint,
+    first_at timestamptz,
+    last_at timestamptz
+  )
+  language plpgsql
+  stable
+  security invoker
+  parallel safe
+  set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  return query
+      select d.user_id, d.day, d.provider, d.model, d.status, d.requests, d.tokens_in,
+        d.tokens_out, d.cache_read_tokens, d.cache_write_tokens, d.cost_usd,
+        d.estimated_requests, d.first_at, d.last_at
+      from public.usage_daily d
+      where (p_since is null or d.day >= ((p_since at time zone 'UTC') + interval '1 day'
+          - interval '1 microsecond')::date)
+        and (p_until is null or d.day < (p_until at time zone 'UTC')::date)
+        and (p_user_id is null or d.user_id = p_user_id)
+        and (p_model is null or d.model = p_model)
+      union all
+      select * from public.usage_edges(p_since, p_until, p_user_id, p_model);
 end;
 $$;
 comment on function public.usage_slices(timestamptz, timestamptz, uuid, text) is
@@ -427,7 +469,19 @@ begin
         sum(s.estimated_requests)::bigint as estimated_requests,
         min(s.first_at) as first_active,
         max(s.last_at) as last_active
-      from public.usage_slices(p_since, p_until, p_user_id, p_model) s
+      from (
+      select d.user_id, d.day, d.provider, d.model, d.status, d.requests, d.tokens_in,
+        d.tokens_out, d.cache_read_tokens, d.cache_write_tokens, d.cost_usd,
+        d.estimated_requests, d.first_at, d.last_at
+      from public.usage_daily d
+      where (p_since is null or d.day >= ((p_since at time zone 'UTC') + interval '1 day'
+          - interval '1 microsecond')::date)
+        and (p_until is null or d.day < (p_until at time zone 'UTC')::date)
+        and (p_user_id is null or d.user_id = p_user_id)
+        and (p_model is null or d.model = p_model)
+      union all
+      select * from public.usage_edges(p_since, p_until, p_user_id, p_model)
+    ) s
       group by s.user_id
     ) agg
     left join public.users u on u.id = agg.user_id;
@@ -464,7 +518,19 @@ begin
     select s.day, s.provider, s.model, sum(s.requests)::bigint, sum(s.tokens_in)::bigint,
       sum(s.tokens_out)::bigint, sum(s.cache_read_tokens)::bigint,
       sum(s.cache_write_tokens)::bigint, sum(s.cost_usd)
-    from public.usage_slices(p_since, p_until, p_user_id, p_model) s
+    from (
+      select d.user_id, d.day, d.provider, d.model, d.status, d.requests, d.tokens_in,
+        d.tokens_out, d.cache_read_tokens, d.cache_write_tokens, d.cost_usd,
+        d.estimated_requests, d.first_at, d.last_at
+      from public.usage_daily d
+      where (p_since is null or d.day >= ((p_since at time zone 'UTC') + interval '1 day'
+          - interval '1 microsecond')::date)
+        and (p_until is null or d.day < (p_until at time zone 'UTC')::date)
+        and (p_user_id is null or d.user_id = p_user_id)
+        and (p_model is null or d.model = p_model)
+      union all
+      select * from public.usage_edges(p_since, p_until, p_user_id, p_model)
+    ) s
     group by 1, 2, 3;
 end;
 $$;
@@ -495,7 +561,19 @@ begin
   return query
     select s.user_id, s.day, sum(s.requests)::bigint, sum(s.tokens_in)::bigint,
       sum(s.tokens_out)::bigint, sum(s.cost_usd)
-    from public.usage_slices(p_since, p_until, p_user_id, p_model) s
+    from (
+      select d.user_id, d.day, d.provider, d.model, d.status, d.requests, d.tokens_in,
+        d.tokens_out, d.cache_read_tokens, d.cache_write_tokens, d.cost_usd,
+        d.estimated_requests, d.first_at, d.last_at
+      from public.usage_daily d
+      where (p_since is null or d.day >= ((p_since at time zone 'UTC') + interval '1 day'
+          - interval '1 microsecond')::date)
+        and (p_until is null or d.day < (p_until at time zone 'UTC')::date)
+        and (p_user_id is null or d.user_id = p_user_id)
+        and (p_model is null or d.model = p_model)
+      union all
+      select * from public.usage_edges(p_since, p_until, p_user_id, p_model)
+    ) s
     group by 1, 2;
 end;
 $$;
@@ -660,6 +738,7 @@ comment on function public.usage_per_day_status(timestamptz, timestamptz, uuid, 
   'Usage and USD cost per UTC day and outcome (status) in [p_since, p_until); RLS applies.';
 
 revoke all on function
+  public.usage_edges(timestamptz, timestamptz, uuid, text),
   public.cost_per_conversation(timestamptz, timestamptz, uuid, integer, text),
   public.conversation_cost_summary(timestamptz, timestamptz, uuid, text),
   public.user_by_email(text),
@@ -670,6 +749,7 @@ revoke all on function
   public.usage_per_day_status(timestamptz, timestamptz, uuid, text)
   from public, anon;
 grant execute on function
+  public.usage_edges(timestamptz, timestamptz, uuid, text),
   public.cost_per_conversation(timestamptz, timestamptz, uuid, integer, text),
   public.conversation_cost_summary(timestamptz, timestamptz, uuid, text),
   public.user_by_email(text),
