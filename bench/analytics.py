@@ -279,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     lines = [
         f"{args.requests:,} usage rows, {results['rollup_rows']:,} rollup rows, "
-        f"{args.users:,} users, {args.days} days (seeded in {results['seed_seconds']}s)"
+        f"{args.users:,} users, {args.days} days "
+        + (f"(seeded in {results['seed_seconds']}s)" if results["seed_seconds"] else "(reused)")
     ]
     for report in ("per_user", "per_day"):
         medians = {w: statistics.median(s) for w, s in timings[report].items()}
