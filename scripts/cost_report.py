@@ -7,9 +7,12 @@ Examples:
     # November 2026 from the running local stack (`make run`), CSV tables + an HTML page:
     .venv/bin/python scripts/cost_report.py --since 2026-11-01 --until 2026-12-01 --out report/
 
-    # One user, Markdown, straight from a database:
+    # One user (by email or id) and one model, Markdown, straight from a database:
     .venv/bin/python scripts/cost_report.py --db-url postgresql://postgres:...@host:5432/postgres \\
-        --user 6f1c...-... --format md --out report/
+        --user ana@example.com --model claude-sonnet-4-5 --format md --out report/
+
+    # Forecast November although the window runs into December:
+    .venv/bin/python scripts/cost_report.py --since 2026-11-01 --month 2026-11 --out report/
 
     # A Supabase project, with the service role key from the environment:
     SUPABASE_SERVICE_ROLE_KEY=... .venv/bin/python scripts/cost_report.py \\
@@ -23,18 +26,19 @@ supabase/migrations, e.g. `chat-stream migrate --db-url ...`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from app.analytics import load, report
-from app.config import get_settings
+from app.analytics import load, money, project, report
+from app.analytics.progress import progress_bar
 from app.local.stack import read_status
+from app.pricing import Pricer
 
 EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NO_FUNCTIONS = 0, 1, 2, 3, 4
 _DOC = __doc__ or ""
@@ -58,10 +62,21 @@ def parse_usd(text: str) -> Decimal:
 
 
 def parse_user(text: str) -> str:
+    """A user id (UUID) or an email address (looked up once the source is known)."""
     try:
         return str(uuid.UUID(text))
+    except ValueError:
+        pass
+    if "@" not in text:
+        raise argparse.ArgumentTypeError(f"not a user id (UUID) or an email: {text!r}")
+    return text.strip()
+
+
+def parse_month(text: str) -> date:
+    try:
+        return report.parse_month(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a user id (UUID): {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {text!r}") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument(
         "--until", type=parse_moment, help="end, exclusive (default: tomorrow 00:00 UTC)"
     )
-    window.add_argument("--user", type=parse_user, help="one user's id only")
+    window.add_argument("--user", type=parse_user, help="one user only: email or id (UUID)")
+    window.add_argument("--model", help="one model only (e.g. claude-sonnet-4-5)")
+    window.add_argument(
+        "--month", type=parse_month, metavar="YYYY-MM",
+        help="month to forecast (default: the month of the window's last complete day)",
+    )  # fmt: skip
     out = parser.add_argument_group("output")
     out.add_argument(
         "--format",
@@ -104,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def choose_source(args: argparse.Namespace) -> load.Source:
     """The first source given: flags, then the environment, then the running local stack."""
-    settings = get_settings()
+    settings = project.settings()
     if args.db_url and args.supabase_url:
         raise ValueError("give --db-url or --supabase-url, not both")
     if args.db_url:
@@ -131,8 +151,8 @@ def choose_source(args: argparse.Namespace) -> load.Source:
     return load.PostgresSource(status["db_url"])
 
 
-def options_from(args: argparse.Namespace) -> report.ReportOptions:
-    settings = get_settings()
+def options_from(args: argparse.Namespace, user_id: str | None = None) -> report.ReportOptions:
+    settings = project.settings()
     since, until = report.default_window(args.since, args.until)
     if since >= until:
         raise ValueError("--since must be before --until")
@@ -143,8 +163,8 @@ def options_from(args: argparse.Namespace) -> report.ReportOptions:
     if args.top < 1:
         raise ValueError("--top must be at least 1")
     return report.ReportOptions(
-        since=since, until=until, user_id=args.user, daily_budget=daily or None,
-        monthly_budget=monthly or None, top_n=args.top,
+        since=since, until=until, user_id=user_id, model=args.model, month=args.month,
+        daily_budget=daily or None, monthly_budget=monthly or None, top_n=args.top,
     )  # fmt: skip
 
 
@@ -154,12 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return int(exc.code or 0)
-    began = time.perf_counter()
-
-    def progress(message: str) -> None:
-        if not args.quiet:
-            print(f"[{time.perf_counter() - began:5.1f}s] {message}", file=sys.stderr, flush=True)
-
     try:
         options = options_from(args)
         source = choose_source(args)
@@ -170,35 +184,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     except load.SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    bar = progress_bar(
+        total=report.STEPS + report.write_steps(args.formats or ("csv", "html")),
+        desc="cost report", unit="step", quiet=args.quiet,
+    )  # fmt: skip
+
+    def progress(message: str) -> None:
+        bar.set_postfix_str(message, refresh=False)
+        bar.update()
+
     try:
-        cost_report = report.build_report(source, options, progress)
+        if args.user:
+            options = dataclasses.replace(options, user_id=load.resolve_user(source, args.user))
+        pricer = Pricer(project.settings())
+        cost_report = report.build_report(source, options, progress, pricer.price)
+    except load.UnknownUser as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except load.FunctionsMissing as exc:
+        bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_FUNCTIONS
     except load.SourceError as exc:
+        bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     finally:
         if isinstance(source, load.SupabaseSource):
             source.close()
     if cost_report.empty:
+        bar.close()
         print(
             f"no usage between {options.since.isoformat()} and {options.until.isoformat()}"
-            + (f" for user {options.user_id}" if options.user_id else ""),
+            + (f" for user {args.user}" if options.user_id else "")
+            + (f" on model {options.model}" if options.model else ""),
             file=sys.stderr,
         )
         return EXIT_NO_DATA
-    progress("drawing charts and writing tables")
-    written = report.write_report(cost_report, args.out, args.formats or ("csv", "html"))
+    written = report.write_report(cost_report, args.out, args.formats or ("csv", "html"), progress)
+    bar.n = bar.total  # the steps are estimates (fewer charts when a table is empty)
+    bar.close()
     totals = cost_report.totals
     print(
         f"{totals['users']:,} users, {totals['requests']:,} requests, "
-        f"{totals['cost_usd']:f} USD between {options.since:%Y-%m-%d %H:%M} and "
-        f"{options.until:%Y-%m-%d %H:%M} UTC"
+        f"{money.format_usd(totals['cost_usd'])} ({totals['cost_usd']:f} USD exactly) between "
+        f"{options.since:%Y-%m-%d %H:%M} and {options.until:%Y-%m-%d %H:%M} UTC"
     )
     for path in written:
         print(path)
-    progress(f"done: {len(written)} files in {args.out}")
     return EXIT_OK
 
 

@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from app.analytics import project
 from app.analytics.rates import RatesError
 from app.analytics.seed import SeedError, SeedSpec
 from app.analytics.seed_copy import seed_database
-from app.config import get_settings
 from app.local.postgres import SUPERUSER
 from app.local.stack import read_status
 from app.pricing import Pricer
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def choose_dsn(db_url: str | None) -> str:
     """The target: --db-url, DATABASE_URL, else the running local stack's superuser."""
-    settings = get_settings()
+    settings = project.settings()
     if db_url or settings.database_url:
         return db_url or settings.database_url
     status = read_status(settings.local_stack_dir)
@@ -118,8 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = dataclasses.replace(spec, end=args.end)
     try:
         result = seed_database(
-            dsn, spec, Pricer(get_settings()), replace=args.truncate, progress=progress
-        )
+            dsn, spec, Pricer(project.settings()), replace=args.truncate, progress=progress,
+            bars=not args.quiet,
+        )  # fmt: skip
     except (SeedError, RatesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -2,13 +2,14 @@
 
 Figures are built with `matplotlib.figure.Figure` (the Agg canvas), never pyplot, so nothing
 here touches global state or needs a display; notebooks show the returned Figure or the PNG.
-Every chart has a title, labelled axes with units and dollar tick labels. Money becomes float
-only here, for drawing.
+Every chart has a title, labelled axes with units and dollar tick labels; labels use
+`money.format_usd`. Partial days (the window or *now* cuts them) are hatched and say so.
 """
 
 from __future__ import annotations
 
 import calendar
+import io
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from app.analytics.money import format_usd
+
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 6.75, 100  # 1200 x 675 pixels
 SIZE_PX = (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI))
 # Colour-blind-safe palette (Okabe-Ito), then grey for the rest.
@@ -26,12 +29,9 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 OTHER = "#999999"
 
 
-def format_usd(value: Decimal | float, places: int | None = None) -> str:
-    """Dollars for people: "$1,234.56"; amounts under a cent keep four significant places."""
-    amount = float(value)
-    if places is None:
-        places = 2 if amount == 0 or abs(amount) >= 0.01 else 6
-    return f"-${-amount:,.{places}f}" if amount < 0 else f"${amount:,.{places}f}"
+def _plain(text: str) -> str:
+    """Text with dollar signs escaped: two "$" in one label would start matplotlib mathtext."""
+    return text.replace("$", r"\$")
 
 
 def _usd_axis(value: float, _position: object) -> str:
@@ -65,20 +65,38 @@ def save_png(fig: Figure, path: Path | str) -> Path:
     return target
 
 
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes of exactly `SIZE_PX` pixels (for embedding in a page)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
 def _floats(values: pd.Series) -> np.ndarray:
     return np.array([float(v) for v in values], dtype=float)
 
 
-def daily_cost_chart(wide: pd.DataFrame, subtitle: str = "") -> Figure:
-    """Stacked bars: one per UTC day, one colour per model (from `costs.daily_cost_by_model`)."""
+def daily_cost_chart(
+    wide: pd.DataFrame, subtitle: str = "", partial: set[pd.Timestamp] | None = None
+) -> Figure:
+    """Stacked bars: one per UTC day, one colour per model (from `costs.daily_cost_by_model`);
+    the `partial` days are hatched (the data holds only part of them)."""
     fig, ax = _figure("Daily cost by model", subtitle)
     days = pd.DatetimeIndex(wide.index)
+    cut = np.array([d in (partial or set()) for d in days], dtype=bool)
     bottom = np.zeros(len(days))
     for i, model in enumerate(wide.columns):
         heights = _floats(wide[model])
         color = PALETTE[i] if i < len(PALETTE) else OTHER
-        ax.bar(days, heights, bottom=bottom, width=0.8, label=str(model), color=color)
+        bars = ax.bar(days, heights, bottom=bottom, width=0.8, label=str(model), color=color)
+        for bar, is_partial in zip(bars, cut, strict=True):
+            if is_partial:
+                bar.set_hatch("//")
+                bar.set_alpha(0.55)
         bottom += heights
+    for day, top in zip(days[cut], bottom[cut], strict=True):
+        ax.annotate("partial day", (day, top), xytext=(0, 4), textcoords="offset points",
+                    ha="center", fontsize=9, color="#444444")  # fmt: skip
     ax.set_ylim(0, max(float(bottom.max(initial=0.0)) * 1.08, 1.0))
     ax.set_xlabel("Day (UTC)")
     ax.set_ylabel("Cost (USD)")
@@ -116,7 +134,7 @@ def top_users_chart(top: pd.DataFrame, subtitle: str = "") -> Figure:
     peak = float(values.max()) if n else 1.0
     ax.set_xlim(0, peak * 1.15 or 1.0)
     for y, value, cost in zip(positions, values, top["cost_usd"], strict=True):
-        ax.text(value + peak * 0.01, y, format_usd(cost), va="center", fontsize=9)
+        ax.text(value + peak * 0.01, y, _plain(format_usd(cost)), va="center", fontsize=9)
     return fig
 
 
@@ -132,7 +150,7 @@ def cost_distribution_chart(per_user: pd.DataFrame, subtitle: str = "") -> Figur
         for q, style, name in ((0.5, "--", "median"), (0.9, ":", "90th percentile")):
             x = float(np.quantile(spenders, q))
             ax.axvline(x, color=PALETTE[5], linestyle=style, linewidth=2,
-                       label=f"{name}: {format_usd(x)}")  # fmt: skip
+                       label=_plain(f"{name}: {format_usd(x)}"))  # fmt: skip
         ax.legend(loc="upper right", frameon=False, fontsize=11)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(_usd_axis))
@@ -146,37 +164,45 @@ def cost_distribution_chart(per_user: pd.DataFrame, subtitle: str = "") -> Figur
 
 
 def month_projection_chart(
-    user_days: pd.DataFrame,
+    daily: pd.DataFrame,
     projection: pd.Series,
     *,
     label: str = "",
-    monthly_budget: Decimal | None = None,
+    monthly_budget: Decimal | float | None = None,
 ) -> Figure:
-    """One user's cumulative month-to-date spend and the projected path to month end.
+    """Cumulative month-to-date spend and the projected path to month end.
 
-    `user_days` holds that user's days (`day`, `cost_usd`); `projection` is their row of
-    `costs.month_to_date` (`month`, `as_of`, `mtd_usd`, `daily_run_rate_usd`,
-    `projected_month_usd`).
+    `daily` holds the days (`day`, `cost_usd`) of whoever is projected (one user, or the app's
+    daily totals); `projection` is their row of `projection.month_projection` /
+    `app_projection` (`month`, `mtd_usd`, `daily_rate_usd`, `projected_month_usd`, `basis`).
+    Without a projection ("not enough data") only the month to date is drawn, and says why.
     """
-    as_of: date = pd.Timestamp(projection["as_of"]).date()
-    first = as_of.replace(day=1)
-    last = as_of.replace(day=calendar.monthrange(as_of.year, as_of.month)[1])
+    first: date = pd.Timestamp(projection["month"]).date()
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
     who = label or f"user {str(projection['user_id'])[:8]}"
-    fig, ax = _figure(f"Month-to-date vs projection: {who}", first.strftime("%B %Y (UTC days)"))
-    days = pd.date_range(first, as_of, freq="D")
-    daily = user_days.assign(day=pd.to_datetime(user_days["day"])).set_index("day")["cost_usd"]
-    spent = [float(daily.get(day, Decimal(0))) for day in days]
-    cumulative = np.cumsum(spent)
+    fig, ax = _figure(f"Month to date and forecast: {who}", first.strftime("%B %Y (UTC days)"))
+    mine = daily.assign(day=pd.to_datetime(daily["day"]))
+    mine = mine[(mine["day"] >= pd.Timestamp(first)) & (mine["day"] <= pd.Timestamp(last))]
+    by_day = mine.groupby("day")["cost_usd"].sum()
+    seen_until = max(by_day.index) if len(by_day) else pd.Timestamp(first)
+    days = pd.date_range(first, seen_until, freq="D")
+    cumulative = np.cumsum([float(by_day.get(day, 0.0)) for day in days])
     ax.plot(days, cumulative, marker="o", color=PALETTE[0], linewidth=2.5,
-            label=f"month to date: {format_usd(projection['mtd_usd'])}")  # fmt: skip
+            label=_plain(f"month to date: {format_usd(projection['mtd_usd'])}"))  # fmt: skip
     end = pd.Timestamp(last)
-    mtd, projected = float(projection["mtd_usd"]), float(projection["projected_month_usd"])
-    ax.plot([pd.Timestamp(as_of), end], [mtd, projected], linestyle="--", color=PALETTE[1],
-            linewidth=2.5, label=f"projected month end: {format_usd(projected)}")  # fmt: skip
-    ax.scatter([end], [projected], color=PALETTE[1], zorder=3, s=60)
+    projected = projection["projected_month_usd"]
+    if projected is not None and not pd.isna(projected):
+        start_y = float(cumulative[-1]) if len(cumulative) else 0.0
+        ax.plot([days[-1], end], [start_y, float(projected)], linestyle="--", color=PALETTE[1],
+                linewidth=2.5, label=_plain(f"forecast month end: {format_usd(projected)} "
+                f"({format_usd(projection['daily_rate_usd'])}/day)"))  # fmt: skip
+        ax.scatter([end], [float(projected)], color=PALETTE[1], zorder=3, s=60)
+    else:
+        ax.text(0.5, 0.5, f"No forecast: {projection['basis']}", transform=ax.transAxes,
+                ha="center", fontsize=13, color="#444444")  # fmt: skip
     if monthly_budget:
         ax.axhline(float(monthly_budget), color=PALETTE[5], linewidth=1.5,
-                   label=f"monthly budget: {format_usd(monthly_budget)}")  # fmt: skip
+                   label=_plain(f"monthly budget: {format_usd(monthly_budget)}"))  # fmt: skip
     ax.set_xlim(pd.Timestamp(first) - timedelta(hours=12), end + timedelta(hours=12))
     ax.set_ylim(bottom=0)
     ax.set_xlabel("Day of month")

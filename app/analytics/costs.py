@@ -1,15 +1,11 @@
 """Cost answers shaped from the aggregate frames of `app.analytics.load`. Pure pandas, no I/O.
 
-Money stays `Decimal` (object columns) in every table: sums are exact, derived amounts (averages,
-run rates, projections) are rounded half-up to 8 places like `numeric(14,8)`. Shares and robust
-z-scores are statistics, not money, and are floats.
+Money stays `Decimal` (object columns) here: sums are exact, derived amounts (averages) are
+rounded half-up to 8 places like `numeric(14,8)`. Shares and robust z-scores are statistics,
+not money, and are floats. The report turns these exact tables into float frames for pandas
+(the rule is in `app.analytics.money`).
 
-Month-end projection (`month_to_date`): a linear run rate. For the day `as_of` (counted as
-elapsed in full), month-to-date spend is the sum of the user's days from the 1st to `as_of`;
-the daily run rate is their spend over the trailing `trailing_days` days ending on `as_of`
-(days without usage count as zero; the window may reach into the previous month) divided by
-`trailing_days`; projected month-end spend = month-to-date + run rate x days left in the month.
-Recent behaviour wins over a slow or busy start of the month; there is no weekly seasonality.
+Month-end projections live in `app.analytics.projection`.
 
 Anomalies (`anomalies`): a user-day whose cost is far above that user's own baseline. The
 baseline is the user's active days in the frame (days with at least one request). The robust
@@ -22,10 +18,8 @@ days, and the day cost at least `min_cost_usd` (tiny amounts are never worth an 
 
 from __future__ import annotations
 
-import calendar
 import statistics
 from collections.abc import Iterable
-from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -196,39 +190,6 @@ def budget_breaches(
         ["period", "over_by_usd", "user_id"], ascending=[True, False, True]
     )
     return ordered[columns].reset_index(drop=True)
-
-
-def month_to_date(user_days: pd.DataFrame, as_of: date, trailing_days: int = 7) -> pd.DataFrame:
-    """Month-to-date and projected month-end spend per user (method in the module docstring)."""
-    if trailing_days < 1:
-        raise ValueError("trailing_days must be at least 1")
-    first = as_of.replace(day=1)
-    days_in_month = calendar.monthrange(as_of.year, as_of.month)[1]
-    elapsed = as_of.day
-    trail_start = as_of - timedelta(days=trailing_days - 1)
-    day = user_days["day"].dt.date
-    in_month = user_days[(day >= first) & (day <= as_of)]
-    in_trail = user_days[(day >= trail_start) & (day <= as_of)]
-    users = sorted(set(in_month["user_id"]) | set(in_trail["user_id"]))
-    mtd = in_month.groupby("user_id")["cost_usd"].sum()
-    trail = in_trail.groupby("user_id")["cost_usd"].sum()
-    rows = []
-    for user in users:
-        spent = Decimal(mtd.get(user, ZERO))
-        rate = _divide(Decimal(trail.get(user, ZERO)), trailing_days)
-        rows.append((user, spent, rate, _round(spent + rate * (days_in_month - elapsed))))
-    table = pd.DataFrame(
-        rows, columns=["user_id", "mtd_usd", "daily_run_rate_usd", "projected_month_usd"]
-    )
-    for column in ("mtd_usd", "daily_run_rate_usd", "projected_month_usd"):
-        table[column] = _money(table[column], table.index)
-    table.insert(1, "month", pd.Timestamp(first))
-    table.insert(2, "as_of", pd.Timestamp(as_of))
-    table.insert(3, "days_elapsed", elapsed)
-    table.insert(4, "days_in_month", days_in_month)
-    return table.sort_values(
-        ["projected_month_usd", "user_id"], ascending=[False, True], ignore_index=True
-    )
 
 
 # --- anomalies -----------------------------------------------------------------------------------

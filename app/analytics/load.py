@@ -1,8 +1,10 @@
 """Where analytics data comes from: the aggregate SQL functions, over psycopg or Supabase's API.
 
 Heavy lifting happens in PostgreSQL (`supabase/migrations/*_analytics.sql`): a source only calls
-`public.usage_per_user`, `usage_per_day_model`, `cost_per_conversation` or `usage_user_days` for
-a `Window` and turns the rows into a typed DataFrame. Two sources:
+`public.usage_per_user`, `usage_per_day_model`, `usage_per_day_status`, `cost_per_conversation`
+or `usage_user_days` for a `Window` and turns the rows into a typed DataFrame. Those per user,
+day, model and status read the daily rollup `public.usage_daily` for whole UTC days (and raw
+rows only for a window's partial edge days); per-conversation ones read raw rows. Two sources:
 
 - `PostgresSource(dsn)`: psycopg, one query per aggregate. Money arrives as `Decimal`.
 - `SupabaseSource(url, service_key)`: supabase-py `.rpc()` through PostgREST. Money is selected
@@ -18,6 +20,7 @@ Typed columns: ids and text are strings, counts `int64`, money `object` holding 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,11 +42,13 @@ Kind = Literal["id", "text", "count", "money", "timestamp", "day"]
 
 @dataclass(frozen=True)
 class Window:
-    """Half-open time window `[since, until)` (None: unbounded), optionally one user only."""
+    """Half-open time window `[since, until)` (None: unbounded), optionally one user and/or
+    one model only."""
 
     since: datetime | None = None
     until: datetime | None = None
     user_id: str | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         for bound in (self.since, self.until):
@@ -58,6 +63,7 @@ class Window:
             "p_since": self.since.isoformat() if self.since else None,
             "p_until": self.until.isoformat() if self.until else None,
             "p_user_id": self.user_id,
+            "p_model": self.model,
         }
 
 
@@ -107,6 +113,14 @@ USER_DAYS = Aggregate(
     {"user_id": "id", "day": "day", **_TOKENS, "cost_usd": "money"},
     ("user_id", "day"),
 )
+
+PER_DAY_STATUS = Aggregate(
+    "usage_per_day_status",
+    {"day": "day", "status": "text", **_TOKENS, "cost_usd": "money",
+     "estimated_requests": "count"},
+    ("day", "status"),
+)  # fmt: skip
+USER_BY_EMAIL = Aggregate("user_by_email", {"user_id": "id", "email": "text"}, ("user_id",))
 
 # Per-user budget overrides of the service's guards (issue 6: null = the default, 0 = no cap).
 BUDGET_LIMITS = Aggregate(
@@ -325,6 +339,27 @@ def load_conversation_summary(source: Source, window: Window) -> pd.DataFrame:
 
 def load_user_days(source: Source, window: Window) -> pd.DataFrame:
     return load(source, USER_DAYS, window)
+
+
+def load_per_day_status(source: Source, window: Window) -> pd.DataFrame:
+    """Per UTC day and outcome (`status`): requests, tokens, cost."""
+    return load(source, PER_DAY_STATUS, window)
+
+
+class UnknownUser(SourceError):
+    """No user has that email (or the caller may not see them)."""
+
+
+def resolve_user(source: Source, text: str) -> str:
+    """A user id from an id (UUID, returned as is) or an email address (looked up)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        pass
+    found = to_frame(USER_BY_EMAIL, source.rows(USER_BY_EMAIL, {"p_email": text.strip()}))
+    if found.empty:
+        raise UnknownUser(f"no user with the email {text!r}")
+    return str(found["user_id"].iloc[0])
 
 
 def load_budget_limits(source: Source, user_id: str | None = None) -> pd.DataFrame:

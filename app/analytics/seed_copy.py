@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from app.analytics.progress import progress_bar
 from app.analytics.rates import DatedPricer
 from app.analytics.seed import (
     SEED_MARKER,
@@ -171,10 +172,17 @@ def _check_references(conn: psycopg.Connection) -> None:
             raise SeedError(f"{row[0]} rows of {table}.{column} reference no {target} row")
 
 
-def write(conn: psycopg.Connection, frames: SeedFrames, progress: Progress | None = None) -> bool:
+def write(
+    conn: psycopg.Connection,
+    frames: SeedFrames,
+    progress: Progress | None = None,
+    *,
+    bars: bool = False,
+) -> bool:
     """COPY every table in the caller's transaction; True when foreign keys were checked set-wise.
 
-    Users go first and with triggers on: `on_auth_user_created` makes their profiles.
+    Users go first and with triggers on: `on_auth_user_created` makes their profiles. With
+    `bars`, each table's copy shows a progress bar (rows, rate, ETA) on a terminal.
     """
     set_wise = False
     for schema, table, attr in _TABLES:
@@ -189,9 +197,13 @@ def write(conn: psycopg.Connection, frames: SeedFrames, progress: Progress | Non
             sql.SQL(", ").join(sql.Identifier(str(c)) for c in frame.columns),
         )
         # A writer thread sends while this one formats the next chunk (the server works meanwhile).
+        bar = progress_bar(len(frame), f"{schema}.{table}", unit="row", quiet=not bars)
         with conn.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as pipe:
             for begin in range(0, len(frame), CHUNK_ROWS):
-                pipe.write(csv_text(frame.iloc[begin : begin + CHUNK_ROWS]))
+                chunk = frame.iloc[begin : begin + CHUNK_ROWS]
+                pipe.write(csv_text(chunk))
+                bar.update(len(chunk))
+        bar.close()
     if set_wise:
         if progress:
             progress("checking foreign keys")
@@ -206,8 +218,12 @@ def seed_database(
     *,
     replace: bool = False,
     progress: Progress | None = None,
+    bars: bool = False,
 ) -> SeedResult:
-    """Generate a seed and load it in one transaction; `replace` runs `truncate` first."""
+    """Generate a seed and load it in one transaction; `replace` runs `truncate` first.
+
+    `bars`: progress bars for the copies (on a terminal only, see `app.analytics.progress`).
+    """
     began = time.perf_counter()
     if progress:
         progress(f"generating {spec.requests:,} requests for {spec.users:,} users")
@@ -217,7 +233,7 @@ def seed_database(
         if replace:
             truncate(conn)
         try:
-            set_wise = write(conn, frames, progress)
+            set_wise = write(conn, frames, progress, bars=bars)
         except psycopg.errors.UniqueViolation as exc:
             raise SeedError(
                 f"seed {spec.seed} is already loaded in this database; "

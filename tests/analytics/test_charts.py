@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from datetime import date
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from app.analytics import charts, costs
+from app.analytics import charts, costs, money, projection
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -47,13 +47,17 @@ def _figures() -> dict[str, Figure]:
         "cost_usd": pd.Series([D("12.5"), D("3.25"), D("20")], dtype=object),
     })  # fmt: skip
     wide = costs.daily_cost_by_model(per_day_model, pd.date_range("2026-11-01", "2026-11-04"))
-    projection = costs.month_to_date(_user_days(), date(2026, 11, 12)).iloc[0]
+    cover = projection.Coverage(
+        datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 12, 15, tzinfo=UTC)
+    )
+    forecast = projection.month_projection(_user_days(), cover).iloc[0]
+    partial = {pd.Timestamp("2026-11-04")}
     return {
-        "daily": charts.daily_cost_chart(wide, "test window"),
+        "daily": charts.daily_cost_chart(wide, "test window", partial),
         "top": charts.top_users_chart(costs.top_spenders(_per_user(30), 20)),
         "distribution": charts.cost_distribution_chart(_per_user(200)),
         "projection": charts.month_projection_chart(
-            _user_days(), projection, label="user@example.test", monthly_budget=D("30")
+            _user_days(), forecast, label="user@example.test", monthly_budget=D("30")
         ),
     }
 
@@ -100,8 +104,28 @@ def test_top_users_chart_labels_bars_with_email_or_short_id_biggest_on_top() -> 
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [(D("1234.5"), "$1,234.50"), (D("0.004321"), "$0.004321"), (D("0"), "$0.00"),
+    [(D("1234.5"), "$1,234.50"), (D("178.08232590"), "$178.08"), (D("0"), "$0.00"),
      (D("-2"), "-$2.00")],
 )  # fmt: skip
 def test_format_usd_rounds_for_people(amount: D, text: str) -> None:
-    assert charts.format_usd(amount) == text
+    assert money.format_usd(amount) == text
+
+
+def test_format_column_uses_one_number_of_decimals_for_every_row() -> None:
+    per_request = pd.Series([0.0, 0.007259, 0.0123, 1.5])
+    totals = pd.Series([178.0823259, 0.44, 0.0])
+
+    assert money.format_column(per_request) == ["$0.0000", "$0.0073", "$0.0123", "$1.5000"]
+    assert money.format_column(totals) == ["$178.08", "$0.44", "$0.00"]
+
+
+def test_projection_chart_without_enough_data_draws_month_to_date_only(tmp_path: Path) -> None:
+    cover = projection.Coverage(
+        datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, 15, tzinfo=UTC)
+    )
+    forecast = projection.month_projection(_user_days().head(2), cover).iloc[0]
+
+    fig = charts.month_projection_chart(_user_days().head(2), forecast)
+
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any("not enough data" in t for t in texts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal as D
 
 import pandas as pd
@@ -149,40 +148,6 @@ def test_budget_breaches_with_budgets_off_is_empty() -> None:
     days = _user_days([("a", "2026-11-01", 5, "300.00000000")])
 
     assert costs.budget_breaches(days, daily_budget=D("0"), monthly_budget=None).empty
-
-
-def test_month_to_date_projects_with_trailing_run_rate() -> None:
-    days = _user_days([
-        ("a", "2026-10-31", 1, "7.00000000"),  # in a's trailing week, not in November
-        ("a", "2026-11-01", 1, "1.00000000"),
-        ("a", "2026-11-03", 1, "6.00000000"),
-        ("a", "2026-11-05", 1, "9.00000000"),  # after as_of: ignored
-        ("b", "2026-11-02", 1, "0.30000000"),
-    ])  # fmt: skip
-
-    table = costs.month_to_date(days, as_of=date(2026, 11, 4), trailing_days=7)
-
-    # As of Nov 4 (4 of 30 days elapsed, 26 left).
-    # a: MTD 1 + 6 = 7; trailing Oct 29..Nov 4 = 7 + 1 + 6 = 14 -> 2/day; 7 + 2 x 26 = 59.
-    # b: MTD 0.3; trailing 0.3 / 7 = 0.04285714 (half-up); 0.3 + 0.04285714 x 26 = 1.41428564.
-    assert table[["user_id", "mtd_usd", "daily_run_rate_usd", "projected_month_usd"]].to_dict(
-        "records"
-    ) == [
-        {"user_id": "a", "mtd_usd": D("7"), "daily_run_rate_usd": D("2"),
-         "projected_month_usd": D("59")},
-        {"user_id": "b", "mtd_usd": D("0.3"), "daily_run_rate_usd": D("0.04285714"),
-         "projected_month_usd": D("1.41428564")},
-    ]  # fmt: skip
-    assert set(table["days_elapsed"]) == {4}
-    assert set(table["days_in_month"]) == {30}
-
-
-def test_month_to_date_on_the_last_day_projects_the_spend_itself() -> None:
-    days = _user_days([("a", "2026-11-30", 1, "5.00000000")])
-
-    table = costs.month_to_date(days, as_of=date(2026, 11, 30))
-
-    assert table.loc[0, "projected_month_usd"] == D("5")
 
 
 def test_anomalies_flag_a_spike_against_the_users_median_and_mad() -> None:

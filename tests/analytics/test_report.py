@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.analytics import charts, load, report
+from app.analytics import charts, load, money, report
 from tests.analytics.seeding import SPEC
 from tests.analytics.test_charts import png_size
 from tests.conftest import FreshDatabase
@@ -39,9 +40,64 @@ def test_write_report_all_formats_writes_tables_pages_and_charts(
     page = (tmp_path / "report.html").read_text()
     markdown = (tmp_path / "report.md").read_text()
     for chart in CHARTS:
-        assert f'<img src="{chart}.png"' in page
         assert f"]({chart}.png)" in markdown
-    assert "Month to date and projected month end" in page and "Over budget" in page
+    assert page.count('<img src="data:image/png;base64,') == len(CHARTS)  # embedded
+    assert "Month to date and forecast per user" in page and "Over budget" in page
+    for title in ("Cache savings", "Model mix", "Weekly trend", "Spend by outcome",
+                  "Cost per active user and per message", "App-wide forecast"):  # fmt: skip
+        assert title in page and title in markdown
+
+
+def test_write_report_html_stands_alone_without_external_requests(
+    built: report.CostReport, tmp_path: Path
+) -> None:
+    report.write_report(built, tmp_path, ["html"])
+    for png in tmp_path.glob("*.png"):
+        png.unlink()  # mailed on its own
+
+    page = (tmp_path / "report.html").read_text()
+
+    assert not re.search(r"""(src|href)=["']?(?!["']?data:)""", page)
+    assert "<script" not in page and "<link" not in page and "url(" not in page
+    assert "178.08232590" not in page and " USD" not in page.split("<table")[0]
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", page)  # no full UUIDs
+
+
+def test_report_summary_says_no_budget_set_without_budgets(seeded_db: FreshDatabase) -> None:
+    options = report.ReportOptions(since=SPEC.start, until=SPEC.end)
+    built = report.build_report(load.PostgresSource(seeded_db.dsn), options)
+
+    facts = {label: value for label, value, _ in report.summary(built)}
+
+    assert facts["Budgets"] == "no budget set"
+    assert facts["Total cost"] == money.format_usd(built.totals["cost_usd"])
+    assert facts["Total cost"].startswith("$") and facts["Total cost"].count(".") == 1
+
+
+def test_report_frames_are_float_for_pandas_and_exact_tables_decimal(
+    built: report.CostReport,
+) -> None:
+    assert built.daily["cost_usd"].dtype == "float64"
+    assert built.users["cost_usd"].dtype == "float64"
+    axes = built.daily.plot(x="day", y="cost_usd")  # "no numeric data to plot" before
+    assert axes.get_lines()
+    assert all(isinstance(v, Decimal) for v in built.exact["users"]["cost_usd"])
+    assert sum(built.exact["daily"]["cost_usd"]) == built.totals["cost_usd"]
+
+
+def test_report_for_one_model_keeps_only_that_model(seeded_db: FreshDatabase) -> None:
+    source = load.PostgresSource(seeded_db.dsn)
+    options = report.ReportOptions(since=SPEC.start, until=SPEC.end, model="gpt-4o")
+
+    built = report.build_report(source, options)
+
+    with psycopg.connect(seeded_db.dsn) as conn:
+        row = conn.execute(
+            "select sum(cost_usd) from public.usage_logs where model = 'gpt-4o'"
+        ).fetchone()
+    assert row is not None
+    assert built.models["model"].tolist() == ["gpt-4o"]
+    assert built.totals["cost_usd"] == row[0]
 
 
 def test_write_report_csv_keeps_money_exact(

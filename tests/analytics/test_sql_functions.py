@@ -54,7 +54,8 @@ def test_report_per_user_and_total_costs_equal_independent_sql_sums(
     built = report.build_report(load.PostgresSource(seeded_db.dsn), options)
 
     expected = _independent_sums(seeded_db.dsn, SINCE, UNTIL)
-    got = dict(zip(built.users["user_id"], built.users["cost_usd"], strict=True))
+    exact = built.exact["users"]
+    got = dict(zip(exact["user_id"], exact["cost_usd"], strict=True))
     assert len(got) == len(expected) > 10
     assert {u: _cents(c) for u, c in got.items()} == {u: _cents(c) for u, c in expected.items()}
     assert got == expected  # in fact exact, not only to the cent
@@ -76,9 +77,11 @@ def test_report_tables_add_up_to_the_same_total(seeded_db: FreshDatabase) -> Non
     )
     total = built.totals["cost_usd"]
 
-    assert sum(built.models["cost_usd"]) == total
-    assert sum(built.daily["cost_usd"]) == total
-    assert sum(built.daily_by_model.sum(axis=1)) == total
+    assert sum(built.exact["models"]["cost_usd"]) == total
+    assert sum(built.exact["daily"]["cost_usd"]) == total
+    assert built.daily["cost_usd"].sum() == pytest.approx(float(total))  # floats for pandas
+    wide = built.exact["daily_by_model"].set_index("day")
+    assert sum(sum(wide[m]) for m in wide.columns) == total
     assert built.conversation_summary.loc[0, "cost_usd"] <= total  # rows without one are out
     assert built.top_users["cost_usd"].tolist() == sorted(built.top_users["cost_usd"], reverse=True)
 
@@ -94,7 +97,7 @@ def test_report_for_one_user_matches_that_users_rows(seeded_db: FreshDatabase) -
 
     assert built.users["user_id"].tolist() == [user]
     assert built.totals["cost_usd"] == expected[user]
-    assert set(built.month_to_date["user_id"]) == {user}
+    assert set(built.projection["user_id"]) == {user}
 
 
 def test_functions_are_invoker_stable_and_pin_an_empty_search_path(

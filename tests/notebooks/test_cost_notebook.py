@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import ast
 import base64
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import papermill
+import psycopg
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -22,26 +26,41 @@ NOTEBOOK = ROOT / "notebooks" / "cost_analysis.ipynb"
 CHARTS = {"daily_cost_by_model", "top_users", "cost_per_user_distribution", "month_projection"}
 
 
+def _project_copy(tmp_path: Path, db_url: str) -> Path:
+    """A project tree as a checkout has it: pyproject.toml, `.env`, the notebook in notebooks/,
+    and a running local stack's status in the folder `.env` names (relative to the root)."""
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(NOTEBOOK, root / "notebooks" / NOTEBOOK.name)
+    (root / ".env").write_text("LOCAL_STACK_DIR=.stack\n", encoding="utf-8")
+    (root / ".stack").mkdir()
+    status = {"pid": os.getpid(), "db_url": db_url}  # a live pid: the stack counts as running
+    (root / ".stack" / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    return root
+
+
 @pytest.mark.slow
-def test_cost_notebook_runs_on_seeded_data_and_shows_every_chart(
+def test_cost_notebook_run_from_notebooks_folder_finds_the_stack_and_shows_every_chart(
     fresh_db: FreshDatabase, tmp_path: Path, notebook_kernel: str
 ) -> None:
     migrate_and_seed(fresh_db)
+    root = _project_copy(tmp_path, fresh_db.dsn)
     out_dir = tmp_path / "charts"
 
     papermill.execute_notebook(
-        str(NOTEBOOK),
+        str(root / "notebooks" / NOTEBOOK.name),
         str(tmp_path / "executed.ipynb"),
         parameters={
-            "db_url": fresh_db.dsn,
             "since": SPEC.start.isoformat(),
             "until": SPEC.end.isoformat(),
             "daily_budget": "1",
             "monthly_budget": "4",
+            "user": "",
             "out_dir": str(out_dir),
         },
         kernel_name=notebook_kernel,
-        cwd=str(tmp_path),
+        cwd=str(root / "notebooks"),  # where Jupyter starts the kernel
         progress_bar=False,
     )  # raises PapermillExecutionError if any cell fails
 
@@ -50,13 +69,55 @@ def test_cost_notebook_runs_on_seeded_data_and_shows_every_chart(
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [base64.b64decode(o["data"]["image/png"]) for o in outputs
               if "image/png" in o.get("data", {})]  # fmt: skip
-    assert len(images) == len(CHARTS)
+    assert len(images) == len(CHARTS) + 1  # the report's charts and one drawn by pandas
     assert {p.stem for p in out_dir.glob("*.png")} == CHARTS
     for path in out_dir.glob("*.png"):
         assert png_size(path) == charts.SIZE_PX
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "seed11-user" in html  # the top spenders table, with the seeded users' emails
     assert "$" in html
+    code = "".join(c.source for c in executed.cells if c.cell_type == "code")
+    assert ".daily.plot(" in code  # a chart straight from a frame, by pandas
+    text = "".join(o.get("text", "") for o in outputs)
+    for label in ("Cache saved", "Wasted spend", "Cost per message", "Forecast"):
+        assert label in text
+    for title in ("net_savings_usd", "share_of_requests", "change_vs_previous", "outcome"):
+        assert title in html
+
+
+@pytest.mark.slow
+def test_cost_notebook_one_user_by_email_and_one_model(
+    fresh_db: FreshDatabase, tmp_path: Path, notebook_kernel: str
+) -> None:
+    migrate_and_seed(fresh_db)
+    root = _project_copy(tmp_path, fresh_db.dsn)
+    with psycopg.connect(fresh_db.dsn) as conn:
+        row = conn.execute(
+            "select u.email from public.usage_logs l join public.users u on u.id = l.user_id"
+            " where l.model = 'claude-sonnet-4-5' group by u.email order by count(*) desc limit 1"
+        ).fetchone()
+    assert row is not None
+    email = str(row[0])
+
+    papermill.execute_notebook(
+        str(root / "notebooks" / NOTEBOOK.name),
+        str(tmp_path / "executed.ipynb"),
+        parameters={
+            "since": SPEC.start.isoformat(), "until": SPEC.end.isoformat(),
+            "user": email.upper(), "model": "claude-sonnet-4-5",
+            "out_dir": str(tmp_path / "charts"),
+        },
+        kernel_name=notebook_kernel,
+        cwd=str(root / "notebooks"),
+        progress_bar=False,
+    )  # fmt: skip
+
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert email in html
+    assert html.count("@example.test") == html.count(email)  # nobody else
+    assert "claude-sonnet-4-5" in html and "gpt-4o" not in html
 
 
 def test_cost_notebook_is_thin_parameterised_and_stored_without_outputs() -> None:

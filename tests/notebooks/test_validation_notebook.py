@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,36 @@ def test_validation_notebook_bad_migration_shows_the_failing_check(
 
     assert "some checks FAIL" in text
     assert "unindexed_foreign_keys [FAIL]" in text
+    assert "public.notes: foreign key notes_user_id_fkey (user_id) has no index" in text
+
+
+@pytest.mark.slow
+def test_validation_notebook_run_from_a_checkouts_notebooks_folder_checks_its_migrations(
+    fresh_db: FreshDatabase, tmp_path: Path, notebook_kernel: str
+) -> None:
+    # A checkout elsewhere (the kernel starts in its notebooks/): its migrations, not the ones
+    # next to the imported package, are the project's.
+    root = tmp_path / "checkout"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(NOTEBOOK, root / "notebooks" / NOTEBOOK.name)
+    migrations_with(root / "supabase", notes_table(index=""))
+    papermill.execute_notebook(
+        str(root / "notebooks" / NOTEBOOK.name),
+        str(tmp_path / "out.ipynb"),
+        parameters={"db_url": fresh_db.dsn, "apply": True},
+        kernel_name=notebook_kernel,
+        cwd=str(root / "notebooks"),
+        progress_bar=False,
+    )
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    text = "\n".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "")
+        for cell in executed.cells
+        for o in cell.get("outputs", [])
+    )
+
+    assert "some checks FAIL" in text
     assert "public.notes: foreign key notes_user_id_fkey (user_id) has no index" in text
 
 

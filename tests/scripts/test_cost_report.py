@@ -52,7 +52,7 @@ def test_cost_report_writes_csv_html_and_charts_and_exits_0(
 
     assert code == 0
     captured = capsys.readouterr()
-    assert "loading usage per user" in captured.err  # progress goes to stderr
+    assert "loading usage per user" not in captured.err  # no progress bar off a terminal
     assert str(out / "report.html") in captured.out
     for name in ("report.html", "users.csv", "top_users.png", "daily_cost_by_model.png"):
         assert (out / name).is_file(), name
@@ -77,7 +77,9 @@ def test_cost_report_for_one_user_in_markdown(
     ])  # fmt: skip
 
     assert code == 0
-    assert row[0] in (tmp_path / "report.md").read_text()
+    page = (tmp_path / "report.md").read_text()
+    assert f"user {row[0][:8]}" in page  # short ids or emails, never wrapped UUIDs
+    assert row[0] not in page
 
 
 def test_cost_report_window_without_usage_exits_1_and_writes_nothing(
@@ -143,3 +145,38 @@ def test_cost_report_runs_as_a_script(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0 and "--supabase-url" in result.stdout
+
+
+def test_cost_report_user_by_email_and_model_filter(
+    cost_report: ModuleType, seeded: FreshDatabase, tmp_path: Path
+) -> None:
+    with psycopg.connect(seeded.dsn) as conn:
+        row = conn.execute(
+            "select u.email, sum(l.cost_usd)::text from public.usage_logs l"
+            " join public.users u on u.id = l.user_id where l.model = 'gpt-4o'"
+            " group by u.email order by 2 desc limit 1"
+        ).fetchone()
+    assert row is not None
+
+    code = cost_report.main([
+        "--db-url", seeded.dsn, "--since", SINCE, "--until", UNTIL, "--user", row[0].upper(),
+        "--model", "gpt-4o", "--format", "csv", "--out", str(tmp_path), "--quiet",
+    ])  # fmt: skip
+
+    assert code == 0
+    with (tmp_path / "totals.csv").open() as f:
+        assert next(csv.DictReader(f))["cost_usd"] == row[1]
+    with (tmp_path / "models.csv").open() as f:
+        assert [r["model"] for r in csv.DictReader(f)] == ["gpt-4o"]
+
+
+def test_cost_report_unknown_email_exits_2(
+    cost_report: ModuleType, seeded: FreshDatabase, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    code = cost_report.main([
+        "--db-url", seeded.dsn, "--user", "nobody@example.test", "--out", str(tmp_path), "--quiet",
+    ])  # fmt: skip
+
+    assert code == 2
+    assert "no user with the email 'nobody@example.test'" in capsys.readouterr().err

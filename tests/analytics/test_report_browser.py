@@ -1,0 +1,90 @@
+"""The HTML report in a real browser: headless Chromium, no network, a screenshot to look at.
+
+Skipped (with the reason) where no Chromium is installed: `apt-get install -y chromium`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.analytics import charts, load, report
+from app.pricing import Pricer
+from tests.analytics.seeding import SPEC
+from tests.analytics.test_charts import png_size
+from tests.conftest import FreshDatabase, make_settings
+
+CHROMIUM = next(
+    (p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p),
+    None,
+)
+WIDTH, HEIGHT = 1280, 900  # a laptop screen
+# Checks the page from inside once it has loaded; the verdict goes into the DOM Chromium dumps.
+PROBE = """<script>
+addEventListener("load", () => {
+  const images = [...document.images].map(i => ({complete: i.complete, width: i.naturalWidth}));
+  const root = document.documentElement;
+  const verdict = {images, scrollWidth: root.scrollWidth, clientWidth: root.clientWidth,
+                   summaryBottom: document.querySelector(".summary").getBoundingClientRect().bottom,
+                   height: root.scrollHeight};
+  const out = document.createElement("pre");
+  out.id = "verdict";
+  out.textContent = JSON.stringify(verdict);
+  document.body.append(out);
+});
+</script>"""
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # any request outside the file would fail
+        f"--window-size={WIDTH},{HEIGHT}", "--virtual-time-budget=5000",
+    ]  # fmt: skip
+    return subprocess.run(
+        [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install -y chromium)")
+def test_report_html_in_headless_chromium_fits_the_width_and_loads_every_image(
+    seeded_db: FreshDatabase, tmp_path: Path
+) -> None:
+    options = report.ReportOptions(
+        since=SPEC.start, until=SPEC.end, daily_budget=Decimal("1"), monthly_budget=Decimal("4")
+    )
+    price = Pricer(make_settings()).price
+    built = report.build_report(load.PostgresSource(seeded_db.dsn), options, price=price)
+    out = tmp_path / "report"
+    report.write_report(built, out, ["html"])
+    for png in out.glob("*.png"):
+        png.unlink()  # the page must stand alone
+    page = out / "report.html"
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", f"{PROBE}</body>"), encoding="utf-8")
+    screenshot = Path("/tmp/analytics-report-screenshot.png")  # kept to look at
+    screenshot.unlink(missing_ok=True)
+
+    shot = _chromium(tmp_path, f"--screenshot={screenshot}", page.as_uri())
+    dumped = _chromium(tmp_path, "--dump-dom", probed.as_uri())
+
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert png_size(screenshot) == (WIDTH, HEIGHT)
+    found = re.search(r'<pre id="verdict">(.*?)</pre>', dumped.stdout)
+    assert found, dumped.stderr[-2000:]
+    verdict = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(verdict["images"]) == 4
+    assert all(i["complete"] and i["width"] == charts.SIZE_PX[0] for i in verdict["images"])
+    assert verdict["scrollWidth"] <= verdict["clientWidth"] == WIDTH  # no sideways scrolling
+    assert verdict["summaryBottom"] <= HEIGHT  # the summary fits on the first screen
+    assert verdict["height"] < 9000  # was ~20,000 px
