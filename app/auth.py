@@ -164,15 +164,18 @@ class TokenVerifier:
                     f"{_MIN_HMAC_SECRET_BYTES} bytes"
                 )
 
-    async def warm(self) -> None:
-        """Fetch the JWKS ahead of the first request (lifespan); failures are only logged.
+    async def warm(self) -> bool:
+        """Fetch the JWKS ahead of the first request (lifespan): True once the keys are held.
 
-        A failed warm-up does not start the quiet period: when the service is mounted on the
-        same server as Auth (the local stack), Auth is not listening yet during the lifespan,
-        and the first request must be free to fetch.
+        Failures are only logged, and a failed warm-up does not start the quiet period, so the
+        caller may try again (`app.main` retries with backoff until Auth answers: in the local
+        stack the service is mounted on Auth's own server, which is not listening yet during the
+        lifespan) and the first request is free to fetch. Modes without a JWKS: True.
         """
-        if self._jwks is not None:
-            await self._jwks.refresh(prefetch=True)
+        if self._jwks is None:
+            return True
+        await self._jwks.refresh(prefetch=True)
+        return self._jwks.holds_keys
 
     async def verify(self, authorization_header: str | None) -> Caller:
         token = bearer_token(authorization_header)
@@ -369,6 +372,10 @@ class JwksCache:
             )
         return key
 
+    @property
+    def holds_keys(self) -> bool:
+        return self._keys is not None
+
     async def refresh(self, *, prefetch: bool = False) -> None:
         """Fetch the JWKS unless a fetch just happened or another caller is doing it.
 
@@ -388,7 +395,9 @@ class JwksCache:
                 self._fetched_at = self._clock()
             except _JwksUnavailable as exc:
                 held = "keeping the keys held" if self._keys is not None else "no keys held"
-                logger.warning("JWKS fetch from %s failed (%s): %s", self.url, held, exc)
+                # A warm-up is retried by its caller, which warns if it gives up.
+                level = logging.INFO if prefetch else logging.WARNING
+                logger.log(level, "JWKS fetch from %s failed (%s): %s", self.url, held, exc)
                 if prefetch:
                     self._last_attempt = previous
             finally:
