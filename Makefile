@@ -1,4 +1,5 @@
-# chat-stream — every target creates .venv itself with the machine's python3.
+# chat-stream — every target creates .venv itself with the machine's python3 and installs
+# `.[dev]` (the service plus the local, analytics and notebooks extras and the tools) once.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -18,7 +19,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/chat-stream dev
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -11,7 +11,8 @@ One `TokenVerifier` is built in the app's lifespan with the `Settings` and the s
   stay in use; with no keys at all the request gets a 401 and the failure is logged.
 - `hs256`: verify with the legacy shared secret `SUPABASE_JWT_SECRET` (HS256 only).
 - `strict` (needs `SUPABASE_ANON_KEY`): check the claims locally (everything but the
-  signature), then ask Supabase Auth (`GET /auth/v1/user`): the signature, the session and the
+  signature), then ask Supabase Auth (`GET /auth/v1/user`, through supabase-auth's
+  `AsyncGoTrueClient.get_user`): the signature, the session and the
   user must still be valid there, so a sign-out or a deleted user is refused at once. Auth
   answering 400/401/403 (or anything but 200) → 401. Auth unreachable, 5xx or 429 → `StoreError`
   (503, code `auth_unavailable`): we cannot tell whether the token is good, so we fail closed —
@@ -44,6 +45,9 @@ from typing import Any, Literal, get_args
 import anyio
 import httpx
 import jwt
+from supabase_auth import AsyncGoTrueClient
+from supabase_auth.errors import AuthApiError, AuthRetryableError, AuthUnknownError
+from supabase_auth.errors import AuthError as GoTrueError
 
 from app.config import Settings
 from app.domain import Caller
@@ -125,8 +129,17 @@ class TokenVerifier:
         anon_key = settings.supabase_anon_key.get_secret_value()
         self._apikey_headers = {"apikey": anon_key} if anon_key else {}
         base = settings.supabase_url.rstrip("/")
-        self._user_url = f"{base}/auth/v1/user"
         self._timeout = httpx.Timeout(settings.db_timeout_seconds)
+        self._timeout_seconds = settings.db_timeout_seconds
+        # supabase-auth's client, for `get_user(jwt)` only: no session, nothing stored, the shared
+        # pool; so one instance serves every request.
+        self._gotrue = AsyncGoTrueClient(
+            url=f"{base}/auth/v1",
+            headers=dict(self._apikey_headers),
+            http_client=http,
+            auto_refresh_token=False,
+            persist_session=False,
+        )
         self._secret = b""
         self._jwks: JwksCache | None = None
         if self._mode in ("jwks", "strict") and not base:
@@ -151,15 +164,18 @@ class TokenVerifier:
                     f"{_MIN_HMAC_SECRET_BYTES} bytes"
                 )
 
-    async def warm(self) -> None:
-        """Fetch the JWKS ahead of the first request (lifespan); failures are only logged.
+    async def warm(self) -> bool:
+        """Fetch the JWKS ahead of the first request (lifespan): True once the keys are held.
 
-        A failed warm-up does not start the quiet period: when the service is mounted on the
-        same server as Auth (the local stack), Auth is not listening yet during the lifespan,
-        and the first request must be free to fetch.
+        Failures are only logged, and a failed warm-up does not start the quiet period, so the
+        caller may try again (`app.main` retries with backoff until Auth answers: in the local
+        stack the service is mounted on Auth's own server, which is not listening yet during the
+        lifespan) and the first request is free to fetch. Modes without a JWKS: True.
         """
-        if self._jwks is not None:
-            await self._jwks.refresh(prefetch=True)
+        if self._jwks is None:
+            return True
+        await self._jwks.refresh(prefetch=True)
+        return self._jwks.holds_keys
 
     async def verify(self, authorization_header: str | None) -> Caller:
         token = bearer_token(authorization_header)
@@ -248,25 +264,36 @@ class TokenVerifier:
 
     # --- strict mode --------------------------------------------------------------------------
     async def _ask_auth_server(self, token: str, claims: Mapping[str, Any]) -> None:
-        """Supabase Auth must still accept the token and name the same user."""
-        headers = {"Authorization": f"Bearer {token}", **self._apikey_headers}
+        """Supabase Auth (`GET /auth/v1/user`) must still accept the token and name its user."""
         try:
-            response = await self._http.get(self._user_url, headers=headers, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            logger.warning("Supabase Auth unreachable at %s: %r", self._user_url, exc)
-            raise StoreError("auth server unreachable", code="auth_unavailable") from exc
-        status = response.status_code
-        if status == 429 or status >= 500:
-            logger.warning("Supabase Auth answered %d to GET /user", status)
-            raise StoreError(f"auth server answered {status}", code="auth_unavailable")
-        if status != 200:
-            raise TokenRefused("revoked", f"auth server refused the token ({status})")
-        try:
-            user = response.json()
-        except ValueError as exc:
+            with anyio.fail_after(self._timeout_seconds):
+                answer = await self._gotrue.get_user(token)
+        except TimeoutError as exc:
+            logger.warning("Supabase Auth did not answer GET /user in %ss", self._timeout_seconds)
+            raise StoreError("auth server timed out", code="auth_unavailable") from exc
+        except GoTrueError as exc:
+            status = _status_of(exc)
+            if status is None or status == 429 or status >= 500:
+                logger.warning("Supabase Auth unavailable for GET /user: %r", exc)
+                raise StoreError(f"auth server answered {status}", code="auth_unavailable") from exc
+            raise TokenRefused("revoked", f"auth server refused the token ({status})") from exc
+        except ValueError as exc:  # a 200 whose body is not a user (pydantic's ValidationError)
             raise StoreError("auth server sent invalid JSON", code="auth_unavailable") from exc
-        if not isinstance(user, dict) or user.get("id") != claims["sub"]:
+        if answer is None or answer.user.id != claims["sub"]:
             raise TokenRefused("subject", "auth server user does not match the token's sub")
+
+
+def _status_of(exc: GoTrueError) -> int | None:
+    """The HTTP status behind a supabase-auth error; None when Auth was not reached."""
+    if isinstance(exc, AuthRetryableError):  # unreachable (status 0), 502-504 and 52x
+        return exc.status or None
+    if isinstance(exc, AuthApiError):  # any other error answer with a JSON body
+        return exc.status
+    if isinstance(exc, AuthUnknownError):  # an error answer whose body is not JSON
+        cause = exc.__cause__
+        if isinstance(cause, httpx.HTTPStatusError):
+            return cause.response.status_code
+    return None
 
 
 def _canonical_uuid(sub: object) -> str:
@@ -345,6 +372,10 @@ class JwksCache:
             )
         return key
 
+    @property
+    def holds_keys(self) -> bool:
+        return self._keys is not None
+
     async def refresh(self, *, prefetch: bool = False) -> None:
         """Fetch the JWKS unless a fetch just happened or another caller is doing it.
 
@@ -364,7 +395,9 @@ class JwksCache:
                 self._fetched_at = self._clock()
             except _JwksUnavailable as exc:
                 held = "keeping the keys held" if self._keys is not None else "no keys held"
-                logger.warning("JWKS fetch from %s failed (%s): %s", self.url, held, exc)
+                # A warm-up is retried by its caller, which warns if it gives up.
+                level = logging.INFO if prefetch else logging.WARNING
+                logger.log(level, "JWKS fetch from %s failed (%s): %s", self.url, held, exc)
                 if prefetch:
                     self._last_attempt = previous
             finally:

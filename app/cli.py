@@ -60,11 +60,11 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
             raise
         print(f"chat-stream: {connect_problem(exc, db_url, source)}", file=sys.stderr)
         return EXIT_CONFIG
+    if db_url and not args.local:
+        _provision_key(settings, db_url)
     for m in applied:
         print(f"applied {m.version}_{m.name}")
     print(f"{len(applied)} migration(s) applied")
-    if db_url and not args.local:
-        _provision_key(settings, db_url)
     return 0
 
 
@@ -76,8 +76,9 @@ def _provision_key(settings: Settings, db_url: str) -> None:
     secret = settings.billing_attestation_key.get_secret_value()
     if not secret:
         print(
-            "BILLING_ATTESTATION_KEY is not set: add the service's key to"
-            " private.attestation_keys before it serves (docs/design.md, trust model)"
+            "chat-stream: BILLING_ATTESTATION_KEY is not set: add the service's key to"
+            " private.attestation_keys before it serves (docs/design.md §13)",
+            file=sys.stderr,
         )
         return
     added = provision_attestation_key(db_url, key_bytes(secret))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -27,8 +27,13 @@ ProviderName = Literal["anthropic", "openai", "openai-compatible"]
 
 
 class Settings(BaseSettings):
+    # `KEY=` in the environment or .env (as in .env.example) means "use the default", not "".
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
     )
 
     # --- Local stack (the Docker-free Supabase stand-in) -------------------------------------
@@ -144,14 +149,6 @@ class Settings(BaseSettings):
     # supports it, else explicit breakpoints; explicit: breakpoints on the system prompt and the
     # last message; off: none. OpenAI caches by itself; it gets a `prompt_cache_key` unless off.
     llm_prompt_cache: Literal["auto", "explicit", "off"] = "auto"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_means_default(cls, data: object) -> object:
-        """`KEY=` in .env (as in .env.example) means "use the default", not "empty string"."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v != ""}
-        return data
 
     @field_validator("log_level")
     @classmethod

@@ -36,7 +36,8 @@ from supabase import AsyncClientOptions, acreate_client
 
 logger = logging.getLogger(__name__)
 
-WARM_UP_DELAY = 0.2
+# Pauses between JWKS warm-up attempts while Auth does not answer yet (about 6 s in all).
+WARM_UP_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 SWEEP_SECONDS = 30.0
 CORS_HEADERS = ["authorization", "content-type", "apikey", "x-client-info", "x-request-id"]
 
@@ -140,8 +141,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             provider_problems=lambda: provider_problems(settings),
         )
         background = [
-            # Just after start-up, so a stack serving Auth from this same server is listening.
-            asyncio.ensure_future(_after(WARM_UP_DELAY, verifier.warm)),
+            asyncio.ensure_future(_warm_up(verifier.warm)),
             asyncio.ensure_future(
                 replay_forever(outbox, store.finish_as_service, settings.outbox_replay_seconds)
             ),
@@ -157,9 +157,19 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             await asyncio.gather(*background, return_exceptions=True)
 
 
-async def _after(delay: float, action: Callable[[], Awaitable[None]]) -> None:
-    await asyncio.sleep(delay)
-    await action()
+async def _warm_up(warm: Callable[[], Awaitable[bool]]) -> None:
+    """Warm the token verifier now; while Auth does not answer, try again with backoff.
+
+    Against a real project the first attempt succeeds. In the local stack Auth is served by this
+    same server, which starts listening only after the lifespan: a later attempt succeeds. If all
+    fail, the first request fetches the keys itself.
+    """
+    for pause in WARM_UP_BACKOFF:
+        if await warm():
+            return
+        await asyncio.sleep(pause)
+    if not await warm():
+        logger.warning("token verifier warm-up gave up: the first request will fetch the keys")
 
 
 def provider_problems(settings: Settings) -> list[str]:

@@ -28,7 +28,8 @@ class Wire:
     error: bytes
 
 
-# The Anthropic Messages stream (the stand-in, called directly) and our own contract (DESIGN §4).
+# The Anthropic Messages stream (the stand-in, called directly) and our own contract
+# (docs/design.md §4).
 ANTHROPIC = Wire("direct", b'"text_delta"', b"event: message_stop", b"event: error")
 SERVICE = Wire("service", b'{"type":"token"', b'{"type":"done"', b'{"type":"error"')
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.advisor import CHECK_NAMES, SetupError, format_table, to_json, validate
+from app.local.scratch import fresh_database
 
 EXAMPLES = """\
 examples:
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = validate(
             args.migrations,
             db_url=args.db_url,
+            scratch=fresh_database,
             apply=args.apply,
             schemas=args.schema,
             skip=set(args.skip),

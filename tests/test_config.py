@@ -51,6 +51,19 @@ def test_env_example_values_load_as_defaults(monkeypatch: pytest.MonkeyPatch) ->
     assert loaded.pg_bin is None
 
 
+def test_settings_empty_values_in_a_dotenv_file_load_as_defaults(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("SYSTEM_PROMPT=\nPG_BIN=\nLLM_FALLBACK_PROVIDER=\nDB_PORT=\n")
+    loaded = Settings(_env_file=dotenv)  # type: ignore[call-arg]
+    default = Settings.model_construct()
+    assert (loaded.system_prompt, loaded.pg_bin, loaded.db_port) == (
+        default.system_prompt,
+        None,
+        default.db_port,
+    )
+    assert loaded.llm_fallback_provider is None
+
+
 # --- validation: one line naming the variable ---------------------------------------------------
 def _marks() -> dict[str, str]:
     """Each setting of .env.example → its "(required in production…)" or "(optional…)" mark."""

@@ -1,8 +1,8 @@
 """Check 6: tables the Data API exposes carry exactly the GRANTs their policies need.
 
 New Supabase projects no longer grant new `public` tables to the API roles automatically
-(DESIGN §7), so a migration can create a table with perfect policies that nobody can use; and
-the old default grants `anon` everything, which only RLS then holds back.
+(docs/design.md §7), so a migration can create a table with perfect policies that nobody can
+use; and the old default grants `anon` everything, which only RLS then holds back.
 """
 
 from __future__ import annotations

@@ -1,16 +1,14 @@
-"""Apply migrations (to a throw-away embedded PostgreSQL, or a given database) and run every check.
+"""Apply migrations (to a given database, or a scratch one the caller supplies) and run every check.
 
-This is ops tooling like `app.cli`, so it may start the local stand-in's PostgreSQL; the checks
-themselves (`lints`, `grants`, `matrix`) need nothing but a psycopg connection.
+The checks (`lints`, `grants`, `matrix`) need nothing but a psycopg connection. A scratch database
+is injected (`scratch=app.local.scratch.fresh_database`): the advisor never imports `app.local`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,19 +21,12 @@ from app.advisor.lints import LINTS
 from app.advisor.matrix import check_cross_user_rls
 from app.advisor.result import CheckResult, all_passed
 from app.db.migrate import MigrationError, apply_migrations, default_migrations_dir
-from app.local.cluster import prepare_local_cluster
-from app.local.postgres import (
-    EmbeddedPostgres,
-    PostgresError,
-    find_install,
-    free_port,
-)
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_CHECK = "migrations_apply"
 
-# In the order of issue 5's list; names are splinter's where one lint covers the check.
+# Names are splinter's where one lint covers the check.
 CHECKS: dict[str, Callable[[psycopg.Connection], CheckResult]] = {
     "rls_enabled": LINTS["rls_enabled"],
     "auth_rls_initplan": LINTS["auth_rls_initplan"],
@@ -48,6 +39,9 @@ CHECKS: dict[str, Callable[[psycopg.Connection], CheckResult]] = {
     "cross_user_rls": check_cross_user_rls,
 }
 CHECK_NAMES: tuple[str, ...] = (MIGRATIONS_CHECK, *CHECKS)
+
+Scratch = Callable[[], AbstractContextManager[tuple[str, str]]]
+"""Starts a throw-away database and yields (DSN of a migration role, a label without secrets)."""
 
 
 class SetupError(RuntimeError):
@@ -99,22 +93,29 @@ def validate(
     migrations_dir: Path | None = None,
     *,
     db_url: str | None = None,
+    scratch: Scratch | None = None,
     apply: bool = False,
     schemas: Sequence[str] | None = None,
     skip: Collection[str] = (),
 ) -> Validation:
     """Apply `migrations_dir` and run the checks.
 
-    Without `db_url`: a fresh embedded PostgreSQL in a temp dir, bootstrapped like Supabase,
-    migrations applied as `postgres`, then removed. With `db_url`: check that database, applying
-    the migrations first only when `apply` is set. A migration that fails is itself a failed
+    With `db_url`: check that database, applying the migrations first only when `apply` is set.
+    Else `scratch` (e.g. `app.local.scratch.fresh_database`) gives a throw-away database, the
+    migrations are applied to it, and it is removed. A migration that fails is itself a failed
     check (file, line and SQL error) and the other checks do not run on the half-built schema.
     """
     migrations = Path(migrations_dir) if migrations_dir else default_migrations_dir()
-    if db_url is None:
-        with fresh_database() as (dsn, where):
-            return _validate(dsn, where, migrations, True, schemas, skip)
-    return _validate(db_url, _describe(db_url), migrations, apply, schemas, skip)
+    if db_url is not None:
+        return _validate(db_url, _describe(db_url), migrations, apply, schemas, skip)
+    if scratch is None:
+        raise SetupError(
+            "no database to check: pass db_url=..., or a scratch database with"
+            " scratch=app.local.scratch.fresh_database (from app.local.scratch import"
+            " fresh_database)"
+        )
+    with _started(scratch) as (dsn, where):
+        return _validate(dsn, where, migrations, True, schemas, skip)
 
 
 def _validate(
@@ -143,23 +144,14 @@ def _validate(
 
 
 @contextmanager
-def fresh_database() -> Iterator[tuple[str, str]]:
-    """A throw-away embedded PostgreSQL, bootstrapped like Supabase: yields (DSN, label)."""
-    with tempfile.TemporaryDirectory(prefix="validate-migrations-") as tmp:
+def _started(scratch: Scratch) -> Iterator[tuple[str, str]]:
+    """Enter `scratch`, its start-up failure (a RuntimeError such as ScratchError) a SetupError."""
+    with ExitStack() as stack:
         try:
-            pg = EmbeddedPostgres(Path(tmp) / "pgdata", free_port(), find_install(), durable=False)
-            pg.start()
-        except (PostgresError, OSError) as exc:
-            raise SetupError(f"cannot start an embedded PostgreSQL: {exc}") from exc
-        try:
-            prepare_local_cluster(pg.superuser_dsn)
-            version = re.search(r"\d+(?:\.\d+)*", pg.install.version)  # postgres (PostgreSQL) 15.8
-            label = f"a fresh embedded PostgreSQL {version.group() if version else ''}".rstrip()
-            yield pg.dsn("postgres"), label
-        except psycopg.OperationalError as exc:
-            raise SetupError(f"embedded PostgreSQL: {exc}") from exc
-        finally:
-            pg.stop()
+            database = stack.enter_context(scratch())
+        except RuntimeError as exc:
+            raise SetupError(str(exc)) from exc
+        yield database
 
 
 @contextmanager

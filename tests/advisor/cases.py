@@ -1,7 +1,7 @@
 """Building blocks for the advisor tests: the project's migrations plus one extra file.
 
-`notes_table()` is a user-owned table written the way DESIGN §7 asks (RLS, `(select auth.uid())`,
-indexed FK, explicit grants); each bad case changes one thing about it.
+`notes_table()` is a user-owned table written the way docs/design.md §7 asks (RLS,
+`(select auth.uid())`, indexed FK, explicit grants); each bad case changes one thing about it.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -9,6 +11,7 @@ import pytest
 
 from app.advisor import CHECK_NAMES, SetupError, validate
 from app.local.postgres import free_port
+from app.local.scratch import ScratchError, fresh_database
 from tests.advisor.cases import migrations_with
 from tests.conftest import MIGRATIONS, FreshDatabase
 
@@ -51,3 +54,27 @@ def test_validate_failing_migration_is_the_only_result(
 def test_validate_unreachable_database_raises_setup_error() -> None:
     with pytest.raises(SetupError, match="cannot connect"):
         validate(db_url=f"postgresql://postgres:postgres@127.0.0.1:{free_port()}/postgres")
+
+
+def test_validate_without_db_url_or_scratch_raises_setup_error_naming_the_scratch() -> None:
+    with pytest.raises(SetupError, match=r"scratch=app\.local\.scratch\.fresh_database"):
+        validate(MIGRATIONS)
+
+
+def test_validate_scratch_that_cannot_start_raises_setup_error() -> None:
+    @contextmanager
+    def broken() -> Iterator[tuple[str, str]]:
+        raise ScratchError("cannot start an embedded PostgreSQL: no binaries")
+        yield ("", "")  # pragma: no cover
+
+    with pytest.raises(SetupError, match="cannot start an embedded PostgreSQL: no binaries"):
+        validate(MIGRATIONS, scratch=broken)
+
+
+@pytest.mark.slow
+def test_validate_with_the_local_scratch_applies_and_checks_then_removes_it() -> None:
+    outcome = validate(MIGRATIONS, scratch=fresh_database, skip={"cross_user_rls"})
+
+    assert outcome.passed
+    assert outcome.database.startswith("a fresh embedded PostgreSQL")
+    assert outcome.applied == sorted(p.stem for p in MIGRATIONS.glob("*.sql"))

@@ -1,4 +1,4 @@
-"""Every row of the failure table (issue 4 §7), end to end over real HTTP on 127.0.0.1."""
+"""Every failure of a turn (docs/design.md §3, §10), end to end over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ stand-ins, the service) and checks three things: the status and the `{"error", "
 "code"}` JSON shape, what reached the database (nothing, or exactly the message sent), and that
 the server logged no unhandled error on the way.
 
-Decisions these tests pin down (the contract is DESIGN §3, §4, §10):
+Decisions these tests pin down (the contract is docs/design.md §3, §4, §10):
 - JSON is UTF-8 (RFC 8259 §8.1): a `charset` parameter is ignored, a leading UTF-8 BOM is
   skipped, anything that is not UTF-8 is a 400. Duplicate keys: the last one wins, as in
   JavaScript's `JSON.parse`. Unknown fields are ignored. A body with a `Content-Encoding` is 415.

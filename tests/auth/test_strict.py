@@ -17,7 +17,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from app.auth import TokenVerifier
@@ -34,10 +34,20 @@ ISSUER = "https://project.example/auth/v1"
 ANON = "anon-key-for-the-strict-tests"
 
 
+# The fields GoTrue's `GET /user` always sends (supabase-auth's `User` requires them).
+GOTRUE_USER = {
+    "aud": "authenticated",
+    "app_metadata": {"provider": "email"},
+    "user_metadata": {},
+    "created_at": "2026-12-01T00:00:00Z",
+}
+
+
 @dataclass
 class AuthState:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> user JSON
     status: int | None = None  # forced status
+    html: bool = False  # the forced status comes with a non-JSON body (a proxy's error page)
     delay: float = 0.0
     requests: list[dict[str, str | None]] = field(default_factory=list)
 
@@ -50,6 +60,8 @@ def auth_server() -> Iterator[tuple[ServerThread, AuthState]]:
         header = request.headers.get("authorization")
         state.requests.append({"authorization": header, "apikey": request.headers.get("apikey")})
         await anyio.sleep(state.delay)
+        if state.status is not None and state.html:
+            return HTMLResponse("<h1>blocked</h1>", state.status)
         if state.status is not None:
             return JSONResponse({"code": "unexpected_failure", "message": "x"}, state.status)
         if not header or not header.startswith("Bearer "):
@@ -57,7 +69,7 @@ def auth_server() -> Iterator[tuple[ServerThread, AuthState]]:
         found = state.users.get(header.removeprefix("Bearer "))
         if found is None:
             return JSONResponse({"code": "bad_jwt", "message": "invalid JWT"}, 403)
-        return JSONResponse(found)
+        return JSONResponse(GOTRUE_USER | found)
 
     app = Starlette(routes=[Route("/auth/v1/user", user)])
     with ServerThread(app, free_port()) as server:
@@ -144,6 +156,21 @@ async def test_verify_strict_auth_unavailable_raises_store_error_503(
 
     assert caught.value.status == 503
     assert caught.value.code == "auth_unavailable"
+
+
+@pytest.mark.parametrize(("status", "refused"), [(403, True), (500, False), (502, False)])
+async def test_verify_strict_auth_error_page_without_json_keeps_the_status_mapping(
+    strict: Strict, status: int, refused: bool
+) -> None:
+    token = strict.known_token()
+    strict.state.status, strict.state.html = status, True
+
+    with pytest.raises(AuthError if refused else StoreError) as caught:
+        await verify(strict.settings, token)
+
+    assert caught.value.status == (401 if refused else 503)
+    if refused:
+        assert f"({status})" in caught.value.detail  # type: ignore[attr-defined]
 
 
 async def test_verify_strict_auth_unreachable_raises_store_error_503() -> None:

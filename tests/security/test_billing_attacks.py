@@ -1,5 +1,5 @@
-"""Issue 10's attack table, one test per row: a signed-in user with only their access token, the
-anon key and HTTP (what curl does) against the real Data API of the local stack.
+"""The trust model's attacks (docs/design.md §13), one test each: a signed-in user with only their
+access token, the anon key and HTTP (what curl does) against the real Data API of the local stack.
 
 Every test asserts the money outcome, not only a status: what the database stored equals what the
 LLM stand-in billed (its ledger), and the guards still hold.

@@ -1,4 +1,4 @@
-"""The rules DESIGN §7 names, each as its own test, run as PostgREST runs a request.
+"""The rules docs/design.md §7 names, each as its own test, run as PostgREST runs a request.
 
 Spend cannot be lowered: usage rows are append-only and never negative, and deleting history
 unlinks usage instead of deleting it. Nobody writes into another user's rows or name.

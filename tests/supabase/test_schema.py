@@ -1,7 +1,8 @@
 """Catalogue-level checks on the migrated schema, in the spirit of Supabase's splinter lints.
 
 They read pg_catalog after every migration has run, so a future table, policy or function that
-breaks a rule (DESIGN §7, wire reference §4.4-4.5) fails here, not in production advisors.
+breaks a rule (docs/design.md §7; RLS and grants as PostgREST applies them) fails here, not
+in production advisors.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Supabase Auth (GoTrue) stand-in, mounted at `/auth/v1` behind the apikey gateway.
 
-Routes, bodies, statuses and error shapes follow `shared/reference/supabase-wire.md` §3 (and
-GoTrue's handlers): signup (autoconfirm, or a confirmation mail with `enable_confirmations`;
-anonymous when no credentials), the password, refresh-token (with the reuse interval), PKCE,
-id_token and web3 grants, `/user`, `/logout`, JWKS, `/settings`, `/health`, the admin API
-(`admin`), the email flows (`flows`, `verify`, `links`) and GoTrue's default-config "disabled"
-answers (`disabled`). Settings come from `supabase/config.toml` (`config`); per-IP rate limits
-(`ratelimit`) and a body cap on every route (`bodycap`) guard it. Users, identities, sessions,
-refresh tokens and PKCE flow state live in the `auth` tables (`store`); mails go to the local
-sink (`mail`). Passwords are bcrypt hashes computed off the event loop. Every request that writes
-runs in one transaction.
+Routes, bodies, statuses and error shapes follow GoTrue's (supabase/auth) handlers and what
+supabase-py's auth client sends and expects: signup (autoconfirm, or a confirmation mail with
+`enable_confirmations`; anonymous when no credentials), the password, refresh-token (with the reuse
+interval), PKCE, id_token and web3 grants, `/user`, `/logout`, JWKS, `/settings`, `/health`, the
+admin API (`admin`), the email flows (`flows`, `verify`, `links`) and GoTrue's default-config
+"disabled" answers (`disabled`). Settings come from `supabase/config.toml` (`config`); per-IP rate
+limits (`ratelimit`) and a body cap on every route (`bodycap`) guard it. Users, identities,
+sessions, refresh tokens and PKCE flow state live in the `auth` tables (`store`); mails go to the
+local sink (`mail`). Passwords are bcrypt hashes computed off the event loop. Every request that
+writes runs in one transaction.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 -- The parts of a Supabase database that migrations and clients rely on, for a plain PostgreSQL.
 -- Run as a superuser, only when the target lacks them (a real Supabase project already has them).
--- Sources: supabase/postgres init-scripts, supabase/auth migrations (see shared/reference/supabase-wire.md
--- §3.5-3.7). Every statement is idempotent so a half-applied bootstrap can be re-run.
+-- Sources: supabase/postgres init-scripts (roles, grants, auth.uid()/role()/jwt()) and
+-- supabase/auth migrations (the auth schema). Every statement is idempotent so a half-applied
+-- bootstrap can be re-run.
 
 -- Roles -------------------------------------------------------------------------------------------
 do $$
