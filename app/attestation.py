@@ -4,7 +4,7 @@ Every call that creates, settles or renews a turn (`chat_begin`, `chat_finish`, 
 its arguments as one JSON text plus an HMAC-SHA256 over `"<rpc>\\n<text>"`, keyed with
 BILLING_ATTESTATION_KEY. The SECURITY DEFINER functions recompute it with the copy of the key in
 `private.attestation_keys` and refuse anything else, so a signed-in user who calls them through the
-Data API can neither forge usage nor pre-empt, settle or shape a turn (docs/design.md, trust model).
+Data API can neither forge usage nor pre-empt, settle or shape a turn (docs/design.md §13).
 The MAC covers the exact bytes sent, so there is no canonical form to agree on.
 """
 

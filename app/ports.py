@@ -39,7 +39,7 @@ class Provider(Protocol):
 
 
 class ChatStore(Protocol):
-    """Persistence as the caller, attested (docs/design.md, trust model). One round trip each."""
+    """Persistence as the caller, attested (docs/design.md §13). One round trip each."""
 
     async def begin(self, caller: Caller, turn: TurnStart, terms: TurnTerms) -> TurnContext:
         """Open the turn: ownership (NotFound), one answer per clientMessageId (Conflict), the

@@ -122,7 +122,7 @@ PER_DAY_STATUS = Aggregate(
 )  # fmt: skip
 USER_BY_EMAIL = Aggregate("user_by_email", {"user_id": "id", "email": "text"}, ("user_id",))
 
-# Per-user budget overrides of the service's guards (issue 6: null = the default, 0 = no cap).
+# Per-user budget overrides of the guards (docs/design.md §13): null = the default, 0 = no cap.
 BUDGET_LIMITS = Aggregate(
     "user_limits",
     {"user_id": "id", "daily_budget_usd": "money", "monthly_budget_usd": "money"},

@@ -2,7 +2,7 @@
 
 The key must never be in a migration file; the runner adds it from BILLING_ATTESTATION_KEY after
 the migrations, as the `postgres` role that owns the private schema. On a hosted project without a
-direct connection, run the same insert in the SQL editor (docs/design.md, trust model).
+direct connection, run the same insert in the SQL editor (docs/design.md §13).
 """
 
 from __future__ import annotations
