@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from app.config import Settings
-from app.db.migrate import default_migrations_dir
 from app.local.auth.config import CONFIG_KEY, load_auth_config
-from app.local.cluster import ensure_bootstrap
-from app.local.postgres import LOCAL_PASSWORD, free_port
+from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
-
-ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS = default_migrations_dir()
+from tests.support.chat_stack import ChatStack, start_chat_stack
+from tests.support.database import FreshDatabase, fresh_database, make_settings
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def make_settings(**overrides: object) -> Settings:
-    """Settings for tests: never read the developer's .env."""
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="session")
@@ -57,35 +42,18 @@ def stack_server(local_stack: LocalStack) -> Iterator[ServerThread]:
     server.stop()
 
 
-@dataclass(frozen=True)
-class FreshDatabase:
-    name: str
-    superuser_dsn: str
-    dsn: str  # as `postgres`, the non-superuser that owns user objects (as on Supabase)
-
-
-@contextmanager
-def fresh_database(local_stack: LocalStack) -> Iterator[FreshDatabase]:
-    """An empty database on the session cluster, bootstrapped like Supabase, dropped after."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = local_stack.pg.superuser_dsn
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        db = FreshDatabase(
-            name=name,
-            superuser_dsn=local_stack.pg.dsn(dbname=name),
-            dsn=local_stack.pg.dsn("postgres", LOCAL_PASSWORD, name),
-        )
-        ensure_bootstrap(db.superuser_dsn)
-        yield db
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def fresh_db(local_stack: LocalStack) -> Iterator[FreshDatabase]:
     """An empty database on the session cluster, bootstrapped like Supabase, no migrations."""
     with fresh_database(local_stack) as db:
         yield db
+
+
+@pytest.fixture(scope="session")
+def chat_stack(
+    local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChatStack]:
+    stack = start_chat_stack(local_stack, tmp_path_factory.mktemp("outbox"))
+    yield stack
+    assert stack.server is not None
+    stack.server.stop()

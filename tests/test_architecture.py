@@ -14,7 +14,7 @@ import tomllib
 import grimp
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.database import ROOT
 
 # What `chat-stream serve` (and `migrate`, `check`) loads: the composition root and the CLI's
 # production commands. `app.cli` itself is left out: its `dev`/`status` commands reach app.local.

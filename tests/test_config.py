@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from app.config import Settings, explain, service_problems
 from app.local.postgres import free_port
 from app.local.stack import LocalStack
-from tests.conftest import ROOT, make_settings
+from tests.support.database import ROOT, make_settings
 
 
 def test_env_example_documents_every_setting() -> None:

@@ -24,7 +24,7 @@ from app.pricing import (
     Pricer,
     load_overrides,
 )
-from tests.conftest import make_settings
+from tests.support.database import make_settings
 
 D = Decimal
 

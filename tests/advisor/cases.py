@@ -14,7 +14,7 @@ from psycopg import sql
 
 from app.advisor import CheckResult, run_checks
 from app.db.migrate import apply_migrations
-from tests.conftest import MIGRATIONS, FreshDatabase
+from tests.support.database import MIGRATIONS, FreshDatabase
 
 OWN_POLICY = """create policy "notes: own" on public.notes for all to authenticated
   using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);"""

@@ -13,7 +13,7 @@ import pytest
 from app.advisor import run_checks
 from app.db.migrate import apply_migrations
 from tests.advisor.cases import GRANTS, checks_after, failing, notes_table
-from tests.conftest import MIGRATIONS, FreshDatabase
+from tests.support.database import MIGRATIONS, FreshDatabase
 
 
 def test_project_migrations_pass_every_check(fresh_db: FreshDatabase) -> None:

@@ -17,7 +17,7 @@ from tests.advisor.cases import (
     notes_table,
     table_rows,
 )
-from tests.conftest import MIGRATIONS, FreshDatabase
+from tests.support.database import MIGRATIONS, FreshDatabase
 
 HOLES = [
     pytest.param(

@@ -13,7 +13,7 @@ from app.advisor import CHECK_NAMES, SetupError, validate
 from app.local.postgres import free_port
 from app.local.scratch import ScratchError, fresh_database
 from tests.advisor.cases import migrations_with
-from tests.conftest import MIGRATIONS, FreshDatabase
+from tests.support.database import MIGRATIONS, FreshDatabase
 
 
 def test_validate_with_apply_records_the_migrations_then_checks(fresh_db: FreshDatabase) -> None:

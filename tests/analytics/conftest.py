@@ -8,7 +8,7 @@ import pytest
 
 from app.local.stack import LocalStack
 from tests.analytics.seeding import seeded_database
-from tests.conftest import FreshDatabase
+from tests.support.database import FreshDatabase
 
 
 @pytest.fixture(scope="package")

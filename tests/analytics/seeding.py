@@ -11,7 +11,7 @@ from app.analytics.seed_copy import SeedResult, seed_database
 from app.db.migrate import apply_migrations
 from app.local.stack import LocalStack
 from app.pricing import Pricer
-from tests.conftest import MIGRATIONS, FreshDatabase, fresh_database, make_settings
+from tests.support.database import MIGRATIONS, FreshDatabase, fresh_database, make_settings
 
 # Several models, cache tokens of both kinds, partial and error rows, a runaway day or two.
 SPEC = SeedSpec(users=40, days=20, requests=4000, seed=11, end=datetime(2026, 11, 20, tzinfo=UTC))

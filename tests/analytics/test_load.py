@@ -18,7 +18,7 @@ from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from tests.analytics.seeding import SPEC, migrate_and_seed
-from tests.conftest import FreshDatabase
+from tests.support.database import FreshDatabase
 
 WINDOW = load.Window(datetime(2026, 11, 3, 12, 30, tzinfo=UTC), SPEC.end)
 

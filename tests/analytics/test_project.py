@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.analytics import project
-from tests.conftest import ROOT
+from tests.support.database import ROOT
 
 
 def _tree(tmp_path: Path, name: str = project.PROJECT_NAME) -> Path:

@@ -14,7 +14,7 @@ import pytest
 from app.analytics import charts, load, money, report
 from tests.analytics.seeding import SPEC
 from tests.analytics.test_charts import png_size
-from tests.conftest import FreshDatabase
+from tests.support.database import FreshDatabase
 
 CHARTS = ["daily_cost_by_model", "top_users", "cost_per_user_distribution", "month_projection"]
 

@@ -18,7 +18,7 @@ from app.analytics import charts, load, report
 from app.pricing import Pricer
 from tests.analytics.seeding import SPEC
 from tests.analytics.test_charts import png_size
-from tests.conftest import FreshDatabase, make_settings
+from tests.support.database import FreshDatabase, make_settings
 
 CHROMIUM = next(
     (p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p),

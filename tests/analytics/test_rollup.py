@@ -14,7 +14,7 @@ import pytest
 from app.analytics.reconcile import reconcile
 from app.db.migrate import apply_migrations
 from tests.analytics.seeding import SPEC, seed
-from tests.conftest import MIGRATIONS, FreshDatabase
+from tests.support.database import MIGRATIONS, FreshDatabase
 
 DAY = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 

@@ -22,7 +22,7 @@ from app.domain import Price, Usage
 from app.local.postgres import free_port
 from app.pricing import Pricer
 from tests.analytics.seeding import SPEC, migrate_and_seed
-from tests.conftest import MIGRATIONS, ROOT, FreshDatabase, make_settings
+from tests.support.database import MIGRATIONS, ROOT, FreshDatabase, make_settings
 
 
 @pytest.fixture(scope="module")

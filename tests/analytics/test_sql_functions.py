@@ -16,7 +16,7 @@ import pytest
 
 from app.analytics import load, report
 from tests.analytics.seeding import SPEC
-from tests.conftest import FreshDatabase
+from tests.support.database import FreshDatabase
 
 FUNCTIONS = {
     "usage_per_user": "p_since => %(since)s, p_until => %(until)s",

@@ -13,7 +13,7 @@ import pytest
 from app.domain import Usage
 from app.errors import AUTH_MESSAGE, GENERIC_MESSAGE
 from app.pricing import Pricer
-from tests.api.conftest import ChatStack, stream
+from tests.support.chat_stack import ChatStack, stream
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from app.errors import GENERIC_MESSAGE
 from app.local.cluster import prepare_local_cluster
 from app.local.postgres import EmbeddedPostgres, find_install, free_port
 from app.local.stack import LocalStack
-from tests.api.conftest import ChatStack, start_chat_stack, stream
-from tests.conftest import MIGRATIONS
+from tests.support.chat_stack import ChatStack, start_chat_stack, stream
+from tests.support.database import MIGRATIONS
 
 pytestmark = pytest.mark.slow
 

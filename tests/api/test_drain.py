@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.api.conftest import ChatStack, User
 from tests.api.test_guards import serve
+from tests.support.chat_stack import ChatStack, User
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from app.errors import BREATH_MESSAGE
 from app.local.postgres import free_port
 from app.local.stack import LocalStack
 from app.pricing import Pricer
-from tests.api.conftest import ChatStack, User, start_chat_stack, stream
+from tests.support.chat_stack import ChatStack, User, start_chat_stack, stream
 
 pytestmark = pytest.mark.slow
 

@@ -40,7 +40,7 @@ import pytest
 
 from app.errors import AUTH_MESSAGE, GENERIC_MESSAGE
 from app.local.stack import LocalStack
-from tests.api.conftest import ChatStack, User, start_chat_stack
+from tests.support.chat_stack import ChatStack, User, start_chat_stack
 
 QUICK = " [[standin tokens=1]]"  # the LLM stand-in answers with one token: fast cases
 

@@ -20,8 +20,8 @@ from app.errors import AUTH_MESSAGE
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from app.logs import REQUEST_LOGGER, JsonFormatter
-from tests.api.conftest import ChatStack, start_chat_stack, stream
 from tests.deploy.serving import serve
+from tests.support.chat_stack import ChatStack, start_chat_stack, stream
 
 pytestmark = pytest.mark.slow
 

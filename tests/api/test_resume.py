@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from app.local.stack import LocalStack
-from tests.api.conftest import ChatStack, User, start_chat_stack
 from tests.api.test_guards import serve, stop
+from tests.support.chat_stack import ChatStack, User, start_chat_stack
 
 pytestmark = pytest.mark.slow
 

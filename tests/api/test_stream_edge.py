@@ -30,8 +30,8 @@ from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from app.main import Overrides, create_app
-from tests.api.conftest import ChatStack, StreamResult, User, chat_settings, stream
 from tests.api.test_hostile_clients import no_server_errors  # noqa: F401 - autouse fixture
+from tests.support.chat_stack import ChatStack, StreamResult, User, chat_settings, stream
 
 ODD_TOKENS = [
     "a\nb",

@@ -28,7 +28,7 @@ from app.errors import AuthError
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from tests.auth.tokens import FakeClock, SigningKey, new_key, user_claims
-from tests.conftest import make_settings
+from tests.support.database import make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ from app.errors import AuthError, StoreError
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from tests.auth.tokens import new_key, unsigned, user_claims
-from tests.conftest import make_settings
+from tests.support.database import make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -35,7 +35,7 @@ from tests.auth.tokens import (
     unsigned,
     user_claims,
 )
-from tests.conftest import make_settings
+from tests.support.database import make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,7 @@ from tests.chat.fakes import (
     answer,
     drive,
 )
-from tests.conftest import make_settings
+from tests.support.database import make_settings
 
 pytestmark = pytest.mark.anyio
 

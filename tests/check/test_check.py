@@ -14,8 +14,8 @@ from app.db.migrate import default_migrations_dir
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
-from tests.check.conftest import ATTESTATION_KEY, bare_project
 from tests.deploy.serving import CLI, stack_env
+from tests.support.check_project import ATTESTATION_KEY, bare_project
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from app.db.migrate import MigrationError, apply_migrations, discover
-from tests.conftest import MIGRATIONS, FreshDatabase
+from tests.support.database import MIGRATIONS, FreshDatabase
 
 
 def _tables(dsn: str) -> set[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from app.db.migrate import apply_migrations
-from tests.conftest import MIGRATIONS, FreshDatabase
+from tests.support.database import MIGRATIONS, FreshDatabase
 
 PREVIOUS_RELEASE = "20261124000300"  # the last migration the first release shipped
 

@@ -26,8 +26,8 @@ import pytest
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
-from tests.conftest import ROOT, fresh_database
 from tests.deploy.serving import stack_env
+from tests.support.database import ROOT, fresh_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

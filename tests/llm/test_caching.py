@@ -20,8 +20,8 @@ from app.llm.anthropic import AnthropicProvider
 from app.llm.caching import anthropic_cache, cache_key
 from app.llm.factory import build_providers
 from app.llm.openai import OpenAIProvider
-from tests.conftest import make_settings
-from tests.llm.conftest import ProviderOpener, StandinServer
+from tests.support.database import make_settings
+from tests.support.llm_standin import ProviderOpener, StandinServer
 
 CONVERSATION = "7d1f7c52-3b7e-4a55-9a0e-2f3c1d9e8b10"
 LONG_SYSTEM = "You are a warm coach who listens closely and asks one question at a time. " * 80

@@ -10,7 +10,7 @@ from app.llm.anthropic import AnthropicProvider
 from app.llm.factory import build_providers
 from app.llm.openai import OpenAIProvider
 from app.ports import Provider
-from tests.conftest import make_settings
+from tests.support.database import make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from app.domain import ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderError, ProviderStreamError, ProviderUnavailable
 from app.llm.anthropic import AnthropicProvider
 from app.llm.openai import OpenAIProvider, payload, usage_from
-from tests.llm.conftest import completion
+from tests.support.llm_standin import completion
 
 pytestmark = pytest.mark.anyio
 SSE = {"content-type": "text/event-stream"}

@@ -11,7 +11,7 @@ import pytest
 from app.domain import ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderStreamError, ProviderTimeout, ProviderUnavailable
 from app.local.postgres import free_port
-from tests.llm.conftest import (
+from tests.support.llm_standin import (
     APIS,
     ProviderOpener,
     StandinServer,

@@ -21,7 +21,7 @@ from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from supabase import AsyncClient, AsyncClientOptions, Client, ClientOptions, acreate_client
 from supabase import create_client as create_sync_client
-from tests.conftest import MIGRATIONS, fresh_database
+from tests.support.database import MIGRATIONS, fresh_database
 
 
 @dataclass(frozen=True)

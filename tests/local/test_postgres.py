@@ -19,7 +19,7 @@ from app.local.postgres import (
     machine_install,
     wheel_install,
 )
-from tests.conftest import MIGRATIONS
+from tests.support.database import MIGRATIONS
 
 INSTALLS = {"machine": machine_install, "wheel": wheel_install}
 

@@ -20,7 +20,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from app.analytics import charts
 from tests.analytics.seeding import SPEC, migrate_and_seed
 from tests.analytics.test_charts import png_size
-from tests.conftest import ROOT, FreshDatabase
+from tests.support.database import ROOT, FreshDatabase
 
 NOTEBOOK = ROOT / "notebooks" / "cost_analysis.ipynb"
 CHARTS = {"daily_cost_by_model", "top_users", "cost_per_user_distribution", "month_projection"}

@@ -15,7 +15,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from app.advisor import CHECK_NAMES
 from tests.advisor.cases import migrations_with, notes_table
-from tests.conftest import MIGRATIONS, ROOT, FreshDatabase
+from tests.support.database import MIGRATIONS, ROOT, FreshDatabase
 
 NOTEBOOK = ROOT / "notebooks" / "migration_validation.ipynb"
 

@@ -15,7 +15,7 @@ import pytest
 
 from app.local.postgres import free_port
 from tests.analytics.seeding import SPEC, migrate_and_seed
-from tests.conftest import ROOT, FreshDatabase
+from tests.support.database import ROOT, FreshDatabase
 
 SINCE, UNTIL = SPEC.start.date().isoformat(), SPEC.end.date().isoformat()
 

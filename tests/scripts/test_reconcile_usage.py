@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.analytics.seeding import migrate_and_seed
-from tests.conftest import ROOT, FreshDatabase
+from tests.support.database import ROOT, FreshDatabase
 
 
 @pytest.fixture(scope="module")

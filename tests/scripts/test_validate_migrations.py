@@ -13,7 +13,7 @@ import pytest
 
 from app.local.postgres import free_port
 from tests.advisor.cases import migrations_with, notes_table
-from tests.conftest import MIGRATIONS, ROOT, FreshDatabase
+from tests.support.database import MIGRATIONS, ROOT, FreshDatabase
 
 BARE_UID = notes_table(
     policy="""create policy "notes: own" on public.notes for all to authenticated

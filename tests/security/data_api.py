@@ -23,7 +23,7 @@ from supabase.lib.client_options import SyncClientOptions
 from app.domain import Usage
 from app.pricing import Pricer
 from supabase import Client, create_client
-from tests.api.conftest import ChatStack, User
+from tests.support.chat_stack import ChatStack, User
 
 FORGED_MAC = "0" * 64
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

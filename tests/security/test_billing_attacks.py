@@ -26,7 +26,6 @@ from postgrest import APIError
 
 from app.local.postgres import free_port
 from app.pricing import Pricer
-from tests.api.conftest import ChatStack, User, stream
 from tests.security.data_api import (
     FORGED_MAC,
     REFUSED,
@@ -47,6 +46,7 @@ from tests.security.data_api import (
     user_client,
     visible_ids,
 )
+from tests.support.chat_stack import ChatStack, User, stream
 
 pytestmark = pytest.mark.slow
 

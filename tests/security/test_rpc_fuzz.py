@@ -32,7 +32,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.conftest import ChatStack, User, stream
 from tests.security.data_api import (
     BackgroundStream,
     assert_stored_as_billed,
@@ -41,6 +40,7 @@ from tests.security.data_api import (
     set_limits,
     settled_ledger,
 )
+from tests.support.chat_stack import ChatStack, User, stream
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from tests.conftest import ROOT
+from tests.support.database import ROOT
 
 
 def test_config_toml_seed_paths_exist_and_hold_sql() -> None:

@@ -1,40 +1,19 @@
 """A private Auth stand-in per test that needs settings of its own (rate limits, flags).
 
 It shares the session cluster and keys with `local_stack` but has its own app, pools, limiter
-state and mailbox, served on its own port over real HTTP.
-"""
+state and mailbox, served on its own port over real HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
-from app.local.auth.config import CONFIG_KEY, AuthConfig, load_auth_config
-from app.local.context import StackContext
-from app.local.postgres import free_port
+from app.local.auth.config import AuthConfig, load_auth_config
 from app.local.server import ServerThread
-from app.local.stack import LocalStack, build_app
-
-StandinFactory = Callable[[AuthConfig], ServerThread]
-
-
-@contextmanager
-def private_standin(local_stack: LocalStack, config: AuthConfig) -> Iterator[ServerThread]:
-    port = free_port()
-    ctx = StackContext(
-        keys=local_stack.keys,
-        api_url=f"http://127.0.0.1:{port}",
-        db_port=local_stack.db_port,
-        extra={CONFIG_KEY: config},
-    )
-    server = ServerThread(build_app(ctx), port).start()
-    server.ctx = ctx  # type: ignore[attr-defined]
-    try:
-        yield server
-    finally:
-        server.stop()
+from app.local.stack import LocalStack
+from tests.support.auth_standin import StandinFactory, private_standin
 
 
 @pytest.fixture

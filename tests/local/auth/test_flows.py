@@ -21,7 +21,7 @@ from app.local.auth.mail import Mail, Mailbox, mailbox_of
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
-from tests.local.auth.conftest import StandinFactory
+from tests.support.auth_standin import StandinFactory
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "battery staple horse"

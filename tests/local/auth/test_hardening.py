@@ -22,7 +22,7 @@ from app.local.auth.config import AuthConfig, RateLimits
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
-from tests.local.auth.conftest import StandinFactory
+from tests.support.auth_standin import StandinFactory
 
 PASSWORD = "correct horse battery"
 V2024 = {"X-Supabase-Api-Version": "2024-01-01"}

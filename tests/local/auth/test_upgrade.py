@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from app.local.cluster import ensure_auth_upgrades
-from tests.conftest import FreshDatabase
+from tests.support.database import FreshDatabase
 
 
 def _has_flow_state(dsn: str) -> bool:

@@ -1,18 +1,16 @@
-"""The whole product over real HTTP: gateway + Auth + PostgREST + LLM stand-ins + the service."""
+"""The whole product over real HTTP: gateway, Auth, PostgREST and LLM stand-ins, and the service."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 from httpx_sse import connect_sse
 from pydantic import SecretStr
 
@@ -22,7 +20,7 @@ from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.support.database import make_settings
 
 
 @dataclass
@@ -183,13 +181,3 @@ def start_chat_stack(
         f":{local_stack.db_port}/", f":{db_port or local_stack.db_port}/"
     )
     return ChatStack(ctx.api_url, ctx, settings, superuser, server)
-
-
-@pytest.fixture(scope="session")
-def chat_stack(
-    local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ChatStack]:
-    stack = start_chat_stack(local_stack, tmp_path_factory.mktemp("outbox"))
-    yield stack
-    assert stack.server is not None
-    stack.server.stop()
