@@ -108,11 +108,15 @@ class ServedDatabase:
 
 
 @contextmanager
-def served_database(local_stack: LocalStack, setup_sql: str) -> Iterator[ServedDatabase]:
-    """A migrated database on the session cluster with extra test objects, behind its own
-    gateway on a free port. Keeps fixtures out of the session database's `public` schema."""
+def served_database(
+    local_stack: LocalStack, setup_sql: str, *, migrate: bool = True
+) -> Iterator[ServedDatabase]:
+    """A migrated database (bootstrapped only, with `migrate=False`) on the session cluster
+    with extra test objects, behind its own gateway on a free port. Keeps fixtures out of the
+    session database's `public` schema."""
     with fresh_database(local_stack) as db:
-        apply_migrations(db.dsn, MIGRATIONS)
+        if migrate:
+            apply_migrations(db.dsn, MIGRATIONS)
         with psycopg.connect(db.dsn, autocommit=True) as conn:
             conn.execute(setup_sql)  # type: ignore[arg-type]
         port = free_port()

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.local.context import StackContext
 from app.local.rest import errors
+from app.local.rest.embed import check_aggregates, has_embeds, project
 from app.local.rest.errors import RestError
 from app.local.rest.headers import JwtVerifier, check_profile, parse_accept, parse_prefer
 from app.local.rest.query import RESERVED, looks_like_filter, parse_query, parse_range_header
@@ -33,7 +34,7 @@ from app.local.rest.response import (
 )
 from app.local.rest.rpc import Call, resolve, rpc_statement
 from app.local.rest.schema import Catalogue
-from app.local.rest.sql import Statement, Target, read_statement
+from app.local.rest.sql import Binder, Statement, Target, read_statement
 from app.local.rest.tx import Caller, Plan, RequestInfo, Transactor
 from app.local.rest.write import (
     Body,
@@ -141,16 +142,22 @@ class RestApp:
             if table is None:
                 raise errors.table_not_found(name, cat.table_hint(name))
             stmt: Statement | None
+            check_aggregates(cat, query)
             if method in ("GET", "HEAD"):
+                source = sql.Identifier("public", name)
+                target = Target(name, table.columns, source if has_embeds(query.select) else None)
+                bind = Binder()
                 stmt = read_statement(
-                    sql.Identifier("public", name),
-                    Target(name, table.columns, None),
+                    source,
+                    target,
                     query,
                     limit=limit,
                     offset=offset,
                     count=prefs.count is not None,
                     singular=accept.singular,
                     with_body=method == "GET",
+                    binder=bind,
+                    projection=project(cat, name, target, query, bind),
                 )
                 return Plan(stmt, read_only=True, singular=accept.singular)
             assert body is not None or method == "DELETE"
@@ -164,12 +171,15 @@ class RestApp:
                     resolution=prefs.resolution,
                     missing_default=prefs.missing == "default",
                     singular=accept.singular,
+                    cat=cat,
                 )
             elif method == "PATCH":
                 assert body is not None
-                stmt = update_statement(table, query, body, mode=mode, singular=accept.singular)
+                stmt = update_statement(
+                    table, query, body, mode=mode, singular=accept.singular, cat=cat
+                )
             else:
-                stmt = delete_statement(table, query, mode=mode, singular=accept.singular)
+                stmt = delete_statement(table, query, mode=mode, singular=accept.singular, cat=cat)
             strict = prefs.handling == "strict"
             return Plan(
                 stmt,
@@ -229,7 +239,9 @@ class RestApp:
                 args_json = orjson.dumps(args).decode()
                 call = Call(fn, args_json, tuple(sorted(args)))
             offset, limit = page_bounds(query.offset, query.limit, rng)
+            check_aggregates(cat, query)
             stmt = rpc_statement(
+                cat,
                 call,
                 query,
                 limit=limit,

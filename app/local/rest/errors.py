@@ -24,7 +24,7 @@ class RestError(Exception):
     status: int
     code: str
     message: str
-    details: str | None = None
+    details: str | list[dict[str, str]] | None = None  # PGRST201 sends a list
     hint: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
 

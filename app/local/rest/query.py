@@ -8,12 +8,15 @@ against the catalogue and binds values. Anything the grammar does not accept is 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from app.local.rest.errors import RestError, invalid_range, not_embedded, parse_error
 from app.local.rest.syntax import (
+    AGGREGATES,
     ApiQuery,
     Condition,
+    EmbedParams,
+    EmbedPath,
     Field,
     Filter,
     JsonStep,
@@ -121,82 +124,145 @@ class _Cursor:
 
 
 # --- select ---
+MAX_DEPTH = 64  # nesting of embeds and logic trees; deeper is a PGRST100, never a RecursionError
+
+
 def parse_select(text: str) -> tuple[SelectItem, ...]:
     if not text.strip():
         return (SelectStar(),)
     cur = _Cursor(text, "select")
-    items = _select_list(cur, top=True)
+    items = _select_list(cur, depth=0)
     if not cur.at_end():
         raise cur.error('expecting "," or end of input')
     return tuple(items)
 
 
-def _select_list(cur: _Cursor, *, top: bool) -> list[SelectItem]:
+def _too_deep(cur: _Cursor) -> RestError:
+    return parse_error(
+        cur.what, cur.text, f"nesting deeper than {MAX_DEPTH} levels is not allowed", cur.pos + 1
+    )
+
+
+def _select_list(cur: _Cursor, *, depth: int) -> list[SelectItem]:
+    if depth > MAX_DEPTH:
+        raise _too_deep(cur)
     items: list[SelectItem] = []
     while True:
-        items.append(_select_item(cur))
+        items.append(_select_item(cur, depth))
         if not cur.take(","):
             break
-    if not top and not cur.take(")"):
+    if depth and not cur.take(")"):
         raise cur.error('expecting ")"')
     return items
 
 
-def _select_item(cur: _Cursor) -> SelectItem:
+def _skip_spaces(cur: _Cursor) -> None:
     while cur.peek() == " ":
         cur.pos += 1
+
+
+def _select_item(cur: _Cursor, depth: int) -> SelectItem:
+    _skip_spaces(cur)
     if cur.take("*"):
         return SelectStar()
     if cur.take("..."):
         name = cur.field_name()
-        _skip_embed(cur)
-        return SelectEmbed(name)
+        hint, join = _embed_params(cur)
+        return SelectEmbed(name, None, hint, join, True, _embed_items(cur, depth))
     name = cur.field_name()
     alias = None
     if cur.peek() == ":" and cur.peek(2) != "::":
         cur.pos += 1
+        _skip_spaces(cur)
         alias, name = name, cur.field_name()
+    if name == "count" and cur.take("()"):
+        return SelectField(Field("*"), alias, None, "count", _cast(cur))
     if cur.peek() in ("(", "!"):
-        _skip_embed(cur)
-        return SelectEmbed(name, alias)
+        hint, join = _embed_params(cur)
+        return SelectEmbed(name, alias, hint, join, False, _embed_items(cur, depth))
     field = Field(name, cur.json_path())
-    cast = None
-    if cur.take("::"):
-        start = cur.pos
-        while not cur.at_end() and (cur.peek().isalnum() or cur.peek() in "_ "):
-            cur.pos += 1
-        cast = cur.text[start : cur.pos].strip()
-        if not cast:
-            raise cur.error("expecting cast type")
-    return SelectField(field, alias, cast)
+    cast = _cast(cur)
+    aggregate = agg_cast = None
+    if cur.peek() == ".":
+        save = cur.pos
+        cur.pos += 1
+        for agg in AGGREGATES:
+            if cur.take(agg + "()"):
+                aggregate = agg
+                break
+        if aggregate is None:
+            cur.pos = save
+        else:
+            agg_cast = _cast(cur)
+    _skip_spaces(cur)
+    return SelectField(field, alias, cast, aggregate, agg_cast)
 
 
-def _skip_embed(cur: _Cursor) -> None:
-    """Consume `!hint…(…)` of an embedded resource; its contents must still parse."""
-    while cur.take("!"):
-        cur.field_name()
+def _cast(cur: _Cursor) -> str | None:
+    if not cur.take("::"):
+        return None
+    start = cur.pos
+    while not cur.at_end() and (cur.peek().isalnum() or cur.peek() in "_ "):
+        cur.pos += 1
+    cast = cur.text[start : cur.pos].strip()
+    if not cast:
+        raise cur.error("expecting cast type")
+    return cast
+
+
+def _embed_params(cur: _Cursor) -> tuple[str | None, Literal["inner", "left"] | None]:
+    """Up to two `!inner` / `!left` / `!hint` after an embedded resource's name."""
+    hint: str | None = None
+    join: Literal["inner", "left"] | None = None
+    for _ in range(2):
+        if not cur.take("!"):
+            break
+        word = cur.field_name()
+        if word == "inner" and join is None:
+            join = "inner"
+        elif word == "left" and join is None:
+            join = "left"
+        elif hint is None:
+            hint = word
+        else:
+            raise cur.error('expecting "("')
+    if cur.peek() != "(":
+        raise cur.error('expecting "("')
+    return hint, join
+
+
+def _embed_items(cur: _Cursor, depth: int) -> tuple[SelectItem, ...]:
     cur.expect("(")
     if cur.take(")"):
-        return
-    _select_list(cur, top=False)
+        return ()
+    return tuple(_select_list(cur, depth=depth + 1))
 
 
 # --- filters ---
 def parse_filter(key: str, value: str) -> Filter:
     """`key=op.value` at the top level of the query string."""
-    field = _filter_key(key)
+    path, flt = parse_scoped_filter(key, value)
+    if path:
+        raise not_embedded(path[0])
+    return flt
+
+
+def parse_scoped_filter(key: str, value: str) -> tuple[EmbedPath, Filter]:
+    """`a.b.col=op.value`: a filter on the embedded resource at path (a, b)."""
+    path, field = _filter_key(key)
     cur = _Cursor(value, "filter")
-    return _operation(cur, field, in_logic=False)
+    return path, _operation(cur, field, in_logic=False)
 
 
-def _filter_key(key: str) -> Field:
+def _filter_key(key: str) -> tuple[EmbedPath, Field]:
     cur = _Cursor(key, "filter")
-    field = cur.field()
-    if cur.peek() == ".":
-        raise not_embedded(field.name)
+    names = [cur.field_name()]
+    while cur.take("."):
+        names.append(cur.field_name())
+    field = Field(names[-1], cur.json_path())
     if not cur.at_end():
         raise cur.error("expecting field name")
-    return field
+    return tuple(names[:-1]), field
 
 
 def _operation(cur: _Cursor, field: Field, *, in_logic: bool) -> Filter:
@@ -281,24 +347,26 @@ def parse_logic(key: str, value: str) -> Logic:
     """`or=(…)`, `and=(…)`, `not.or=(…)`, `not.and=(…)` with nesting."""
     op, negate = LOGIC_KEYS[key]
     cur = _Cursor(value, "logic tree")
-    tree = _logic_body(cur, op, negate)  # type: ignore[arg-type]
+    tree = _logic_body(cur, op, negate, 0)  # type: ignore[arg-type]
     if not cur.at_end():
         raise cur.error("expecting end of input")
     return tree
 
 
-def _logic_body(cur: _Cursor, op: Literal["and", "or"], negate: bool) -> Logic:
+def _logic_body(cur: _Cursor, op: Literal["and", "or"], negate: bool, depth: int) -> Logic:
+    if depth > MAX_DEPTH:
+        raise _too_deep(cur)
     cur.expect("(")
     children: list[Condition] = []
     while True:
-        children.append(_logic_condition(cur))
+        children.append(_logic_condition(cur, depth))
         if cur.take(","):
             continue
         cur.expect(")")
         return Logic(op, tuple(children), negate)
 
 
-def _logic_condition(cur: _Cursor) -> Condition:
+def _logic_condition(cur: _Cursor, depth: int) -> Condition:
     for prefix, (op, negate) in (
         ("not.or(", ("or", True)),
         ("not.and(", ("and", True)),
@@ -307,7 +375,7 @@ def _logic_condition(cur: _Cursor) -> Condition:
     ):
         if cur.text.startswith(prefix, cur.pos):
             cur.pos += len(prefix) - 1
-            return _logic_body(cur, op, negate)  # type: ignore[arg-type]
+            return _logic_body(cur, op, negate, depth + 1)  # type: ignore[arg-type]
     field = cur.field()
     cur.expect(".")
     return _operation(cur, field, in_logic=True)
@@ -319,8 +387,10 @@ def parse_order(text: str) -> tuple[OrderTerm, ...]:
     terms: list[OrderTerm] = []
     while True:
         field = cur.field()
-        if cur.peek() == "(":
-            raise not_embedded(field.name)
+        relation = None
+        if cur.take("("):
+            relation, field = field.name, cur.field()
+            cur.expect(")")
         desc, nulls = False, None
         if cur.take(".asc"):
             desc = False
@@ -330,7 +400,7 @@ def parse_order(text: str) -> tuple[OrderTerm, ...]:
             nulls = "first"
         elif cur.take(".nullslast"):
             nulls = "last"
-        terms.append(OrderTerm(field, desc, nulls))  # type: ignore[arg-type]
+        terms.append(OrderTerm(field, desc, nulls, relation))  # type: ignore[arg-type]
         if cur.take(","):
             continue
         if not cur.at_end():
@@ -383,33 +453,74 @@ def parse_range_header(text: str | None) -> tuple[int, int | None] | None:
 
 
 # --- the whole query string ---
+_EMBEDDABLE = ("order", "limit", "offset", "or", "and")
+
+
+def _scoped_key(key: str) -> tuple[EmbedPath, str] | None:
+    """`a.b.order` → ((a, b), "order"); `a.not.or` → ((a,), "not.or"); None for other keys."""
+    if '"' in key or "->" in key:
+        return None
+    parts = key.split(".")
+    last = parts[-1]
+    if last not in _EMBEDDABLE:
+        return None
+    rest = parts[:-1]
+    if last in ("or", "and") and rest and rest[-1] == "not":
+        rest, last = rest[:-1], f"not.{last}"
+    if not all(rest):
+        return None
+    return tuple(rest), last
+
+
 def parse_query(pairs: list[tuple[str, str]]) -> ApiQuery:
-    """Reserved keys, logic trees and column filters of one request (all ANDed together)."""
+    """Reserved keys, logic trees and column filters of one request (all ANDed together);
+    keys prefixed with an embed path (`messages.order`) go to that embedded resource."""
     select: tuple[SelectItem, ...] = (SelectStar(),)
-    where: list[Condition] = []
-    order: tuple[OrderTerm, ...] = ()
-    limit = offset = None
+    scoped: dict[EmbedPath, dict[str, Any]] = {}
     columns = on_conflict = None
+
+    def at(path: EmbedPath) -> dict[str, Any]:
+        return scoped.setdefault(path, {"where": [], "order": (), "limit": None, "offset": None})
+
     for key, value in pairs:
         if key == "select":
             select = parse_select(value)
-        elif key == "order":
-            order = parse_order(value)
-        elif key == "limit":
-            limit = parse_count(value, "limit")
-        elif key == "offset":
-            offset = parse_count(value, "offset")
-        elif key == "columns":
+            continue
+        if key == "columns":
             columns = parse_names(value, "columns")
-        elif key == "on_conflict":
+            continue
+        if key == "on_conflict":
             on_conflict = parse_names(value, "on_conflict")
-        elif key in LOGIC_KEYS:
-            where.append(parse_logic(key, value))
-        elif key.endswith((".or", ".and", ".order", ".limit", ".offset")) and '"' not in key:
-            raise not_embedded(key.rsplit(".", 1)[0].removesuffix(".not"))
+            continue
+        found = _scoped_key(key)
+        if found is None:
+            path, flt = parse_scoped_filter(key, value)
+            at(path)["where"].append(flt)
+            continue
+        path, word = found
+        node = at(path)
+        if word == "order":
+            node["order"] = parse_order(value)
+        elif word in ("limit", "offset"):
+            node[word] = parse_count(value, word)
         else:
-            where.append(parse_filter(key, value))
-    return ApiQuery(select, tuple(where), order, limit, offset, columns, on_conflict)
+            node["where"].append(parse_logic(word, value))
+    root = at(())
+    embedded = tuple(
+        (path, EmbedParams(tuple(p["where"]), p["order"], p["limit"], p["offset"]))
+        for path, p in scoped.items()
+        if path
+    )
+    return ApiQuery(
+        select,
+        tuple(root["where"]),
+        root["order"],
+        root["limit"],
+        root["offset"],
+        columns,
+        on_conflict,
+        embedded,
+    )
 
 
 def looks_like_filter(value: str) -> bool:

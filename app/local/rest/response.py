@@ -13,9 +13,8 @@ from starlette.responses import Response
 
 from app.local.rest import errors
 from app.local.rest.headers import OBJECT_MEDIA, Accept, Preferences
+from app.local.rest.schema import MAX_ROWS
 from app.local.rest.tx import Outcome
-
-MAX_ROWS = 1000  # Supabase's [api] max_rows default
 
 
 def page_bounds(

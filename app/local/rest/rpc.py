@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from app.local.rest.embed import project
 from app.local.rest.errors import ambiguous_function, function_not_found
 from app.local.rest.schema import Catalogue, Function
 from app.local.rest.sql import Binder, Statement, Target, read_statement
@@ -57,6 +58,7 @@ def resolve(cat: Catalogue, name: str, arg_names: set[str], *, whole_body: bool)
 
 
 def rpc_statement(
+    cat: Catalogue,
     call: Call,
     query: ApiQuery,
     *,
@@ -99,6 +101,14 @@ def rpc_statement(
         args_from, invocation, alias
     )
     target = Target(fn.name, fn.columns, sql.Identifier("pgrst_call"))
+    origin = fn.return_type.removeprefix(f"{cat.schema}.")
+    projection = (
+        project(cat, origin if origin in cat.tables else fn.name, target, query, bind)
+        if not scalar
+        else None
+    )
+    if scalar and query.embedded:
+        project(cat, fn.name, target, query, bind)  # PGRST108 for the embed paths
     return read_statement(
         sql.Identifier("pgrst_call"),
         target,
@@ -111,4 +121,5 @@ def rpc_statement(
         scalar=scalar,
         prelude=prelude,
         binder=bind,
+        projection=projection,
     )

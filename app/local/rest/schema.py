@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 
+from app.local.rest.lineage import target_columns
+from app.local.rest.relations import ForeignKey, Relation, Relationship, derive
+
 _TABLES = """
-select c.relname, c.relkind::text,
+select c.oid::int8, c.relname, c.relkind::text,
   coalesce((select json_agg(json_build_object(
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
       'base', t.typname) order by a.attnum)
@@ -49,12 +52,41 @@ from pg_proc p join pg_type rt on rt.oid = p.prorettype
 where p.pronamespace = 'public'::regnamespace and p.prokind = 'f'
 """
 
+# Foreign keys anywhere (a view in the exposed schema may sit on a table outside it), with
+# whether the key columns are exactly a primary key or unique constraint (one-to-one).
+_FOREIGN_KEYS = """
+select con.conname::text, con.conrelid::int8, con.confrelid::int8,
+  array_agg(k.col::int order by k.ord), array_agg(a.attname::text order by k.ord),
+  array_agg(k.ref::int order by k.ord), array_agg(f.attname::text order by k.ord),
+  exists (select 1 from pg_constraint u
+    where u.conrelid = con.conrelid and u.contype in ('p', 'u')
+      and (select array_agg(x order by x) from unnest(u.conkey) x)
+        = (select array_agg(y order by y) from unnest(con.conkey) y))
+from pg_constraint con
+cross join lateral unnest(con.conkey, con.confkey) with ordinality as k(col, ref, ord)
+join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.col
+join pg_attribute f on f.attrelid = con.confrelid and f.attnum = k.ref
+where con.contype = 'f' and con.conparentid = 0
+group by con.oid, con.conname, con.conrelid, con.confrelid
+"""
+
+# The stored query of every user view, for its columns' lineage (`rest_lineage`).
+_VIEWS = """
+select c.oid::int8, r.ev_action::text
+from pg_class c join pg_rewrite r on r.ev_class = c.oid and r.rulename = '_RETURN'
+where c.relkind in ('v', 'm')
+  and c.relnamespace not in ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+"""
+
 _ROLE_SETTINGS = """
 select r.rolname::text, s.setconfig
 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
 where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
 order by s.setdatabase
 """
+
+AUTHENTICATOR = "authenticator"
+MAX_ROWS = 1000  # Supabase's [api] max_rows default, for every level of a read
 
 # Role settings PostgREST applies per request (`SET LOCAL`) that a non-superuser may set.
 APPLIED_ROLE_SETTINGS = frozenset(
@@ -75,6 +107,11 @@ class Table:
     kind: str
     columns: dict[str, Column]
     primary_key: tuple[str, ...]
+    oid: int = 0
+
+    @property
+    def is_view(self) -> bool:
+        return self.kind in ("v", "m")
 
     @property
     def has_ctid(self) -> bool:
@@ -126,7 +163,19 @@ class Catalogue:
     tables: dict[str, Table] = field(default_factory=dict)
     functions: dict[str, list[Function]] = field(default_factory=dict)
     role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    relationships: dict[str, list[Relationship]] = field(default_factory=dict)
+    schema: str = "public"
+    config: dict[str, str] = field(default_factory=dict)  # `pgrst.*` settings of authenticator
     loaded_at: float = 0.0
+
+    @property
+    def aggregates_enabled(self) -> bool:
+        """`alter role authenticator set pgrst.db_aggregates_enabled = 'true'` (off by default)."""
+        return self.config.get("pgrst.db_aggregates_enabled", "false").lower() in (
+            "true",
+            "on",
+            "1",
+        )
 
     def table_hint(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, list(self.tables), n=1)
@@ -143,11 +192,28 @@ async def load_catalogue(conn: AsyncConnection) -> Catalogue:
 
     cat = Catalogue(loaded_at=time.monotonic())
     async with conn.transaction():
-        for name, kind, cols, pk in await (await conn.execute(_TABLES)).fetchall():
+        for oid, name, kind, cols, pk in await (await conn.execute(_TABLES)).fetchall():
             columns = {
                 c["name"]: Column(c["name"], c["type"], c["base"]) for c in orjson.loads(cols)
             }
-            cat.tables[name] = Table(name, kind, columns, tuple(pk))
+            cat.tables[name] = Table(name, kind, columns, tuple(pk), oid)
+        fks = [
+            ForeignKey(
+                name,
+                rel,
+                frel,
+                tuple(zip(cols, names, strict=True)),
+                tuple(zip(fcols, fnames, strict=True)),
+                o2o,
+            )
+            for name, rel, frel, cols, names, fcols, fnames, o2o in await (
+                await conn.execute(_FOREIGN_KEYS)
+            ).fetchall()
+        ]
+        views = {
+            oid: target_columns(action)
+            for oid, action in await (await conn.execute(_VIEWS)).fetchall()
+        }
         for row in await (await conn.execute(_FUNCTIONS)).fetchall():
             oid, name, vol, retset, ndefaults, rettype, retbase, rettyptype, args, cols = row
             all_args = orjson.loads(args)
@@ -179,8 +245,15 @@ async def load_catalogue(conn: AsyncConnection) -> Catalogue:
         for role, config in await (await conn.execute(_ROLE_SETTINGS)).fetchall():
             for item in config or []:
                 key, _, value = item.partition("=")
+                if role == AUTHENTICATOR and key.startswith("pgrst."):
+                    cat.config[key] = value
                 if key in APPLIED_ROLE_SETTINGS:
                     cat.role_settings.setdefault(role, {})[key] = value
+    relations = {
+        t.oid: Relation(t.oid, t.name, t.is_view, frozenset(t.primary_key))
+        for t in cat.tables.values()
+    }
+    cat.relationships = derive(relations, fks, views)
     return cat
 
 

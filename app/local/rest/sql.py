@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import sql
 
-from app.local.rest.errors import RestError, no_relationship, undefined_column
+from app.local.rest.errors import RestError, no_relationship, not_embedded, undefined_column
 from app.local.rest.schema import Column
 from app.local.rest.syntax import (
     ApiQuery,
@@ -118,12 +118,40 @@ class Binder:
 
 
 @dataclass(frozen=True)
+class EmbedRef:
+    """An embedded resource as its parent's filters and orders see it."""
+
+    alias: sql.Identifier  # the lateral subquery
+    to_one: bool
+    labels: tuple[str, ...]  # its output keys
+
+    def is_null(self) -> sql.Composable:
+        """`embed=is.null`: no related row (PostgREST's null-embed filter)."""
+        if self.to_one:
+            return sql.SQL("({} IS NOT DISTINCT FROM NULL)").format(self.alias)
+        return sql.SQL("({}.{} IS NULL)").format(self.alias, self.alias)
+
+
+@dataclass(frozen=True)
 class Target:
     """What column names resolve against: a table, a function result or a CTE of either."""
 
     name: str  # for error messages, as PostgREST would name it
     columns: dict[str, Column]
     qualifier: sql.Composable | None = None
+    embeds: dict[str, EmbedRef] = field(default_factory=dict)
+
+
+@dataclass
+class Projection:
+    """A planned select list (`rest_embed`): what goes after SELECT, the lateral joins after
+    FROM, the GROUP BY for aggregates, and the target filters and orders resolve in."""
+
+    select: sql.Composable
+    joins: sql.Composable
+    group: sql.Composable
+    target: Target
+    labels: tuple[str, ...]
 
 
 @dataclass
@@ -160,21 +188,58 @@ def select_list(items: Iterable[SelectItem], target: Target, bind: Binder) -> sq
                 sql.SQL("{}.*").format(target.qualifier) if target.qualifier else sql.SQL("*")
             )
         elif isinstance(item, SelectEmbed):
-            raise no_relationship(target.name, item.name)
+            raise no_relationship(target.name, item.name)  # `rest_embed` plans embeds first
         else:
             parts.append(_select_field(item, target, bind))
     return sql.SQL(", ").join(parts)
 
 
+def _cast(expr: sql.Composable, cast: str | None) -> sql.Composable:
+    if cast is None:
+        return expr
+    known = _CASTS.get(" ".join(cast.lower().split()))
+    if known is None:
+        raise RestError(400, "42704", f'type "{cast}" does not exist')
+    return sql.SQL("CAST({} AS {})").format(expr, sql.SQL(known))
+
+
+def is_legacy_count(item: SelectField, target: Target) -> bool:
+    """`select=count` / `messages(count)`: PostgreSQL reads `t.count` as `count(t)`."""
+    return (
+        item.aggregate is None
+        and item.field.name == "count"
+        and not item.field.json_path
+        and "count" not in target.columns
+    )
+
+
+def field_expression(item: SelectField, target: Target, bind: Binder) -> sql.Composable:
+    """The value of a select field, without its label."""
+    if is_legacy_count(item, target):
+        return _cast(sql.SQL("pg_catalog.count(*)"), item.cast)
+    if item.aggregate is not None:
+        inner = (
+            sql.SQL("*")
+            if item.field.name == "*" and not item.field.json_path
+            else _cast(column(item.field, target, bind), item.cast)
+        )
+        return _cast(
+            sql.SQL("{}({})").format(sql.SQL(item.aggregate.upper()), inner), item.agg_cast
+        )
+    return _cast(column(item.field, target, bind), item.cast)
+
+
+def field_label(item: SelectField) -> str:
+    if item.alias:
+        return item.alias
+    if item.aggregate is not None:
+        return item.aggregate
+    return item.field.output_name or item.field.name  # `col->""` has no key name
+
+
 def _select_field(item: SelectField, target: Target, bind: Binder) -> sql.Composable:
-    expr = column(item.field, target, bind)
-    if item.cast is not None:
-        cast = _CASTS.get(" ".join(item.cast.lower().split()))
-        if cast is None:
-            raise RestError(400, "42704", f'type "{item.cast}" does not exist')
-        expr = sql.SQL("CAST({} AS {})").format(expr, sql.SQL(cast))
-    label = item.alias or item.field.output_name or item.field.name  # `col->""` has no key name
-    return sql.SQL("{} AS {}").format(expr, sql.Identifier(label))
+    expr = field_expression(item, target, bind)
+    return sql.SQL("{} AS {}").format(expr, sql.Identifier(field_label(item)))
 
 
 def condition(cond: Condition, target: Target, bind: Binder) -> sql.Composable:
@@ -189,6 +254,16 @@ def condition(cond: Condition, target: Target, bind: Binder) -> sql.Composable:
 
 
 def _filter(f: Filter, target: Target, bind: Binder) -> sql.Composable:
+    embed = target.embeds.get(f.field.name) if not f.field.json_path else None
+    if embed is not None and f.field.name not in target.columns:
+        if f.op != "is" or f.value != "null":
+            raise RestError(
+                400,
+                "PGRST120",
+                f"Bad operator on the '{f.field.name}' embedded resource",
+                "Only is null or not is null filters are allowed on embedded resources",
+            )
+        return embed.is_null()
     col = column(f.field, target, bind)
     if f.op == "in":
         assert isinstance(f.value, tuple)
@@ -226,10 +301,34 @@ def order_clause(terms: Iterable[OrderTerm], target: Target, bind: Binder) -> sq
     for term in terms:
         nulls = {"first": " NULLS FIRST", "last": " NULLS LAST", None: ""}[term.nulls]
         direction = " DESC" if term.desc else " ASC"
-        parts.append(
-            sql.SQL("{}{}").format(column(term.field, target, bind), sql.SQL(direction + nulls))
+        expr = (
+            _related(term, target, bind)
+            if term.relation is not None
+            else column(term.field, target, bind)
         )
+        parts.append(sql.SQL("{}{}").format(expr, sql.SQL(direction + nulls)))
     return sql.SQL("ORDER BY {}").format(sql.SQL(", ").join(parts)) if parts else sql.SQL("")
+
+
+def _related(term: OrderTerm, target: Target, bind: Binder) -> sql.Composable:
+    """`order=users(name)`: a column of a to-one embedded resource."""
+    assert term.relation is not None
+    embed = target.embeds.get(term.relation)
+    if embed is None:
+        raise not_embedded(term.relation)
+    if not embed.to_one:
+        raise RestError(
+            400,
+            "PGRST118",
+            f"A related order on '{term.relation}' is not possible",
+            f"'{target.name}' and '{term.relation}' do not form a many-to-one or one-to-one "
+            "relationship",
+        )
+    if term.field.name not in embed.labels:
+        raise undefined_column(term.relation, term.field.name)
+    return column(
+        term.field, Target(term.relation, {term.field.name: Column("", "", "")}, embed.alias), bind
+    )
 
 
 def page_clause(limit: int | None, offset: int | None, bind: Binder) -> sql.Composable:
@@ -269,22 +368,37 @@ def read_statement(
     scalar: bool = False,
     prelude: sql.Composable | None = None,
     binder: Binder | None = None,
+    projection: Projection | None = None,
 ) -> Statement:
-    """A read of `source` (a relation, or a materialized RPC result) with filters and paging."""
+    """A read of `source` (a relation, or a materialized RPC result) with filters and paging;
+    `projection` (from `rest_embed`, built with the same binder) replaces the plain select."""
     bind = binder or Binder()
-    items = select_list(query.select, target, bind) if not scalar else sql.SQL("pgrst_scalar")
+    joins: sql.Composable = sql.SQL("")
+    group: sql.Composable = sql.SQL("")
+    items: sql.Composable
+    if projection is not None:
+        items, joins, group = projection.select, projection.joins, projection.group
+        target = projection.target
+    elif scalar:
+        items = sql.SQL("pgrst_scalar")
+    else:
+        items = select_list(query.select, target, bind)
     where = where_clause(query.where, target, bind)
     total = (
-        sql.SQL("(SELECT pg_catalog.count(*) FROM {} WHERE {})").format(source, where)
+        sql.SQL(
+            "(SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {}{} WHERE {}{}) pgrst_counted)"
+        ).format(source, joins, where, group)
         if count
         else sql.SQL("NULL::bigint")
     )
     ctes = [prelude] if prelude is not None else []
     ctes.append(
-        sql.SQL("pgrst_source AS (SELECT {} FROM {} WHERE {} {} {})").format(
+        sql.SQL("pgrst_source AS (SELECT {} FROM {}{} WHERE {}{} {} {})").format(
             items,
             source,
+            joins,
             where,
+            group,
             order_clause(query.order, target, bind),
             page_clause(limit, offset, bind),
         )

@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 from psycopg import sql
 
+from app.local.rest.embed import has_embeds, project
 from app.local.rest.errors import RestError, column_not_found, invalid_body, undefined_column
-from app.local.rest.schema import Table
+from app.local.rest.schema import Catalogue, Table
 from app.local.rest.sql import (
     Binder,
     Statement,
@@ -86,12 +87,24 @@ def _returning(table: Table, mode: str) -> sql.Composable:
     return sql.SQL("1")
 
 
-def _projection(table: Table, query: ApiQuery, mode: str, bind: Binder) -> sql.Composable:
+def _projection(
+    table: Table, query: ApiQuery, mode: str, bind: Binder, cat: Catalogue | None
+) -> sql.Composable:
+    """The select list over `pgrst_mutation`, with its embeds' lateral joins after FROM."""
     if mode == "representation":
-        return select_list(query.select, Target(table.name, table.columns), bind)
+        if cat is None:
+            items = select_list(query.select, Target(table.name, table.columns), bind)
+            return sql.SQL("{} FROM pgrst_mutation").format(items)
+        source = sql.Identifier("pgrst_mutation")
+        target = Target(table.name, table.columns, source if has_embeds(query.select) else None)
+        planned = project(cat, table.name, target, query, bind)
+        return sql.SQL("{} FROM pgrst_mutation{}{}").format(
+            planned.select, planned.joins, planned.group
+        )
     if mode == "headers-only" and table.primary_key:
-        return sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key)
-    return sql.SQL("1")
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key)
+        return sql.SQL("{} FROM pgrst_mutation").format(columns)
+    return sql.SQL("1 FROM pgrst_mutation")
 
 
 def _finish(
@@ -102,15 +115,15 @@ def _finish(
     bind: Binder,
     *,
     singular: bool,
+    cat: Catalogue | None = None,
 ) -> Statement:
     with_body = mode != "minimal" and not (mode == "headers-only" and not table.primary_key)
     stmt = sql.SQL(
-        "WITH pgrst_mutation AS ({} RETURNING {}),"
-        " pgrst_source AS (SELECT {} FROM pgrst_mutation) {}"
+        "WITH pgrst_mutation AS ({} RETURNING {}), pgrst_source AS (SELECT {}) {}"
     ).format(
         mutation,
         _returning(table, mode),
-        _projection(table, query, mode, bind),
+        _projection(table, query, mode, bind, cat),
         result_select(
             total=sql.SQL("NULL::bigint"),
             singular=singular or mode == "headers-only",
@@ -130,6 +143,7 @@ def insert_statement(
     resolution: str | None,
     missing_default: bool,
     singular: bool,
+    cat: Catalogue | None = None,
 ) -> Statement:
     value = body.value
     if not isinstance(value, (dict, list)) or any(not isinstance(r, dict) for r in body.rows):
@@ -155,7 +169,7 @@ def insert_statement(
     mutation = sql.SQL("INSERT INTO {} {}{}").format(
         target, source, _on_conflict(table, query, names, resolution)
     )
-    return _finish(mutation, table, query, mode, bind, singular=singular)
+    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat)
 
 
 def _values_row(
@@ -218,7 +232,13 @@ def _limited(table: Table, query: ApiQuery, where: sql.Composable, bind: Binder)
 
 
 def update_statement(
-    table: Table, query: ApiQuery, body: Body, *, mode: str, singular: bool
+    table: Table,
+    query: ApiQuery,
+    body: Body,
+    *,
+    mode: str,
+    singular: bool,
+    cat: Catalogue | None = None,
 ) -> Statement | None:
     """None when the body sets no column (PostgREST then changes nothing)."""
     if not isinstance(body.value, dict):
@@ -239,13 +259,15 @@ def update_statement(
         "UPDATE {} SET {} FROM (SELECT * FROM json_populate_record(NULL::{}, {}::json)) pgrst_body "
         "WHERE {}"
     ).format(rel, sets, rel, bind(body.text), where)
-    return _finish(mutation, table, query, mode, bind, singular=singular)
+    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat)
 
 
-def delete_statement(table: Table, query: ApiQuery, *, mode: str, singular: bool) -> Statement:
+def delete_statement(
+    table: Table, query: ApiQuery, *, mode: str, singular: bool, cat: Catalogue | None = None
+) -> Statement:
     bind = Binder()
     rel = _relation(table)
     target = Target(table.name, table.columns, rel)
     where = _limited(table, query, where_clause(query.where, target, bind), bind)
     mutation = sql.SQL("DELETE FROM {} WHERE {}").format(rel, where)
-    return _finish(mutation, table, query, mode, bind, singular=singular)
+    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat)

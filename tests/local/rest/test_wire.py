@@ -245,7 +245,7 @@ def test_strict_handling_refuses_unknown_preferences_and_max_affected(
         ("GET", "/conversations", {"nope": "eq.1"}, None, 400, "42703"),
         ("GET", "/conversations", {"order": "nope"}, None, 400, "42703"),
         ("GET", "/conversations", {"id": "eq.not-a-uuid"}, None, 400, "22P02"),
-        ("GET", "/conversations", {"select": "id,messages(*)"}, None, 400, "PGRST200"),
+        ("GET", "/conversations", {"select": "id,nothing(*)"}, None, 400, "PGRST200"),
         ("GET", "/conversations", {"messages.order": "id"}, None, 400, "PGRST108"),
         ("GET", "/conversatons", {}, None, 404, "PGRST205"),
         ("GET", "/a/b", {}, None, 404, "PGRST125"),

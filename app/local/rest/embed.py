@@ -1,0 +1,290 @@
+"""Resource embedding: a select list with embedded resources → one SQL statement.
+
+Each embedded resource becomes a `LEFT JOIN LATERAL` (or `INNER` for `!inner`) subquery of its
+parent, correlated through the relationship's columns (`rest_relations`), the way PostgREST's
+query builder nests them: a to-one embed is `row_to_json(<lateral>.*)`, a to-many one
+`json_agg` over the lateral rows (`'[]'` when there are none), a spread lifts the embed's keys
+into its parent. Filters, logic trees, order and range given for an embed path
+(`messages.order=…`) apply inside its subquery. Everything runs in the request's one
+statement, under the request's role, so RLS filters embedded rows like top-level ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+from app.local.rest.errors import RestError, not_embedded
+from app.local.rest.relations import Relationship, find
+from app.local.rest.schema import MAX_ROWS, Catalogue
+from app.local.rest.sql import (
+    Binder,
+    EmbedRef,
+    Projection,
+    Target,
+    field_expression,
+    field_label,
+    is_legacy_count,
+    order_clause,
+    page_clause,
+    where_clause,
+)
+from app.local.rest.syntax import (
+    ApiQuery,
+    EmbedParams,
+    EmbedPath,
+    SelectEmbed,
+    SelectField,
+    SelectItem,
+    SelectStar,
+)
+
+
+def has_embeds(items: tuple[SelectItem, ...]) -> bool:
+    return any(isinstance(i, SelectEmbed) for i in items)
+
+
+def has_aggregates(items: tuple[SelectItem, ...]) -> bool:
+    """Aggregate functions anywhere in the tree (the legacy bare `count` is not one)."""
+    for item in items:
+        if isinstance(item, SelectField) and item.aggregate is not None:
+            return True
+        if isinstance(item, SelectEmbed) and has_aggregates(item.items):
+            return True
+    return False
+
+
+def check_aggregates(cat: Catalogue, query: ApiQuery) -> None:
+    """PGRST123 unless `pgrst.db_aggregates_enabled` is set on the authenticator role."""
+    if not cat.aggregates_enabled and has_aggregates(query.select):
+        raise RestError(400, "PGRST123", "Use of aggregate functions is not allowed")
+
+
+@dataclass
+class _Counter:
+    n: int = 0
+
+    def alias(self) -> str:
+        self.n += 1
+        return f"pgrst_{self.n}"
+
+
+@dataclass
+class _Context:
+    cat: Catalogue
+    params: dict[EmbedPath, EmbedParams]
+    bind: Binder
+    counter: _Counter = field(default_factory=_Counter)
+    used: set[EmbedPath] = field(default_factory=set)
+
+
+def project(
+    cat: Catalogue, origin: str, target: Target, query: ApiQuery, bind: Binder
+) -> Projection:
+    """The select list of `origin` (columns as in `target`) with its embeds planned.
+
+    `target.qualifier` must name the caller's FROM item whenever the select has embeds.
+    """
+    ctx = _Context(cat, dict(query.embedded), bind)
+    projection = _project(ctx, origin, target, query.select, ())
+    for path in ctx.params:
+        if path not in ctx.used:
+            raise not_embedded(_first_unknown(path, ctx.used))
+    return projection
+
+
+def _first_unknown(path: EmbedPath, used: set[EmbedPath]) -> str:
+    for i in range(1, len(path) + 1):
+        if path[:i] not in used:
+            return path[i - 1]
+    return path[-1]
+
+
+def _project(
+    ctx: _Context,
+    origin: str,
+    target: Target,
+    items: tuple[SelectItem, ...],
+    path: EmbedPath,
+) -> Projection:
+    selects: list[sql.Composable] = []
+    joins: list[sql.Composable] = []
+    labels: list[str] = []
+    group: list[sql.Composable] = []
+    embeds: dict[str, EmbedRef] = {}
+    aggregated = False
+    for item in items:
+        if isinstance(item, SelectEmbed):
+            embedded = _embed(ctx, origin, target, item, path + (item.label,))
+            joins.append(embedded.join)
+            selects.extend(embedded.selects)
+            labels.extend(embedded.labels)
+            embeds[item.label] = embedded.ref
+        elif isinstance(item, SelectStar):
+            selects.append(
+                sql.SQL("{}.*").format(target.qualifier) if target.qualifier else sql.SQL("*")
+            )
+            labels.extend(target.columns)
+            group.extend(_qualified(target, c) for c in target.columns)
+        else:
+            expr = field_expression(item, target, ctx.bind)
+            label = field_label(item)
+            selects.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(label)))
+            labels.append(label)
+            if item.aggregate is not None or is_legacy_count(item, target):
+                aggregated = True
+            else:
+                group.append(expr)
+    if not selects:
+        selects.append(sql.SQL("NULL AS pgrst_empty"))
+    grouping = (
+        sql.SQL(" GROUP BY {}").format(sql.SQL(", ").join(group))
+        if aggregated and group
+        else sql.SQL("")
+    )
+    return Projection(
+        sql.SQL(", ").join(selects),
+        sql.SQL("").join(joins),
+        grouping,
+        Target(target.name, target.columns, target.qualifier, embeds),
+        tuple(labels),
+    )
+
+
+def _qualified(target: Target, name: str) -> sql.Composable:
+    ident = sql.Identifier(name)
+    return sql.SQL("{}.{}").format(target.qualifier, ident) if target.qualifier else ident
+
+
+@dataclass
+class _Embedded:
+    join: sql.Composable
+    selects: Sequence[sql.Composable]
+    labels: list[str]
+    ref: EmbedRef
+
+
+def _embed(
+    ctx: _Context, origin: str, parent: Target, item: SelectEmbed, path: EmbedPath
+) -> _Embedded:
+    cat = ctx.cat
+    rel = find(cat.relationships, cat.schema, origin, item.name, item.hint)
+    table = cat.tables.get(rel.foreign_table)
+    if table is None:  # the relationship cache and the table list come from one load
+        raise RestError(400, "PGRST200", f"Could not find the table '{rel.foreign_table}'")
+    ctx.used.add(path)
+    params = ctx.params.get(path, EmbedParams())
+    name = ctx.counter.alias()
+    alias, agg = sql.Identifier(name), sql.Identifier(f"{name}_agg")
+    child = Target(rel.foreign_table, table.columns, alias)
+    inner = _project(ctx, rel.foreign_table, child, item.items, path)
+    bind = ctx.bind
+    relation = sql.Identifier(cat.schema, rel.foreign_table)
+    conditions = _join_conditions(rel, alias, parent, ctx)
+    from_items: list[sql.Composable] = [sql.SQL("{} AS {}").format(relation, alias)]
+    if rel.junction is not None:
+        junction_alias = conditions.pop()
+        from_items.append(
+            sql.SQL("{} AS {}").format(
+                sql.Identifier(cat.schema, rel.junction.table), junction_alias
+            )
+        )
+    where = [*conditions, where_clause(params.where, inner.target, bind)]
+    subquery = sql.SQL("SELECT {} FROM {}{} WHERE {}{} {} {}").format(
+        inner.select,
+        sql.SQL(", ").join(from_items),
+        inner.joins,
+        sql.SQL(" AND ").join(where),
+        inner.group,
+        order_clause(params.order, inner.target, bind),
+        page_clause(
+            min(params.limit, MAX_ROWS) if params.limit is not None else MAX_ROWS,
+            params.offset,
+            bind,
+        ),
+    )
+    join_kind = sql.SQL(" INNER" if item.join == "inner" else " LEFT")
+    empty = not item.items
+    if rel.to_one:
+        join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON TRUE").format(join_kind, subquery, agg)
+        if item.spread:
+            selects = [
+                sql.SQL("{}.{} AS {}").format(agg, sql.Identifier(label), sql.Identifier(label))
+                for label in inner.labels
+            ]
+            labels = list(inner.labels)
+        else:
+            selects = (
+                []
+                if empty
+                else [
+                    sql.SQL("row_to_json({}.*)::jsonb AS {}").format(
+                        agg, sql.Identifier(item.label)
+                    )
+                ]
+            )
+            labels = [] if empty else [item.label]
+        return _Embedded(join, selects, labels, EmbedRef(agg, True, inner.labels))
+    on = sql.SQL("{}.{} IS NOT NULL").format(agg, agg) if item.join == "inner" else sql.SQL("TRUE")
+    if item.spread:
+        columns = [
+            sql.SQL("COALESCE(json_agg({}.{}), '[]')::jsonb AS {}").format(
+                agg, sql.Identifier(label), sql.Identifier(label)
+            )
+            for label in inner.labels
+        ]
+        aggregate = sql.SQL("SELECT json_agg({})::jsonb AS {}, {} FROM ({}) AS {}").format(
+            agg, agg, sql.SQL(", ").join(columns) if columns else sql.SQL("NULL"), subquery, agg
+        )
+        join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON {}").format(join_kind, aggregate, agg, on)
+        selects = [
+            sql.SQL("{}.{} AS {}").format(agg, sql.Identifier(label), sql.Identifier(label))
+            for label in inner.labels
+        ]
+        return _Embedded(join, selects, list(inner.labels), EmbedRef(agg, False, inner.labels))
+    aggregate = sql.SQL("SELECT json_agg({})::jsonb AS {} FROM ({}) AS {}").format(
+        agg, agg, subquery, agg
+    )
+    join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON {}").format(join_kind, aggregate, agg, on)
+    selects = (
+        []
+        if empty
+        else [sql.SQL("COALESCE({}.{}, '[]') AS {}").format(agg, agg, sql.Identifier(item.label))]
+    )
+    labels = [] if empty else [item.label]
+    return _Embedded(join, selects, labels, EmbedRef(agg, False, inner.labels))
+
+
+def _capped(limit: int | None) -> int:
+    return MAX_ROWS if limit is None else min(limit, MAX_ROWS)
+
+
+def _join_conditions(
+    rel: Relationship, alias: sql.Identifier, parent: Target, ctx: _Context
+) -> list[sql.Composable]:
+    """Equalities tying the embedded rows to the parent row; for a many-to-many, the
+    junction's alias comes last in the list (popped by the caller)."""
+    if parent.qualifier is None:
+        raise RestError(500, "PGRSTX00", "embedding needs a qualified parent")
+    if rel.junction is None:
+        return [
+            sql.SQL("{}.{} = {}.{}").format(
+                alias, sql.Identifier(tcol), parent.qualifier, sql.Identifier(ocol)
+            )
+            for ocol, tcol in rel.columns
+        ]
+    junction = sql.Identifier(ctx.counter.alias())
+    conds: list[sql.Composable] = [
+        sql.SQL("{}.{} = {}.{}").format(alias, sql.Identifier(tcol), junction, sql.Identifier(jcol))
+        for tcol, jcol in rel.junction.target
+    ]
+    conds.extend(
+        sql.SQL("{}.{} = {}.{}").format(
+            junction, sql.Identifier(jcol), parent.qualifier, sql.Identifier(ocol)
+        )
+        for ocol, jcol in rel.junction.source
+    )
+    conds.append(junction)
+    return conds
