@@ -10,6 +10,7 @@ own. Responses and errors leave in PostgREST's shape (`rest_response`, `rest_err
 from __future__ import annotations
 
 import logging
+import os
 from urllib.parse import parse_qsl
 
 import orjson
@@ -24,7 +25,13 @@ from app.local.context import StackContext
 from app.local.rest import errors
 from app.local.rest.embed import check_aggregates, has_embeds, project
 from app.local.rest.errors import RestError
-from app.local.rest.headers import JwtVerifier, check_profile, parse_accept, parse_prefer
+from app.local.rest.headers import (
+    JwtVerifier,
+    Preferences,
+    check_profile,
+    parse_accept,
+    parse_prefer,
+)
 from app.local.rest.query import RESERVED, looks_like_filter, parse_query, parse_range_header
 from app.local.rest.response import (
     page_bounds,
@@ -47,6 +54,10 @@ from app.local.rest.write import (
 logger = logging.getLogger(__name__)
 
 _TABLE_METHODS = {"GET", "HEAD", "POST", "PATCH", "DELETE"}
+# PostgREST's `db-tx-end`: commit | commit-allow-override | rollback | rollback-allow-override.
+# The local stack is a test/dev profile: `Prefer: tx=rollback` is honoured by default.
+TX_END_ENV = "PGRST_DB_TX_END"
+DEFAULT_TX_END = "commit-allow-override"
 
 
 def create_app(ctx: StackContext) -> RestApp:
@@ -56,10 +67,19 @@ def create_app(ctx: StackContext) -> RestApp:
 class RestApp:
     """The ASGI app mounted at /rest/v1 behind the apikey gateway."""
 
-    def __init__(self, ctx: StackContext) -> None:
+    def __init__(self, ctx: StackContext, tx_end: str | None = None) -> None:
         self.ctx = ctx
         self.tx = Transactor(self._pool)
         self.jwt = JwtVerifier(ctx.keys)
+        end = (tx_end or os.environ.get(TX_END_ENV) or DEFAULT_TX_END).strip().lower()
+        self.tx_override = end.endswith("-allow-override")
+        self.tx_rollback_default = end.startswith("rollback")
+
+    def _prefer(self, request: Request) -> Preferences:
+        return parse_prefer(request.headers.getlist("prefer"), allow_tx=self.tx_override)
+
+    def _rollback(self, prefs: Preferences) -> bool:
+        return prefs.tx == "rollback" if prefs.tx is not None else self.tx_rollback_default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,7 +147,7 @@ class RestApp:
     ) -> Response:
         method = request.method
         accept = parse_accept(headers.get("accept"))
-        prefs = parse_prefer(request.headers.getlist("prefer"))
+        prefs = self._prefer(request)
         query = parse_query(_query_pairs(request))
         write = method in ("POST", "PATCH", "DELETE")
         if method in ("PATCH", "DELETE") and not query.where:
@@ -153,13 +173,20 @@ class RestApp:
                     query,
                     limit=limit,
                     offset=offset,
-                    count=prefs.count is not None,
+                    count=prefs.count or False,
                     singular=accept.singular,
                     with_body=method == "GET",
                     binder=bind,
                     projection=project(cat, name, target, query, bind),
+                    csv=accept.csv,
                 )
-                return Plan(stmt, read_only=True, singular=accept.singular)
+                return Plan(
+                    stmt,
+                    read_only=True,
+                    singular=accept.singular,
+                    rollback=self._rollback(prefs),
+                    count=prefs.count,
+                )
             assert body is not None or method == "DELETE"
             if method == "POST":
                 assert body is not None
@@ -172,20 +199,30 @@ class RestApp:
                     missing_default=prefs.missing == "default",
                     singular=accept.singular,
                     cat=cat,
+                    csv=accept.csv,
                 )
             elif method == "PATCH":
                 assert body is not None
                 stmt = update_statement(
-                    table, query, body, mode=mode, singular=accept.singular, cat=cat
+                    table,
+                    query,
+                    body,
+                    mode=mode,
+                    singular=accept.singular,
+                    cat=cat,
+                    csv=accept.csv,
                 )
             else:
-                stmt = delete_statement(table, query, mode=mode, singular=accept.singular, cat=cat)
+                stmt = delete_statement(
+                    table, query, mode=mode, singular=accept.singular, cat=cat, csv=accept.csv
+                )
             strict = prefs.handling == "strict"
             return Plan(
                 stmt,
                 read_only=False,
                 singular=accept.singular,
                 max_affected=prefs.max_affected if strict else None,
+                rollback=self._rollback(prefs),
             )
 
         _, outcome = await self.tx.run(_info(request), caller, planner)
@@ -207,7 +244,7 @@ class RestApp:
     ) -> Response:
         method = request.method
         accept = parse_accept(headers.get("accept"))
-        prefs = parse_prefer(request.headers.getlist("prefer"))
+        prefs = self._prefer(request)
         pairs = _query_pairs(request)
         raw = await request.body() if method == "POST" else b""
         body: Body | None = parse_body(raw) if raw.strip() else None
@@ -246,16 +283,23 @@ class RestApp:
                 query,
                 limit=limit,
                 offset=offset,
-                count=prefs.count is not None,
+                count=prefs.count or False,
                 singular=accept.singular,
                 with_body=method != "HEAD",
+                csv=accept.csv,
             )
+            strict = prefs.handling == "strict" and prefs.max_affected is not None
+            if strict and not fn.returns_set:
+                raise errors.max_affected_rpc()
             return Plan(
                 stmt,
                 read_only=method != "POST" or fn.read_only,
                 singular=accept.singular and fn.returns_set,
                 function=fn,
                 offset=offset,
+                max_affected=prefs.max_affected if strict else None,
+                rollback=self._rollback(prefs),
+                count=prefs.count,
             )
 
         plan, outcome = await self.tx.run(_info(request), caller, planner)
@@ -267,7 +311,9 @@ class RestApp:
         if fn.returns_void:
             return Response(status_code=204, headers=extra)
         if not fn.returns_set:
-            return scalar_response(outcome, method == "HEAD", extra)
+            return scalar_response(
+                outcome, method == "HEAD", extra, counted=prefs.count is not None
+            )
         return read_response(outcome, plan.offset, accept, method == "HEAD", extra)
 
     # --- per request ----------------------------------------------------------------------------

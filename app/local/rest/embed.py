@@ -78,16 +78,24 @@ class _Context:
     bind: Binder
     counter: _Counter = field(default_factory=_Counter)
     used: set[EmbedPath] = field(default_factory=set)
+    explicit_star: bool = False
 
 
 def project(
-    cat: Catalogue, origin: str, target: Target, query: ApiQuery, bind: Binder
+    cat: Catalogue,
+    origin: str,
+    target: Target,
+    query: ApiQuery,
+    bind: Binder,
+    *,
+    explicit_star: bool = False,
 ) -> Projection:
     """The select list of `origin` (columns as in `target`) with its embeds planned.
 
     `target.qualifier` must name the caller's FROM item whenever the select has embeds.
+    `explicit_star`: `*` lists the target's columns (the FROM item has hidden extra ones).
     """
-    ctx = _Context(cat, dict(query.embedded), bind)
+    ctx = _Context(cat, dict(query.embedded), bind, explicit_star=explicit_star)
     projection = _project(ctx, origin, target, query.select, ())
     for path in ctx.params:
         if path not in ctx.used:
@@ -122,6 +130,10 @@ def _project(
             selects.extend(embedded.selects)
             labels.extend(embedded.labels)
             embeds[item.label] = embedded.ref
+        elif isinstance(item, SelectStar) and ctx.explicit_star and not path:
+            selects.extend(_qualified(target, c) for c in target.columns)
+            labels.extend(target.columns)
+            group.extend(_qualified(target, c) for c in target.columns)
         elif isinstance(item, SelectStar):
             selects.append(
                 sql.SQL("{}.*").format(target.qualifier) if target.qualifier else sql.SQL("*")

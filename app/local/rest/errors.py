@@ -122,6 +122,15 @@ def max_affected(rows: int) -> RestError:
     )
 
 
+def max_affected_rpc() -> RestError:
+    return RestError(
+        400,
+        "PGRST128",
+        "Function must return SETOF or TABLE when max-affected preference is used with "
+        "handling=strict",
+    )
+
+
 def invalid_path() -> RestError:
     return RestError(404, "PGRST125", "Invalid path specified in request URL")
 

@@ -49,15 +49,19 @@ class Preferences:
     handling: str | None = None
     max_affected: int | None = None
     applied_order: tuple[str, ...] = ()
+    tx: str | None = None  # only when the stack allows overriding (`db-tx-end`)
 
     def applied(self, *, write: bool) -> str | None:
         """The `Preference-Applied` value: what this request honoured."""
-        honoured = [p for p in self.applied_order if write or p.startswith("count=")]
+        honoured = [p for p in self.applied_order if write or p.startswith(("count=", "tx="))]
         return ", ".join(honoured) or None
 
 
-def parse_prefer(values: list[str]) -> Preferences:
-    """Comma-separated `key=value` items; unknown ones are ignored unless `handling=strict`."""
+def parse_prefer(values: list[str], *, allow_tx: bool = False) -> Preferences:
+    """Comma-separated `key=value` items; unknown ones are ignored unless `handling=strict`.
+
+    `tx=commit|rollback` counts only when `allow_tx` (PostgREST's `db-tx-end` set to
+    `*-allow-override`); it is still a known preference otherwise."""
     found: dict[str, str] = {}
     invalid: list[str] = []
     for item in (part.strip() for value in values for part in value.split(",")):
@@ -74,9 +78,11 @@ def parse_prefer(values: list[str]) -> Preferences:
     if invalid and found.get("handling") == "strict":
         raise strict_preferences(invalid)
     max_aff = int(found["max-affected"]) if "max-affected" in found else None
-    applied = tuple(
+    if not allow_tx:
+        found.pop("tx", None)
+    applied = tuple(  # PostgREST's `prefAppliedHeader` order
         f"{k}={found[k]}"
-        for k in ("return", "count", "resolution", "missing", "handling", "max-affected")
+        for k in ("resolution", "missing", "return", "count", "tx", "handling", "max-affected")
         if k in found and not (k == "max-affected" and found.get("handling") != "strict")
     )
     return Preferences(
@@ -87,17 +93,23 @@ def parse_prefer(values: list[str]) -> Preferences:
         found.get("handling"),
         max_aff,
         applied,
+        found.get("tx"),
     )
+
+
+CSV_MEDIA = "text/csv"
 
 
 @dataclass(frozen=True)
 class Accept:
     singular: bool = False
     strip_nulls: bool = False
+    csv: bool = False
 
 
 def parse_accept(value: str | None) -> Accept:
-    """JSON array (the default, also for `*/*`), single object, or 406 PGRST107."""
+    """JSON array (the default, also for `*/*`), single object, CSV, or 406 PGRST107 (also
+    for the plan media types: `db-plan-enabled` is off, as on Supabase)."""
     if not value or not value.strip():
         return Accept()
     for media_range in value.split(","):
@@ -106,6 +118,8 @@ def parse_accept(value: str | None) -> Accept:
         strip = any(p.replace(" ", "").lower() == "nulls=stripped" for p in params)
         if media in _OBJECT_MEDIA:
             return Accept(singular=True, strip_nulls=strip)
+        if media == CSV_MEDIA:
+            return Accept(csv=True)
         if media in _JSON_MEDIA:
             return Accept(strip_nulls=strip)
     raise unacceptable(value.strip())

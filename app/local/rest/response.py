@@ -12,7 +12,7 @@ import orjson
 from starlette.responses import Response
 
 from app.local.rest import errors
-from app.local.rest.headers import OBJECT_MEDIA, Accept, Preferences
+from app.local.rest.headers import CSV_MEDIA, OBJECT_MEDIA, Accept, Preferences
 from app.local.rest.schema import MAX_ROWS
 from app.local.rest.tx import Outcome
 
@@ -43,6 +43,8 @@ def content_range(lower: int, rows: int, total: int | None) -> str:
 
 
 def _media(accept: Accept) -> str:
+    if accept.csv:
+        return f"{CSV_MEDIA}; charset=utf-8"
     return f"{OBJECT_MEDIA}; charset=utf-8" if accept.singular else errors.JSON_TYPE
 
 
@@ -63,10 +65,13 @@ def read_response(
     return Response(body, status_code=status, headers=headers, media_type=_media(accept))
 
 
-def scalar_response(outcome: Outcome, head: bool, extra: dict[str, str]) -> Response:
-    """A function that returns one value or one composite: the bare JSON value."""
+def scalar_response(
+    outcome: Outcome, head: bool, extra: dict[str, str], *, counted: bool = False
+) -> Response:
+    """A function that returns one value or one composite: the bare JSON value (one row,
+    so `count=exact` reads `0-0/1`)."""
     body = b"" if head else (outcome.body or "null").encode()
-    headers = {"Content-Range": "0-0/*"} | extra
+    headers = {"Content-Range": "0-0/1" if counted else "0-0/*"} | extra
     return Response(body, status_code=200, headers=headers, media_type=errors.JSON_TYPE)
 
 
@@ -83,7 +88,8 @@ def write_response(
     counted = n if prefs.count is not None else None
     if method == "POST":
         headers = {"Content-Range": f"*/{'*' if counted is None else counted}"} | extra
-        status = 201
+        only_updated = prefs.resolution == "merge-duplicates" and outcome.inserted == 0
+        status = 200 if only_updated else 201
     else:
         headers = {"Content-Range": content_range(0, n, counted)} | extra
         status = 200 if mode == "representation" else 204
@@ -102,6 +108,8 @@ def write_response(
 
 
 def _body_bytes(body: str | None, accept: Accept) -> bytes:
+    if accept.csv:
+        return (body or "").encode()
     text = body if body is not None else "[]"
     if accept.strip_nulls:
         return orjson.dumps(_strip_nulls(orjson.loads(text)))

@@ -64,9 +64,10 @@ def rpc_statement(
     *,
     limit: int | None,
     offset: int | None,
-    count: bool,
+    count: bool | str,
     singular: bool,
     with_body: bool,
+    csv: bool = False,
 ) -> Statement:
     fn = call.function
     bind = Binder()
@@ -122,4 +123,5 @@ def rpc_statement(
         prelude=prelude,
         binder=bind,
         projection=projection,
+        csv=csv and fn.returns_set,
     )

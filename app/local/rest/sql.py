@@ -16,7 +16,7 @@ from typing import Any
 from psycopg import sql
 
 from app.local.rest.errors import RestError, no_relationship, not_embedded, undefined_column
-from app.local.rest.schema import Column
+from app.local.rest.schema import MAX_ROWS, Column
 from app.local.rest.syntax import (
     ApiQuery,
     Condition,
@@ -158,6 +158,7 @@ class Projection:
 class Statement:
     query: sql.Composed
     params: dict[str, Any] = field(default_factory=dict)
+    explain: sql.Composed | None = None  # `EXPLAIN (FORMAT JSON)` of the count, same params
 
 
 # --- expressions -----------------------------------------------------------------------------
@@ -337,22 +338,44 @@ def page_clause(limit: int | None, offset: int | None, bind: Binder) -> sql.Comp
 
 
 # --- the final SELECT over pgrst_source -----------------------------------------------------
+_CSV_HEADER = sql.SQL(
+    "(SELECT coalesce(string_agg(pgrst_k, ','), '') FROM (SELECT json_object_keys(pgrst_r)"
+    " AS pgrst_k FROM (SELECT row_to_json(pgrst_h) AS pgrst_r FROM pgrst_source pgrst_h"
+    " LIMIT 1) pgrst_s) pgrst_a)"
+)
+# A row's composite text without its parentheses is PostgREST's CSV line (quoting included).
+_CSV_BODY = sql.SQL(
+    "coalesce(string_agg(substring(_postgrest_t::text, 2, length(_postgrest_t::text) - 2),"
+    " E'\\n'), '')"
+)
+
+
 def result_select(
-    *, total: sql.Composable, singular: bool, scalar: bool, with_body: bool
+    *,
+    total: sql.Composable,
+    singular: bool,
+    scalar: bool,
+    with_body: bool,
+    csv: bool = False,
+    inserted: sql.Composable | None = None,
 ) -> sql.Composable:
-    """`total, page_total, body` over `pgrst_source`, the way PostgREST aggregates rows."""
+    """`total, page_total, body[, inserted]` over `pgrst_source`, the way PostgREST
+    aggregates rows (JSON, or CSV for `Accept: text/csv`)."""
     value = sql.SQL("_postgrest_t.pgrst_scalar" if scalar else "_postgrest_t")
     body: sql.Composable
     if not with_body:
         body = sql.SQL("NULL::text")
+    elif csv:
+        body = sql.SQL("{} || E'\\n' || {}").format(_CSV_HEADER, _CSV_BODY)
     elif singular:
         body = sql.SQL("coalesce((json_agg({})->0)::text, 'null')").format(value)
     else:
         body = sql.SQL("coalesce(json_agg({}), '[]')::text").format(value)
+    extra = sql.SQL(", {} AS inserted").format(inserted) if inserted is not None else sql.SQL("")
     return sql.SQL(
-        "SELECT {} AS total, pg_catalog.count(*) AS page_total, {} AS body "
+        "SELECT {} AS total, pg_catalog.count(*) AS page_total, {} AS body{} "
         "FROM (SELECT * FROM pgrst_source) _postgrest_t"
-    ).format(total, body)
+    ).format(total, body, extra)
 
 
 def read_statement(
@@ -362,13 +385,14 @@ def read_statement(
     *,
     limit: int | None,
     offset: int | None,
-    count: bool,
+    count: bool | str,
     singular: bool,
     with_body: bool,
     scalar: bool = False,
     prelude: sql.Composable | None = None,
     binder: Binder | None = None,
     projection: Projection | None = None,
+    csv: bool = False,
 ) -> Statement:
     """A read of `source` (a relation, or a materialized RPC result) with filters and paging;
     `projection` (from `rest_embed`, built with the same binder) replaces the plain select."""
@@ -384,13 +408,17 @@ def read_statement(
     else:
         items = select_list(query.select, target, bind)
     where = where_clause(query.where, target, bind)
-    total = (
-        sql.SQL(
-            "(SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {}{} WHERE {}{}) pgrst_counted)"
-        ).format(source, joins, where, group)
-        if count
-        else sql.SQL("NULL::bigint")
-    )
+    counted = sql.SQL("SELECT 1 FROM {}{} WHERE {}{}").format(source, joins, where, group)
+    if count == "planned":
+        total: sql.Composable = sql.SQL("NULL::bigint")
+    elif count == "estimated":  # exact up to max-rows, then the planner's estimate
+        total = sql.SQL("(SELECT pg_catalog.count(*) FROM ({} LIMIT {}) pgrst_counted)").format(
+            counted, sql.Literal(MAX_ROWS + 1)
+        )
+    elif count:
+        total = sql.SQL("(SELECT pg_catalog.count(*) FROM ({}) pgrst_counted)").format(counted)
+    else:
+        total = sql.SQL("NULL::bigint")
     ctes = [prelude] if prelude is not None else []
     ctes.append(
         sql.SQL("pgrst_source AS (SELECT {} FROM {}{} WHERE {}{} {} {})").format(
@@ -405,6 +433,10 @@ def read_statement(
     )
     stmt = sql.SQL("WITH {} {}").format(
         sql.SQL(", ").join(ctes),
-        result_select(total=total, singular=singular, scalar=scalar, with_body=with_body),
+        result_select(total=total, singular=singular, scalar=scalar, with_body=with_body, csv=csv),
     )
-    return Statement(stmt, bind.params)
+    explain = None
+    if count in ("planned", "estimated"):
+        prefix = sql.SQL("WITH {} ").format(prelude) if prelude is not None else sql.SQL("")
+        explain = sql.SQL("EXPLAIN (FORMAT JSON) {}{}").format(prefix, counted)
+    return Statement(stmt, bind.params, explain)

@@ -20,12 +20,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.local.rest import errors
 from app.local.rest.errors import RestError
-from app.local.rest.schema import Catalogue, Function, SchemaCache
+from app.local.rest.schema import MAX_ROWS, Catalogue, Function, SchemaCache
 from app.local.rest.sql import Statement
 
 SEARCH_PATH = "public, extensions"
 # A lookup miss with one of these codes may only mean the cache predates the object: reload once.
-_RELOAD_CODES = {"PGRST202", "PGRST204", "PGRST205", "42703"}
+# PGRST123: `pgrst.db_aggregates_enabled` may have been set since (PostgREST reloads its config
+# on `NOTIFY pgrst, 'reload config'`; the stand-in reloads on the first request that needs it).
+_RELOAD_CODES = {"PGRST123", "PGRST200", "PGRST202", "PGRST204", "PGRST205", "42703"}
 # PostgreSQL did not know a name the cache knew: reload before the next request.
 _STALE_SQLSTATES = {"42P01", "42703", "42883"}
 
@@ -56,6 +58,8 @@ class Plan:
     max_affected: int | None = None
     function: Function | None = None  # for rpc: decides the response shape
     offset: int = 0
+    rollback: bool = False  # `Prefer: tx=rollback` (or `db-tx-end = rollback*`)
+    count: str | None = None  # `Prefer: count=…`; planned/estimated use the statement's explain
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,19 @@ class Outcome:
     total: int | None
     page_total: int
     body: str | None
+    inserted: int | None = None  # rows an upsert inserted rather than updated
 
 
 Planner = Callable[[Catalogue], Plan]
+
+
+def _plan_rows(explained: Any) -> int | None:
+    """`Plan Rows` of an `EXPLAIN (FORMAT JSON)` result, as PostgREST reads it."""
+    try:
+        plan = orjson.loads(explained) if isinstance(explained, (str, bytes)) else explained
+        return int(plan[0]["Plan"]["Plan Rows"])
+    except (TypeError, KeyError, IndexError, ValueError, orjson.JSONDecodeError):
+        return None
 
 
 def _preamble_sql(count: int) -> str:
@@ -103,27 +117,45 @@ class Transactor:
         self, conn: AsyncConnection, info: RequestInfo, caller: Caller, cat: Catalogue, plan: Plan
     ) -> Outcome:
         await conn.set_read_only(plan.read_only)
+        outcome = Outcome(None, 0, "[]")
         try:
-            async with conn.transaction():
+            async with conn.transaction() as tx:
                 await self._preamble(conn, info, caller, cat)
-                if plan.statement is None:
-                    return Outcome(None, 0, "[]")
-                try:
-                    cur = await conn.execute(plan.statement.query, plan.statement.params)
-                except psycopg.Error as exc:
-                    if exc.sqlstate in _STALE_SQLSTATES:
-                        self.schema.invalidate()
-                    raise errors.from_postgres(exc, caller.role) from exc
-                row = await cur.fetchone()
-                assert row is not None
-                outcome = Outcome(row[0], int(row[1]), row[2])
-                if plan.singular and outcome.page_total != 1:
-                    raise errors.not_singular(outcome.page_total)
-                if plan.max_affected is not None and outcome.page_total > plan.max_affected:
-                    raise errors.max_affected(outcome.page_total)
-                return outcome
+                if plan.statement is not None:
+                    outcome = await self._execute(conn, caller, plan, plan.statement)
+                if plan.rollback:
+                    raise psycopg.Rollback(tx)
+            return outcome
         finally:
             await conn.set_read_only(False)
+
+    async def _execute(
+        self, conn: AsyncConnection, caller: Caller, plan: Plan, statement: Statement
+    ) -> Outcome:
+        try:
+            cur = await conn.execute(statement.query, statement.params)
+            row = await cur.fetchone()
+            assert row is not None
+            total = row[0]
+            if statement.explain is not None and plan.count in ("planned", "estimated"):
+                explained = await (
+                    await conn.execute(statement.explain, statement.params)
+                ).fetchone()
+                estimate = _plan_rows(explained[0] if explained else None)
+                if plan.count == "planned":
+                    total = estimate
+                elif total is not None and total > MAX_ROWS and estimate is not None:
+                    total = max(total, estimate)
+        except psycopg.Error as exc:
+            if exc.sqlstate in _STALE_SQLSTATES:
+                self.schema.invalidate()
+            raise errors.from_postgres(exc, caller.role) from exc
+        outcome = Outcome(total, int(row[1]), row[2], row[3] if len(row) > 3 else None)
+        if plan.singular and outcome.page_total != 1:
+            raise errors.not_singular(outcome.page_total)
+        if plan.max_affected is not None and outcome.page_total > plan.max_affected:
+            raise errors.max_affected(outcome.page_total)
+        return outcome
 
     async def _preamble(
         self, conn: AsyncConnection, info: RequestInfo, caller: Caller, cat: Catalogue

@@ -88,7 +88,13 @@ def _returning(table: Table, mode: str) -> sql.Composable:
 
 
 def _projection(
-    table: Table, query: ApiQuery, mode: str, bind: Binder, cat: Catalogue | None
+    table: Table,
+    query: ApiQuery,
+    mode: str,
+    bind: Binder,
+    cat: Catalogue | None,
+    *,
+    explicit_star: bool,
 ) -> sql.Composable:
     """The select list over `pgrst_mutation`, with its embeds' lateral joins after FROM."""
     if mode == "representation":
@@ -96,8 +102,9 @@ def _projection(
             items = select_list(query.select, Target(table.name, table.columns), bind)
             return sql.SQL("{} FROM pgrst_mutation").format(items)
         source = sql.Identifier("pgrst_mutation")
-        target = Target(table.name, table.columns, source if has_embeds(query.select) else None)
-        planned = project(cat, table.name, target, query, bind)
+        qualified = has_embeds(query.select) or explicit_star
+        target = Target(table.name, table.columns, source if qualified else None)
+        planned = project(cat, table.name, target, query, bind, explicit_star=explicit_star)
         return sql.SQL("{} FROM pgrst_mutation{}{}").format(
             planned.select, planned.joins, planned.group
         )
@@ -116,19 +123,34 @@ def _finish(
     *,
     singular: bool,
     cat: Catalogue | None = None,
+    upsert: bool = False,
+    csv: bool = False,
 ) -> Statement:
+    """The mutation in a CTE, then PostgREST's result row over it. For an upsert, the
+    mutation also returns whether each row was inserted (`xmax = 0`) or updated."""
     with_body = mode != "minimal" and not (mode == "headers-only" and not table.primary_key)
+    returning = _returning(table, mode)
+    if upsert:
+        returning = sql.SQL("{}, ({}.xmax = 0) AS pgrst_inserted").format(
+            returning, _relation(table)
+        )
     stmt = sql.SQL(
         "WITH pgrst_mutation AS ({} RETURNING {}), pgrst_source AS (SELECT {}) {}"
     ).format(
         mutation,
-        _returning(table, mode),
-        _projection(table, query, mode, bind, cat),
+        returning,
+        _projection(table, query, mode, bind, cat, explicit_star=upsert),
         result_select(
             total=sql.SQL("NULL::bigint"),
             singular=singular or mode == "headers-only",
             scalar=False,
             with_body=with_body,
+            csv=csv,
+            inserted=sql.SQL(
+                "(SELECT pg_catalog.count(*) FROM pgrst_mutation WHERE pgrst_inserted)"
+            )
+            if upsert
+            else None,
         ),
     )
     return Statement(stmt, bind.params)
@@ -144,6 +166,7 @@ def insert_statement(
     missing_default: bool,
     singular: bool,
     cat: Catalogue | None = None,
+    csv: bool = False,
 ) -> Statement:
     value = body.value
     if not isinstance(value, (dict, list)) or any(not isinstance(r, dict) for r in body.rows):
@@ -169,7 +192,10 @@ def insert_statement(
     mutation = sql.SQL("INSERT INTO {} {}{}").format(
         target, source, _on_conflict(table, query, names, resolution)
     )
-    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat)
+    upsert = resolution == "merge-duplicates" and bool(names)
+    return _finish(
+        mutation, table, query, mode, bind, singular=singular, cat=cat, upsert=upsert, csv=csv
+    )
 
 
 def _values_row(
@@ -239,6 +265,7 @@ def update_statement(
     mode: str,
     singular: bool,
     cat: Catalogue | None = None,
+    csv: bool = False,
 ) -> Statement | None:
     """None when the body sets no column (PostgREST then changes nothing)."""
     if not isinstance(body.value, dict):
@@ -259,15 +286,21 @@ def update_statement(
         "UPDATE {} SET {} FROM (SELECT * FROM json_populate_record(NULL::{}, {}::json)) pgrst_body "
         "WHERE {}"
     ).format(rel, sets, rel, bind(body.text), where)
-    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat)
+    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat, csv=csv)
 
 
 def delete_statement(
-    table: Table, query: ApiQuery, *, mode: str, singular: bool, cat: Catalogue | None = None
+    table: Table,
+    query: ApiQuery,
+    *,
+    mode: str,
+    singular: bool,
+    cat: Catalogue | None = None,
+    csv: bool = False,
 ) -> Statement:
     bind = Binder()
     rel = _relation(table)
     target = Target(table.name, table.columns, rel)
     where = _limited(table, query, where_clause(query.where, target, bind), bind)
     mutation = sql.SQL("DELETE FROM {} WHERE {}").format(rel, where)
-    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat)
+    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat, csv=csv)

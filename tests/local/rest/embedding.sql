@@ -91,3 +91,11 @@ insert into public.channel_members (channel_id, username) values
   (1, 'supabot'), (1, 'kiwicopple'), (2, 'supabot');
 insert into public.collections (description, parent_id) values
   ('root', null), ('child a', 1), ('child b', 1), ('grandchild', 2);
+
+create function public.get_status(name_param text) returns text
+  language sql stable as $$ select status from public.users where username = name_param $$;
+create function public.set_users_offline(name_param text) returns setof public.users
+  language sql as $$
+  update public.users set status = 'OFFLINE' where username like name_param returning * $$;
+create function public.user_messages(name_param text) returns setof public.messages
+  language sql stable as $$ select * from public.messages where username = name_param $$;

@@ -199,15 +199,18 @@ def test_range_header_lower_above_upper_is_416() -> None:
 def test_prefer_and_accept_headers() -> None:
     prefs = parse_prefer(["return=representation, count=exact", "missing=default,unknown=1"])
     assert (prefs.return_, prefs.count, prefs.missing) == ("representation", "exact", "default")
-    assert prefs.applied(write=True) == "return=representation, count=exact, missing=default"
+    assert prefs.applied(write=True) == "missing=default, return=representation, count=exact"
+    assert parse_prefer(["tx=rollback"]).tx is None
+    assert parse_prefer(["tx=rollback"], allow_tx=True).applied(write=False) == "tx=rollback"
     with pytest.raises(RestError) as err:
         parse_prefer(["handling=strict,unknown=1"])
     assert err.value.code == "PGRST122"
     assert parse_accept("*/*").singular is False
     assert parse_accept("application/vnd.pgrst.object+json").singular is True
     assert parse_accept("text/html, */*;q=0.8").singular is False
+    assert parse_accept("text/csv").csv is True
     with pytest.raises(RestError) as err:
-        parse_accept("text/csv")
+        parse_accept("application/vnd.pgrst.plan+json")
     assert (err.value.status, err.value.code) == (406, "PGRST107")
 
 

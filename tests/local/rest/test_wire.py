@@ -303,7 +303,7 @@ def test_profiles_and_media_types(rest: httpx.Client, alice: User) -> None:
         "PGRST106",
     )
     _error(
-        rest.get("/conversations", headers=alice.bearer | {"Accept": "text/csv"}), 406, "PGRST107"
+        rest.get("/conversations", headers=alice.bearer | {"Accept": "text/html"}), 406, "PGRST107"
     )
 
 
