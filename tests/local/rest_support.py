@@ -109,7 +109,11 @@ class ServedDatabase:
 
 @contextmanager
 def served_database(
-    local_stack: LocalStack, setup_sql: str, *, migrate: bool = True
+    local_stack: LocalStack,
+    setup_sql: str,
+    *,
+    migrate: bool = True,
+    rest: dict[str, object] | None = None,
 ) -> Iterator[ServedDatabase]:
     """A migrated database (bootstrapped only, with `migrate=False`) on the session cluster
     with extra test objects, behind its own gateway on a free port. Keeps fixtures out of the
@@ -125,6 +129,7 @@ def served_database(
             api_url=f"http://127.0.0.1:{port}",
             db_port=local_stack.db_port,
             db_name=db.name,
+            extra={"rest": rest} if rest else {},
         )
         server = ServerThread(build_app(ctx), port).start()
         try:

@@ -10,7 +10,6 @@ own. Responses and errors leave in PostgREST's shape (`rest_response`, `rest_err
 from __future__ import annotations
 
 import logging
-import os
 from urllib.parse import parse_qsl
 
 import orjson
@@ -41,6 +40,7 @@ from app.local.rest.response import (
 )
 from app.local.rest.rpc import Call, resolve, rpc_statement
 from app.local.rest.schema import Catalogue
+from app.local.rest.settings import RestSettings, load_settings
 from app.local.rest.sql import Binder, Statement, Target, read_statement
 from app.local.rest.tx import Caller, Plan, RequestInfo, Transactor
 from app.local.rest.write import (
@@ -54,10 +54,6 @@ from app.local.rest.write import (
 logger = logging.getLogger(__name__)
 
 _TABLE_METHODS = {"GET", "HEAD", "POST", "PATCH", "DELETE"}
-# PostgREST's `db-tx-end`: commit | commit-allow-override | rollback | rollback-allow-override.
-# The local stack is a test/dev profile: `Prefer: tx=rollback` is honoured by default.
-TX_END_ENV = "PGRST_DB_TX_END"
-DEFAULT_TX_END = "commit-allow-override"
 
 
 def create_app(ctx: StackContext) -> RestApp:
@@ -67,19 +63,20 @@ def create_app(ctx: StackContext) -> RestApp:
 class RestApp:
     """The ASGI app mounted at /rest/v1 behind the apikey gateway."""
 
-    def __init__(self, ctx: StackContext, tx_end: str | None = None) -> None:
+    def __init__(self, ctx: StackContext, settings: RestSettings | None = None) -> None:
         self.ctx = ctx
-        self.tx = Transactor(self._pool)
+        self.settings = settings or load_settings(ctx.extra.get("rest"))
+        self.tx = Transactor(self._pool, self.settings)
         self.jwt = JwtVerifier(ctx.keys)
-        end = (tx_end or os.environ.get(TX_END_ENV) or DEFAULT_TX_END).strip().lower()
-        self.tx_override = end.endswith("-allow-override")
-        self.tx_rollback_default = end.startswith("rollback")
 
     def _prefer(self, request: Request) -> Preferences:
-        return parse_prefer(request.headers.getlist("prefer"), allow_tx=self.tx_override)
+        allow = self.settings.tx_override
+        return parse_prefer(request.headers.getlist("prefer"), allow_tx=allow)
 
     def _rollback(self, prefs: Preferences) -> bool:
-        return prefs.tx == "rollback" if prefs.tx is not None else self.tx_rollback_default
+        if prefs.tx is not None:
+            return prefs.tx == "rollback"
+        return self.settings.tx_rollback_default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,22 +113,23 @@ class RestApp:
             )
         caller = self._caller(request)  # PostgREST authenticates before it parses anything
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if check_profile(headers, method):
-            extra["Content-Profile"] = "public"
+        schema, negotiated = check_profile(headers, method, self.settings.schemas)
+        if negotiated:
+            extra["Content-Profile"] = schema
         if not parts:
-            return await self._root()
+            return await self._root(schema)
         if parts[0] == "rpc" and len(parts) == 2:
             if method not in ("GET", "HEAD", "POST"):
                 raise errors.rpc_method(method)
-            return await self._rpc(request, caller, parts[1], headers, extra)
+            return await self._rpc(request, caller, parts[1], headers, extra, schema)
         if len(parts) != 1:
             raise errors.invalid_path()
         if method not in _TABLE_METHODS:
             raise errors.unsupported_method(method)
-        return await self._table(request, caller, parts[0], headers, extra)
+        return await self._table(request, caller, parts[0], headers, extra, schema)
 
-    async def _root(self) -> Response:
-        cat = await self.tx.catalogue()
+    async def _root(self, schema: str) -> Response:
+        cat = await self.tx.catalogue(schema)
         paths: dict[str, dict[str, object]] = {f"/{name}": {} for name in sorted(cat.tables)}
         spec = {"swagger": "2.0", "info": {"title": "PostgREST stand-in"}, "paths": paths}
         return Response(orjson.dumps(spec), media_type="application/openapi+json; charset=utf-8")
@@ -144,6 +142,7 @@ class RestApp:
         name: str,
         headers: dict[str, str],
         extra: dict[str, str],
+        schema: str,
     ) -> Response:
         method = request.method
         accept = parse_accept(headers.get("accept"))
@@ -160,11 +159,11 @@ class RestApp:
         def planner(cat: Catalogue) -> Plan:
             table = cat.tables.get(name)
             if table is None:
-                raise errors.table_not_found(name, cat.table_hint(name))
+                raise errors.table_not_found(name, cat.table_hint(name), cat.schema)
             stmt: Statement | None
             check_aggregates(cat, query)
             if method in ("GET", "HEAD"):
-                source = sql.Identifier("public", name)
+                source = sql.Identifier(cat.schema, name)
                 target = Target(name, table.columns, source if has_embeds(query.select) else None)
                 bind = Binder()
                 stmt = read_statement(
@@ -225,7 +224,7 @@ class RestApp:
                 rollback=self._rollback(prefs),
             )
 
-        _, outcome = await self.tx.run(_info(request), caller, planner)
+        _, outcome = await self.tx.run(_info(request), caller, planner, schema)
         applied = prefs.applied(write=write)
         if applied:
             extra["Preference-Applied"] = applied
@@ -241,6 +240,7 @@ class RestApp:
         name: str,
         headers: dict[str, str],
         extra: dict[str, str],
+        schema: str,
     ) -> Response:
         method = request.method
         accept = parse_accept(headers.get("accept"))
@@ -302,7 +302,7 @@ class RestApp:
                 count=prefs.count,
             )
 
-        plan, outcome = await self.tx.run(_info(request), caller, planner)
+        plan, outcome = await self.tx.run(_info(request), caller, planner, schema)
         fn = plan.function
         assert fn is not None
         applied = prefs.applied(write=False)

@@ -63,13 +63,13 @@ def invalid_range(details: str) -> RestError:
     return RestError(416, "PGRST103", "Requested range not satisfiable", details)
 
 
-def invalid_schema(schema: str) -> RestError:
+def invalid_schema(schema: str, exposed: tuple[str, ...] = ("public",)) -> RestError:
     return RestError(
         406,
         "PGRST106",
         f"Invalid schema: {schema}",
         None,
-        "Only the following schemas are exposed: public",
+        "Only the following schemas are exposed: " + ", ".join(exposed),
     )
 
 
@@ -135,26 +135,26 @@ def invalid_path() -> RestError:
     return RestError(404, "PGRST125", "Invalid path specified in request URL")
 
 
-def no_relationship(table: str, other: str) -> RestError:
+def no_relationship(table: str, other: str, schema: str = "public") -> RestError:
     return RestError(
         400,
         "PGRST200",
         f"Could not find a relationship between '{table}' and '{other}' in the schema cache",
         f"Searched for a foreign key relationship between '{table}' and '{other}' in the "
-        "schema 'public', but no matches were found.",
-        "The local PostgREST stand-in does not embed resources: query the related table "
-        "separately.",
+        f"schema '{schema}', but no matches were found.",
     )
 
 
-def function_not_found(name: str, args: list[str], hint: str | None) -> RestError:
+def function_not_found(
+    name: str, args: list[str], hint: str | None, schema: str = "public"
+) -> RestError:
     listed = ", ".join(sorted(args))
     searched = f"with parameters {listed}" if args else "without parameters"
     return RestError(
         404,
         "PGRST202",
-        f"Could not find the function public.{name}({listed}) in the schema cache",
-        f"Searched for the function public.{name} {searched} or with a single unnamed "
+        f"Could not find the function {schema}.{name}({listed}) in the schema cache",
+        f"Searched for the function {schema}.{name} {searched} or with a single unnamed "
         "json/jsonb parameter, but no matches were found in the schema cache.",
         hint,
     )
@@ -183,9 +183,13 @@ def undefined_column(table: str, column: str) -> RestError:
     return RestError(400, "42703", f"column {table}.{column} does not exist")
 
 
-def table_not_found(name: str, hint: str | None) -> RestError:
+def table_not_found(name: str, hint: str | None, schema: str = "public") -> RestError:
     return RestError(
-        404, "PGRST205", f"Could not find the table 'public.{name}' in the schema cache", None, hint
+        404,
+        "PGRST205",
+        f"Could not find the table '{schema}.{name}' in the schema cache",
+        None,
+        hint,
     )
 
 

@@ -125,15 +125,20 @@ def parse_accept(value: str | None) -> Accept:
     raise unacceptable(value.strip())
 
 
-def check_profile(headers: dict[str, str], method: str) -> bool:
-    """PGRST106 unless the requested schema is `public`; True when a profile header was sent."""
+def check_profile(
+    headers: dict[str, str], method: str, schemas: tuple[str, ...] = (EXPOSED_SCHEMA,)
+) -> tuple[str, bool]:
+    """The request's schema (`Accept-Profile` for GET/HEAD, `Content-Profile` otherwise,
+    else the first exposed one) and whether it was negotiated (a profile header was sent, or
+    several schemas are exposed): then the response names it in `Content-Profile`.
+    PGRST106 for a schema that is not exposed."""
     name = "accept-profile" if method in ("GET", "HEAD") else "content-profile"
     schema = headers.get(name)
     if schema is None:
-        return False
-    if schema.strip() != EXPOSED_SCHEMA:
-        raise invalid_schema(schema.strip())
-    return True
+        return schemas[0], len(schemas) != 1
+    if schema.strip() not in schemas:
+        raise invalid_schema(schema.strip(), schemas)
+    return schema.strip(), True
 
 
 @dataclass

@@ -51,7 +51,7 @@ def resolve(cat: Catalogue, name: str, arg_names: set[str], *, whole_body: bool)
     matches = named or unnamed_json
     if not matches:
         hint = None if candidates else cat.function_hint(name)
-        raise function_not_found(name, sorted(arg_names), hint)
+        raise function_not_found(name, sorted(arg_names), hint, cat.schema)
     if len(matches) > 1:
         raise ambiguous_function([fn.signature() for fn in matches])
     return matches[0]
@@ -71,7 +71,7 @@ def rpc_statement(
 ) -> Statement:
     fn = call.function
     bind = Binder()
-    proc = sql.Identifier("public", fn.name)
+    proc = sql.Identifier(fn.schema, fn.name)
     args_from: sql.Composable
     if fn.single_unnamed_json and call.args_json is not None:
         cast = sql.SQL(fn.inputs[0].type)  # "json" or "jsonb", checked by single_unnamed_json

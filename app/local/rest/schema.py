@@ -31,7 +31,7 @@ select c.oid::int8, c.relname, c.relkind::text,
     join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
     where con.conrelid = c.oid and con.contype = 'p'), '{}')
 from pg_class c
-where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v', 'm', 'f', 'p')
+where c.relnamespace = %(schema)s::regnamespace and c.relkind in ('r', 'v', 'm', 'f', 'p')
 """
 
 _FUNCTIONS = """
@@ -49,7 +49,7 @@ select p.oid::int8, p.proname, p.provolatile::text, p.proretset, p.pronargdefaul
     from pg_attribute a join pg_type t on t.oid = a.atttypid
     where a.attrelid = rt.typrelid and a.attnum > 0 and not a.attisdropped), '[]'::json)::text
 from pg_proc p join pg_type rt on rt.oid = p.prorettype
-where p.pronamespace = 'public'::regnamespace and p.prokind = 'f'
+where p.pronamespace = %(schema)s::regnamespace and p.prokind = 'f'
 """
 
 # Foreign keys anywhere (a view in the exposed schema may sit on a table outside it), with
@@ -108,6 +108,7 @@ class Table:
     columns: dict[str, Column]
     primary_key: tuple[str, ...]
     oid: int = 0
+    schema: str = "public"
 
     @property
     def is_view(self) -> bool:
@@ -136,6 +137,7 @@ class Function:
     returns_void: bool
     inputs: tuple[Argument, ...]
     columns: dict[str, Column]  # of a composite/TABLE result; empty for scalars
+    schema: str = "public"
 
     @property
     def read_only(self) -> bool:
@@ -155,7 +157,7 @@ class Function:
 
     def signature(self) -> str:
         args = ", ".join(f"{a.name} => {a.type}" for a in self.inputs)
-        return f"public.{self.name}({args})"
+        return f"{self.schema}.{self.name}({args})"
 
 
 @dataclass
@@ -179,24 +181,30 @@ class Catalogue:
 
     def table_hint(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, list(self.tables), n=1)
-        return f"Perhaps you meant the table 'public.{close[0]}'" if close else None
+        return f"Perhaps you meant the table '{self.schema}.{close[0]}'" if close else None
 
     def function_hint(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, list(self.functions), n=1)
-        return f"Perhaps you meant to call the function public.{close[0]}" if close else None
+        return f"Perhaps you meant to call the function {self.schema}.{close[0]}" if close else None
 
 
-async def load_catalogue(conn: AsyncConnection) -> Catalogue:
-    """Read the catalogue in one short read-only transaction."""
+async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catalogue:
+    """Read one schema's catalogue in one short read-only transaction (an unknown schema
+    has no tables or functions)."""
     import orjson  # noqa: PLC0415 - local: only loading needs it
 
-    cat = Catalogue(loaded_at=time.monotonic())
+    cat = Catalogue(schema=schema, loaded_at=time.monotonic())
+    exists = "select to_regnamespace(%(schema)s) is not null"
     async with conn.transaction():
-        for oid, name, kind, cols, pk in await (await conn.execute(_TABLES)).fetchall():
+        found = await (await conn.execute(exists, {"schema": schema})).fetchone()
+        if not (found and found[0]):
+            return cat
+        params = {"schema": schema}
+        for oid, name, kind, cols, pk in await (await conn.execute(_TABLES, params)).fetchall():
             columns = {
                 c["name"]: Column(c["name"], c["type"], c["base"]) for c in orjson.loads(cols)
             }
-            cat.tables[name] = Table(name, kind, columns, tuple(pk), oid)
+            cat.tables[name] = Table(name, kind, columns, tuple(pk), oid, schema)
         fks = [
             ForeignKey(
                 name,
@@ -214,7 +222,7 @@ async def load_catalogue(conn: AsyncConnection) -> Catalogue:
             oid: target_columns(action)
             for oid, action in await (await conn.execute(_VIEWS)).fetchall()
         }
-        for row in await (await conn.execute(_FUNCTIONS)).fetchall():
+        for row in await (await conn.execute(_FUNCTIONS, params)).fetchall():
             oid, name, vol, retset, ndefaults, rettype, retbase, rettyptype, args, cols = row
             all_args = orjson.loads(args)
             inputs = [a for a in all_args if a["mode"] in ("i", "b", "v")]
@@ -240,6 +248,7 @@ async def load_catalogue(conn: AsyncConnection) -> Catalogue:
                         for i, a in enumerate(inputs)
                     ),
                     columns=columns,
+                    schema=schema,
                 )
             )
         for role, config in await (await conn.execute(_ROLE_SETTINGS)).fetchall():
@@ -258,29 +267,33 @@ async def load_catalogue(conn: AsyncConnection) -> Catalogue:
 
 
 class SchemaCache:
-    """One catalogue per database; concurrent misses share one reload."""
+    """One catalogue per exposed schema of one database; concurrent misses share a reload."""
 
     def __init__(self) -> None:
-        self._catalogue: Catalogue | None = None
-        self._stale = False
+        self._catalogues: dict[str, Catalogue] = {}
+        self._stale: set[str] = set()
         self._lock = asyncio.Lock()
 
-    async def get(self, conn: AsyncConnection) -> Catalogue:
-        if self._catalogue is None or self._stale:
-            return await self.reload(
-                conn, since=0.0 if self._catalogue is None else time.monotonic()
-            )
-        return self._catalogue
+    async def get(self, conn: AsyncConnection, schema: str = "public") -> Catalogue:
+        cat = self._catalogues.get(schema)
+        if cat is None or schema in self._stale:
+            since = 0.0 if cat is None else time.monotonic()
+            return await self.reload(conn, since=since, schema=schema)
+        return cat
 
     def invalidate(self) -> None:
         """PostgreSQL did not know a name the cache knew: reload before the next request."""
-        self._stale = True
+        self._stale.update(self._catalogues)
 
-    async def reload(self, conn: AsyncConnection, *, since: float) -> Catalogue:
+    async def reload(
+        self, conn: AsyncConnection, *, since: float, schema: str = "public"
+    ) -> Catalogue:
         """Reload unless another request already did after `since` (a monotonic time)."""
         async with self._lock:
-            if self._catalogue is not None and self._catalogue.loaded_at > since:
-                return self._catalogue
-            self._stale = False
-            self._catalogue = await load_catalogue(conn)
-            return self._catalogue
+            cat = self._catalogues.get(schema)
+            if cat is not None and cat.loaded_at > since:
+                return cat
+            self._stale.discard(schema)
+            cat = await load_catalogue(conn, schema)
+            self._catalogues[schema] = cat
+            return cat

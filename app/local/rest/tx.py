@@ -21,9 +21,9 @@ from psycopg_pool import AsyncConnectionPool
 from app.local.rest import errors
 from app.local.rest.errors import RestError
 from app.local.rest.schema import MAX_ROWS, Catalogue, Function, SchemaCache
+from app.local.rest.settings import RestSettings
 from app.local.rest.sql import Statement
 
-SEARCH_PATH = "public, extensions"
 # A lookup miss with one of these codes may only mean the cache predates the object: reload once.
 # PGRST123: `pgrst.db_aggregates_enabled` may have been set since (PostgREST reloads its config
 # on `NOTIFY pgrst, 'reload config'`; the stand-in reloads on the first request that needs it).
@@ -90,26 +90,30 @@ def _preamble_sql(count: int) -> str:
 class Transactor:
     """Runs plans against one database, keeping its schema cache."""
 
-    def __init__(self, pool: Callable[[], AsyncConnectionPool]) -> None:
+    def __init__(
+        self, pool: Callable[[], AsyncConnectionPool], settings: RestSettings | None = None
+    ) -> None:
         self._pool = pool
+        self.settings = settings or RestSettings()
         self.schema = SchemaCache()
 
-    async def catalogue(self) -> Catalogue:
+    async def catalogue(self, schema: str | None = None) -> Catalogue:
         async with self._pool().connection() as conn:
-            return await self.schema.get(conn)
+            return await self.schema.get(conn, schema or self.settings.default_schema)
 
     async def run(
-        self, info: RequestInfo, caller: Caller, planner: Planner
+        self, info: RequestInfo, caller: Caller, planner: Planner, schema: str | None = None
     ) -> tuple[Plan, Outcome]:
         started = time.monotonic()
+        name = schema or self.settings.default_schema
         async with self._pool().connection() as conn:
-            cat = await self.schema.get(conn)
+            cat = await self.schema.get(conn, name)
             try:
                 plan = planner(cat)
             except RestError as err:
                 if err.code not in _RELOAD_CODES or cat.loaded_at >= started:
                     raise
-                cat = await self.schema.reload(conn, since=started)
+                cat = await self.schema.reload(conn, since=started, schema=name)
                 plan = planner(cat)
             return plan, await self._transaction(conn, info, caller, cat, plan)
 
@@ -161,7 +165,7 @@ class Transactor:
         self, conn: AsyncConnection, info: RequestInfo, caller: Caller, cat: Catalogue
     ) -> None:
         settings = [
-            ("search_path", SEARCH_PATH),
+            ("search_path", self.settings.search_path(cat.schema)),
             *cat.role_settings.get(caller.role, {}).items(),
             ("role", caller.role),
             ("request.jwt.claims", orjson.dumps(caller.claims).decode()),

@@ -61,7 +61,7 @@ def parse_body(raw: bytes) -> Body:
 
 
 def _relation(table: Table) -> sql.Identifier:
-    return sql.Identifier("public", table.name)
+    return sql.Identifier(table.schema, table.name)
 
 
 def _columns_for(table: Table, query: ApiQuery, rows: list[dict[str, Any]]) -> list[str]:

@@ -241,3 +241,58 @@ async def test_rpc_returning_table_rows_embeds(anon: AsyncClient) -> None:
         .execute()
     )
     assert res.data == [{"id": 4, "channels": {"slug": "public"}}]
+
+
+# --- exposed schemas ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_schemas(local_stack: LocalStack) -> Iterator[ServedDatabase]:
+    rest = {"schemas": ["public", "personal"]}
+    with served_database(local_stack, FIXTURE, migrate=False, rest=rest) as served:
+        yield served
+
+
+async def test_other_exposed_schema_through_profiles(
+    local_stack: LocalStack,
+    two_schemas: ServedDatabase,
+    http: tuple[httpx.AsyncClient, StatusLog],
+) -> None:
+    client = await async_client(two_schemas.url, local_stack, http[0])
+    personal = client.schema("personal")
+    users = await personal.table("users").select("username, status, pets(name)").execute()
+    assert users.data == [
+        {"username": "private-bot", "status": "OFFLINE", "pets": [{"name": "rex"}]}
+    ]
+    await personal.table("pets").insert({"owner": "private-bot", "name": "tom"}).execute()
+    pets = await personal.table("pets").select("name").order("id").execute()
+    assert [p["name"] for p in pets.data] == ["rex", "tom"]
+    status = await personal.rpc("get_status", {"name_param": "private-bot"}).execute()
+    assert status.data == "OFFLINE"  # `users` resolved through search_path: personal first
+    public = await client.table("users").select("username").eq("username", "supabot").execute()
+    assert public.data == [{"username": "supabot"}]
+
+
+def test_profile_headers_with_several_schemas(
+    local_stack: LocalStack, two_schemas: ServedDatabase
+) -> None:
+    base = f"{two_schemas.url}/rest/v1"
+    key = {"apikey": local_stack.keys.anon_key}
+    with httpx.Client(base_url=base, headers=key, timeout=30) as rest:
+        default = rest.get("/channels", params={"select": "id", "limit": "1"})
+        assert default.headers["content-profile"] == "public"  # several schemas: always named
+        chosen = rest.get("/users", headers={"Accept-Profile": "personal"})
+        assert chosen.headers["content-profile"] == "personal"
+        assert chosen.json() == [{"username": "private-bot", "status": "OFFLINE"}]
+        wrong = rest.get("/users", headers={"Accept-Profile": "auth"})
+        assert wrong.status_code == 406
+        assert wrong.json()["hint"] == "Only the following schemas are exposed: public, personal"
+        missing = rest.get("/channels", headers={"Accept-Profile": "personal"})
+        assert missing.json()["message"] == (
+            "Could not find the table 'personal.channels' in the schema cache"
+        )
+
+
+def test_single_schema_hides_the_others(rest: httpx.Client) -> None:
+    res = rest.get("/users", headers={"Accept-Profile": "personal"})
+    assert res.status_code == 406
+    assert res.json()["hint"] == "Only the following schemas are exposed: public"
+    assert "content-profile" not in rest.get("/channels").headers
