@@ -63,20 +63,10 @@ def check_aggregates(cat: Catalogue, query: ApiQuery) -> None:
 
 
 @dataclass
-class _Counter:
-    n: int = 0
-
-    def alias(self) -> str:
-        self.n += 1
-        return f"pgrst_{self.n}"
-
-
-@dataclass
 class _Context:
     cat: Catalogue
     params: dict[EmbedPath, EmbedParams]
     bind: Binder
-    counter: _Counter = field(default_factory=_Counter)
     used: set[EmbedPath] = field(default_factory=set)
     explicit_star: bool = False
 
@@ -123,12 +113,15 @@ def _project(
     group: list[sql.Composable] = []
     embeds: dict[str, EmbedRef] = {}
     aggregated = False
+    embedded_exprs: list[sql.Composable] = []
     for item in items:
         if isinstance(item, SelectEmbed):
             embedded = _embed(ctx, origin, target, item, path + (item.label,))
             joins.append(embedded.join)
-            selects.extend(embedded.selects)
-            labels.extend(embedded.labels)
+            for expr, label in embedded.selects:
+                selects.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(label)))
+                embedded_exprs.append(expr)
+            labels.extend(label for _, label in embedded.selects)
             embeds[item.label] = embedded.ref
         elif isinstance(item, SelectStar) and ctx.explicit_star and not path:
             selects.extend(_qualified(target, c) for c in target.columns)
@@ -149,8 +142,7 @@ def _project(
                 aggregated = True
             else:
                 group.append(expr)
-    if not selects:
-        selects.append(sql.SQL("NULL AS pgrst_empty"))
+    group.extend(embedded_exprs)  # PostgREST groups by the embeds' values too
     grouping = (
         sql.SQL(" GROUP BY {}").format(sql.SQL(", ").join(group))
         if aggregated and group
@@ -173,8 +165,7 @@ def _qualified(target: Target, name: str) -> sql.Composable:
 @dataclass
 class _Embedded:
     join: sql.Composable
-    selects: Sequence[sql.Composable]
-    labels: list[str]
+    selects: Sequence[tuple[sql.Composable, str]]  # (value, output key) for the parent
     ref: EmbedRef
 
 
@@ -188,13 +179,16 @@ def _embed(
         raise RestError(400, "PGRST200", f"Could not find the table '{rel.foreign_table}'")
     ctx.used.add(path)
     params = ctx.params.get(path, EmbedParams())
-    name = ctx.counter.alias()
-    alias, agg = sql.Identifier(name), sql.Identifier(f"{name}_agg")
+    # PostgREST's aliases (`<table>_<depth>`, `<origin>_<label>_<depth>`), so PostgreSQL's
+    # own error messages read the same.
+    depth = len(path)
+    alias = sql.Identifier(f"{rel.foreign_table}_{depth}")
+    agg = sql.Identifier(f"{origin}_{item.label}_{depth}")
     child = Target(rel.foreign_table, table.columns, alias)
     inner = _project(ctx, rel.foreign_table, child, item.items, path)
     bind = ctx.bind
     relation = sql.Identifier(cat.schema, rel.foreign_table)
-    conditions = _join_conditions(rel, alias, parent, ctx)
+    conditions = _join_conditions(rel, alias, parent, depth)
     from_items: list[sql.Composable] = [sql.SQL("{} AS {}").format(relation, alias)]
     if rel.junction is not None:
         junction_alias = conditions.pop()
@@ -211,62 +205,37 @@ def _embed(
         sql.SQL(" AND ").join(where),
         inner.group,
         order_clause(params.order, inner.target, bind),
-        page_clause(
-            min(params.limit, MAX_ROWS) if params.limit is not None else MAX_ROWS,
-            params.offset,
-            bind,
-        ),
+        page_clause(_capped(params.limit), params.offset, bind),
     )
     join_kind = sql.SQL(" INNER" if item.join == "inner" else " LEFT")
     empty = not item.items
+    spread = [(sql.SQL("{}.{}").format(agg, sql.Identifier(k)), k) for k in inner.labels]
     if rel.to_one:
         join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON TRUE").format(join_kind, subquery, agg)
-        if item.spread:
-            selects = [
-                sql.SQL("{}.{} AS {}").format(agg, sql.Identifier(label), sql.Identifier(label))
-                for label in inner.labels
-            ]
-            labels = list(inner.labels)
-        else:
-            selects = (
-                []
-                if empty
-                else [
-                    sql.SQL("row_to_json({}.*)::jsonb AS {}").format(
-                        agg, sql.Identifier(item.label)
-                    )
-                ]
-            )
-            labels = [] if empty else [item.label]
-        return _Embedded(join, selects, labels, EmbedRef(agg, True, inner.labels))
+        whole: list[tuple[sql.Composable, str]] = [
+            (sql.SQL("row_to_json({}.*)::jsonb").format(agg), item.label)
+        ]
+        selects = spread if item.spread else ([] if empty else whole)
+        return _Embedded(join, selects, EmbedRef(agg, True, inner.labels))
     on = sql.SQL("{}.{} IS NOT NULL").format(agg, agg) if item.join == "inner" else sql.SQL("TRUE")
-    if item.spread:
+    if item.spread:  # to-many: each key becomes the array of its values
         columns = [
             sql.SQL("COALESCE(json_agg({}.{}), '[]')::jsonb AS {}").format(
                 agg, sql.Identifier(label), sql.Identifier(label)
             )
             for label in inner.labels
         ]
-        aggregate = sql.SQL("SELECT json_agg({})::jsonb AS {}, {} FROM ({}) AS {}").format(
-            agg, agg, sql.SQL(", ").join(columns) if columns else sql.SQL("NULL"), subquery, agg
+        lateral = sql.SQL("SELECT json_agg({})::jsonb AS {}{} FROM ({}) AS {}").format(
+            agg, agg, sql.SQL("").join(sql.SQL(", {}").format(c) for c in columns), subquery, agg
         )
-        join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON {}").format(join_kind, aggregate, agg, on)
-        selects = [
-            sql.SQL("{}.{} AS {}").format(agg, sql.Identifier(label), sql.Identifier(label))
-            for label in inner.labels
-        ]
-        return _Embedded(join, selects, list(inner.labels), EmbedRef(agg, False, inner.labels))
-    aggregate = sql.SQL("SELECT json_agg({})::jsonb AS {} FROM ({}) AS {}").format(
+        join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON {}").format(join_kind, lateral, agg, on)
+        return _Embedded(join, spread, EmbedRef(agg, False, inner.labels))
+    lateral = sql.SQL("SELECT json_agg({})::jsonb AS {} FROM ({}) AS {}").format(
         agg, agg, subquery, agg
     )
-    join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON {}").format(join_kind, aggregate, agg, on)
-    selects = (
-        []
-        if empty
-        else [sql.SQL("COALESCE({}.{}, '[]') AS {}").format(agg, agg, sql.Identifier(item.label))]
-    )
-    labels = [] if empty else [item.label]
-    return _Embedded(join, selects, labels, EmbedRef(agg, False, inner.labels))
+    join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON {}").format(join_kind, lateral, agg, on)
+    array = [(sql.SQL("COALESCE({}.{}, '[]')").format(agg, agg), item.label)]
+    return _Embedded(join, [] if empty else array, EmbedRef(agg, False, inner.labels))
 
 
 def _capped(limit: int | None) -> int:
@@ -274,7 +243,7 @@ def _capped(limit: int | None) -> int:
 
 
 def _join_conditions(
-    rel: Relationship, alias: sql.Identifier, parent: Target, ctx: _Context
+    rel: Relationship, alias: sql.Identifier, parent: Target, depth: int
 ) -> list[sql.Composable]:
     """Equalities tying the embedded rows to the parent row; for a many-to-many, the
     junction's alias comes last in the list (popped by the caller)."""
@@ -287,7 +256,7 @@ def _join_conditions(
             )
             for ocol, tcol in rel.columns
         ]
-    junction = sql.Identifier(ctx.counter.alias())
+    junction = sql.Identifier(f"{rel.junction.table}_{depth}_junction")
     conds: list[sql.Composable] = [
         sql.SQL("{}.{} = {}.{}").format(alias, sql.Identifier(tcol), junction, sql.Identifier(jcol))
         for tcol, jcol in rel.junction.target
