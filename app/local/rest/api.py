@@ -31,6 +31,7 @@ from app.local.rest.headers import (
     parse_accept,
     parse_prefer,
 )
+from app.local.rest.limits import read_body
 from app.local.rest.query import RESERVED, looks_like_filter, parse_query, parse_range_header
 from app.local.rest.response import (
     page_bounds,
@@ -93,9 +94,14 @@ class RestApp:
             return err.response(extra)
         except PoolTimeout:
             return errors.pool_timeout().response(extra)
-        except psycopg.OperationalError:
-            logger.warning("REST stand-in: database unavailable", exc_info=True)
+        except psycopg.OperationalError as exc:
+            logger.warning("REST stand-in: database unavailable: %s", _one_line(exc))
             return errors.unavailable().response(extra)
+        except RecursionError:  # a bound was missed: still the client's input, one line
+            logger.warning(
+                "REST stand-in: request nested too deeply on %s %s", request.method, _path(request)
+            )
+            return errors.too_deep().response(extra)
         except Exception:  # the edge: log the detail, answer PostgREST's 500 shape
             logger.exception(
                 "REST stand-in: unexpected error on %s %s", request.method, _path(request)
@@ -151,7 +157,7 @@ class RestApp:
         write = method in ("POST", "PATCH", "DELETE")
         if method in ("PATCH", "DELETE") and not query.where:
             raise errors.unsafe_write(method)
-        body = parse_body(await request.body()) if method in ("POST", "PATCH") else None
+        body = parse_body(await read_body(request)) if method in ("POST", "PATCH") else None
         mode = prefs.return_ or "minimal"
         rng = parse_range_header(headers.get("range")) if method in ("GET", "HEAD") else None
         offset, limit = page_bounds(query.offset, query.limit, rng)
@@ -246,7 +252,7 @@ class RestApp:
         accept = parse_accept(headers.get("accept"))
         prefs = self._prefer(request)
         pairs = _query_pairs(request)
-        raw = await request.body() if method == "POST" else b""
+        raw = await read_body(request) if method == "POST" else b""
         body: Body | None = parse_body(raw) if raw.strip() else None
         if method == "POST" and body is None:
             body = Body({}, "{}")
@@ -325,6 +331,10 @@ class RestApp:
     def _caller(self, request: Request) -> Caller:
         role, claims = self.jwt.claims(request.headers.get("authorization"))
         return Caller(role, claims)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def _info(request: Request) -> RequestInfo:

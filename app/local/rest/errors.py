@@ -213,6 +213,10 @@ def jwt_error(message: str) -> RestError:
     )
 
 
+def too_deep() -> RestError:
+    return RestError(400, "PGRST100", "Request nested too deeply", None, None)
+
+
 def internal() -> RestError:
     return RestError(500, "PGRSTX00", "Internal server error")
 

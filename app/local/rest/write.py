@@ -29,6 +29,8 @@ from app.local.rest.sql import (
 )
 from app.local.rest.syntax import ApiQuery
 
+_TOO_DEEP = "JSON nested deeper than 1024 levels"
+
 
 @dataclass(frozen=True)
 class Body:
@@ -52,9 +54,13 @@ def parse_body(raw: bytes) -> Body:
         raise invalid_body()
     try:
         value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as err:
+        if "depth limit" in str(err).lower() or "recursion" in str(err).lower():
+            raise invalid_body(_TOO_DEEP) from err
         try:
             value = json.loads(text)
+        except RecursionError as exc:
+            raise invalid_body(_TOO_DEEP) from exc
         except ValueError as exc:
             raise invalid_body() from exc
     return Body(value, text)
