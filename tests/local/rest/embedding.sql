@@ -118,3 +118,5 @@ grant select, insert, update, delete on all tables in schema personal to anon, a
 grant usage, select on all sequences in schema personal to anon, authenticated;
 insert into personal.users (username, status) values ('private-bot', 'OFFLINE');
 insert into personal.pets (owner, name) values ('private-bot', 'rex');
+create function public.jit_setting() returns text
+  language sql stable as $$ select current_setting('jit') $$;

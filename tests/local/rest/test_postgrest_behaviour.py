@@ -296,3 +296,8 @@ def test_single_schema_hides_the_others(rest: httpx.Client) -> None:
     assert res.status_code == 406
     assert res.json()["hint"] == "Only the following schemas are exposed: public"
     assert "content-profile" not in rest.get("/channels").headers
+
+
+async def test_requests_run_without_jit(anon: AsyncClient) -> None:
+    """Nested embeds on small, fresh tables pass jit_above_cost: JIT would cost seconds."""
+    assert (await anon.rpc("jit_setting", {}).execute()).data == "off"
