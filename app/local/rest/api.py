@@ -42,7 +42,7 @@ from app.local.rest.response import (
 from app.local.rest.rpc import Call, resolve, rpc_statement
 from app.local.rest.schema import Catalogue
 from app.local.rest.settings import RestSettings, load_settings
-from app.local.rest.sql import Binder, Statement, Target, read_statement
+from app.local.rest.sql import Binder, Statement, Target, read_statement, with_computed
 from app.local.rest.tx import Caller, Plan, RequestInfo, Transactor
 from app.local.rest.write import (
     Body,
@@ -170,7 +170,11 @@ class RestApp:
             check_aggregates(cat, query)
             if method in ("GET", "HEAD"):
                 source = sql.Identifier(cat.schema, name)
-                target = Target(name, table.columns, source if has_embeds(query.select) else None)
+                target = with_computed(
+                    Target(name, table.columns, source if has_embeds(query.select) else None),
+                    cat.computed.get(name, {}),
+                    name,
+                )
                 bind = Binder()
                 stmt = read_statement(
                     source,

@@ -30,6 +30,7 @@ from app.local.rest.sql import (
     order_clause,
     page_clause,
     where_clause,
+    with_computed,
 )
 from app.local.rest.syntax import (
     ApiQuery,
@@ -152,7 +153,7 @@ def _project(
         sql.SQL(", ").join(selects),
         sql.SQL("").join(joins),
         grouping,
-        Target(target.name, target.columns, target.qualifier, embeds),
+        Target(target.name, target.columns, target.qualifier, embeds, target.computed),
         tuple(labels),
     )
 
@@ -184,7 +185,12 @@ def _embed(
     depth = len(path)
     alias = sql.Identifier(f"{rel.foreign_table}_{depth}")
     agg = sql.Identifier(f"{origin}_{item.label}_{depth}")
-    child = Target(rel.foreign_table, table.columns, alias)
+    # Named by its alias, as PostgreSQL names it in "column messages_1.x does not exist".
+    child = with_computed(
+        Target(f"{rel.foreign_table}_{depth}", table.columns, alias),
+        cat.computed.get(rel.foreign_table, {}),
+        f"{rel.foreign_table}_{depth}",
+    )
     inner = _project(ctx, rel.foreign_table, child, item.items, path)
     bind = ctx.bind
     relation = sql.Identifier(cat.schema, rel.foreign_table)

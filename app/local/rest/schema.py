@@ -168,6 +168,9 @@ class Catalogue:
     relationships: dict[str, list[Relationship]] = field(default_factory=dict)
     schema: str = "public"
     config: dict[str, str] = field(default_factory=dict)  # `pgrst.*` settings of authenticator
+    # table → {function: schema} for functions of one argument of the table's row type that
+    # return one value (PostgREST's computed fields).
+    computed: dict[str, dict[str, str]] = field(default_factory=dict)
     loaded_at: float = 0.0
 
     @property
@@ -258,6 +261,13 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                     cat.config[key] = value
                 if key in APPLIED_ROLE_SETTINGS:
                     cat.role_settings.setdefault(role, {})[key] = value
+    for fns in cat.functions.values():
+        for fn in fns:
+            if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void:
+                continue
+            arg = fn.inputs[0].type.removeprefix(f"{schema}.").strip('"')
+            if arg in cat.tables:
+                cat.computed.setdefault(arg, {})[fn.name] = fn.schema
     relations = {
         t.oid: Relation(t.oid, t.name, t.is_view, frozenset(t.primary_key))
         for t in cat.tables.values()

@@ -140,6 +140,8 @@ class Target:
     columns: dict[str, Column]
     qualifier: sql.Composable | None = None
     embeds: dict[str, EmbedRef] = field(default_factory=dict)
+    # Computed fields: functions of the row type (`blurb(messages)`), as their call on this row.
+    computed: dict[str, sql.Composable] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,14 +163,26 @@ class Statement:
     explain: sql.Composed | None = None  # `EXPLAIN (FORMAT JSON)` of the count, same params
 
 
+def with_computed(target: Target, functions: dict[str, str], row: str) -> Target:
+    """`target` plus the computed fields of its table (function name → schema), called on the
+    whole row named `row` (the FROM item's alias, or the table's own name)."""
+    calls: dict[str, sql.Composable] = {
+        name: sql.SQL("{}({})").format(sql.Identifier(schema, name), sql.Identifier(row))
+        for name, schema in functions.items()
+    }
+    return Target(target.name, target.columns, target.qualifier, target.embeds, calls)
+
+
 # --- expressions -----------------------------------------------------------------------------
 def column(f: Field, target: Target, bind: Binder) -> sql.Composable:
+    expr: sql.Composable
     if f.name not in target.columns:
-        raise undefined_column(target.name, f.name)
-    ident = sql.Identifier(f.name)
-    expr: sql.Composable = (
-        sql.SQL(".").join([target.qualifier, ident]) if target.qualifier else ident
-    )
+        if f.name not in target.computed:
+            raise undefined_column(target.name, f.name)
+        expr = target.computed[f.name]
+    else:
+        ident = sql.Identifier(f.name)
+        expr = sql.SQL(".").join([target.qualifier, ident]) if target.qualifier else ident
     for step in f.json_path:
         key = step.key
         index = key.lstrip("-").isdigit()

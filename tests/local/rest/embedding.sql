@@ -120,3 +120,6 @@ insert into personal.users (username, status) values ('private-bot', 'OFFLINE');
 insert into personal.pets (owner, name) values ('private-bot', 'rex');
 create function public.jit_setting() returns text
   language sql stable as $$ select current_setting('jit') $$;
+-- A computed field: a function of the row type, selectable (not part of `*`) and filterable.
+create function public.blurb(public.messages) returns text
+  language sql stable as $$ select substring($1.message, 1, 3) $$;

@@ -455,3 +455,22 @@ async def test_embed_conversations_with_latest_message_in_one_request(
         .execute()
     )
     assert hidden.data == []
+
+
+async def test_embed_computed_fields_at_top_level_and_inside_embeds(anon: AsyncClient) -> None:
+    top = await anon.table("messages").select("id, blurb").eq("blurb", "hi").execute()
+    assert top.data == [{"id": 4, "blurb": "hi"}]
+    star = await anon.table("messages").select("*").eq("id", 1).execute()
+    assert "blurb" not in star.data[0]
+    inside = await (
+        anon.table("users")
+        .select("username, messages(id, blurb)")
+        .eq("username", "supabot")
+        .order("blurb", foreign_table="messages")
+        .execute()
+    )
+    assert inside.data[0]["messages"] == [
+        {"id": 1, "blurb": "Hel"},
+        {"id": 2, "blurb": "Per"},
+        {"id": 3, "blurb": "Sup"},
+    ]
