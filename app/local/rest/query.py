@@ -10,20 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from app.local.rest.errors import RestError, invalid_range, not_embedded, parse_error
+from app.local.rest.cursor import MAX_DEPTH, Cursor
+from app.local.rest.errors import invalid_range, not_embedded, parse_error
+from app.local.rest.select import parse_select
 from app.local.rest.syntax import (
-    AGGREGATES,
     ApiQuery,
     Condition,
     EmbedParams,
     EmbedPath,
     Field,
     Filter,
-    JsonStep,
     Logic,
     OrderTerm,
-    SelectEmbed,
-    SelectField,
     SelectItem,
     SelectStar,
 )
@@ -42,200 +40,8 @@ FTS_OPS = {"fts", "plfts", "phfts", "wfts"}
 SIMPLE_OPS = {"isdistinct", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj"}
 OPERATORS = QUANTIFIABLE | FTS_OPS | SIMPLE_OPS | {"in", "is"}
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
-_IDENT_CHARS = re.compile(r"[\w $]", re.UNICODE)
 _INTEGER = re.compile(r"\d+")
 _RANGE = re.compile(r"^\s*(?:items=)?(\d+)-(\d*)\s*$")
-
-
-class _Cursor:
-    """A position in one parameter's text; errors name the parameter like PostgREST does."""
-
-    def __init__(self, text: str, what: str) -> None:
-        self.text, self.what, self.pos = text, what, 0
-
-    def peek(self, n: int = 1) -> str:
-        return self.text[self.pos : self.pos + n]
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
-    def take(self, s: str) -> bool:
-        if self.text.startswith(s, self.pos):
-            self.pos += len(s)
-            return True
-        return False
-
-    def expect(self, s: str) -> None:
-        if not self.take(s):
-            raise self.error(f'expecting "{s}"')
-
-    def error(self, expecting: str) -> RestError:
-        found = f'unexpected "{self.peek()}"' if not self.at_end() else "unexpected end of input"
-        return parse_error(self.what, self.text, f"{found} {expecting}", self.pos + 1)
-
-    def quoted(self) -> str:
-        """A double-quoted string; backslash escapes the next character."""
-        self.expect('"')
-        out: list[str] = []
-        while not self.at_end():
-            ch = self.text[self.pos]
-            self.pos += 1
-            if ch == '"':
-                return "".join(out)
-            if ch == "\\" and not self.at_end():
-                ch = self.text[self.pos]
-                self.pos += 1
-            out.append(ch)
-        raise self.error('expecting closing quote "')
-
-    def identifier(self) -> str:
-        """Letters, digits, `_`, `$` and spaces (stripped), joined by single dashes."""
-        parts: list[str] = []
-        while True:
-            start = self.pos
-            while not self.at_end() and _IDENT_CHARS.fullmatch(self.text[self.pos]):
-                self.pos += 1
-            part = self.text[start : self.pos].strip()
-            if not part:
-                raise self.error("expecting field name (* or [a..z0..9_$])")
-            parts.append(part)
-            if self.peek() == "-" and self.peek(2) != "->":
-                self.pos += 1
-                continue
-            return "-".join(parts)
-
-    def field_name(self) -> str:
-        return self.quoted() if self.peek() == '"' else self.identifier()
-
-    def field(self) -> Field:
-        return Field(self.field_name(), self.json_path())
-
-    def json_path(self) -> tuple[JsonStep, ...]:
-        """`->key` / `->>key` steps; a key may be quoted or a (negative) array index."""
-        steps: list[JsonStep] = []
-        while self.peek(2) == "->":
-            arrow: Literal["->", "->>"] = "->>" if self.take("->>") else "->"
-            if arrow == "->":
-                self.pos += 2
-            negative = self.take("-")
-            key = self.field_name()
-            steps.append(JsonStep(arrow, f"-{key}" if negative else key))
-        return tuple(steps)
-
-
-# --- select ---
-MAX_DEPTH = 64  # nesting of embeds and logic trees; deeper is a PGRST100, never a RecursionError
-
-
-def parse_select(text: str) -> tuple[SelectItem, ...]:
-    if not text.strip():
-        return (SelectStar(),)
-    cur = _Cursor(text, "select")
-    items = _select_list(cur, depth=0)
-    if not cur.at_end():
-        raise cur.error('expecting "," or end of input')
-    return tuple(items)
-
-
-def _too_deep(cur: _Cursor) -> RestError:
-    return parse_error(
-        cur.what, cur.text, f"nesting deeper than {MAX_DEPTH} levels is not allowed", cur.pos + 1
-    )
-
-
-def _select_list(cur: _Cursor, *, depth: int) -> list[SelectItem]:
-    if depth > MAX_DEPTH:
-        raise _too_deep(cur)
-    items: list[SelectItem] = []
-    while True:
-        items.append(_select_item(cur, depth))
-        if not cur.take(","):
-            break
-    if depth and not cur.take(")"):
-        raise cur.error('expecting ")"')
-    return items
-
-
-def _skip_spaces(cur: _Cursor) -> None:
-    while cur.peek() == " ":
-        cur.pos += 1
-
-
-def _select_item(cur: _Cursor, depth: int) -> SelectItem:
-    _skip_spaces(cur)
-    if cur.take("*"):
-        return SelectStar()
-    if cur.take("..."):
-        name = cur.field_name()
-        hint, join = _embed_params(cur)
-        return SelectEmbed(name, None, hint, join, True, _embed_items(cur, depth))
-    name = cur.field_name()
-    alias = None
-    if cur.peek() == ":" and cur.peek(2) != "::":
-        cur.pos += 1
-        _skip_spaces(cur)
-        alias, name = name, cur.field_name()
-    if name == "count" and cur.take("()"):
-        return SelectField(Field("*"), alias, None, "count", _cast(cur))
-    if cur.peek() in ("(", "!"):
-        hint, join = _embed_params(cur)
-        return SelectEmbed(name, alias, hint, join, False, _embed_items(cur, depth))
-    field = Field(name, cur.json_path())
-    cast = _cast(cur)
-    aggregate = agg_cast = None
-    if cur.peek() == ".":
-        save = cur.pos
-        cur.pos += 1
-        for agg in AGGREGATES:
-            if cur.take(agg + "()"):
-                aggregate = agg
-                break
-        if aggregate is None:
-            cur.pos = save
-        else:
-            agg_cast = _cast(cur)
-    _skip_spaces(cur)
-    return SelectField(field, alias, cast, aggregate, agg_cast)
-
-
-def _cast(cur: _Cursor) -> str | None:
-    if not cur.take("::"):
-        return None
-    start = cur.pos
-    while not cur.at_end() and (cur.peek().isalnum() or cur.peek() in "_ "):
-        cur.pos += 1
-    cast = cur.text[start : cur.pos].strip()
-    if not cast:
-        raise cur.error("expecting cast type")
-    return cast
-
-
-def _embed_params(cur: _Cursor) -> tuple[str | None, Literal["inner", "left"] | None]:
-    """Up to two `!inner` / `!left` / `!hint` after an embedded resource's name."""
-    hint: str | None = None
-    join: Literal["inner", "left"] | None = None
-    for _ in range(2):
-        if not cur.take("!"):
-            break
-        word = cur.field_name()
-        if word == "inner" and join is None:
-            join = "inner"
-        elif word == "left" and join is None:
-            join = "left"
-        elif hint is None:
-            hint = word
-        else:
-            raise cur.error('expecting "("')
-    if cur.peek() != "(":
-        raise cur.error('expecting "("')
-    return hint, join
-
-
-def _embed_items(cur: _Cursor, depth: int) -> tuple[SelectItem, ...]:
-    cur.expect("(")
-    if cur.take(")"):
-        return ()
-    return tuple(_select_list(cur, depth=depth + 1))
 
 
 # --- filters ---
@@ -250,12 +56,12 @@ def parse_filter(key: str, value: str) -> Filter:
 def parse_scoped_filter(key: str, value: str) -> tuple[EmbedPath, Filter]:
     """`a.b.col=op.value`: a filter on the embedded resource at path (a, b)."""
     path, field = _filter_key(key)
-    cur = _Cursor(value, "filter")
+    cur = Cursor(value, "filter")
     return path, _operation(cur, field, in_logic=False)
 
 
 def _filter_key(key: str) -> tuple[EmbedPath, Field]:
-    cur = _Cursor(key, "filter")
+    cur = Cursor(key, "filter")
     names = [cur.field_name()]
     while cur.take("."):
         names.append(cur.field_name())
@@ -265,7 +71,7 @@ def _filter_key(key: str) -> tuple[EmbedPath, Field]:
     return tuple(names[:-1]), field
 
 
-def _operation(cur: _Cursor, field: Field, *, in_logic: bool) -> Filter:
+def _operation(cur: Cursor, field: Field, *, in_logic: bool) -> Filter:
     negate = cur.take("not.")
     start = cur.pos
     while not cur.at_end() and cur.peek().isalpha():
@@ -305,7 +111,7 @@ def _operation(cur: _Cursor, field: Field, *, in_logic: bool) -> Filter:
     return Filter(field, op, raw, negate, modifier)
 
 
-def _list(cur: _Cursor) -> tuple[str, ...]:
+def _list(cur: Cursor) -> tuple[str, ...]:
     cur.expect("(")
     if cur.take(")"):
         return ()
@@ -324,7 +130,7 @@ def _list(cur: _Cursor) -> tuple[str, ...]:
         return tuple(items)
 
 
-def _logic_value(cur: _Cursor) -> str:
+def _logic_value(cur: Cursor) -> str:
     if cur.peek() == '"':
         save = cur.pos
         value = cur.quoted()
@@ -346,16 +152,16 @@ def _logic_value(cur: _Cursor) -> str:
 def parse_logic(key: str, value: str) -> Logic:
     """`or=(…)`, `and=(…)`, `not.or=(…)`, `not.and=(…)` with nesting."""
     op, negate = LOGIC_KEYS[key]
-    cur = _Cursor(value, "logic tree")
+    cur = Cursor(value, "logic tree")
     tree = _logic_body(cur, op, negate, 0)  # type: ignore[arg-type]
     if not cur.at_end():
         raise cur.error("expecting end of input")
     return tree
 
 
-def _logic_body(cur: _Cursor, op: Literal["and", "or"], negate: bool, depth: int) -> Logic:
+def _logic_body(cur: Cursor, op: Literal["and", "or"], negate: bool, depth: int) -> Logic:
     if depth > MAX_DEPTH:
-        raise _too_deep(cur)
+        raise cur.too_deep()
     cur.expect("(")
     children: list[Condition] = []
     while True:
@@ -366,7 +172,7 @@ def _logic_body(cur: _Cursor, op: Literal["and", "or"], negate: bool, depth: int
         return Logic(op, tuple(children), negate)
 
 
-def _logic_condition(cur: _Cursor, depth: int) -> Condition:
+def _logic_condition(cur: Cursor, depth: int) -> Condition:
     for prefix, (op, negate) in (
         ("not.or(", ("or", True)),
         ("not.and(", ("and", True)),
@@ -383,7 +189,7 @@ def _logic_condition(cur: _Cursor, depth: int) -> Condition:
 
 # --- order, columns, ranges ---
 def parse_order(text: str) -> tuple[OrderTerm, ...]:
-    cur = _Cursor(text, "order")
+    cur = Cursor(text, "order")
     terms: list[OrderTerm] = []
     while True:
         field = cur.field()
@@ -410,7 +216,7 @@ def parse_order(text: str) -> tuple[OrderTerm, ...]:
 
 def parse_names(text: str, what: str) -> tuple[str, ...]:
     """`columns=` and `on_conflict=`: comma-separated names, quoted or bare."""
-    cur = _Cursor(text, what)
+    cur = Cursor(text, what)
     names: list[str] = []
     while True:
         while cur.peek() == " ":
