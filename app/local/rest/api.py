@@ -234,7 +234,7 @@ class RestApp:
                 rollback=self._rollback(prefs),
             )
 
-        _, outcome = await self.tx.run(_info(request), caller, planner, schema)
+        _, outcome = await self.tx.run(_info(request, prefs), caller, planner, schema)
         applied = prefs.applied(write=write)
         if applied:
             extra["Preference-Applied"] = applied
@@ -312,7 +312,7 @@ class RestApp:
                 count=prefs.count,
             )
 
-        plan, outcome = await self.tx.run(_info(request), caller, planner, schema)
+        plan, outcome = await self.tx.run(_info(request, prefs), caller, planner, schema)
         fn = plan.function
         assert fn is not None
         applied = prefs.applied(write=False)
@@ -341,9 +341,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def _info(request: Request) -> RequestInfo:
+def _info(request: Request, prefs: Preferences) -> RequestInfo:
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
-    return RequestInfo(request.method, _path(request), headers, dict(request.cookies))
+    return RequestInfo(
+        request.method, _path(request), headers, dict(request.cookies), prefs.timezone
+    )
 
 
 def _path(request: Request) -> str:

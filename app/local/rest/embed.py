@@ -175,6 +175,13 @@ def _embed(
 ) -> _Embedded:
     cat = ctx.cat
     rel = find(cat.relationships, cat.schema, origin, item.name, item.hint)
+    if item.spread and not rel.to_one and has_aggregates(item.items):
+        raise RestError(
+            400,
+            "PGRST127",
+            "Feature not implemented",
+            "Aggregates are not implemented for one-to-many or many-to-many spreads.",
+        )
     table = cat.tables.get(rel.foreign_table)
     if table is None:  # the relationship cache and the table list come from one load
         raise RestError(400, "PGRST200", f"Could not find the table '{rel.foreign_table}'")

@@ -50,10 +50,12 @@ class Preferences:
     max_affected: int | None = None
     applied_order: tuple[str, ...] = ()
     tx: str | None = None  # only when the stack allows overriding (`db-tx-end`)
+    timezone: str | None = None  # `timezone=America/Los_Angeles`: the transaction's TimeZone
 
     def applied(self, *, write: bool) -> str | None:
         """The `Preference-Applied` value: what this request honoured."""
-        honoured = [p for p in self.applied_order if write or p.startswith(("count=", "tx="))]
+        reads = ("count=", "tx=", "timezone=")
+        honoured = [p for p in self.applied_order if write or p.startswith(reads)]
         return ", ".join(honoured) or None
 
 
@@ -71,6 +73,8 @@ def parse_prefer(values: list[str], *, allow_tx: bool = False) -> Preferences:
         key, val = key.strip(), val.strip()
         if key == "max-affected" and val.isdigit():
             found[key] = val
+        elif key == "timezone" and val:
+            found.setdefault(key, val)
         elif val in _PREFER_VALUES.get(key, ()):
             found.setdefault(key, val)
         else:
@@ -82,7 +86,16 @@ def parse_prefer(values: list[str], *, allow_tx: bool = False) -> Preferences:
         found.pop("tx", None)
     applied = tuple(  # PostgREST's `prefAppliedHeader` order
         f"{k}={found[k]}"
-        for k in ("resolution", "missing", "return", "count", "tx", "handling", "max-affected")
+        for k in (
+            "resolution",
+            "missing",
+            "return",
+            "count",
+            "tx",
+            "handling",
+            "timezone",
+            "max-affected",
+        )
         if k in found and not (k == "max-affected" and found.get("handling") != "strict")
     )
     return Preferences(
@@ -94,6 +107,7 @@ def parse_prefer(values: list[str], *, allow_tx: bool = False) -> Preferences:
         max_aff,
         applied,
         found.get("tx"),
+        found.get("timezone"),
     )
 
 

@@ -46,6 +46,7 @@ class RequestInfo:
     path: str
     headers: dict[str, str]  # lower-cased names, no cookie
     cookies: dict[str, str]
+    timezone: str | None = None  # `Prefer: timezone=…`
 
 
 @dataclass(frozen=True)
@@ -176,11 +177,12 @@ class Transactor:
             ("request.path", info.path),
             ("request.headers", orjson.dumps(info.headers).decode()),
             ("request.cookies", orjson.dumps(info.cookies).decode()),
+            *([("timezone", info.timezone)] if info.timezone else []),
         ]
         try:
             await conn.execute(_preamble_sql(len(settings)), [v for pair in settings for v in pair])
         except psycopg.Error as exc:
             err = errors.from_postgres(exc, caller.role)
-            if exc.sqlstate == "22023":  # role "x" does not exist
+            if exc.sqlstate == "22023" and "role" in str(exc):  # role "x" does not exist
                 err.status, err.headers = 401, {"WWW-Authenticate": "Bearer"}
             raise err from exc

@@ -301,3 +301,36 @@ def test_single_schema_hides_the_others(rest: httpx.Client) -> None:
 async def test_requests_run_without_jit(anon: AsyncClient) -> None:
     """Nested embeds on small, fresh tables pass jit_above_cost: JIT would cost seconds."""
     assert (await anon.rpc("jit_setting", {}).execute()).data == "off"
+
+
+def test_prefer_timezone_sets_the_transaction_time_zone(rest: httpx.Client) -> None:
+    res = rest.get(
+        "/messages",
+        params={"select": "created_at", "id": "eq.1"},
+        headers={"Prefer": "timezone=America/Los_Angeles"},
+    )
+    assert res.json() == [{"created_at": "2025-12-31T16:00:00-08:00"}]
+    assert res.headers["preference-applied"] == "timezone=America/Los_Angeles"
+    bad = rest.get("/messages", headers={"Prefer": "timezone=Mars/Olympus"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "22023")
+
+
+def test_aggregates_in_to_many_spread_are_pgrst127(rest: httpx.Client, db: ServedDatabase) -> None:
+    with psycopg.connect(db.superuser_dsn, autocommit=True) as conn:
+        conn.execute(
+            f'alter role authenticator in database "{db.name}"'
+            " set pgrst.db_aggregates_enabled = 'true'"
+        )
+    try:
+        res = rest.get("/channels", params={"select": "slug,...messages(id.sum())"})
+        assert res.status_code == 400
+        assert res.json()["code"] == "PGRST127"
+        assert res.json()["details"] == (
+            "Aggregates are not implemented for one-to-many or many-to-many spreads."
+        )
+    finally:
+        with psycopg.connect(db.superuser_dsn, autocommit=True) as conn:
+            conn.execute(
+                f'alter role authenticator in database "{db.name}"'
+                " reset pgrst.db_aggregates_enabled"
+            )
