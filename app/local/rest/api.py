@@ -49,12 +49,14 @@ from app.local.rest.write import (
     delete_statement,
     insert_statement,
     parse_body,
+    put_body,
+    put_keys,
     update_statement,
 )
 
 logger = logging.getLogger(__name__)
 
-_TABLE_METHODS = {"GET", "HEAD", "POST", "PATCH", "DELETE"}
+_TABLE_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
 def create_app(ctx: StackContext) -> RestApp:
@@ -115,7 +117,7 @@ class RestApp:
         parts = path.strip("/").split("/") if path.strip("/") else []
         if method == "OPTIONS":
             return Response(
-                status_code=200, headers={"Allow": "OPTIONS,GET,HEAD,POST,PATCH,DELETE"}
+                status_code=200, headers={"Allow": "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE"}
             )
         caller = self._caller(request)  # PostgREST authenticates before it parses anything
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -154,10 +156,12 @@ class RestApp:
         accept = parse_accept(headers.get("accept"))
         prefs = self._prefer(request)
         query = parse_query(_query_pairs(request))
-        write = method in ("POST", "PATCH", "DELETE")
+        write = method in ("POST", "PUT", "PATCH", "DELETE")
         if method in ("PATCH", "DELETE") and not query.where:
             raise errors.unsafe_write(method)
-        body = parse_body(await read_body(request)) if method in ("POST", "PATCH") else None
+        if method == "PUT" and (query.limit is not None or query.offset is not None):
+            raise errors.put_range()
+        body = parse_body(await read_body(request)) if method in ("POST", "PUT", "PATCH") else None
         mode = prefs.return_ or "minimal"
         rng = parse_range_header(headers.get("range")) if method in ("GET", "HEAD") else None
         offset, limit = page_bounds(query.offset, query.limit, rng)
@@ -197,7 +201,22 @@ class RestApp:
                     count=prefs.count,
                 )
             assert body is not None or method == "DELETE"
-            if method == "POST":
+            put = method == "PUT"
+            if put:
+                assert body is not None
+                stmt = insert_statement(
+                    table,
+                    query,
+                    put_body(body),
+                    mode=mode,
+                    resolution="merge-duplicates",
+                    missing_default=False,
+                    singular=accept.singular,
+                    cat=cat,
+                    csv=accept.csv,
+                    put_keys=put_keys(table, query),
+                )
+            elif method == "POST":
                 assert body is not None
                 stmt = insert_statement(
                     table,
@@ -232,6 +251,7 @@ class RestApp:
                 singular=accept.singular,
                 max_affected=prefs.max_affected if strict else None,
                 rollback=self._rollback(prefs),
+                exactly_one=put,
             )
 
         _, outcome = await self.tx.run(_info(request, prefs), caller, planner, schema)

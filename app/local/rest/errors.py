@@ -122,6 +122,22 @@ def max_affected(rows: int) -> RestError:
     )
 
 
+def invalid_put_filters() -> RestError:
+    return RestError(
+        405,
+        "PGRST105",
+        "Filters must include all and only primary key columns with 'eq' operators",
+    )
+
+
+def put_range() -> RestError:
+    return RestError(400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT")
+
+
+def put_mismatch() -> RestError:
+    return RestError(400, "PGRST115", "Payload values do not match URL in primary key column(s)")
+
+
 def max_affected_rpc() -> RestError:
     return RestError(
         400,

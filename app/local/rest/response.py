@@ -86,7 +86,10 @@ def write_response(
     mode = prefs.return_ or "minimal"
     n = outcome.page_total
     counted = n if prefs.count is not None else None
-    if method == "POST":
+    if method == "PUT":  # PostgREST: 201/200 with the representation, else 204
+        status = (201 if outcome.inserted else 200) if mode == "representation" else 204
+        headers = dict(extra)
+    elif method == "POST":
         headers = {"Content-Range": f"*/{'*' if counted is None else counted}"} | extra
         only_updated = prefs.resolution == "merge-duplicates" and outcome.inserted == 0
         status = 200 if only_updated else 201

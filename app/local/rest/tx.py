@@ -61,6 +61,7 @@ class Plan:
     offset: int = 0
     rollback: bool = False  # `Prefer: tx=rollback` (or `db-tx-end = rollback*`)
     count: str | None = None  # `Prefer: count=…`; planned/estimated use the statement's explain
+    exactly_one: bool = False  # PUT: the URL's key must match the payload's (else PGRST115)
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class Transactor:
                 self.schema.invalidate()
             raise errors.from_postgres(exc, caller.role) from exc
         outcome = Outcome(total, int(row[1]), row[2], row[3] if len(row) > 3 else None)
+        if plan.exactly_one and outcome.page_total != 1:
+            raise errors.put_mismatch()
         if plan.singular and outcome.page_total != 1:
             raise errors.not_singular(outcome.page_total)
         if plan.max_affected is not None and outcome.page_total > plan.max_affected:

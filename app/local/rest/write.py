@@ -15,7 +15,13 @@ import orjson
 from psycopg import sql
 
 from app.local.rest.embed import has_embeds, project
-from app.local.rest.errors import RestError, column_not_found, invalid_body, undefined_column
+from app.local.rest.errors import (
+    RestError,
+    column_not_found,
+    invalid_body,
+    invalid_put_filters,
+    undefined_column,
+)
 from app.local.rest.schema import Catalogue, Table
 from app.local.rest.sql import (
     Binder,
@@ -27,7 +33,7 @@ from app.local.rest.sql import (
     select_list,
     where_clause,
 )
-from app.local.rest.syntax import ApiQuery
+from app.local.rest.syntax import ApiQuery, Filter
 
 _TOO_DEEP = "JSON nested deeper than 1024 levels"
 
@@ -173,7 +179,10 @@ def insert_statement(
     singular: bool,
     cat: Catalogue | None = None,
     csv: bool = False,
+    put_keys: dict[str, str] | None = None,
 ) -> Statement:
+    """INSERT (upsert with `resolution`). `put_keys` (PUT's primary-key filters): the row is
+    inserted only if its key equals the URL's, so a mismatch affects no row (PGRST115)."""
     value = body.value
     if not isinstance(value, (dict, list)) or any(not isinstance(r, dict) for r in body.rows):
         raise invalid_body()
@@ -192,8 +201,8 @@ def insert_statement(
         )
     else:
         source = sql.SQL(
-            "SELECT {} FROM json_populate_recordset(NULL::{}, {}::json) pgrst_body"
-        ).format(cols if names else sql.SQL(""), rel, payload)
+            "SELECT {} FROM json_populate_recordset(NULL::{}, {}::json) pgrst_body{}"
+        ).format(cols if names else sql.SQL(""), rel, payload, _put_match(table, put_keys, bind))
     target = sql.SQL("{} ({})").format(rel, cols) if names else rel
     mutation = sql.SQL("INSERT INTO {} {}{}").format(
         target, source, _on_conflict(table, query, names, resolution)
@@ -201,6 +210,48 @@ def insert_statement(
     upsert = resolution == "merge-duplicates" and bool(names)
     return _finish(
         mutation, table, query, mode, bind, singular=singular, cat=cat, upsert=upsert, csv=csv
+    )
+
+
+def put_keys(table: Table, query: ApiQuery) -> dict[str, str]:
+    """PUT's filters: exactly the primary key's columns, each `eq` (else PGRST105)."""
+    keys: dict[str, str] = {}
+    for cond in query.where:
+        if (
+            not isinstance(cond, Filter)
+            or cond.op != "eq"
+            or cond.negate
+            or cond.modifier
+            or cond.field.json_path
+            or cond.field.name in keys
+            or not isinstance(cond.value, str)
+        ):
+            raise invalid_put_filters()
+        keys[cond.field.name] = cond.value
+    if not table.primary_key or set(keys) != set(table.primary_key):
+        raise invalid_put_filters()
+    return keys
+
+
+def put_body(body: Body) -> Body:
+    """PUT takes one object (or an array of one)."""
+    rows = body.value if isinstance(body.value, list) else [body.value]
+    if len(rows) != 1 or not isinstance(rows[0], dict):
+        raise invalid_body()
+    return body
+
+
+def _put_match(table: Table, keys: dict[str, str] | None, bind: Binder) -> sql.Composable:
+    if not keys:
+        return sql.SQL("")
+    # Type names come from format_type() in the catalogue, never from the request.
+    return sql.SQL(" WHERE {}").format(
+        sql.SQL(" AND ").join(
+            sql.SQL("pgrst_body.{} = CAST({} AS {})").format(
+                sql.Identifier(k), bind(v), sql.SQL(table.columns[k].type)
+            )
+            for k, v in keys.items()
+        )
     )
 
 

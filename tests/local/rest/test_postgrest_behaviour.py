@@ -334,3 +334,24 @@ def test_aggregates_in_to_many_spread_are_pgrst127(rest: httpx.Client, db: Serve
                 f'alter role authenticator in database "{db.name}"'
                 " reset pgrst.db_aggregates_enabled"
             )
+
+
+def test_put_upserts_one_row_by_its_primary_key(rest: httpx.Client, db: ServedDatabase) -> None:
+    rep = {"Prefer": "return=representation"}
+    created = rest.put("/channel_details", params={"id": "eq.3"}, json={"id": 3, "details": "a"},
+                       headers=rep)  # fmt: skip
+    assert (created.status_code, created.json()) == (201, [{"id": 3, "details": "a"}])
+    replaced = rest.put("/channel_details", params={"id": "eq.3"}, json={"id": 3, "details": "b"},
+                        headers=rep)  # fmt: skip
+    assert (replaced.status_code, replaced.json()) == (200, [{"id": 3, "details": "b"}])
+    minimal = rest.put("/channel_details", params={"id": "eq.3"}, json={"id": 3, "details": "c"})
+    assert minimal.status_code == 204
+    mismatch = rest.put("/channel_details", params={"id": "eq.3"}, json={"id": 2, "details": "x"})
+    assert (mismatch.status_code, mismatch.json()["code"]) == (400, "PGRST115")
+    not_pk = rest.put("/channel_details", params={"details": "eq.c"}, json={"id": 3})
+    assert (not_pk.status_code, not_pk.json()["code"]) == (405, "PGRST105")
+    ranged = rest.put("/channel_details", params={"id": "eq.3", "limit": "1"}, json={"id": 3})
+    assert (ranged.status_code, ranged.json()["code"]) == (400, "PGRST114")
+    with psycopg.connect(db.superuser_dsn) as conn:
+        row = conn.execute("select details from public.channel_details where id = 3").fetchone()
+    assert row == ("c",)
