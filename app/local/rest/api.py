@@ -37,6 +37,7 @@ from app.local.rest.response import (
     page_bounds,
     read_response,
     scalar_response,
+    with_gucs,
     write_response,
 )
 from app.local.rest.rpc import Call, resolve, rpc_statement
@@ -259,8 +260,10 @@ class RestApp:
         if applied:
             extra["Preference-Applied"] = applied
         if method in ("GET", "HEAD"):
-            return read_response(outcome, offset, accept, method == "HEAD", extra)
-        return write_response(method, name, outcome, accept, prefs, extra)
+            return with_gucs(
+                read_response(outcome, offset, accept, method == "HEAD", extra), outcome
+            )
+        return with_gucs(write_response(method, name, outcome, accept, prefs, extra), outcome)
 
     # --- rpc ------------------------------------------------------------------------------------
     async def _rpc(
@@ -339,12 +342,13 @@ class RestApp:
         if applied:
             extra["Preference-Applied"] = applied
         if fn.returns_void:
-            return Response(status_code=204, headers=extra)
+            return with_gucs(Response(status_code=204, headers=extra), outcome)
         if not fn.returns_set:
-            return scalar_response(
-                outcome, method == "HEAD", extra, counted=prefs.count is not None
-            )
-        return read_response(outcome, plan.offset, accept, method == "HEAD", extra)
+            counted = prefs.count is not None
+            scalar = scalar_response(outcome, method == "HEAD", extra, counted=counted)
+            return with_gucs(scalar, outcome)
+        head = method == "HEAD"
+        return with_gucs(read_response(outcome, plan.offset, accept, head, extra), outcome)
 
     # --- per request ----------------------------------------------------------------------------
     def _pool(self) -> AsyncConnectionPool:

@@ -125,3 +125,43 @@ def _strip_nulls(value: object) -> object:
     if isinstance(value, list):
         return [_strip_nulls(v) for v in value]
     return value
+
+
+def with_gucs(response: Response, outcome: Outcome) -> Response:
+    """`response.status` / `response.headers` set by the request's SQL override PostgREST's
+    own (PGRST112 / PGRST111 when they are malformed)."""
+    if outcome.response_status is not None:
+        text = outcome.response_status.strip()
+        if not text.isdigit() or not 100 <= int(text) <= 599:
+            raise errors.RestError(
+                500, "PGRST112", "response.status guc must be a valid status code"
+            )
+        response.status_code = int(text)
+    if outcome.response_headers is not None:
+        for name, value in _guc_headers(outcome.response_headers):
+            response.headers[name] = value
+    return response
+
+
+def _guc_headers(text: str) -> list[tuple[str, str]]:
+    bad = errors.RestError(
+        500,
+        "PGRST111",
+        "response.headers guc must be a JSON array composed of objects with a single key and a "
+        "string value",
+    )
+    try:
+        items = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise bad from exc
+    if not isinstance(items, list):
+        raise bad
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            raise bad
+        ((name, value),) = item.items()
+        if not isinstance(value, str) or not name or "\n" in name + value or "\r" in name + value:
+            raise bad
+        out.append((name, value))
+    return out

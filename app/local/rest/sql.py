@@ -373,7 +373,8 @@ def result_select(
     csv: bool = False,
     inserted: sql.Composable | None = None,
 ) -> sql.Composable:
-    """`total, page_total, body[, inserted]` over `pgrst_source`, the way PostgREST
+    """`total, page_total, body, inserted, response_headers, response_status` over
+    `pgrst_source`, the way PostgREST
     aggregates rows (JSON, or CSV for `Accept: text/csv`)."""
     value = sql.SQL("_postgrest_t.pgrst_scalar" if scalar else "_postgrest_t")
     body: sql.Composable
@@ -385,7 +386,11 @@ def result_select(
         body = sql.SQL("coalesce((json_agg({})->0)::text, 'null')").format(value)
     else:
         body = sql.SQL("coalesce(json_agg({}), '[]')::text").format(value)
-    extra = sql.SQL(", {} AS inserted").format(inserted) if inserted is not None else sql.SQL("")
+    extra = sql.SQL(
+        ", {} AS inserted, nullif(current_setting('response.headers', true), '')"
+        " AS response_headers, nullif(current_setting('response.status', true), '')"
+        " AS response_status"
+    ).format(inserted if inserted is not None else sql.SQL("NULL::bigint"))
     return sql.SQL(
         "SELECT {} AS total, pg_catalog.count(*) AS page_total, {} AS body{} "
         "FROM (SELECT * FROM pgrst_source) _postgrest_t"

@@ -70,6 +70,8 @@ class Outcome:
     page_total: int
     body: str | None
     inserted: int | None = None  # rows an upsert inserted rather than updated
+    response_headers: str | None = None  # `set_config('response.headers', …)` by the SQL
+    response_status: str | None = None  # `set_config('response.status', …)`
 
 
 Planner = Callable[[Catalogue], Plan]
@@ -156,7 +158,7 @@ class Transactor:
             if exc.sqlstate in _STALE_SQLSTATES:
                 self.schema.invalidate()
             raise errors.from_postgres(exc, caller.role) from exc
-        outcome = Outcome(total, int(row[1]), row[2], row[3] if len(row) > 3 else None)
+        outcome = Outcome(total, int(row[1]), row[2], *row[3:6])
         if plan.exactly_one and outcome.page_total != 1:
             raise errors.put_mismatch()
         if plan.singular and outcome.page_total != 1:

@@ -123,3 +123,11 @@ create function public.jit_setting() returns text
 -- A computed field: a function of the row type, selectable (not part of `*`) and filterable.
 create function public.blurb(public.messages) returns text
   language sql stable as $$ select substring($1.message, 1, 3) $$;
+create function public.teapot_with_headers() returns text language plpgsql as $$
+begin
+  perform set_config('response.status', '418', true);
+  perform set_config('response.headers', '[{"X-Brew": "green"}, {"Cache-Control": "no-store"}]', true);
+  return 'short and stout';
+end $$;
+create function public.bad_status() returns text language plpgsql as $$
+begin perform set_config('response.status', 'teapot', true); return 'x'; end $$;

@@ -355,3 +355,12 @@ def test_put_upserts_one_row_by_its_primary_key(rest: httpx.Client, db: ServedDa
     with psycopg.connect(db.superuser_dsn) as conn:
         row = conn.execute("select details from public.channel_details where id = 3").fetchone()
     assert row == ("c",)
+
+
+def test_response_status_and_headers_gucs_override_the_response(rest: httpx.Client) -> None:
+    res = rest.post("/rpc/teapot_with_headers", json={})
+    assert res.status_code == 418
+    assert res.json() == "short and stout"
+    assert (res.headers["x-brew"], res.headers["cache-control"]) == ("green", "no-store")
+    bad = rest.post("/rpc/bad_status", json={})
+    assert (bad.status_code, bad.json()["code"]) == (500, "PGRST112")
