@@ -25,6 +25,7 @@ from app.local.rest import errors
 from app.local.rest.embed import check_aggregates, has_embeds, project
 from app.local.rest.errors import RestError
 from app.local.rest.headers import (
+    Accept,
     JwtVerifier,
     Preferences,
     check_profile,
@@ -35,6 +36,7 @@ from app.local.rest.limits import read_body
 from app.local.rest.query import RESERVED, looks_like_filter, parse_query, parse_range_header
 from app.local.rest.response import (
     page_bounds,
+    plan_response,
     read_response,
     scalar_response,
     with_gucs,
@@ -154,7 +156,7 @@ class RestApp:
         schema: str,
     ) -> Response:
         method = request.method
-        accept = parse_accept(headers.get("accept"))
+        accept = parse_accept(headers.get("accept"), plan_enabled=self.settings.plan_enabled)
         prefs = self._prefer(request)
         query = parse_query(_query_pairs(request))
         write = method in ("POST", "PUT", "PATCH", "DELETE")
@@ -197,9 +199,10 @@ class RestApp:
                 return Plan(
                     stmt,
                     read_only=True,
-                    singular=accept.singular,
+                    singular=accept.singular and not accept.plan,
                     rollback=self._rollback(prefs),
                     count=prefs.count,
+                    explain=_explain(accept),
                 )
             assert body is not None or method == "DELETE"
             put = method == "PUT"
@@ -252,13 +255,16 @@ class RestApp:
                 singular=accept.singular,
                 max_affected=prefs.max_affected if strict else None,
                 rollback=self._rollback(prefs),
-                exactly_one=put,
+                exactly_one=put and not accept.plan,
+                explain=_explain(accept),
             )
 
         _, outcome = await self.tx.run(_info(request, prefs), caller, planner, schema)
         applied = prefs.applied(write=write)
         if applied:
             extra["Preference-Applied"] = applied
+        if accept.plan:
+            return plan_response(outcome, accept, extra)
         if method in ("GET", "HEAD"):
             return with_gucs(
                 read_response(outcome, offset, accept, method == "HEAD", extra), outcome
@@ -276,7 +282,7 @@ class RestApp:
         schema: str,
     ) -> Response:
         method = request.method
-        accept = parse_accept(headers.get("accept"))
+        accept = parse_accept(headers.get("accept"), plan_enabled=self.settings.plan_enabled)
         prefs = self._prefer(request)
         pairs = _query_pairs(request)
         raw = await read_body(request) if method == "POST" else b""
@@ -333,6 +339,7 @@ class RestApp:
                 max_affected=prefs.max_affected if strict else None,
                 rollback=self._rollback(prefs),
                 count=prefs.count,
+                explain=_explain(accept),
             )
 
         plan, outcome = await self.tx.run(_info(request, prefs), caller, planner, schema)
@@ -341,6 +348,8 @@ class RestApp:
         applied = prefs.applied(write=False)
         if applied:
             extra["Preference-Applied"] = applied
+        if accept.plan:
+            return plan_response(outcome, accept, extra)
         if fn.returns_void:
             return with_gucs(Response(status_code=204, headers=extra), outcome)
         if not fn.returns_set:
@@ -359,6 +368,11 @@ class RestApp:
     def _caller(self, request: Request) -> Caller:
         role, claims = self.jwt.claims(request.headers.get("authorization"))
         return Caller(role, claims)
+
+
+def _explain(accept: Accept) -> tuple[str, ...] | None:
+    """`EXPLAIN` options for the plan media type: the format, then the requested options."""
+    return (accept.plan, *accept.plan_options) if accept.plan else None
 
 
 def _one_line(exc: BaseException) -> str:

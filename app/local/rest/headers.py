@@ -114,22 +114,33 @@ def parse_prefer(values: list[str], *, allow_tx: bool = False) -> Preferences:
 CSV_MEDIA = "text/csv"
 
 
+PLAN_MEDIA = "application/vnd.pgrst.plan"
+_PLAN_FORMATS = {PLAN_MEDIA: "json", f"{PLAN_MEDIA}+json": "json", f"{PLAN_MEDIA}+text": "text"}
+_PLAN_OPTIONS = ("analyze", "verbose", "settings", "buffers", "wal")
+
+
 @dataclass(frozen=True)
 class Accept:
     singular: bool = False
     strip_nulls: bool = False
     csv: bool = False
+    plan: str | None = None  # "json" or "text": answer the statement's EXPLAIN instead
+    plan_options: tuple[str, ...] = ()
+    plan_for: str = "application/json"
 
 
-def parse_accept(value: str | None) -> Accept:
-    """JSON array (the default, also for `*/*`), single object, CSV, or 406 PGRST107 (also
-    for the plan media types: `db-plan-enabled` is off, as on Supabase)."""
+def parse_accept(value: str | None, *, plan_enabled: bool = False) -> Accept:
+    """JSON array (the default, also for `*/*`), single object, CSV, the execution plan
+    (`application/vnd.pgrst.plan[+json|+text]; options=analyze|verbose; for="…"`, only with
+    `db-plan-enabled`, off as on Supabase), or 406 PGRST107."""
     if not value or not value.strip():
         return Accept()
     for media_range in value.split(","):
         media, *params = (p.strip() for p in media_range.split(";"))
         media = media.lower()
         strip = any(p.replace(" ", "").lower() == "nulls=stripped" for p in params)
+        if plan_enabled and media in _PLAN_FORMATS:
+            return _plan_accept(_PLAN_FORMATS[media], params)
         if media in _OBJECT_MEDIA:
             return Accept(singular=True, strip_nulls=strip)
         if media == CSV_MEDIA:
@@ -137,6 +148,19 @@ def parse_accept(value: str | None) -> Accept:
         if media in _JSON_MEDIA:
             return Accept(strip_nulls=strip)
     raise unacceptable(value.strip())
+
+
+def _plan_accept(fmt: str, params: list[str]) -> Accept:
+    options: tuple[str, ...] = ()
+    target = "application/json"
+    for param in params:
+        key, _, val = param.partition("=")
+        key, val = key.strip().lower(), val.strip().strip('"')
+        if key == "options":
+            options = tuple(o for o in _PLAN_OPTIONS if o in val.lower().split("|"))
+        elif key == "for" and val:
+            target = val
+    return Accept(plan=fmt, plan_options=options, plan_for=target)
 
 
 def check_profile(

@@ -12,7 +12,7 @@ import orjson
 from starlette.responses import Response
 
 from app.local.rest import errors
-from app.local.rest.headers import CSV_MEDIA, OBJECT_MEDIA, Accept, Preferences
+from app.local.rest.headers import CSV_MEDIA, OBJECT_MEDIA, PLAN_MEDIA, Accept, Preferences
 from app.local.rest.schema import MAX_ROWS
 from app.local.rest.tx import Outcome
 
@@ -63,6 +63,13 @@ def read_response(
     headers = {"Content-Range": content_range(lower, outcome.page_total, total)} | extra
     body = b"" if head else _body_bytes(outcome.body, accept)
     return Response(body, status_code=status, headers=headers, media_type=_media(accept))
+
+
+def plan_response(outcome: Outcome, accept: Accept, extra: dict[str, str]) -> Response:
+    """The plan media type: `EXPLAIN` output, labelled with the media type it plans for."""
+    media = f'{PLAN_MEDIA}+{accept.plan}; for="{accept.plan_for}"; charset=utf-8'
+    body = (outcome.body or "").encode()
+    return Response(body, status_code=200, headers=dict(extra), media_type=media)
 
 
 def scalar_response(

@@ -20,6 +20,7 @@ from typing import Any
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 CONFIG_TOML = Path(__file__).resolve().parents[3] / "supabase" / "config.toml"
 TX_END_ENV = "PGRST_DB_TX_END"
+PLAN_ENV = "PGRST_DB_PLAN_ENABLED"
 # The local stack is a test/dev profile: `Prefer: tx=rollback` is honoured by default.
 DEFAULT_TX_END = "commit-allow-override"
 
@@ -29,6 +30,7 @@ class RestSettings:
     schemas: tuple[str, ...] = ("public",)
     extra_search_path: tuple[str, ...] = ("public", "extensions")
     tx_end: str = DEFAULT_TX_END
+    plan_enabled: bool = False  # PostgREST's `db-plan-enabled`; off, as on Supabase
 
     @property
     def default_schema(self) -> str:
@@ -63,4 +65,6 @@ def load_settings(
     schemas = tuple(str(s) for s in api.get("schemas") or ("public",))
     extra = tuple(str(s) for s in api.get("extra_search_path") or ("public", "extensions"))
     tx_end = str(api.get("tx_end") or os.environ.get(TX_END_ENV) or DEFAULT_TX_END)
-    return RestSettings(schemas, extra, tx_end.strip().lower())
+    plan = api.get("plan_enabled", os.environ.get(PLAN_ENV, ""))
+    enabled = plan is True or str(plan).strip().lower() in ("1", "true", "on")
+    return RestSettings(schemas, extra, tx_end.strip().lower(), enabled)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from app.local.rest import errors
@@ -62,6 +62,7 @@ class Plan:
     rollback: bool = False  # `Prefer: tx=rollback` (or `db-tx-end = rollback*`)
     count: str | None = None  # `Prefer: count=…`; planned/estimated use the statement's explain
     exactly_one: bool = False  # PUT: the URL's key must match the payload's (else PGRST115)
+    explain: tuple[str, ...] | None = None  # plan media type: (format, options…) of EXPLAIN
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,17 @@ class Outcome:
 
 
 Planner = Callable[[Catalogue], Plan]
+
+
+_EXPLAIN_WORDS = {
+    "json": "FORMAT JSON",
+    "text": "FORMAT TEXT",
+    "analyze": "ANALYZE",
+    "verbose": "VERBOSE",
+    "settings": "SETTINGS",
+    "buffers": "BUFFERS",
+    "wal": "WAL",
+}
 
 
 def _plan_rows(explained: Any) -> int | None:
@@ -140,6 +152,8 @@ class Transactor:
     async def _execute(
         self, conn: AsyncConnection, caller: Caller, plan: Plan, statement: Statement
     ) -> Outcome:
+        if plan.explain is not None:
+            return await self._explain(conn, caller, plan.explain, statement)
         try:
             cur = await conn.execute(statement.query, statement.params)
             row = await cur.fetchone()
@@ -166,6 +180,24 @@ class Transactor:
         if plan.max_affected is not None and outcome.page_total > plan.max_affected:
             raise errors.max_affected(outcome.page_total)
         return outcome
+
+    async def _explain(
+        self, conn: AsyncConnection, caller: Caller, words: tuple[str, ...], statement: Statement
+    ) -> Outcome:
+        """The statement's plan instead of its result (the words come from `_EXPLAIN_WORDS`)."""
+        options = sql.SQL(", ").join(sql.SQL(_EXPLAIN_WORDS[w]) for w in words)
+        try:
+            cur = await conn.execute(
+                sql.SQL("EXPLAIN ({}) {}").format(options, statement.query), statement.params
+            )
+            rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise errors.from_postgres(exc, caller.role) from exc
+        if words[0] == "json":
+            body = orjson.dumps(rows[0][0]).decode() if rows else "[]"
+        else:
+            body = "\n".join(str(r[0]) for r in rows)
+        return Outcome(None, 1, body)
 
     async def _preamble(
         self, conn: AsyncConnection, info: RequestInfo, caller: Caller, cat: Catalogue

@@ -246,7 +246,7 @@ async def test_rpc_returning_table_rows_embeds(anon: AsyncClient) -> None:
 # --- exposed schemas ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def two_schemas(local_stack: LocalStack) -> Iterator[ServedDatabase]:
-    rest = {"schemas": ["public", "personal"]}
+    rest = {"schemas": ["public", "personal"], "plan_enabled": True}
     with served_database(local_stack, FIXTURE, migrate=False, rest=rest) as served:
         yield served
 
@@ -364,3 +364,31 @@ def test_response_status_and_headers_gucs_override_the_response(rest: httpx.Clie
     assert (res.headers["x-brew"], res.headers["cache-control"]) == ("green", "no-store")
     bad = rest.post("/rpc/bad_status", json={})
     assert (bad.status_code, bad.json()["code"]) == (500, "PGRST112")
+
+
+def test_plan_media_type_when_enabled_answers_the_explain(
+    local_stack: LocalStack, two_schemas: ServedDatabase
+) -> None:
+    base = f"{two_schemas.url}/rest/v1"
+    key = {"apikey": local_stack.keys.anon_key}
+    with httpx.Client(base_url=base, headers=key, timeout=30) as rest:
+        res = rest.get(
+            "/channels",
+            params={"select": "slug,messages(id)"},
+            headers={"Accept": "application/vnd.pgrst.plan+json; options=analyze|verbose"},
+        )
+        assert res.status_code == 200
+        assert res.headers["content-type"] == (
+            'application/vnd.pgrst.plan+json; for="application/json"; charset=utf-8'
+        )
+        plan = res.json()[0]
+        assert "Plan" in plan and "Execution Time" in plan  # analyze ran it
+        text = rest.get("/channels", headers={"Accept": "application/vnd.pgrst.plan+text"})
+        assert text.headers["content-type"].startswith("application/vnd.pgrst.plan+text")
+        assert "Scan" in text.text
+        rpc = rest.post(
+            "/rpc/get_status",
+            json={"name_param": "supabot"},
+            headers={"Accept": "application/vnd.pgrst.plan"},
+        )
+        assert rpc.status_code == 200 and "Plan" in rpc.json()[0]
