@@ -10,14 +10,12 @@ override any of them with `ctx.extra["rest"]` (tests serve extra schemas that wa
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 CONFIG_TOML = Path(__file__).resolve().parents[3] / "supabase" / "config.toml"
 TX_END_ENV = "PGRST_DB_TX_END"
 PLAN_ENV = "PGRST_DB_PLAN_ENABLED"
@@ -45,11 +43,9 @@ class RestSettings:
         return self.tx_end.startswith("rollback")
 
     def search_path(self, schema: str) -> str:
-        """`schema, extra…` without repeats; a name that needs it is quoted."""
+        """`"schema", "extra"…` without repeats, each name quoted as PostgREST sends it."""
         names = list(dict.fromkeys((schema, *self.extra_search_path)))
-        return ", ".join(
-            n if _PLAIN.fullmatch(n) else '"' + n.replace('"', '""') + '"' for n in names
-        )
+        return ", ".join('"' + n.replace('"', '""') + '"' for n in names)
 
 
 def load_settings(

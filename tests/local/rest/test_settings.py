@@ -12,7 +12,7 @@ from app.local.rest.settings import TX_END_ENV, load_settings
 def test_settings_project_config_exposes_public_with_extensions() -> None:
     settings = load_settings()
     assert settings.schemas == ("public",)
-    assert settings.search_path("public") == "public, extensions"
+    assert settings.search_path("public") == '"public", "extensions"'
 
 
 def test_settings_schemas_and_search_path_from_toml(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_settings_schemas_and_search_path_from_toml(tmp_path: Path) -> None:
     toml.write_text('[api]\nschemas = ["api", "My Schema"]\nextra_search_path = ["extensions"]\n')
     settings = load_settings(path=toml)
     assert settings.default_schema == "api"
-    assert settings.search_path("My Schema") == '"My Schema", extensions'
+    assert settings.search_path("My Schema") == '"My Schema", "extensions"'
 
 
 @pytest.mark.parametrize(
