@@ -1,10 +1,13 @@
-"""PostgREST stand-in (`/rest/v1`): tables, views and `rpc/<fn>` of `public` over HTTP.
+"""PostgREST stand-in (`/rest/v1`): tables, views and `rpc/<fn>` of the exposed schemas over HTTP.
 
-Each request: headers and query string are parsed (`rest_http`, `rest_query`), names are checked
-against the schema cache (`rest_schema`) while the SQL is built (`rest_sql`, `rest_write`,
-`rest_rpc`), and the statement runs in one transaction on `ctx.rest_pool` (logged in as
-`authenticator`) after PostgREST's `set_config` preamble (`rest_tx`), so RLS is PostgreSQL's
-own. Responses and errors leave in PostgREST's shape (`rest_response`, `rest_errors`).
+Each request: headers and query string are parsed (`rest_headers`, `rest_query`, `rest_select`),
+the body is read under a cap (`rest_limits`), names are checked against the schema cache of the
+request's schema (`rest_schema`) while the SQL is built (`rest_sql`, `rest_embed` for embedded
+resources, `rest_write`, `rest_rpc`), and the statement runs in one transaction on
+`ctx.rest_pool` (logged in as `authenticator`) after PostgREST's `set_config` preamble
+(`rest_tx`), so RLS is PostgreSQL's own, embedded rows included. Responses and errors leave in
+PostgREST's shape (`rest_response`, `rest_errors`); settings come from `[api]` of
+`supabase/config.toml` (`rest_settings`).
 """
 
 from __future__ import annotations
