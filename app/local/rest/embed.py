@@ -153,7 +153,7 @@ def _project(
         sql.SQL(", ").join(selects),
         sql.SQL("").join(joins),
         grouping,
-        Target(target.name, target.columns, target.qualifier, embeds, target.computed),
+        Target(target.name, target.columns, target.qualifier, embeds, target.computed, target.row),
         tuple(labels),
     )
 
@@ -200,8 +200,14 @@ def _embed(
     )
     inner = _project(ctx, rel.foreign_table, child, item.items, path)
     bind = ctx.bind
-    relation = sql.Identifier(cat.schema, rel.foreign_table)
-    conditions = _join_conditions(rel, alias, parent, depth)
+    relation: sql.Composable = sql.Identifier(cat.schema, rel.foreign_table)
+    if rel.function is not None:  # computed: the function of the parent row is the source
+        if parent.row is None:
+            raise find_error_for_rows(cat, origin, item)
+        relation = sql.SQL("{}({})").format(sql.Identifier(*rel.function), parent.row)
+        conditions: list[sql.Composable] = []
+    else:
+        conditions = _join_conditions(rel, alias, parent, depth)
     from_items: list[sql.Composable] = [sql.SQL("{} AS {}").format(relation, alias)]
     if rel.junction is not None:
         junction_alias = conditions.pop()
@@ -249,6 +255,17 @@ def _embed(
     join = sql.SQL("{} JOIN LATERAL ({}) AS {} ON {}").format(join_kind, lateral, agg, on)
     array = [(sql.SQL("COALESCE({}.{}, '[]')").format(agg, agg), item.label)]
     return _Embedded(join, [] if empty else array, EmbedRef(agg, False, inner.labels))
+
+
+def find_error_for_rows(cat: Catalogue, origin: str, item: SelectEmbed) -> RestError:
+    """A computed relationship needs the parent's own row type (not a mutation's CTE)."""
+    return RestError(
+        400,
+        "PGRST200",
+        f"Could not find a relationship between '{origin}' and '{item.name}' in the schema cache",
+        f"Searched for a foreign key relationship between '{origin}' and '{item.name}' in the "
+        f"schema '{cat.schema}', but no matches were found.",
+    )
 
 
 def _capped(limit: int | None) -> int:

@@ -64,6 +64,7 @@ class Relationship:
     table_is_view: bool
     foreign_is_view: bool
     junction: Junction | None = None
+    function: tuple[str, str] | None = None  # a computed relationship: (schema, name)
 
     @property
     def to_one(self) -> bool:
@@ -71,6 +72,8 @@ class Relationship:
 
     def described(self) -> dict[str, str]:
         """One entry of PGRST201's `details`, worded like PostgREST's `compressedRel`."""
+        if self.function is not None:
+            return {}
         cardinality = {
             "m2o": "many-to-one",
             "o2m": "one-to-many",
@@ -198,6 +201,29 @@ def derive(
     return out
 
 
+def computed(
+    functions: Iterable[tuple[str, str, str, str, bool]], tables: dict[str, bool]
+) -> list[Relationship]:
+    """Computed relationships: `fn(origin) returns [setof] target` for exposed tables (a set is
+    to-many, a single row to-one). `functions`: (schema, name, argument table, result table,
+    returns set); `tables`: name → is a view."""
+    return [
+        Relationship(
+            origin,
+            target,
+            "o2m" if returns_set else "m2o",
+            name,
+            (),
+            origin == target,
+            tables[origin],
+            tables[target],
+            function=(schema, name),
+        )
+        for schema, name, origin, target, returns_set in functions
+        if origin in tables and target in tables
+    ]
+
+
 def _lineage(views: dict[int, list[TargetColumn]]) -> dict[int, list[tuple[str, int, int]]]:
     """view oid → (view column, base table oid, base attnum), following views over views."""
     out: dict[int, list[tuple[str, int, int]]] = {}
@@ -281,6 +307,8 @@ def _single(cols: tuple[tuple[str, str], ...], which: int) -> str | None:
 
 def _matches(rel: Relationship, target: str, hint: str | None) -> bool:
     """PostgREST's `findRel` filter for one candidate."""
+    if rel.function is not None:  # computed: by the function's name, hints do not apply
+        return target == rel.function[1]
     origin_col = _single(rel.columns, 0) if rel.junction is None else None
     target_col = _single(rel.columns, 1) if rel.junction is None else None
     is_fk = rel.junction is None

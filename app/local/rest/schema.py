@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from psycopg import AsyncConnection
 
 from app.local.rest.lineage import target_columns
-from app.local.rest.relations import ForeignKey, Relation, Relationship, derive
+from app.local.rest.relations import ForeignKey, Relation, Relationship, computed, derive
 
 _TABLES = """
 select c.oid::int8, c.relname, c.relkind::text,
@@ -265,7 +265,7 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                     cat.role_settings.setdefault(role, {})[key] = value
     for fns in cat.functions.values():
         for fn in fns:
-            if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void:
+            if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void or fn.returns_composite:
                 continue
             arg = fn.inputs[0].type.removeprefix(f"{schema}.").strip('"')
             if arg in cat.tables:
@@ -275,7 +275,24 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
         for t in cat.tables.values()
     }
     cat.relationships = derive(relations, fks, views)
+    tables = {t.name: t.is_view for t in cat.tables.values()}
+    for rel in computed(_row_functions(cat), tables):
+        cat.relationships.setdefault(rel.table, []).append(rel)
     return cat
+
+
+def _row_functions(cat: Catalogue) -> list[tuple[str, str, str, str, bool]]:
+    """Functions of one table's row type that return another table's rows."""
+    out = []
+    for fns in cat.functions.values():
+        for fn in fns:
+            if len(fn.inputs) != 1:
+                continue
+            arg = fn.inputs[0].type.removeprefix(f"{cat.schema}.").strip('"')
+            result = fn.return_type.removeprefix(f"{cat.schema}.").strip('"')
+            if arg in cat.tables and result in cat.tables:
+                out.append((fn.schema, fn.name, arg, result, fn.returns_set))
+    return out
 
 
 class SchemaCache:

@@ -142,6 +142,7 @@ class Target:
     embeds: dict[str, EmbedRef] = field(default_factory=dict)
     # Computed fields: functions of the row type (`blurb(messages)`), as their call on this row.
     computed: dict[str, sql.Composable] = field(default_factory=dict)
+    row: sql.Composable | None = None  # the whole row, for computed fields and relationships
 
 
 @dataclass
@@ -170,7 +171,9 @@ def with_computed(target: Target, functions: dict[str, str], row: str) -> Target
         name: sql.SQL("{}({})").format(sql.Identifier(schema, name), sql.Identifier(row))
         for name, schema in functions.items()
     }
-    return Target(target.name, target.columns, target.qualifier, target.embeds, calls)
+    return Target(
+        target.name, target.columns, target.qualifier, target.embeds, calls, sql.Identifier(row)
+    )
 
 
 # --- expressions -----------------------------------------------------------------------------

@@ -131,3 +131,12 @@ begin
 end $$;
 create function public.bad_status() returns text language plpgsql as $$
 begin perform set_config('response.status', 'teapot', true); return 'x'; end $$;
+-- Computed relationships: functions of a row returning rows of another table.
+create function public.latest_message(public.users) returns public.messages
+  language sql stable as $$
+  select * from public.messages where username = $1.username order by created_at desc limit 1 $$;
+create function public.channels_posted_in(public.users) returns setof public.channels
+  language sql stable as $$
+  select c.* from public.channels c
+  where exists (select 1 from public.messages m where m.channel_id = c.id
+                and m.username = $1.username) $$;

@@ -474,3 +474,23 @@ async def test_embed_computed_fields_at_top_level_and_inside_embeds(anon: AsyncC
         {"id": 2, "blurb": "Per"},
         {"id": 3, "blurb": "Sup"},
     ]
+
+
+async def test_embed_computed_relationships_by_function_name(anon: AsyncClient) -> None:
+    res = await (
+        anon.table("users")
+        .select("username, latest_message(message), channels_posted_in(slug)")
+        .in_("username", ["supabot", "loner"])
+        .order("username", desc=True)
+        .order("id", foreign_table="channels_posted_in")
+        .execute()
+    )
+    assert res.data == [
+        {
+            "username": "supabot",
+            "latest_message": {"message": "Supabase Launch Week is on fire"},
+            "channels_posted_in": [{"slug": "public"}, {"slug": "random"}],
+        },
+        # A non-set function yields one row, all NULL, when it finds nothing (as in FROM).
+        {"username": "loner", "latest_message": {"message": None}, "channels_posted_in": []},
+    ]
