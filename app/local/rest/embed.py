@@ -115,19 +115,29 @@ def _project(
     embeds: dict[str, EmbedRef] = {}
     aggregated = False
     embedded_exprs: list[sql.Composable] = []
+    # Inside an embed each key appears once (PostgreSQL would call a repeated one ambiguous
+    # when a spread or a related order names it); JSON keeps one of them anyway.
+    unique = bool(path)
+
+    def add(expr: sql.Composable, label: str) -> bool:
+        if unique and label in labels:
+            return False
+        selects.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(label)))
+        labels.append(label)
+        return True
+
     for item in items:
         if isinstance(item, SelectEmbed):
             embedded = _embed(ctx, origin, target, item, path + (item.label,))
             joins.append(embedded.join)
             for expr, label in embedded.selects:
-                selects.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(label)))
-                embedded_exprs.append(expr)
-            labels.extend(label for _, label in embedded.selects)
+                if add(expr, label):
+                    embedded_exprs.append(expr)
             embeds[item.label] = embedded.ref
-        elif isinstance(item, SelectStar) and ctx.explicit_star and not path:
-            selects.extend(_qualified(target, c) for c in target.columns)
-            labels.extend(target.columns)
-            group.extend(_qualified(target, c) for c in target.columns)
+        elif isinstance(item, SelectStar) and ((ctx.explicit_star and not path) or unique):
+            for name in target.columns:
+                if add(_qualified(target, name), name):
+                    group.append(_qualified(target, name))
         elif isinstance(item, SelectStar):
             selects.append(
                 sql.SQL("{}.*").format(target.qualifier) if target.qualifier else sql.SQL("*")
@@ -136,9 +146,8 @@ def _project(
             group.extend(_qualified(target, c) for c in target.columns)
         else:
             expr = field_expression(item, target, ctx.bind)
-            label = field_label(item)
-            selects.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(label)))
-            labels.append(label)
+            if not add(expr, field_label(item)):
+                continue
             if item.aggregate is not None or is_legacy_count(item, target):
                 aggregated = True
             else:

@@ -494,3 +494,19 @@ async def test_embed_computed_relationships_by_function_name(anon: AsyncClient) 
         # A non-set function yields one row, all NULL, when it finds nothing (as in FROM).
         {"username": "loner", "latest_message": {"message": None}, "channels_posted_in": []},
     ]
+
+
+async def test_embed_repeated_keys_inside_an_embed_are_one_key(anon: AsyncClient) -> None:
+    """Found by the property test: a repeated key in a spread was an ambiguous column."""
+    res = await anon.table("collections").select("id, ...collections(id,id)").eq("id", 1).execute()
+    assert res.data == [{"id": [2, 3]}]
+    star = await anon.table("messages").select("id, ...users(*, username)").eq("id", 4).execute()
+    assert star.data[0]["username"] == "kiwicopple"
+    ordered = await (
+        anon.table("messages")
+        .select("id, users(username, username)")
+        .order("users(username)")
+        .limit(1)
+        .execute()
+    )
+    assert ordered.data == [{"id": 4, "users": {"username": "kiwicopple"}}]

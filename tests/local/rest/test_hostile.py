@@ -159,10 +159,12 @@ def _check(res: httpx.Response, scene: Scene) -> None:
         sent = unquote(str(res.request.url)) + res.request.content.decode(errors="replace")
         sent = sent.lower()
         assert not any(leak in blob and leak not in sent for leak in LEAKS), body
+    elif res.headers.get("content-type", "").startswith("text/csv"):
+        pass  # CSV: the victim's id is not in the text (checked above)
     elif text:
         data = res.json()
         for row in data if isinstance(data, list) else [data]:
-            if isinstance(row, dict) and "owner" in row:
+            if isinstance(row, dict) and row.get("owner") is not None:  # echo() may echo null
                 assert row["owner"] == scene.attacker.id
 
 
