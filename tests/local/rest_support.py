@@ -108,11 +108,19 @@ class ServedDatabase:
 
 
 @contextmanager
-def served_database(local_stack: LocalStack, setup_sql: str) -> Iterator[ServedDatabase]:
-    """A migrated database on the session cluster with extra test objects, behind its own
-    gateway on a free port. Keeps fixtures out of the session database's `public` schema."""
+def served_database(
+    local_stack: LocalStack,
+    setup_sql: str,
+    *,
+    migrate: bool = True,
+    rest: dict[str, object] | None = None,
+) -> Iterator[ServedDatabase]:
+    """A migrated database (bootstrapped only, with `migrate=False`) on the session cluster
+    with extra test objects, behind its own gateway on a free port. Keeps fixtures out of the
+    session database's `public` schema."""
     with fresh_database(local_stack) as db:
-        apply_migrations(db.dsn, MIGRATIONS)
+        if migrate:
+            apply_migrations(db.dsn, MIGRATIONS)
         with psycopg.connect(db.dsn, autocommit=True) as conn:
             conn.execute(setup_sql)  # type: ignore[arg-type]
         port = free_port()
@@ -121,6 +129,7 @@ def served_database(local_stack: LocalStack, setup_sql: str) -> Iterator[ServedD
             api_url=f"http://127.0.0.1:{port}",
             db_port=local_stack.db_port,
             db_name=db.name,
+            extra={"rest": rest} if rest else {},
         )
         server = ServerThread(build_app(ctx), port).start()
         try:

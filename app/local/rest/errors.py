@@ -24,7 +24,7 @@ class RestError(Exception):
     status: int
     code: str
     message: str
-    details: str | None = None
+    details: str | list[dict[str, str]] | None = None  # PGRST201 sends a list
     hint: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -63,13 +63,13 @@ def invalid_range(details: str) -> RestError:
     return RestError(416, "PGRST103", "Requested range not satisfiable", details)
 
 
-def invalid_schema(schema: str) -> RestError:
+def invalid_schema(schema: str, exposed: tuple[str, ...] = ("public",)) -> RestError:
     return RestError(
         406,
         "PGRST106",
         f"Invalid schema: {schema}",
         None,
-        "Only the following schemas are exposed: public",
+        "Only the following schemas are exposed: " + ", ".join(exposed),
     )
 
 
@@ -122,30 +122,55 @@ def max_affected(rows: int) -> RestError:
     )
 
 
+def invalid_put_filters() -> RestError:
+    return RestError(
+        405,
+        "PGRST105",
+        "Filters must include all and only primary key columns with 'eq' operators",
+    )
+
+
+def put_range() -> RestError:
+    return RestError(400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT")
+
+
+def put_mismatch() -> RestError:
+    return RestError(400, "PGRST115", "Payload values do not match URL in primary key column(s)")
+
+
+def max_affected_rpc() -> RestError:
+    return RestError(
+        400,
+        "PGRST128",
+        "Function must return SETOF or TABLE when max-affected preference is used with "
+        "handling=strict",
+    )
+
+
 def invalid_path() -> RestError:
     return RestError(404, "PGRST125", "Invalid path specified in request URL")
 
 
-def no_relationship(table: str, other: str) -> RestError:
+def no_relationship(table: str, other: str, schema: str = "public") -> RestError:
     return RestError(
         400,
         "PGRST200",
         f"Could not find a relationship between '{table}' and '{other}' in the schema cache",
         f"Searched for a foreign key relationship between '{table}' and '{other}' in the "
-        "schema 'public', but no matches were found.",
-        "The local PostgREST stand-in does not embed resources: query the related table "
-        "separately.",
+        f"schema '{schema}', but no matches were found.",
     )
 
 
-def function_not_found(name: str, args: list[str], hint: str | None) -> RestError:
+def function_not_found(
+    name: str, args: list[str], hint: str | None, schema: str = "public"
+) -> RestError:
     listed = ", ".join(sorted(args))
     searched = f"with parameters {listed}" if args else "without parameters"
     return RestError(
         404,
         "PGRST202",
-        f"Could not find the function public.{name}({listed}) in the schema cache",
-        f"Searched for the function public.{name} {searched} or with a single unnamed "
+        f"Could not find the function {schema}.{name}({listed}) in the schema cache",
+        f"Searched for the function {schema}.{name} {searched} or with a single unnamed "
         "json/jsonb parameter, but no matches were found in the schema cache.",
         hint,
     )
@@ -174,9 +199,13 @@ def undefined_column(table: str, column: str) -> RestError:
     return RestError(400, "42703", f"column {table}.{column} does not exist")
 
 
-def table_not_found(name: str, hint: str | None) -> RestError:
+def table_not_found(name: str, hint: str | None, schema: str = "public") -> RestError:
     return RestError(
-        404, "PGRST205", f"Could not find the table 'public.{name}' in the schema cache", None, hint
+        404,
+        "PGRST205",
+        f"Could not find the table '{schema}.{name}' in the schema cache",
+        None,
+        hint,
     )
 
 
@@ -198,6 +227,10 @@ def jwt_error(message: str) -> RestError:
             "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{escaped}"'
         },
     )
+
+
+def too_deep() -> RestError:
+    return RestError(400, "PGRST100", "Request nested too deeply", None, None)
 
 
 def internal() -> RestError:

@@ -49,15 +49,21 @@ class Preferences:
     handling: str | None = None
     max_affected: int | None = None
     applied_order: tuple[str, ...] = ()
+    tx: str | None = None  # only when the stack allows overriding (`db-tx-end`)
+    timezone: str | None = None  # `timezone=America/Los_Angeles`: the transaction's TimeZone
 
     def applied(self, *, write: bool) -> str | None:
         """The `Preference-Applied` value: what this request honoured."""
-        honoured = [p for p in self.applied_order if write or p.startswith("count=")]
+        reads = ("count=", "tx=", "timezone=")
+        honoured = [p for p in self.applied_order if write or p.startswith(reads)]
         return ", ".join(honoured) or None
 
 
-def parse_prefer(values: list[str]) -> Preferences:
-    """Comma-separated `key=value` items; unknown ones are ignored unless `handling=strict`."""
+def parse_prefer(values: list[str], *, allow_tx: bool = False) -> Preferences:
+    """Comma-separated `key=value` items; unknown ones are ignored unless `handling=strict`.
+
+    `tx=commit|rollback` counts only when `allow_tx` (PostgREST's `db-tx-end` set to
+    `*-allow-override`); it is still a known preference otherwise."""
     found: dict[str, str] = {}
     invalid: list[str] = []
     for item in (part.strip() for value in values for part in value.split(",")):
@@ -67,6 +73,8 @@ def parse_prefer(values: list[str]) -> Preferences:
         key, val = key.strip(), val.strip()
         if key == "max-affected" and val.isdigit():
             found[key] = val
+        elif key == "timezone" and val:
+            found.setdefault(key, val)
         elif val in _PREFER_VALUES.get(key, ()):
             found.setdefault(key, val)
         else:
@@ -74,9 +82,20 @@ def parse_prefer(values: list[str]) -> Preferences:
     if invalid and found.get("handling") == "strict":
         raise strict_preferences(invalid)
     max_aff = int(found["max-affected"]) if "max-affected" in found else None
-    applied = tuple(
+    if not allow_tx:
+        found.pop("tx", None)
+    applied = tuple(  # PostgREST's `prefAppliedHeader` order
         f"{k}={found[k]}"
-        for k in ("return", "count", "resolution", "missing", "handling", "max-affected")
+        for k in (
+            "resolution",
+            "missing",
+            "return",
+            "count",
+            "tx",
+            "handling",
+            "timezone",
+            "max-affected",
+        )
         if k in found and not (k == "max-affected" and found.get("handling") != "strict")
     )
     return Preferences(
@@ -87,39 +106,77 @@ def parse_prefer(values: list[str]) -> Preferences:
         found.get("handling"),
         max_aff,
         applied,
+        found.get("tx"),
+        found.get("timezone"),
     )
+
+
+CSV_MEDIA = "text/csv"
+
+
+PLAN_MEDIA = "application/vnd.pgrst.plan"
+_PLAN_FORMATS = {PLAN_MEDIA: "json", f"{PLAN_MEDIA}+json": "json", f"{PLAN_MEDIA}+text": "text"}
+_PLAN_OPTIONS = ("analyze", "verbose", "settings", "buffers", "wal")
 
 
 @dataclass(frozen=True)
 class Accept:
     singular: bool = False
     strip_nulls: bool = False
+    csv: bool = False
+    plan: str | None = None  # "json" or "text": answer the statement's EXPLAIN instead
+    plan_options: tuple[str, ...] = ()
+    plan_for: str = "application/json"
 
 
-def parse_accept(value: str | None) -> Accept:
-    """JSON array (the default, also for `*/*`), single object, or 406 PGRST107."""
+def parse_accept(value: str | None, *, plan_enabled: bool = False) -> Accept:
+    """JSON array (the default, also for `*/*`), single object, CSV, the execution plan
+    (`application/vnd.pgrst.plan[+json|+text]; options=analyze|verbose; for="…"`, only with
+    `db-plan-enabled`, off as on Supabase), or 406 PGRST107."""
     if not value or not value.strip():
         return Accept()
     for media_range in value.split(","):
         media, *params = (p.strip() for p in media_range.split(";"))
         media = media.lower()
         strip = any(p.replace(" ", "").lower() == "nulls=stripped" for p in params)
+        if plan_enabled and media in _PLAN_FORMATS:
+            return _plan_accept(_PLAN_FORMATS[media], params)
         if media in _OBJECT_MEDIA:
             return Accept(singular=True, strip_nulls=strip)
+        if media == CSV_MEDIA:
+            return Accept(csv=True)
         if media in _JSON_MEDIA:
             return Accept(strip_nulls=strip)
     raise unacceptable(value.strip())
 
 
-def check_profile(headers: dict[str, str], method: str) -> bool:
-    """PGRST106 unless the requested schema is `public`; True when a profile header was sent."""
+def _plan_accept(fmt: str, params: list[str]) -> Accept:
+    options: tuple[str, ...] = ()
+    target = "application/json"
+    for param in params:
+        key, _, val = param.partition("=")
+        key, val = key.strip().lower(), val.strip().strip('"')
+        if key == "options":
+            options = tuple(o for o in _PLAN_OPTIONS if o in val.lower().split("|"))
+        elif key == "for" and val:
+            target = val
+    return Accept(plan=fmt, plan_options=options, plan_for=target)
+
+
+def check_profile(
+    headers: dict[str, str], method: str, schemas: tuple[str, ...] = (EXPOSED_SCHEMA,)
+) -> tuple[str, bool]:
+    """The request's schema (`Accept-Profile` for GET/HEAD, `Content-Profile` otherwise,
+    else the first exposed one) and whether it was negotiated (a profile header was sent, or
+    several schemas are exposed): then the response names it in `Content-Profile`.
+    PGRST106 for a schema that is not exposed."""
     name = "accept-profile" if method in ("GET", "HEAD") else "content-profile"
     schema = headers.get(name)
     if schema is None:
-        return False
-    if schema.strip() != EXPOSED_SCHEMA:
-        raise invalid_schema(schema.strip())
-    return True
+        return schemas[0], len(schemas) != 1
+    if schema.strip() not in schemas:
+        raise invalid_schema(schema.strip(), schemas)
+    return schema.strip(), True
 
 
 @dataclass

@@ -8,19 +8,20 @@ against the catalogue and binds values. Anything the grammar does not accept is 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from app.local.rest.errors import RestError, invalid_range, not_embedded, parse_error
+from app.local.rest.cursor import MAX_DEPTH, Cursor
+from app.local.rest.errors import invalid_range, not_embedded, parse_error
+from app.local.rest.select import parse_select
 from app.local.rest.syntax import (
     ApiQuery,
     Condition,
+    EmbedParams,
+    EmbedPath,
     Field,
     Filter,
-    JsonStep,
     Logic,
     OrderTerm,
-    SelectEmbed,
-    SelectField,
     SelectItem,
     SelectStar,
 )
@@ -39,167 +40,38 @@ FTS_OPS = {"fts", "plfts", "phfts", "wfts"}
 SIMPLE_OPS = {"isdistinct", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj"}
 OPERATORS = QUANTIFIABLE | FTS_OPS | SIMPLE_OPS | {"in", "is"}
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
-_IDENT_CHARS = re.compile(r"[\w $]", re.UNICODE)
 _INTEGER = re.compile(r"\d+")
 _RANGE = re.compile(r"^\s*(?:items=)?(\d+)-(\d*)\s*$")
-
-
-class _Cursor:
-    """A position in one parameter's text; errors name the parameter like PostgREST does."""
-
-    def __init__(self, text: str, what: str) -> None:
-        self.text, self.what, self.pos = text, what, 0
-
-    def peek(self, n: int = 1) -> str:
-        return self.text[self.pos : self.pos + n]
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
-    def take(self, s: str) -> bool:
-        if self.text.startswith(s, self.pos):
-            self.pos += len(s)
-            return True
-        return False
-
-    def expect(self, s: str) -> None:
-        if not self.take(s):
-            raise self.error(f'expecting "{s}"')
-
-    def error(self, expecting: str) -> RestError:
-        found = f'unexpected "{self.peek()}"' if not self.at_end() else "unexpected end of input"
-        return parse_error(self.what, self.text, f"{found} {expecting}", self.pos + 1)
-
-    def quoted(self) -> str:
-        """A double-quoted string; backslash escapes the next character."""
-        self.expect('"')
-        out: list[str] = []
-        while not self.at_end():
-            ch = self.text[self.pos]
-            self.pos += 1
-            if ch == '"':
-                return "".join(out)
-            if ch == "\\" and not self.at_end():
-                ch = self.text[self.pos]
-                self.pos += 1
-            out.append(ch)
-        raise self.error('expecting closing quote "')
-
-    def identifier(self) -> str:
-        """Letters, digits, `_`, `$` and spaces (stripped), joined by single dashes."""
-        parts: list[str] = []
-        while True:
-            start = self.pos
-            while not self.at_end() and _IDENT_CHARS.fullmatch(self.text[self.pos]):
-                self.pos += 1
-            part = self.text[start : self.pos].strip()
-            if not part:
-                raise self.error("expecting field name (* or [a..z0..9_$])")
-            parts.append(part)
-            if self.peek() == "-" and self.peek(2) != "->":
-                self.pos += 1
-                continue
-            return "-".join(parts)
-
-    def field_name(self) -> str:
-        return self.quoted() if self.peek() == '"' else self.identifier()
-
-    def field(self) -> Field:
-        return Field(self.field_name(), self.json_path())
-
-    def json_path(self) -> tuple[JsonStep, ...]:
-        """`->key` / `->>key` steps; a key may be quoted or a (negative) array index."""
-        steps: list[JsonStep] = []
-        while self.peek(2) == "->":
-            arrow: Literal["->", "->>"] = "->>" if self.take("->>") else "->"
-            if arrow == "->":
-                self.pos += 2
-            negative = self.take("-")
-            key = self.field_name()
-            steps.append(JsonStep(arrow, f"-{key}" if negative else key))
-        return tuple(steps)
-
-
-# --- select ---
-def parse_select(text: str) -> tuple[SelectItem, ...]:
-    if not text.strip():
-        return (SelectStar(),)
-    cur = _Cursor(text, "select")
-    items = _select_list(cur, top=True)
-    if not cur.at_end():
-        raise cur.error('expecting "," or end of input')
-    return tuple(items)
-
-
-def _select_list(cur: _Cursor, *, top: bool) -> list[SelectItem]:
-    items: list[SelectItem] = []
-    while True:
-        items.append(_select_item(cur))
-        if not cur.take(","):
-            break
-    if not top and not cur.take(")"):
-        raise cur.error('expecting ")"')
-    return items
-
-
-def _select_item(cur: _Cursor) -> SelectItem:
-    while cur.peek() == " ":
-        cur.pos += 1
-    if cur.take("*"):
-        return SelectStar()
-    if cur.take("..."):
-        name = cur.field_name()
-        _skip_embed(cur)
-        return SelectEmbed(name)
-    name = cur.field_name()
-    alias = None
-    if cur.peek() == ":" and cur.peek(2) != "::":
-        cur.pos += 1
-        alias, name = name, cur.field_name()
-    if cur.peek() in ("(", "!"):
-        _skip_embed(cur)
-        return SelectEmbed(name, alias)
-    field = Field(name, cur.json_path())
-    cast = None
-    if cur.take("::"):
-        start = cur.pos
-        while not cur.at_end() and (cur.peek().isalnum() or cur.peek() in "_ "):
-            cur.pos += 1
-        cast = cur.text[start : cur.pos].strip()
-        if not cast:
-            raise cur.error("expecting cast type")
-    return SelectField(field, alias, cast)
-
-
-def _skip_embed(cur: _Cursor) -> None:
-    """Consume `!hint…(…)` of an embedded resource; its contents must still parse."""
-    while cur.take("!"):
-        cur.field_name()
-    cur.expect("(")
-    if cur.take(")"):
-        return
-    _select_list(cur, top=False)
 
 
 # --- filters ---
 def parse_filter(key: str, value: str) -> Filter:
     """`key=op.value` at the top level of the query string."""
-    field = _filter_key(key)
-    cur = _Cursor(value, "filter")
-    return _operation(cur, field, in_logic=False)
+    path, flt = parse_scoped_filter(key, value)
+    if path:
+        raise not_embedded(path[0])
+    return flt
 
 
-def _filter_key(key: str) -> Field:
-    cur = _Cursor(key, "filter")
-    field = cur.field()
-    if cur.peek() == ".":
-        raise not_embedded(field.name)
+def parse_scoped_filter(key: str, value: str) -> tuple[EmbedPath, Filter]:
+    """`a.b.col=op.value`: a filter on the embedded resource at path (a, b)."""
+    path, field = _filter_key(key)
+    cur = Cursor(value, "filter")
+    return path, _operation(cur, field, in_logic=False)
+
+
+def _filter_key(key: str) -> tuple[EmbedPath, Field]:
+    cur = Cursor(key, "filter")
+    names = [cur.field_name()]
+    while cur.take("."):
+        names.append(cur.field_name())
+    field = Field(names[-1], cur.json_path())
     if not cur.at_end():
         raise cur.error("expecting field name")
-    return field
+    return tuple(names[:-1]), field
 
 
-def _operation(cur: _Cursor, field: Field, *, in_logic: bool) -> Filter:
+def _operation(cur: Cursor, field: Field, *, in_logic: bool) -> Filter:
     negate = cur.take("not.")
     start = cur.pos
     while not cur.at_end() and cur.peek().isalpha():
@@ -239,7 +111,7 @@ def _operation(cur: _Cursor, field: Field, *, in_logic: bool) -> Filter:
     return Filter(field, op, raw, negate, modifier)
 
 
-def _list(cur: _Cursor) -> tuple[str, ...]:
+def _list(cur: Cursor) -> tuple[str, ...]:
     cur.expect("(")
     if cur.take(")"):
         return ()
@@ -258,7 +130,7 @@ def _list(cur: _Cursor) -> tuple[str, ...]:
         return tuple(items)
 
 
-def _logic_value(cur: _Cursor) -> str:
+def _logic_value(cur: Cursor) -> str:
     if cur.peek() == '"':
         save = cur.pos
         value = cur.quoted()
@@ -280,25 +152,27 @@ def _logic_value(cur: _Cursor) -> str:
 def parse_logic(key: str, value: str) -> Logic:
     """`or=(…)`, `and=(…)`, `not.or=(…)`, `not.and=(…)` with nesting."""
     op, negate = LOGIC_KEYS[key]
-    cur = _Cursor(value, "logic tree")
-    tree = _logic_body(cur, op, negate)  # type: ignore[arg-type]
+    cur = Cursor(value, "logic tree")
+    tree = _logic_body(cur, op, negate, 0)  # type: ignore[arg-type]
     if not cur.at_end():
         raise cur.error("expecting end of input")
     return tree
 
 
-def _logic_body(cur: _Cursor, op: Literal["and", "or"], negate: bool) -> Logic:
+def _logic_body(cur: Cursor, op: Literal["and", "or"], negate: bool, depth: int) -> Logic:
+    if depth > MAX_DEPTH:
+        raise cur.too_deep()
     cur.expect("(")
     children: list[Condition] = []
     while True:
-        children.append(_logic_condition(cur))
+        children.append(_logic_condition(cur, depth))
         if cur.take(","):
             continue
         cur.expect(")")
         return Logic(op, tuple(children), negate)
 
 
-def _logic_condition(cur: _Cursor) -> Condition:
+def _logic_condition(cur: Cursor, depth: int) -> Condition:
     for prefix, (op, negate) in (
         ("not.or(", ("or", True)),
         ("not.and(", ("and", True)),
@@ -307,7 +181,7 @@ def _logic_condition(cur: _Cursor) -> Condition:
     ):
         if cur.text.startswith(prefix, cur.pos):
             cur.pos += len(prefix) - 1
-            return _logic_body(cur, op, negate)  # type: ignore[arg-type]
+            return _logic_body(cur, op, negate, depth + 1)  # type: ignore[arg-type]
     field = cur.field()
     cur.expect(".")
     return _operation(cur, field, in_logic=True)
@@ -315,12 +189,14 @@ def _logic_condition(cur: _Cursor) -> Condition:
 
 # --- order, columns, ranges ---
 def parse_order(text: str) -> tuple[OrderTerm, ...]:
-    cur = _Cursor(text, "order")
+    cur = Cursor(text, "order")
     terms: list[OrderTerm] = []
     while True:
         field = cur.field()
-        if cur.peek() == "(":
-            raise not_embedded(field.name)
+        relation = None
+        if cur.take("("):
+            relation, field = field.name, cur.field()
+            cur.expect(")")
         desc, nulls = False, None
         if cur.take(".asc"):
             desc = False
@@ -330,7 +206,7 @@ def parse_order(text: str) -> tuple[OrderTerm, ...]:
             nulls = "first"
         elif cur.take(".nullslast"):
             nulls = "last"
-        terms.append(OrderTerm(field, desc, nulls))  # type: ignore[arg-type]
+        terms.append(OrderTerm(field, desc, nulls, relation))  # type: ignore[arg-type]
         if cur.take(","):
             continue
         if not cur.at_end():
@@ -340,7 +216,7 @@ def parse_order(text: str) -> tuple[OrderTerm, ...]:
 
 def parse_names(text: str, what: str) -> tuple[str, ...]:
     """`columns=` and `on_conflict=`: comma-separated names, quoted or bare."""
-    cur = _Cursor(text, what)
+    cur = Cursor(text, what)
     names: list[str] = []
     while True:
         while cur.peek() == " ":
@@ -383,33 +259,74 @@ def parse_range_header(text: str | None) -> tuple[int, int | None] | None:
 
 
 # --- the whole query string ---
+_EMBEDDABLE = ("order", "limit", "offset", "or", "and")
+
+
+def _scoped_key(key: str) -> tuple[EmbedPath, str] | None:
+    """`a.b.order` → ((a, b), "order"); `a.not.or` → ((a,), "not.or"); None for other keys."""
+    if '"' in key or "->" in key:
+        return None
+    parts = key.split(".")
+    last = parts[-1]
+    if last not in _EMBEDDABLE:
+        return None
+    rest = parts[:-1]
+    if last in ("or", "and") and rest and rest[-1] == "not":
+        rest, last = rest[:-1], f"not.{last}"
+    if not all(rest):
+        return None
+    return tuple(rest), last
+
+
 def parse_query(pairs: list[tuple[str, str]]) -> ApiQuery:
-    """Reserved keys, logic trees and column filters of one request (all ANDed together)."""
+    """Reserved keys, logic trees and column filters of one request (all ANDed together);
+    keys prefixed with an embed path (`messages.order`) go to that embedded resource."""
     select: tuple[SelectItem, ...] = (SelectStar(),)
-    where: list[Condition] = []
-    order: tuple[OrderTerm, ...] = ()
-    limit = offset = None
+    scoped: dict[EmbedPath, dict[str, Any]] = {}
     columns = on_conflict = None
+
+    def at(path: EmbedPath) -> dict[str, Any]:
+        return scoped.setdefault(path, {"where": [], "order": (), "limit": None, "offset": None})
+
     for key, value in pairs:
         if key == "select":
             select = parse_select(value)
-        elif key == "order":
-            order = parse_order(value)
-        elif key == "limit":
-            limit = parse_count(value, "limit")
-        elif key == "offset":
-            offset = parse_count(value, "offset")
-        elif key == "columns":
+            continue
+        if key == "columns":
             columns = parse_names(value, "columns")
-        elif key == "on_conflict":
+            continue
+        if key == "on_conflict":
             on_conflict = parse_names(value, "on_conflict")
-        elif key in LOGIC_KEYS:
-            where.append(parse_logic(key, value))
-        elif key.endswith((".or", ".and", ".order", ".limit", ".offset")) and '"' not in key:
-            raise not_embedded(key.rsplit(".", 1)[0].removesuffix(".not"))
+            continue
+        found = _scoped_key(key)
+        if found is None:
+            path, flt = parse_scoped_filter(key, value)
+            at(path)["where"].append(flt)
+            continue
+        path, word = found
+        node = at(path)
+        if word == "order":
+            node["order"] = parse_order(value)
+        elif word in ("limit", "offset"):
+            node[word] = parse_count(value, word)
         else:
-            where.append(parse_filter(key, value))
-    return ApiQuery(select, tuple(where), order, limit, offset, columns, on_conflict)
+            node["where"].append(parse_logic(word, value))
+    root = at(())
+    embedded = tuple(
+        (path, EmbedParams(tuple(p["where"]), p["order"], p["limit"], p["offset"]))
+        for path, p in scoped.items()
+        if path
+    )
+    return ApiQuery(
+        select,
+        tuple(root["where"]),
+        root["order"],
+        root["limit"],
+        root["offset"],
+        columns,
+        on_conflict,
+        embedded,
+    )
 
 
 def looks_like_filter(value: str) -> bool:

@@ -12,10 +12,9 @@ import orjson
 from starlette.responses import Response
 
 from app.local.rest import errors
-from app.local.rest.headers import OBJECT_MEDIA, Accept, Preferences
+from app.local.rest.headers import CSV_MEDIA, OBJECT_MEDIA, PLAN_MEDIA, Accept, Preferences
+from app.local.rest.schema import MAX_ROWS
 from app.local.rest.tx import Outcome
-
-MAX_ROWS = 1000  # Supabase's [api] max_rows default
 
 
 def page_bounds(
@@ -44,6 +43,8 @@ def content_range(lower: int, rows: int, total: int | None) -> str:
 
 
 def _media(accept: Accept) -> str:
+    if accept.csv:
+        return f"{CSV_MEDIA}; charset=utf-8"
     return f"{OBJECT_MEDIA}; charset=utf-8" if accept.singular else errors.JSON_TYPE
 
 
@@ -64,10 +65,20 @@ def read_response(
     return Response(body, status_code=status, headers=headers, media_type=_media(accept))
 
 
-def scalar_response(outcome: Outcome, head: bool, extra: dict[str, str]) -> Response:
-    """A function that returns one value or one composite: the bare JSON value."""
+def plan_response(outcome: Outcome, accept: Accept, extra: dict[str, str]) -> Response:
+    """The plan media type: `EXPLAIN` output, labelled with the media type it plans for."""
+    media = f'{PLAN_MEDIA}+{accept.plan}; for="{accept.plan_for}"; charset=utf-8'
+    body = (outcome.body or "").encode()
+    return Response(body, status_code=200, headers=dict(extra), media_type=media)
+
+
+def scalar_response(
+    outcome: Outcome, head: bool, extra: dict[str, str], *, counted: bool = False
+) -> Response:
+    """A function that returns one value or one composite: the bare JSON value (one row,
+    so `count=exact` reads `0-0/1`)."""
     body = b"" if head else (outcome.body or "null").encode()
-    headers = {"Content-Range": "0-0/*"} | extra
+    headers = {"Content-Range": "0-0/1" if counted else "0-0/*"} | extra
     return Response(body, status_code=200, headers=headers, media_type=errors.JSON_TYPE)
 
 
@@ -82,9 +93,13 @@ def write_response(
     mode = prefs.return_ or "minimal"
     n = outcome.page_total
     counted = n if prefs.count is not None else None
-    if method == "POST":
+    if method == "PUT":  # PostgREST: 201/200 with the representation, else 204
+        status = (201 if outcome.inserted else 200) if mode == "representation" else 204
+        headers = dict(extra)
+    elif method == "POST":
         headers = {"Content-Range": f"*/{'*' if counted is None else counted}"} | extra
-        status = 201
+        only_updated = prefs.resolution == "merge-duplicates" and outcome.inserted == 0
+        status = 200 if only_updated else 201
     else:
         headers = {"Content-Range": content_range(0, n, counted)} | extra
         status = 200 if mode == "representation" else 204
@@ -103,6 +118,8 @@ def write_response(
 
 
 def _body_bytes(body: str | None, accept: Accept) -> bytes:
+    if accept.csv:
+        return (body or "").encode()
     text = body if body is not None else "[]"
     if accept.strip_nulls:
         return orjson.dumps(_strip_nulls(orjson.loads(text)))
@@ -115,3 +132,43 @@ def _strip_nulls(value: object) -> object:
     if isinstance(value, list):
         return [_strip_nulls(v) for v in value]
     return value
+
+
+def with_gucs(response: Response, outcome: Outcome) -> Response:
+    """`response.status` / `response.headers` set by the request's SQL override PostgREST's
+    own (PGRST112 / PGRST111 when they are malformed)."""
+    if outcome.response_status is not None:
+        text = outcome.response_status.strip()
+        if not text.isdigit() or not 100 <= int(text) <= 599:
+            raise errors.RestError(
+                500, "PGRST112", "response.status guc must be a valid status code"
+            )
+        response.status_code = int(text)
+    if outcome.response_headers is not None:
+        for name, value in _guc_headers(outcome.response_headers):
+            response.headers[name] = value
+    return response
+
+
+def _guc_headers(text: str) -> list[tuple[str, str]]:
+    bad = errors.RestError(
+        500,
+        "PGRST111",
+        "response.headers guc must be a JSON array composed of objects with a single key and a "
+        "string value",
+    )
+    try:
+        items = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise bad from exc
+    if not isinstance(items, list):
+        raise bad
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            raise bad
+        ((name, value),) = item.items()
+        if not isinstance(value, str) or not name or "\n" in name + value or "\r" in name + value:
+            raise bad
+        out.append((name, value))
+    return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from app.local.rest.embed import project
 from app.local.rest.errors import ambiguous_function, function_not_found
 from app.local.rest.schema import Catalogue, Function
 from app.local.rest.sql import Binder, Statement, Target, read_statement
@@ -50,25 +51,27 @@ def resolve(cat: Catalogue, name: str, arg_names: set[str], *, whole_body: bool)
     matches = named or unnamed_json
     if not matches:
         hint = None if candidates else cat.function_hint(name)
-        raise function_not_found(name, sorted(arg_names), hint)
+        raise function_not_found(name, sorted(arg_names), hint, cat.schema)
     if len(matches) > 1:
         raise ambiguous_function([fn.signature() for fn in matches])
     return matches[0]
 
 
 def rpc_statement(
+    cat: Catalogue,
     call: Call,
     query: ApiQuery,
     *,
     limit: int | None,
     offset: int | None,
-    count: bool,
+    count: bool | str,
     singular: bool,
     with_body: bool,
+    csv: bool = False,
 ) -> Statement:
     fn = call.function
     bind = Binder()
-    proc = sql.Identifier("public", fn.name)
+    proc = sql.Identifier(fn.schema, fn.name)
     args_from: sql.Composable
     if fn.single_unnamed_json and call.args_json is not None:
         cast = sql.SQL(fn.inputs[0].type)  # "json" or "jsonb", checked by single_unnamed_json
@@ -99,6 +102,14 @@ def rpc_statement(
         args_from, invocation, alias
     )
     target = Target(fn.name, fn.columns, sql.Identifier("pgrst_call"))
+    origin = fn.return_type.removeprefix(f"{cat.schema}.")
+    projection = (
+        project(cat, origin if origin in cat.tables else fn.name, target, query, bind)
+        if not scalar
+        else None
+    )
+    if scalar and query.embedded:
+        project(cat, fn.name, target, query, bind)  # PGRST108 for the embed paths
     return read_statement(
         sql.Identifier("pgrst_call"),
         target,
@@ -111,4 +122,6 @@ def rpc_statement(
         scalar=scalar,
         prelude=prelude,
         binder=bind,
+        projection=projection,
+        csv=csv and fn.returns_set,
     )

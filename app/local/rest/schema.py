@@ -1,9 +1,11 @@
-"""The REST stand-in's schema cache: tables, views and functions of `public`, read from pg_catalog.
+"""The REST stand-in's schema cache: per exposed schema, its tables, views, functions, computed
+fields and relationships (`rest_relations`, from foreign keys and views' lineage), read from
+pg_catalog, plus the `pgrst.*` settings of the authenticator role.
 
 Like PostgREST's schema cache, it is what identifiers in a request are checked against before any
 SQL is built. It loads on the first request and reloads when a request names something it does
 not know (tests create objects after the stack started), so no `NOTIFY pgrst` is needed. A
-reload is three catalogue queries (~6 ms here); concurrent misses share one.
+reload is six catalogue queries (~20 ms on the project schema); concurrent misses share one.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 
+from app.local.rest.lineage import target_columns
+from app.local.rest.relations import ForeignKey, Relation, Relationship, computed, derive
+
 _TABLES = """
-select c.relname, c.relkind::text,
+select c.oid::int8, c.relname, c.relkind::text,
   coalesce((select json_agg(json_build_object(
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
       'base', t.typname) order by a.attnum)
@@ -28,7 +33,7 @@ select c.relname, c.relkind::text,
     join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
     where con.conrelid = c.oid and con.contype = 'p'), '{}')
 from pg_class c
-where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v', 'm', 'f', 'p')
+where c.relnamespace = %(schema)s::regnamespace and c.relkind in ('r', 'v', 'm', 'f', 'p')
 """
 
 _FUNCTIONS = """
@@ -46,7 +51,33 @@ select p.oid::int8, p.proname, p.provolatile::text, p.proretset, p.pronargdefaul
     from pg_attribute a join pg_type t on t.oid = a.atttypid
     where a.attrelid = rt.typrelid and a.attnum > 0 and not a.attisdropped), '[]'::json)::text
 from pg_proc p join pg_type rt on rt.oid = p.prorettype
-where p.pronamespace = 'public'::regnamespace and p.prokind = 'f'
+where p.pronamespace = %(schema)s::regnamespace and p.prokind = 'f'
+"""
+
+# Foreign keys anywhere (a view in the exposed schema may sit on a table outside it), with
+# whether the key columns are exactly a primary key or unique constraint (one-to-one).
+_FOREIGN_KEYS = """
+select con.conname::text, con.conrelid::int8, con.confrelid::int8,
+  array_agg(k.col::int order by k.ord), array_agg(a.attname::text order by k.ord),
+  array_agg(k.ref::int order by k.ord), array_agg(f.attname::text order by k.ord),
+  exists (select 1 from pg_constraint u
+    where u.conrelid = con.conrelid and u.contype in ('p', 'u')
+      and (select array_agg(x order by x) from unnest(u.conkey) x)
+        = (select array_agg(y order by y) from unnest(con.conkey) y))
+from pg_constraint con
+cross join lateral unnest(con.conkey, con.confkey) with ordinality as k(col, ref, ord)
+join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.col
+join pg_attribute f on f.attrelid = con.confrelid and f.attnum = k.ref
+where con.contype = 'f' and con.conparentid = 0
+group by con.oid, con.conname, con.conrelid, con.confrelid
+"""
+
+# The stored query of every user view, for its columns' lineage (`rest_lineage`).
+_VIEWS = """
+select c.oid::int8, r.ev_action::text
+from pg_class c join pg_rewrite r on r.ev_class = c.oid and r.rulename = '_RETURN'
+where c.relkind in ('v', 'm')
+  and c.relnamespace not in ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
 """
 
 _ROLE_SETTINGS = """
@@ -55,6 +86,9 @@ from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
 where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
 order by s.setdatabase
 """
+
+AUTHENTICATOR = "authenticator"
+MAX_ROWS = 1000  # Supabase's [api] max_rows default, for every level of a read
 
 # Role settings PostgREST applies per request (`SET LOCAL`) that a non-superuser may set.
 APPLIED_ROLE_SETTINGS = frozenset(
@@ -75,6 +109,12 @@ class Table:
     kind: str
     columns: dict[str, Column]
     primary_key: tuple[str, ...]
+    oid: int = 0
+    schema: str = "public"
+
+    @property
+    def is_view(self) -> bool:
+        return self.kind in ("v", "m")
 
     @property
     def has_ctid(self) -> bool:
@@ -99,6 +139,7 @@ class Function:
     returns_void: bool
     inputs: tuple[Argument, ...]
     columns: dict[str, Column]  # of a composite/TABLE result; empty for scalars
+    schema: str = "public"
 
     @property
     def read_only(self) -> bool:
@@ -118,7 +159,7 @@ class Function:
 
     def signature(self) -> str:
         args = ", ".join(f"{a.name} => {a.type}" for a in self.inputs)
-        return f"public.{self.name}({args})"
+        return f"{self.schema}.{self.name}({args})"
 
 
 @dataclass
@@ -126,29 +167,67 @@ class Catalogue:
     tables: dict[str, Table] = field(default_factory=dict)
     functions: dict[str, list[Function]] = field(default_factory=dict)
     role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    relationships: dict[str, list[Relationship]] = field(default_factory=dict)
+    schema: str = "public"
+    config: dict[str, str] = field(default_factory=dict)  # `pgrst.*` settings of authenticator
+    # table → {function: schema} for functions of one argument of the table's row type that
+    # return one value (PostgREST's computed fields).
+    computed: dict[str, dict[str, str]] = field(default_factory=dict)
     loaded_at: float = 0.0
+
+    @property
+    def aggregates_enabled(self) -> bool:
+        """`alter role authenticator set pgrst.db_aggregates_enabled = 'true'` (off by default)."""
+        return self.config.get("pgrst.db_aggregates_enabled", "false").lower() in (
+            "true",
+            "on",
+            "1",
+        )
 
     def table_hint(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, list(self.tables), n=1)
-        return f"Perhaps you meant the table 'public.{close[0]}'" if close else None
+        return f"Perhaps you meant the table '{self.schema}.{close[0]}'" if close else None
 
     def function_hint(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, list(self.functions), n=1)
-        return f"Perhaps you meant to call the function public.{close[0]}" if close else None
+        return f"Perhaps you meant to call the function {self.schema}.{close[0]}" if close else None
 
 
-async def load_catalogue(conn: AsyncConnection) -> Catalogue:
-    """Read the catalogue in one short read-only transaction."""
+async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catalogue:
+    """Read one schema's catalogue in one short read-only transaction (an unknown schema
+    has no tables or functions)."""
     import orjson  # noqa: PLC0415 - local: only loading needs it
 
-    cat = Catalogue(loaded_at=time.monotonic())
+    cat = Catalogue(schema=schema, loaded_at=time.monotonic())
+    exists = "select to_regnamespace(%(schema)s) is not null"
     async with conn.transaction():
-        for name, kind, cols, pk in await (await conn.execute(_TABLES)).fetchall():
+        found = await (await conn.execute(exists, {"schema": schema})).fetchone()
+        if not (found and found[0]):
+            return cat
+        params = {"schema": schema}
+        for oid, name, kind, cols, pk in await (await conn.execute(_TABLES, params)).fetchall():
             columns = {
                 c["name"]: Column(c["name"], c["type"], c["base"]) for c in orjson.loads(cols)
             }
-            cat.tables[name] = Table(name, kind, columns, tuple(pk))
-        for row in await (await conn.execute(_FUNCTIONS)).fetchall():
+            cat.tables[name] = Table(name, kind, columns, tuple(pk), oid, schema)
+        fks = [
+            ForeignKey(
+                name,
+                rel,
+                frel,
+                tuple(zip(cols, names, strict=True)),
+                tuple(zip(fcols, fnames, strict=True)),
+                o2o,
+            )
+            for name, rel, frel, cols, names, fcols, fnames, o2o in await (
+                await conn.execute(_FOREIGN_KEYS)
+            ).fetchall()
+        ]
+        views = {
+            oid: target_columns(action)
+            for oid, action in await (await conn.execute(_VIEWS)).fetchall()
+        }
+        for row in await (await conn.execute(_FUNCTIONS, params)).fetchall():
             oid, name, vol, retset, ndefaults, rettype, retbase, rettyptype, args, cols = row
             all_args = orjson.loads(args)
             inputs = [a for a in all_args if a["mode"] in ("i", "b", "v")]
@@ -174,40 +253,76 @@ async def load_catalogue(conn: AsyncConnection) -> Catalogue:
                         for i, a in enumerate(inputs)
                     ),
                     columns=columns,
+                    schema=schema,
                 )
             )
         for role, config in await (await conn.execute(_ROLE_SETTINGS)).fetchall():
             for item in config or []:
                 key, _, value = item.partition("=")
+                if role == AUTHENTICATOR and key.startswith("pgrst."):
+                    cat.config[key] = value
                 if key in APPLIED_ROLE_SETTINGS:
                     cat.role_settings.setdefault(role, {})[key] = value
+    for fns in cat.functions.values():
+        for fn in fns:
+            if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void or fn.returns_composite:
+                continue
+            arg = fn.inputs[0].type.removeprefix(f"{schema}.").strip('"')
+            if arg in cat.tables:
+                cat.computed.setdefault(arg, {})[fn.name] = fn.schema
+    relations = {
+        t.oid: Relation(t.oid, t.name, t.is_view, frozenset(t.primary_key))
+        for t in cat.tables.values()
+    }
+    cat.relationships = derive(relations, fks, views)
+    tables = {t.name: t.is_view for t in cat.tables.values()}
+    for rel in computed(_row_functions(cat), tables):
+        cat.relationships.setdefault(rel.table, []).append(rel)
     return cat
 
 
+def _row_functions(cat: Catalogue) -> list[tuple[str, str, str, str, bool]]:
+    """Functions of one table's row type that return another table's rows."""
+    out = []
+    for fns in cat.functions.values():
+        for fn in fns:
+            if len(fn.inputs) != 1:
+                continue
+            arg = fn.inputs[0].type.removeprefix(f"{cat.schema}.").strip('"')
+            result = fn.return_type.removeprefix(f"{cat.schema}.").strip('"')
+            if arg in cat.tables and result in cat.tables:
+                out.append((fn.schema, fn.name, arg, result, fn.returns_set))
+    return out
+
+
 class SchemaCache:
-    """One catalogue per database; concurrent misses share one reload."""
+    """One catalogue per exposed schema of one database; concurrent misses share a reload."""
 
     def __init__(self) -> None:
-        self._catalogue: Catalogue | None = None
-        self._stale = False
+        self._catalogues: dict[str, Catalogue] = {}
+        self._stale: set[str] = set()
         self._lock = asyncio.Lock()
 
-    async def get(self, conn: AsyncConnection) -> Catalogue:
-        if self._catalogue is None or self._stale:
-            return await self.reload(
-                conn, since=0.0 if self._catalogue is None else time.monotonic()
-            )
-        return self._catalogue
+    async def get(self, conn: AsyncConnection, schema: str = "public") -> Catalogue:
+        cat = self._catalogues.get(schema)
+        if cat is None or schema in self._stale:
+            since = 0.0 if cat is None else time.monotonic()
+            return await self.reload(conn, since=since, schema=schema)
+        return cat
 
     def invalidate(self) -> None:
         """PostgreSQL did not know a name the cache knew: reload before the next request."""
-        self._stale = True
+        self._stale.update(self._catalogues)
 
-    async def reload(self, conn: AsyncConnection, *, since: float) -> Catalogue:
+    async def reload(
+        self, conn: AsyncConnection, *, since: float, schema: str = "public"
+    ) -> Catalogue:
         """Reload unless another request already did after `since` (a monotonic time)."""
         async with self._lock:
-            if self._catalogue is not None and self._catalogue.loaded_at > since:
-                return self._catalogue
-            self._stale = False
-            self._catalogue = await load_catalogue(conn)
-            return self._catalogue
+            cat = self._catalogues.get(schema)
+            if cat is not None and cat.loaded_at > since:
+                return cat
+            self._stale.discard(schema)
+            cat = await load_catalogue(conn, schema)
+            self._catalogues[schema] = cat
+            return cat

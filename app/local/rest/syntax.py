@@ -27,11 +27,16 @@ class Field:
         return self.json_path[-1].key if self.json_path else self.name
 
 
+AGGREGATES = ("sum", "avg", "count", "max", "min")
+
+
 @dataclass(frozen=True)
 class SelectField:
     field: Field
     alias: str | None = None
     cast: str | None = None
+    aggregate: str | None = None  # one of AGGREGATES; `count()` is Field("*") with "count"
+    agg_cast: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,19 @@ class SelectStar:
 
 @dataclass(frozen=True)
 class SelectEmbed:
+    """`alias:name!hint!inner(items)` or `...name!hint(items)` (a spread has no alias)."""
+
     name: str
     alias: str | None = None
+    hint: str | None = None
+    join: Literal["inner", "left"] | None = None
+    spread: bool = False
+    items: tuple[SelectItem, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The key of the embedded value, and the name filters/orders use for it."""
+        return self.alias or self.name
 
 
 SelectItem = SelectField | SelectStar | SelectEmbed
@@ -72,6 +88,21 @@ class OrderTerm:
     field: Field
     desc: bool = False
     nulls: Literal["first", "last"] | None = None
+    relation: str | None = None  # `order=users(name)`: a column of a to-one embed
+
+
+EmbedPath = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """Filters, logic trees, order and range given for one embedded resource
+    (`messages.status=eq.x`, `messages.order=…`, `messages.limit=1`)."""
+
+    where: tuple[Condition, ...] = ()
+    order: tuple[OrderTerm, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,3 +114,4 @@ class ApiQuery:
     offset: int | None = None
     columns: tuple[str, ...] | None = None
     on_conflict: tuple[str, ...] | None = None
+    embedded: tuple[tuple[EmbedPath, EmbedParams], ...] = ()

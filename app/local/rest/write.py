@@ -14,8 +14,15 @@ from typing import Any
 import orjson
 from psycopg import sql
 
-from app.local.rest.errors import RestError, column_not_found, invalid_body, undefined_column
-from app.local.rest.schema import Table
+from app.local.rest.embed import has_embeds, project
+from app.local.rest.errors import (
+    RestError,
+    column_not_found,
+    invalid_body,
+    invalid_put_filters,
+    undefined_column,
+)
+from app.local.rest.schema import Catalogue, Table
 from app.local.rest.sql import (
     Binder,
     Statement,
@@ -26,7 +33,9 @@ from app.local.rest.sql import (
     select_list,
     where_clause,
 )
-from app.local.rest.syntax import ApiQuery
+from app.local.rest.syntax import ApiQuery, Filter
+
+_TOO_DEEP = "JSON nested deeper than 1024 levels"
 
 
 @dataclass(frozen=True)
@@ -51,16 +60,20 @@ def parse_body(raw: bytes) -> Body:
         raise invalid_body()
     try:
         value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as err:
+        if "depth limit" in str(err).lower() or "recursion" in str(err).lower():
+            raise invalid_body(_TOO_DEEP) from err
         try:
             value = json.loads(text)
+        except RecursionError as exc:
+            raise invalid_body(_TOO_DEEP) from exc
         except ValueError as exc:
             raise invalid_body() from exc
     return Body(value, text)
 
 
 def _relation(table: Table) -> sql.Identifier:
-    return sql.Identifier("public", table.name)
+    return sql.Identifier(table.schema, table.name)
 
 
 def _columns_for(table: Table, query: ApiQuery, rows: list[dict[str, Any]]) -> list[str]:
@@ -86,12 +99,31 @@ def _returning(table: Table, mode: str) -> sql.Composable:
     return sql.SQL("1")
 
 
-def _projection(table: Table, query: ApiQuery, mode: str, bind: Binder) -> sql.Composable:
+def _projection(
+    table: Table,
+    query: ApiQuery,
+    mode: str,
+    bind: Binder,
+    cat: Catalogue | None,
+    *,
+    explicit_star: bool,
+) -> sql.Composable:
+    """The select list over `pgrst_mutation`, with its embeds' lateral joins after FROM."""
     if mode == "representation":
-        return select_list(query.select, Target(table.name, table.columns), bind)
+        if cat is None:
+            items = select_list(query.select, Target(table.name, table.columns), bind)
+            return sql.SQL("{} FROM pgrst_mutation").format(items)
+        source = sql.Identifier("pgrst_mutation")
+        qualified = has_embeds(query.select) or explicit_star
+        target = Target(table.name, table.columns, source if qualified else None)
+        planned = project(cat, table.name, target, query, bind, explicit_star=explicit_star)
+        return sql.SQL("{} FROM pgrst_mutation{}{}").format(
+            planned.select, planned.joins, planned.group
+        )
     if mode == "headers-only" and table.primary_key:
-        return sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key)
-    return sql.SQL("1")
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key)
+        return sql.SQL("{} FROM pgrst_mutation").format(columns)
+    return sql.SQL("1 FROM pgrst_mutation")
 
 
 def _finish(
@@ -102,20 +134,35 @@ def _finish(
     bind: Binder,
     *,
     singular: bool,
+    cat: Catalogue | None = None,
+    upsert: bool = False,
+    csv: bool = False,
 ) -> Statement:
+    """The mutation in a CTE, then PostgREST's result row over it. For an upsert, the
+    mutation also returns whether each row was inserted (`xmax = 0`) or updated."""
     with_body = mode != "minimal" and not (mode == "headers-only" and not table.primary_key)
+    returning = _returning(table, mode)
+    if upsert:
+        returning = sql.SQL("{}, ({}.xmax = 0) AS pgrst_inserted").format(
+            returning, _relation(table)
+        )
     stmt = sql.SQL(
-        "WITH pgrst_mutation AS ({} RETURNING {}),"
-        " pgrst_source AS (SELECT {} FROM pgrst_mutation) {}"
+        "WITH pgrst_mutation AS ({} RETURNING {}), pgrst_source AS (SELECT {}) {}"
     ).format(
         mutation,
-        _returning(table, mode),
-        _projection(table, query, mode, bind),
+        returning,
+        _projection(table, query, mode, bind, cat, explicit_star=upsert),
         result_select(
             total=sql.SQL("NULL::bigint"),
             singular=singular or mode == "headers-only",
             scalar=False,
             with_body=with_body,
+            csv=csv,
+            inserted=sql.SQL(
+                "(SELECT pg_catalog.count(*) FROM pgrst_mutation WHERE pgrst_inserted)"
+            )
+            if upsert
+            else None,
         ),
     )
     return Statement(stmt, bind.params)
@@ -130,7 +177,12 @@ def insert_statement(
     resolution: str | None,
     missing_default: bool,
     singular: bool,
+    cat: Catalogue | None = None,
+    csv: bool = False,
+    put_keys: dict[str, str] | None = None,
 ) -> Statement:
+    """INSERT (upsert with `resolution`). `put_keys` (PUT's primary-key filters): the row is
+    inserted only if its key equals the URL's, so a mismatch affects no row (PGRST115)."""
     value = body.value
     if not isinstance(value, (dict, list)) or any(not isinstance(r, dict) for r in body.rows):
         raise invalid_body()
@@ -149,13 +201,58 @@ def insert_statement(
         )
     else:
         source = sql.SQL(
-            "SELECT {} FROM json_populate_recordset(NULL::{}, {}::json) pgrst_body"
-        ).format(cols if names else sql.SQL(""), rel, payload)
+            "SELECT {} FROM json_populate_recordset(NULL::{}, {}::json) pgrst_body{}"
+        ).format(cols if names else sql.SQL(""), rel, payload, _put_match(table, put_keys, bind))
     target = sql.SQL("{} ({})").format(rel, cols) if names else rel
     mutation = sql.SQL("INSERT INTO {} {}{}").format(
         target, source, _on_conflict(table, query, names, resolution)
     )
-    return _finish(mutation, table, query, mode, bind, singular=singular)
+    upsert = resolution == "merge-duplicates" and bool(names)
+    return _finish(
+        mutation, table, query, mode, bind, singular=singular, cat=cat, upsert=upsert, csv=csv
+    )
+
+
+def put_keys(table: Table, query: ApiQuery) -> dict[str, str]:
+    """PUT's filters: exactly the primary key's columns, each `eq` (else PGRST105)."""
+    keys: dict[str, str] = {}
+    for cond in query.where:
+        if (
+            not isinstance(cond, Filter)
+            or cond.op != "eq"
+            or cond.negate
+            or cond.modifier
+            or cond.field.json_path
+            or cond.field.name in keys
+            or not isinstance(cond.value, str)
+        ):
+            raise invalid_put_filters()
+        keys[cond.field.name] = cond.value
+    if not table.primary_key or set(keys) != set(table.primary_key):
+        raise invalid_put_filters()
+    return keys
+
+
+def put_body(body: Body) -> Body:
+    """PUT takes one object (or an array of one)."""
+    rows = body.value if isinstance(body.value, list) else [body.value]
+    if len(rows) != 1 or not isinstance(rows[0], dict):
+        raise invalid_body()
+    return body
+
+
+def _put_match(table: Table, keys: dict[str, str] | None, bind: Binder) -> sql.Composable:
+    if not keys:
+        return sql.SQL("")
+    # Type names come from format_type() in the catalogue, never from the request.
+    return sql.SQL(" WHERE {}").format(
+        sql.SQL(" AND ").join(
+            sql.SQL("pgrst_body.{} = CAST({} AS {})").format(
+                sql.Identifier(k), bind(v), sql.SQL(table.columns[k].type)
+            )
+            for k, v in keys.items()
+        )
+    )
 
 
 def _values_row(
@@ -218,7 +315,14 @@ def _limited(table: Table, query: ApiQuery, where: sql.Composable, bind: Binder)
 
 
 def update_statement(
-    table: Table, query: ApiQuery, body: Body, *, mode: str, singular: bool
+    table: Table,
+    query: ApiQuery,
+    body: Body,
+    *,
+    mode: str,
+    singular: bool,
+    cat: Catalogue | None = None,
+    csv: bool = False,
 ) -> Statement | None:
     """None when the body sets no column (PostgREST then changes nothing)."""
     if not isinstance(body.value, dict):
@@ -239,13 +343,21 @@ def update_statement(
         "UPDATE {} SET {} FROM (SELECT * FROM json_populate_record(NULL::{}, {}::json)) pgrst_body "
         "WHERE {}"
     ).format(rel, sets, rel, bind(body.text), where)
-    return _finish(mutation, table, query, mode, bind, singular=singular)
+    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat, csv=csv)
 
 
-def delete_statement(table: Table, query: ApiQuery, *, mode: str, singular: bool) -> Statement:
+def delete_statement(
+    table: Table,
+    query: ApiQuery,
+    *,
+    mode: str,
+    singular: bool,
+    cat: Catalogue | None = None,
+    csv: bool = False,
+) -> Statement:
     bind = Binder()
     rel = _relation(table)
     target = Target(table.name, table.columns, rel)
     where = _limited(table, query, where_clause(query.where, target, bind), bind)
     mutation = sql.SQL("DELETE FROM {} WHERE {}").format(rel, where)
-    return _finish(mutation, table, query, mode, bind, singular=singular)
+    return _finish(mutation, table, query, mode, bind, singular=singular, cat=cat, csv=csv)

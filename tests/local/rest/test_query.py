@@ -45,7 +45,29 @@ from app.local.rest.syntax import (
         ("first-name", (SelectField(Field("first-name")),)),
         (
             "id,author:users!fk(name,x:y)",
-            (SelectField(Field("id")), SelectEmbed("users", "author")),
+            (
+                SelectField(Field("id")),
+                SelectEmbed(
+                    "users",
+                    "author",
+                    "fk",
+                    items=(SelectField(Field("name")), SelectField(Field("y"), alias="x")),
+                ),
+            ),
+        ),
+        (
+            "users!inner!fk(*)",
+            (SelectEmbed("users", None, "fk", "inner", items=(SelectStar(),)),),
+        ),
+        ("...users(id)", (SelectEmbed("users", spread=True, items=(SelectField(Field("id")),)),)),
+        ("messages()", (SelectEmbed("messages"),)),
+        ("c:count()", (SelectField(Field("*"), alias="c", aggregate="count"),)),
+        (
+            "total:qty.sum()::text,status",
+            (
+                SelectField(Field("qty"), alias="total", aggregate="sum", agg_cast="text"),
+                SelectField(Field("status")),
+            ),
         ),
     ],
 )
@@ -106,7 +128,6 @@ def test_parse_order_and_names() -> None:
         ("a", "in.(1", "PGRST100"),
         ("a", "is.maybe", "PGRST100"),
         ("a", "eq(some).1", "PGRST100"),
-        ("rel.a", "eq.1", "PGRST108"),
         ("or", "(a.eq.1", "PGRST100"),
         ("or", "a.eq.1", "PGRST100"),
         ("select", "a,,b", "PGRST100"),
@@ -121,6 +142,44 @@ def test_parse_query_rejects_malformed_input(key: str, value: str, code: str) ->
     with pytest.raises(RestError) as err:
         parse_query([(key, value)])
     assert err.value.code == code
+
+
+def test_parse_query_scopes_embedded_params_by_path() -> None:
+    query = parse_query(
+        [
+            ("select", "id,messages(id,users(name))"),
+            ("messages.status", "eq.x"),
+            ("messages.users.or", "(name.eq.a,name.eq.b)"),
+            ("messages.not.and", "(id.gt.1)"),
+            ("messages.order", "id.desc"),
+            ("messages.limit", "1"),
+            ("messages.offset", "2"),
+        ]
+    )
+    scoped = dict(query.embedded)
+    assert scoped[("messages",)].where[0] == Filter(Field("status"), "eq", "x")
+    assert scoped[("messages",)].where[1] == Logic(
+        "and", (Filter(Field("id"), "gt", "1"),), negate=True
+    )
+    assert scoped[("messages",)].order == (OrderTerm(Field("id"), desc=True),)
+    assert (scoped[("messages",)].limit, scoped[("messages",)].offset) == (1, 2)
+    assert isinstance(scoped[("messages", "users")].where[0], Logic)
+    assert parse_order("users(name).desc") == (OrderTerm(Field("name"), True, None, "users"),)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("or", "(" + "or(" * 300 + "a.eq.1" + ")" * 301),
+        ("not.and", "(" + "and(" * 2000 + "a.eq.1" + ")" * 2001),
+        ("select", "a(" * 300 + "b" + ")" * 300),
+    ],
+)
+def test_parse_query_deep_nesting_is_a_400_not_a_recursion_error(key: str, value: str) -> None:
+    with pytest.raises(RestError) as err:
+        parse_query([(key, value)])
+    assert (err.value.status, err.value.code) == (400, "PGRST100")
+    assert "nesting deeper than" in str(err.value.details)
 
 
 @pytest.mark.parametrize(
@@ -140,15 +199,18 @@ def test_range_header_lower_above_upper_is_416() -> None:
 def test_prefer_and_accept_headers() -> None:
     prefs = parse_prefer(["return=representation, count=exact", "missing=default,unknown=1"])
     assert (prefs.return_, prefs.count, prefs.missing) == ("representation", "exact", "default")
-    assert prefs.applied(write=True) == "return=representation, count=exact, missing=default"
+    assert prefs.applied(write=True) == "missing=default, return=representation, count=exact"
+    assert parse_prefer(["tx=rollback"]).tx is None
+    assert parse_prefer(["tx=rollback"], allow_tx=True).applied(write=False) == "tx=rollback"
     with pytest.raises(RestError) as err:
         parse_prefer(["handling=strict,unknown=1"])
     assert err.value.code == "PGRST122"
     assert parse_accept("*/*").singular is False
     assert parse_accept("application/vnd.pgrst.object+json").singular is True
     assert parse_accept("text/html, */*;q=0.8").singular is False
+    assert parse_accept("text/csv").csv is True
     with pytest.raises(RestError) as err:
-        parse_accept("text/csv")
+        parse_accept("application/vnd.pgrst.plan+json")
     assert (err.value.status, err.value.code) == (406, "PGRST107")
 
 

@@ -120,7 +120,7 @@ async def test_rpc_runs_with_postgrest_request_settings(as_carol: AsyncClient, c
     assert info["claims"]["role"] == "authenticated"
     assert info["method"] == "POST"
     assert info["path"] == "/rpc/request_info"
-    assert info["search_path"] == "public, extensions"
+    assert info["search_path"] == '"public", "extensions"'
     assert info["read_only"] == "on"  # STABLE → READ ONLY transaction
     assert info["statement_timeout"] == "8s"  # the authenticated role's own setting
     assert "cookie" not in info["headers"]

@@ -245,11 +245,12 @@ def test_strict_handling_refuses_unknown_preferences_and_max_affected(
         ("GET", "/conversations", {"nope": "eq.1"}, None, 400, "42703"),
         ("GET", "/conversations", {"order": "nope"}, None, 400, "42703"),
         ("GET", "/conversations", {"id": "eq.not-a-uuid"}, None, 400, "22P02"),
-        ("GET", "/conversations", {"select": "id,messages(*)"}, None, 400, "PGRST200"),
+        ("GET", "/conversations", {"select": "id,nothing(*)"}, None, 400, "PGRST200"),
         ("GET", "/conversations", {"messages.order": "id"}, None, 400, "PGRST108"),
         ("GET", "/conversatons", {}, None, 404, "PGRST205"),
         ("GET", "/a/b", {}, None, 404, "PGRST125"),
-        ("PUT", "/conversations", {}, None, 405, "PGRST117"),
+        ("PUT", "/conversations", {}, b"{}", 405, "PGRST105"),
+        ("TRACE", "/conversations", {}, None, 405, "PGRST117"),
         ("POST", "/conversations", {}, b"{not json", 400, "PGRST102"),
         ("POST", "/conversations", {}, b"", 400, "PGRST102"),
         ("POST", "/conversations", {}, b'"a string"', 400, "PGRST102"),
@@ -303,7 +304,7 @@ def test_profiles_and_media_types(rest: httpx.Client, alice: User) -> None:
         "PGRST106",
     )
     _error(
-        rest.get("/conversations", headers=alice.bearer | {"Accept": "text/csv"}), 406, "PGRST107"
+        rest.get("/conversations", headers=alice.bearer | {"Accept": "text/html"}), 406, "PGRST107"
     )
 
 
