@@ -1,4 +1,4 @@
-"""PostgREST behaviours the official clients lean on (issue 14's table), over real HTTP.
+"""PostgREST 13 behaviours the official clients lean on (docs/design.md §8), over real HTTP.
 
 `Prefer: tx=rollback`, counts on scalar RPCs, upserts that only update, planned/estimated
 counts, `max-affected` on RPC, aggregates (off by default, on via the authenticator role
