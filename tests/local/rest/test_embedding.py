@@ -422,10 +422,21 @@ async def test_embed_conversations_with_latest_message_in_one_request(
     client = await async_client(stack_server.url, local_stack, http[0], token=user.token)
     stranger = await async_client(stack_server.url, local_stack, http[0], token=other.token)
     conv = (await client.table("conversations").insert({"title": "embed"}).execute()).data[0]
+    # Users read messages; only the service writes them (docs/design.md §13).
+    service = await async_client(
+        stack_server.url, local_stack, http[0], key=local_stack.keys.service_role_key
+    )
     for content in ("first", "second", "third"):
         await (
-            client.table("messages")
-            .insert({"conversation_id": conv["id"], "role": "user", "content": content})
+            service.table("messages")
+            .insert(
+                {
+                    "conversation_id": conv["id"],
+                    "user_id": user.id,
+                    "role": "user",
+                    "content": content,
+                }
+            )
             .execute()
         )
     before = len(http[1].statuses)
