@@ -1,7 +1,8 @@
 """POST /functions/v1/chat-stream — the HTTP edge of a chat turn.
 
-Body rules and the token first (JSON errors), then `begin` (404/409/429/503 as JSON), then the
-SSE response, which pulls the turn's events and encodes them. The outcome is observed once.
+Capacity first (503 + Retry-After, before any work), then body rules and the token (JSON errors),
+then `begin` (404/409/429/503 as JSON), then the SSE response, which pulls the turn's events and
+encodes them. The outcome is observed once.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ async def chat_stream(request: Request) -> Response:
     try:
         if services.drain.draining:
             raise ShuttingDown("draining for a restart")
+        services.admission.check()  # past capacity: 503 before any work or money
         raw = await read_capped(
             request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
         )
@@ -65,6 +67,7 @@ async def chat_stream(request: Request) -> Response:
         assert task is not None
         feed.bind(task)
         metrics.open_streams.inc()
+        services.admission.open_streams += 1
         try:
             async with aclosing(turn.events()) as events:
                 async for event in events:
@@ -84,6 +87,7 @@ async def chat_stream(request: Request) -> Response:
         finally:
             feed.finish()
             metrics.open_streams.dec()
+            services.admission.open_streams -= 1
             if turn.outcome is not None:
                 observe_turn(metrics, fields, turn.outcome, started, loop.time())
 

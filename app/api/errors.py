@@ -14,6 +14,7 @@ from app.errors import (
     AppError,
     BadRequest,
     BodyTimeout,
+    Overloaded,
     ShuttingDown,
     TooLarge,
     _Throttled,
@@ -30,7 +31,7 @@ _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed"}
 
 def error_response(exc: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
     out = dict(headers or {})
-    if isinstance(exc, _Throttled | ShuttingDown):
+    if isinstance(exc, _Throttled | ShuttingDown | Overloaded):
         out["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, _BODY_LEFT_UNREAD):
         out["Connection"] = "close"
