@@ -25,7 +25,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ class Options:
     runs: list[tuple[str, int]]
     hold: int
     profile: Path | None
+    env: dict[str, str] = field(default_factory=dict)  # added to the service's settings
     settle_s: float = 1.0
 
 
@@ -131,7 +132,7 @@ async def one_setting(
     scenario = scenario_for(name, options.hold)
     ramp = scenario.stream_s / 2 if name == "hold" else ramp_for(scenario, c)
     warm = name != "hold"
-    service = stack.start_service(1, Guards(), code=code, log_level="WARNING")
+    service = stack.start_service(1, Guards(), code=code, log_level="WARNING", env=options.env)
     try:
         through = service_target(stack, service)
         if warm:
@@ -142,7 +143,8 @@ async def one_setting(
         if options.profile is not None and c == 100 and name == "fast":
             out = options.profile / f"{label}-{name}-c{c}.txt"
             spy = await profiled(service.proc.pid, out)
-        s = await run(session, stack, RunSpec(scenario, c, through, ramp), people, warm=warm)
+        spec = RunSpec(scenario, c, through, ramp, honour_retry_after=True)
+        s = await run(session, stack, spec, people, warm=warm)
         if spy is not None:
             await spy.wait()
     finally:
@@ -217,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hold", type=int, default=1000, help="streams the hold opens at once")
     parser.add_argument("--profile", type=Path, help="py-spy the service at fast c=100 into DIR")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--env", nargs="+", default=[], metavar="KEY=VALUE", help="service settings to add"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs)")
     args = parser.parse_args(argv)
     runs = list(DEFAULT_RUNS)
@@ -229,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     os.sched_setaffinity(0, {OTHERS_CORE})
-    options = Options([c.resolve() for c in args.code], runs, args.hold, args.profile)
+    env = dict(item.partition("=")[::2] for item in args.env)
+    options = Options([c.resolve() for c in args.code], runs, args.hold, args.profile, env)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
     procs = Procs(run_dir)
     try:

@@ -57,8 +57,9 @@ class LagMonitor:
 
 
 class Admission:
-    """The capacity check a new turn passes first: `lag` is the reading of the loop's lateness,
-    `open_streams` the streams this worker is serving (the route counts them)."""
+    """The capacity check a new turn passes first: `lag` is the reading of the loop's lateness;
+    the route counts `open_streams` (streaming) and `starting` (admitted, not yet streaming), so
+    a burst that arrives at once is bounded too."""
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class Admission:
     ) -> None:
         self.lag = lag
         self.open_streams = 0
+        self.starting = 0
         self._max_lag, self._max_streams = max_lag_seconds, max_streams
         self._retry_after = retry_after
 
@@ -77,5 +79,5 @@ class Admission:
         """Raise `Overloaded` when the worker should not take another turn (0 turns a bound off)."""
         if self._max_lag > 0 and (lag := self.lag()) > self._max_lag:
             raise Overloaded(f"event loop {lag * 1000:.0f} ms late", retry_after=self._retry_after)
-        if self._max_streams > 0 and (n := self.open_streams) >= self._max_streams:
+        if self._max_streams > 0 and (n := self.open_streams + self.starting) >= self._max_streams:
             raise Overloaded(f"{n} streams open on this worker", retry_after=self._retry_after)

@@ -40,22 +40,26 @@ async def chat_stream(request: Request) -> Response:
         if services.drain.draining:
             raise ShuttingDown("draining for a restart")
         services.admission.check()  # past capacity: 503 before any work or money
-        raw = await read_capped(
-            request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
-        )
-        check_content_type(request)
-        body = parse_body(raw, max_chars=settings.max_message_chars)
-        caller = await services.verifier.verify(authorization_header(request))
-        fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
-        start = TurnStart(
-            conversation_id=str(body.conversation_id),
-            content=body.message,
-            # Only the client's own id: the turn id must stay unreadable until the turn is done.
-            client_message_id=str(body.client_message_id) if body.client_message_id else None,
-            turn_id=str(uuid.uuid4()),
-        )
-        fields["turn_id"] = start.turn_id
-        context = await services.chat.begin(caller, start)
+        services.admission.starting += 1
+        try:
+            raw = await read_capped(
+                request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
+            )
+            check_content_type(request)
+            body = parse_body(raw, max_chars=settings.max_message_chars)
+            caller = await services.verifier.verify(authorization_header(request))
+            fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
+            start = TurnStart(
+                conversation_id=str(body.conversation_id),
+                content=body.message,
+                # Only the client's own id: the turn id stays unreadable until the turn is done.
+                client_message_id=str(body.client_message_id) if body.client_message_id else None,
+                turn_id=str(uuid.uuid4()),
+            )
+            fields["turn_id"] = start.turn_id
+            context = await services.chat.begin(caller, start)
+        finally:
+            services.admission.starting -= 1
     except AppError as exc:
         observe_refusal(metrics, fields, exc, started, loop.time())
         return error_response(exc)

@@ -56,7 +56,7 @@ def test_admission_check_streams_at_the_cap_raise_and_below_pass() -> None:
     admission = Admission(lag=lambda: 0.0, max_lag_seconds=0.25, max_streams=2)
     admission.open_streams = 1
     admission.check()
-    admission.open_streams = 2
+    admission.starting = 1  # admitted a moment ago, not streaming yet: counts against the cap
     with pytest.raises(Overloaded):
         admission.check()
 
