@@ -27,6 +27,11 @@ and `iat` (with `JWT_LEEWAY_SECONDS`), `aud == JWT_AUDIENCE`, `iss == JWT_ISSUER
 Calls to Auth (JWKS, `/user`) are bounded by `DB_TIMEOUT_SECONDS`, like every Supabase API call,
 so a hanging Auth server cannot hold a request past the 3-second promise.
 
+Verified tokens are remembered (a bounded LRU keyed by the token string, `VERIFIED_CACHE_SIZE`)
+until their `exp` (with the leeway): a client's next turn skips the signature check. In `jwks`
+mode a hit still looks its key up, and counts only while that is the very key it was verified
+with, so a rotated-out key is refused as before. `strict` mode asks Auth every time, uncached.
+
 Every refusal is a `TokenRefused` (an `AuthError`: 401, the warm sign-in message) whose `detail`
 names the reason for the logs and whose `reason` is one word from `REFUSAL_REASONS`, for the
 request's log line and the `chat_auth_refusals_total{reason}` metric. Neither reaches the client,
@@ -38,6 +43,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -60,6 +66,7 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
 _REQUIRED_CLAIMS = ["exp", "sub", "aud", "role"]
+VERIFIED_CACHE_SIZE = 10_000
 
 RefusalReason = Literal[
     "missing",  # no Authorization header, not Bearer, empty
@@ -111,6 +118,42 @@ def bearer_token(authorization_header: str | None) -> str:
     return token
 
 
+@dataclass(frozen=True)
+class _Verified:
+    claims: dict[str, Any]
+    key: jwt.PyJWK | None  # the JWKS key it verified with (None: the HS256 secret)
+    kid: str | None
+    alg: str
+    good_until: float  # wall clock: exp + leeway
+
+
+class _VerifiedTokens:
+    """A bounded LRU of verified tokens (token string → what it verified as)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, _Verified] = OrderedDict()
+
+    def get(self, token: str, now: float) -> _Verified | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if now >= entry.good_until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return entry
+
+    def put(self, token: str, entry: _Verified) -> None:
+        self._entries[token] = entry
+        self._entries.move_to_end(token)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
     """Turns an Authorization header into a verified `Caller`, or raises `AuthError`."""
 
@@ -120,8 +163,12 @@ class TokenVerifier:
         http: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        cache_size: int = VERIFIED_CACHE_SIZE,
     ) -> None:
         self._mode = settings.auth_mode
+        self._wall_clock = wall_clock
+        self.verified = _VerifiedTokens(cache_size)
         self._http = http
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer or None
@@ -179,6 +226,9 @@ class TokenVerifier:
 
     async def verify(self, authorization_header: str | None) -> Caller:
         token = bearer_token(authorization_header)
+        if self._mode != "strict" and (hit := self.verified.get(token, self._wall_clock())):
+            if hit.key is None or await self._jwks_key(hit.kid, hit.alg) is hit.key:
+                return Caller(user_id=hit.claims["sub"], token=token, claims=dict(hit.claims))
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -195,21 +245,39 @@ class TokenVerifier:
                 raise TokenRefused(
                     "algorithm", f"algorithm {alg!r} is not allowed with asymmetric signing keys"
                 )
-            assert self._jwks is not None
-            key = await self._jwks.key_for(kid, alg)
+            key = await self._jwks_key(kid, alg)
             claims = self._decode(token, key, [key.algorithm_name])
+            self._remember(token, claims, key, kid, alg)
         elif self._mode == "hs256":
             if alg != "HS256":
                 raise TokenRefused(
                     "algorithm", f"algorithm {alg!r} is not allowed with the HS256 secret"
                 )
             claims = self._decode(token, self._secret, ["HS256"])
+            self._remember(token, claims, None, kid, alg)
         else:
             if alg != "HS256" and alg not in ASYMMETRIC_ALGORITHMS:
                 raise TokenRefused("algorithm", f"algorithm {alg!r} is not allowed")
             claims = self._decode(token, None, [alg])
             await self._ask_auth_server(token, claims)
         return Caller(user_id=claims["sub"], token=token, claims=claims)
+
+    async def _jwks_key(self, kid: str | None, alg: str) -> jwt.PyJWK:
+        assert self._jwks is not None
+        return await self._jwks.key_for(kid, alg)
+
+    def _remember(
+        self,
+        token: str,
+        claims: dict[str, Any],
+        key: jwt.PyJWK | None,
+        kid: str | None,
+        alg: str,
+    ) -> None:
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            good_until = float(exp) + self._leeway
+            self.verified.put(token, _Verified(dict(claims), key, kid, alg, good_until))
 
     # --- claims -------------------------------------------------------------------------------
     def _decode(

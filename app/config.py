@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # On SIGTERM: how long open turns may still finish before they are ended (stored, `retry`).
     # Keep it under the orchestrator's kill timeout (Kubernetes: 30 s) minus a few seconds.
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    # Admission control: a new turn is refused with 503 + Retry-After when this worker's event
+    # loop runs this late on average (ms), or when it holds this many open streams (0: no bound).
+    admission_max_lag_ms: float = Field(default=250.0, ge=0)
+    max_streams_per_worker: int = Field(default=0, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     # Final-write durability: retries with backoff, then a local outbox replayed later.
     finish_retries: int = 3

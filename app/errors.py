@@ -18,6 +18,7 @@
     │   └── ProviderStreamError     dropped connection, error event, malformed event mid-stream
     ├── StoreError (503)            the database API failed or timed out (retrying may help)
     ├── ShuttingDown (503)          the worker is draining for a deploy (carries retry_after)
+    ├── Overloaded (503)            the worker is past its capacity (carries retry_after)
     └── StoreRejected (422)         the database refused the data itself (retrying cannot help)
 
 Adapters translate third-party exceptions into these at their edge (`raise ... from exc`); the API
@@ -157,6 +158,17 @@ class ShuttingDown(AppError):
     def __init__(self, detail: str = "", *, retry_after: int = 2) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class Overloaded(AppError):
+    """This worker is past its capacity: refused before any work, so retrying elsewhere helps."""
+
+    code, status = "overloaded", 503
+    title = "This server is busy"
+
+    def __init__(self, detail: str = "", *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
 
 
 class StoreRejected(AppError):

@@ -14,6 +14,7 @@ from postgrest import AsyncPostgrestClient
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import chat_stream, health, resume
+from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
 from app.api.errors import install_error_handlers
@@ -111,7 +112,11 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
                 providers.append((built.fallback, fallback_model))
         outbox = Outbox(settings.outbox_dir)
         metrics = ChatMetrics(outbox_depth=outbox.depth)
+        lag_monitor = LagMonitor()
+        lag_monitor.start()
+        stack.push_async_callback(lag_monitor.stop)
         chat = ChatService(
+            head_grace=lag_monitor.lag_seconds,
             settings=settings,
             store=store,
             providers=providers,
@@ -132,6 +137,12 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         services = Services(
             feeds=feeds,
             drain=drain,
+            admission=Admission(
+                lag=lag_monitor.lag_seconds,
+                max_lag_seconds=settings.admission_max_lag_ms / 1000,
+                max_streams=settings.max_streams_per_worker,
+            ),
+            lag_monitor=lag_monitor,
             settings=settings,
             verifier=verifier,
             chat=chat,

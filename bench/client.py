@@ -52,6 +52,7 @@ class Sample:
     total: float | None = None
     tokens: int = 0
     outcome: str = "pending"  # done | error_event | left | http_<status> | incomplete | <exc>
+    retry_after: float | None = None  # the Retry-After of a refusal (seconds)
     tail: bytes = b""  # the last bytes of the body (the final event)
 
     @property
@@ -120,6 +121,8 @@ async def stream_once(
                 if response.status != 200:
                     sample.tail = (await response.read())[-TAIL_BYTES:]
                     sample.outcome = f"http_{response.status}"
+                    with contextlib.suppress(TypeError, ValueError):
+                        sample.retry_after = float(response.headers.get("retry-after", ""))
                     return sample
                 async for chunk in response.content.iter_any():
                     if counter.feed(chunk) and not opened:
@@ -174,11 +177,13 @@ async def closed_loop(
     timeout: float = 60.0,  # noqa: ASYNC109 - per request
     max_seconds: float = 300.0,
     gauge: OpenStreams | None = None,
+    honour_retry_after: bool = False,
 ) -> LoopResult:
     """`concurrency` workers, each sending requests back to back for `seconds` (and until at
     least `min_requests` were sent overall, within `max_seconds`). Worker starts are spread over
     `ramp_s` so the streams are staggered as in a steady state, not one thundering herd.
-    `make_call(worker, k)` builds worker's k-th request.
+    `make_call(worker, k)` builds worker's k-th request. With `honour_retry_after`, a worker
+    refused with a Retry-After waits that long before its next request, as a real client would.
     """
     result = LoopResult()
     loop = asyncio.get_running_loop()
@@ -198,9 +203,10 @@ async def closed_loop(
             sent += 1
             call = make_call(index, k)
             k += 1
-            result.samples.append(
-                await stream_once(session, call, wire, timeout=timeout, gauge=gauge)
-            )
+            sample = await stream_once(session, call, wire, timeout=timeout, gauge=gauge)
+            result.samples.append(sample)
+            if honour_retry_after and sample.retry_after:
+                await asyncio.sleep(sample.retry_after)
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     tasks = [asyncio.ensure_future(worker(i)) for i in range(concurrency)]

@@ -134,6 +134,7 @@ class RunSpec:
     target: Target
     ramp_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    honour_retry_after: bool = False
 
 
 async def warm_up(
@@ -187,6 +188,7 @@ async def run(
             timeout=scenario.stream_s + 60,
             max_seconds=scenario.seconds * 6 + 60,
             gauge=gauge,
+            honour_retry_after=spec.honour_retry_after,
         )
     return record(spec, result, measured, load_before, os.getloadavg())
 

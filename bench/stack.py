@@ -63,6 +63,7 @@ class Stack:
         self.db_port = 0
         self.standin: Proc | None = None
         self.dev: Proc | None = None
+        self.service_prefix: tuple[str, ...] = ()  # e.g. ("taskset", "-c", "0"): pin the service
 
     def start(self, timeout: float = 90.0) -> None:
         port = free_port()
@@ -142,7 +143,8 @@ class Stack:
         settings = self.service_env(guards, log_level, OUTBOX_DIR=outbox, **(env or {}))
         proc = self.procs.start(
             f"{name}-w{workers}-{port}",
-            [python(), "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
+            [*self.service_prefix, python(), "-m", "app.cli", "serve", "--port", str(port)]
+            + ["--workers", str(workers)],
             settings,
             cwd=code,
         )

@@ -1,7 +1,8 @@
 """POST /functions/v1/chat-stream — the HTTP edge of a chat turn.
 
-Body rules and the token first (JSON errors), then `begin` (404/409/429/503 as JSON), then the
-SSE response, which pulls the turn's events and encodes them. The outcome is observed once.
+Capacity first (503 + Retry-After, before any work), then body rules and the token (JSON errors),
+then `begin` (404/409/429/503 as JSON), then the SSE response, which pulls the turn's events and
+encodes them. The outcome is observed once.
 """
 
 from __future__ import annotations
@@ -38,22 +39,27 @@ async def chat_stream(request: Request) -> Response:
     try:
         if services.drain.draining:
             raise ShuttingDown("draining for a restart")
-        raw = await read_capped(
-            request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
-        )
-        check_content_type(request)
-        body = parse_body(raw, max_chars=settings.max_message_chars)
-        caller = await services.verifier.verify(authorization_header(request))
-        fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
-        start = TurnStart(
-            conversation_id=str(body.conversation_id),
-            content=body.message,
-            # Only the client's own id: the turn id must stay unreadable until the turn is done.
-            client_message_id=str(body.client_message_id) if body.client_message_id else None,
-            turn_id=str(uuid.uuid4()),
-        )
-        fields["turn_id"] = start.turn_id
-        context = await services.chat.begin(caller, start)
+        services.admission.check()  # past capacity: 503 before any work or money
+        services.admission.starting += 1
+        try:
+            raw = await read_capped(
+                request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
+            )
+            check_content_type(request)
+            body = parse_body(raw, max_chars=settings.max_message_chars)
+            caller = await services.verifier.verify(authorization_header(request))
+            fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
+            start = TurnStart(
+                conversation_id=str(body.conversation_id),
+                content=body.message,
+                # Only the client's own id: the turn id stays unreadable until the turn is done.
+                client_message_id=str(body.client_message_id) if body.client_message_id else None,
+                turn_id=str(uuid.uuid4()),
+            )
+            fields["turn_id"] = start.turn_id
+            context = await services.chat.begin(caller, start)
+        finally:
+            services.admission.starting -= 1
     except AppError as exc:
         observe_refusal(metrics, fields, exc, started, loop.time())
         return error_response(exc)
@@ -65,6 +71,7 @@ async def chat_stream(request: Request) -> Response:
         assert task is not None
         feed.bind(task)
         metrics.open_streams.inc()
+        services.admission.open_streams += 1
         try:
             async with aclosing(turn.events()) as events:
                 async for event in events:
@@ -84,6 +91,7 @@ async def chat_stream(request: Request) -> Response:
         finally:
             feed.finish()
             metrics.open_streams.dec()
+            services.admission.open_streams -= 1
             if turn.outcome is not None:
                 observe_turn(metrics, fields, turn.outcome, started, loop.time())
 

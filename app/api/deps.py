@@ -8,6 +8,7 @@ from typing import Protocol
 
 from starlette.responses import JSONResponse
 
+from app.api.admission import Admission, LagMonitor
 from app.api.drain import Drain
 from app.api.feed import FeedRegistry
 from app.chat.service import ChatService
@@ -36,5 +37,9 @@ class Services:
     metrics: ChatMetrics
     feeds: FeedRegistry
     drain: Drain
+    admission: Admission = field(
+        default_factory=lambda: Admission(lag=lambda: 0.0, max_lag_seconds=0, max_streams=0)
+    )
+    lag_monitor: LagMonitor = field(default_factory=LagMonitor)
     provider_problems: Callable[[], list[str]] = field(default=lambda: [])
     readiness: tuple[float, JSONResponse] | None = None

@@ -7,13 +7,16 @@
   what is left or ends the read. Rescheduling a timer per token was a third of the relay's CPU.
 - A slow client is not an idle provider: while the consumer is busy with a token, the idle clock
   does not run.
+- The availability deadline judges the provider, not our own loop: when it fires, the head gets
+  `grace()` more (the worker's measured loop lag), once, since a loop that runs late also reads a
+  head that arrived in time late.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
@@ -36,6 +39,17 @@ class Deadlines:
     head: float
     total: float
     idle: float
+
+
+def no_grace() -> float:
+    return 0.0
+
+
+def _head_due(
+    loop: asyncio.AbstractEventLoop, timeout: asyncio.Timeout, grace: Callable[[], float]
+) -> None:
+    """The head deadline passed: expire the wait now, or after `grace()` seconds more."""
+    timeout.reschedule(loop.time() + max(grace(), 0.0))
 
 
 class _Watchdog:
@@ -86,6 +100,7 @@ async def relay(
     request: CompletionRequest,
     attempts: list[Attempt],
     deadlines: Deadlines,
+    grace: Callable[[], float] = no_grace,
 ) -> AsyncGenerator[TextDelta, None]:
     """Yield the answer's deltas from the first provider that answers; record each attempt.
 
@@ -102,10 +117,16 @@ async def relay(
         try:
             async with AsyncExitStack() as stack:
                 try:
-                    async with asyncio.timeout_at(min(head_by, deadlines.total)):
-                        events = await stack.enter_async_context(
-                            provider.stream(replace(request, model=model))
+                    async with asyncio.timeout(None) as head_timeout:
+                        due = loop.call_at(
+                            min(head_by, deadlines.total), _head_due, loop, head_timeout, grace
                         )
+                        try:
+                            events = await stack.enter_async_context(
+                                provider.stream(replace(request, model=model))
+                            )
+                        finally:
+                            due.cancel()
                 except TimeoutError as exc:
                     raise ProviderTimeout(
                         "no response head within the availability budget"

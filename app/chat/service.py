@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.chat.accounting import estimate_tokens
+from app.chat.relay import no_grace
 from app.chat.turn import Turn, TurnParts
 from app.config import Settings
 from app.domain import Caller, Caps, Reservation, TurnContext, TurnStart, TurnTerms
@@ -18,12 +21,13 @@ class ChatService:
         providers: list[tuple[Provider, str]],
         pricer: Pricer,
         spool: Spool,
+        head_grace: Callable[[], float] = no_grace,
     ) -> None:
         if not providers:
             raise ValueError("at least one provider is required")
         self.settings = settings
         self.store = store
-        self._parts = TurnParts(settings, store, providers, pricer, spool)
+        self._parts = TurnParts(settings, store, providers, pricer, spool, head_grace)
 
     def terms_for(self, turn: TurnStart) -> TurnTerms:
         """The terms `begin` decides with, all from settings (a user's `user_limits` row wins in

@@ -10,7 +10,7 @@ one, is stored before the final event is yielded, so `Done.message_id` names a s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
@@ -23,7 +23,7 @@ from app.chat.accounting import (
     trim_history,
 )
 from app.chat.durability import Lease, persist_shielded
-from app.chat.relay import Deadlines, relay
+from app.chat.relay import Deadlines, no_grace, relay
 from app.config import Settings
 from app.domain import (
     Caller,
@@ -52,6 +52,7 @@ class TurnParts:
     providers: list[tuple[Provider, str]]
     pricer: Pricer
     spool: Spool
+    head_grace: Callable[[], float] = no_grace  # how late the loop runs (the relay's head grace)
 
 
 class Turn:
@@ -98,7 +99,9 @@ class Turn:
         attempts: list[Attempt] = []
         error: ProviderError | None = None
         try:
-            async with aclosing(relay(parts.providers, request, attempts, deadlines)) as deltas:
+            async with aclosing(
+                relay(parts.providers, request, attempts, deadlines, parts.head_grace)
+            ) as deltas:
                 async for delta in deltas:
                     yield delta
         except ProviderError as exc:
