@@ -101,6 +101,36 @@ begin
 end;
 $$;
 
+-- The preamble every attested RPC shares: refuse a MAC that is not the service's (PT403), then
+-- parse the call and make sure it is the caller's own (the service role may replay any, for the
+-- outbox, when `p_service_may`). Returns the parsed call.
+create function private.attested_call(
+  p_kind text, p_payload text, p_mac text, p_service_may boolean default false
+)
+  returns jsonb
+  language plpgsql
+  stable
+  security definer
+  set search_path = ''
+as $$
+declare
+  v_call jsonb;
+begin
+  if not private.attested(p_kind, p_payload, p_mac) then
+    raise exception 'attestation rejected' using errcode = 'PT403', hint = 'attestation';
+  end if;
+  v_call := p_payload::jsonb;
+  if p_service_may and (select auth.role()) = 'service_role' then
+    return v_call;
+  end if;
+  if (select auth.uid()) is null
+     or (select auth.uid()) is distinct from (v_call ->> 'user_id')::uuid then
+    raise exception 'this turn belongs to another user' using errcode = '42501';
+  end if;
+  return v_call;
+end;
+$$;
+
 -- Turns: the pending usage of every turn until it is finished -----------------------------------
 create table private.turns (
   turn_id uuid primary key,
@@ -334,6 +364,8 @@ $$;
 revoke all on function private.hmac_sha256_core(bytea, bytea) from public, anon, authenticated;
 revoke all on function private.hmac_sha256(bytea, bytea) from public, anon, authenticated;
 revoke all on function private.attested(text, text, text) from public, anon, authenticated;
+revoke all on function private.attested_call(text, text, text, boolean)
+  from public, anon, authenticated;
 revoke all on function private.abandon_expired(uuid) from public, anon, authenticated;
 revoke all on function private.check_guards(uuid, numeric, jsonb)
   from public, anon, authenticated;
@@ -373,13 +405,7 @@ declare
   v_history_tokens integer;
   v_existing private.turns%rowtype;
 begin
-  if not private.attested('chat_begin', p_turn, p_attestation) then
-    raise exception 'attestation rejected' using errcode = 'PT403', hint = 'attestation';
-  end if;
-  v_turn := p_turn::jsonb;
-  if v_user is null or v_user is distinct from (v_turn ->> 'user_id')::uuid then
-    raise exception 'this turn belongs to another user' using errcode = '42501';
-  end if;
+  v_turn := private.attested_call('chat_begin', p_turn, p_attestation);
   if abs(extract(epoch from now()) - (v_turn ->> 'iat')::numeric) > 300 then
     raise exception 'stale turn' using errcode = 'PT403', hint = 'attestation';
   end if;
@@ -508,15 +534,8 @@ declare
   v_message_id uuid;
   v_usage_ids bigint[];
 begin
-  if not private.attested('chat_finish', p_record, p_attestation) then
-    raise exception 'attestation rejected' using errcode = 'PT403', hint = 'attestation';
-  end if;
-  v_record := p_record::jsonb;
+  v_record := private.attested_call('chat_finish', p_record, p_attestation, true);
   v_user := (v_record ->> 'user_id')::uuid;
-  if (select auth.role()) is distinct from 'service_role'
-     and (select auth.uid()) is distinct from v_user then
-    raise exception 'this turn belongs to another user' using errcode = '42501';
-  end if;
   v_turn_id := (v_record ->> 'turn_id')::uuid;
 
   -- Serialises with the sweeper: a turn is either finished here or abandoned there, never both.
@@ -601,13 +620,7 @@ as $$
 declare
   v_turn jsonb;
 begin
-  if not private.attested('chat_renew', p_turn, p_attestation) then
-    raise exception 'attestation rejected' using errcode = 'PT403', hint = 'attestation';
-  end if;
-  v_turn := p_turn::jsonb;
-  if (select auth.uid()) is distinct from (v_turn ->> 'user_id')::uuid then
-    raise exception 'this turn belongs to another user' using errcode = '42501';
-  end if;
+  v_turn := private.attested_call('chat_renew', p_turn, p_attestation);
   update private.turns t
      set expires_at = now() + make_interval(secs => greatest((v_turn ->> 'lease_seconds')::integer, 1))
    where t.turn_id = (v_turn ->> 'turn_id')::uuid
@@ -631,13 +644,7 @@ declare
   v_turn jsonb;
   v_followed timestamptz;
 begin
-  if not private.attested('chat_checkpoint', p_turn, p_attestation) then
-    raise exception 'attestation rejected' using errcode = 'PT403', hint = 'attestation';
-  end if;
-  v_turn := p_turn::jsonb;
-  if (select auth.uid()) is distinct from (v_turn ->> 'user_id')::uuid then
-    raise exception 'this turn belongs to another user' using errcode = '42501';
-  end if;
+  v_turn := private.attested_call('chat_checkpoint', p_turn, p_attestation);
   update private.turns t
      set parts = coalesce(t.parts, '[]'::jsonb) || coalesce(v_turn -> 'parts', '[]'::jsonb)
    where t.turn_id = (v_turn ->> 'turn_id')::uuid
