@@ -56,7 +56,7 @@ from supabase_auth.errors import AuthApiError, AuthRetryableError, AuthUnknownEr
 from supabase_auth.errors import AuthError as GoTrueError
 
 from app.config import Settings
-from app.domain import Caller
+from app.core.domain import Caller
 from app.errors import AuthError, StoreError
 
 logger = logging.getLogger(__name__)

@@ -70,8 +70,8 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _provision_key(settings: Settings, db_url: str) -> None:
     """The billing attestation key goes into private.attestation_keys, never into a file."""
-    from app.attestation import key_bytes  # noqa: PLC0415
     from app.db.attestation_keys import provision_attestation_key  # noqa: PLC0415
+    from app.store.attestation import key_bytes  # noqa: PLC0415
 
     secret = settings.billing_attestation_key.get_secret_value()
     if not secret:
@@ -125,7 +125,7 @@ def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415
 
-    from app.protocol import PROTOCOL_PATH  # noqa: PLC0415
+    from app.api.protocol import PROTOCOL_PATH  # noqa: PLC0415
 
     require_service(settings)
     workers = args.workers or settings.workers
@@ -163,7 +163,7 @@ def _prepare_metrics_dir(configured: Path | None, workers: int) -> None:
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from app.check import run_checks  # noqa: PLC0415
+    from app.ops.check import run_checks  # noqa: PLC0415
 
     return run_checks(
         settings,

@@ -20,19 +20,19 @@ from app.api.drain import Drain
 from app.api.errors import install_error_handlers
 from app.api.feed import FeedPolicy, FeedRegistry
 from app.api.request_id import RequestIdMiddleware
-from app.attestation import Attestor, key_bytes
 from app.auth import TokenVerifier
 from app.chat.service import ChatService
 from app.config import Settings, get_settings
+from app.core.ports import Provider
+from app.core.pricing import Pricer
 from app.errors import AppError
 from app.llm.aiohttp_transport import HonestAiohttpTransport
 from app.llm.factory import build_providers
-from app.logs import configure_logging
-from app.metrics import ChatMetrics
-from app.outbox import Outbox, replay_forever
-from app.ports import Provider
-from app.pricing import Pricer
-from app.store import SupabaseChatStore
+from app.ops.logs import configure_logging
+from app.ops.metrics import ChatMetrics
+from app.store.attestation import Attestor, key_bytes
+from app.store.chat_store import SupabaseChatStore
+from app.store.outbox import Outbox, replay_forever
 from supabase import AsyncClientOptions, acreate_client
 
 logger = logging.getLogger(__name__)

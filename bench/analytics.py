@@ -50,9 +50,9 @@ from app.analytics.reconcile import reconcile
 from app.analytics.seed import SeedSpec
 from app.analytics.seed_copy import seed_database
 from app.config import Settings
+from app.core.pricing import Pricer
 from app.local.postgres import free_port
 from app.local.stack import LocalStack
-from app.pricing import Pricer
 
 TARGET_SECONDS, TARGET_RATIO = 1.0, 20.0
 _DOC = __doc__ or ""

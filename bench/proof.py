@@ -23,8 +23,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.config import Settings
-from app.domain import Usage
-from app.pricing import Pricer
+from app.core.domain import Usage
+from app.core.pricing import Pricer
 from bench.client import SERVICE, Call, OpenStreams, Sample, connector, stream_once
 from bench.procs import Procs
 from bench.proof_check import reconcile

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.domain import Usage
+from app.core.domain import Usage
 from bench.client import Sample
 from bench.proof_plan import CUT, ProofRequest
 

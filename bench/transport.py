@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from app.config import Settings
-from app.domain import ChatMessage, CompletionRequest, TextDelta
+from app.core.domain import ChatMessage, CompletionRequest, TextDelta
 from app.llm.factory import build_providers
 from app.local.postgres import free_port
 

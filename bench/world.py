@@ -15,7 +15,7 @@ import orjson
 import psycopg
 
 from app.config import DEFAULT_SYSTEM_PROMPT, Settings
-from app.domain import ChatMessage, CompletionRequest
+from app.core.domain import ChatMessage, CompletionRequest
 from app.llm.anthropic import payload
 from app.local.keys import LocalKeys
 

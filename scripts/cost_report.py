@@ -37,8 +37,8 @@ from pathlib import Path
 
 from app.analytics import load, money, project, report
 from app.analytics.progress import progress_bar
+from app.core.pricing import Pricer
 from app.local.stack import read_status
-from app.pricing import Pricer
 
 EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NO_FUNCTIONS = 0, 1, 2, 3, 4
 _DOC = __doc__ or ""

@@ -35,9 +35,9 @@ from app.analytics import project
 from app.analytics.rates import RatesError
 from app.analytics.seed import SeedError, SeedSpec
 from app.analytics.seed_copy import seed_database
+from app.core.pricing import Pricer
 from app.local.postgres import SUPERUSER
 from app.local.stack import read_status
-from app.pricing import Pricer
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 _DOC = __doc__ or ""

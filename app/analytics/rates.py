@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from app.domain import Price, Usage
+from app.core.domain import Price, Usage
 
 UNIT_TOKENS = 10_000  # priced once per kind of token to derive a per-token rate
 COST_PLACES = 8  # numeric(14,8)
@@ -30,7 +30,7 @@ class RatesError(ValueError):
 
 
 class DatedPricer(Protocol):
-    """`app.pricing.Pricer`: prices a usage as of a request time (prices change over time)."""
+    """`app.core.pricing.Pricer`: prices a usage as of a request time (prices change over time)."""
 
     def price(
         self, provider: str, model: str, usage: Usage, *, when: datetime | None = None

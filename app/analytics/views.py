@@ -27,7 +27,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from app.domain import Price, Usage
+from app.core.domain import Price, Usage
 
 ZERO = Decimal(0)
 PriceFn = Callable[..., Price]  # `Pricer.price(provider, model, usage, when=...)`

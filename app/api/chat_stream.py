@@ -20,10 +20,10 @@ from app.api.body import authorization_header, check_content_type, parse_body, r
 from app.api.deps import Services
 from app.api.errors import error_response
 from app.api.observe import observe_refusal, observe_turn
+from app.api.sse import ClientGone, Emit
 from app.api.stream import EventStreamResponse
-from app.domain import Failed, TurnStart
+from app.core.domain import Failed, TurnStart
 from app.errors import GENERIC_MESSAGE, AppError, ShuttingDown
-from app.sse import ClientGone, Emit
 
 router = APIRouter()
 

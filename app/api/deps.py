@@ -13,10 +13,10 @@ from app.api.drain import Drain
 from app.api.feed import FeedRegistry
 from app.chat.service import ChatService
 from app.config import Settings
-from app.domain import Caller
-from app.metrics import ChatMetrics
-from app.outbox import Outbox
-from app.ports import ChatStore
+from app.core.domain import Caller
+from app.core.ports import ChatStore
+from app.ops.metrics import ChatMetrics
+from app.store.outbox import Outbox
 
 
 class Verifier(Protocol):

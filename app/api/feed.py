@@ -19,10 +19,10 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from app.domain import Caller, TextDelta, TurnEvent
+from app.api.sse import encode_event
+from app.core.domain import Caller, TextDelta, TurnEvent
+from app.core.ports import ChatStore
 from app.errors import AppError
-from app.ports import ChatStore
-from app.sse import encode_event
 
 logger = logging.getLogger(__name__)
 

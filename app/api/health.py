@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.api.deps import Services
 from app.errors import AppError
-from app.metrics import CONTENT_TYPE_LATEST
+from app.ops.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter()
 READY_CACHE_SECONDS = 1.0

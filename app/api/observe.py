@@ -8,8 +8,8 @@ from typing import Any
 from app.auth import TokenRefused
 from app.chat.accounting import TurnOutcome
 from app.errors import AppError, OverBudget, RateLimited
-from app.logs import REQUEST_LOGGER
-from app.metrics import ChatMetrics
+from app.ops.logs import REQUEST_LOGGER
+from app.ops.metrics import ChatMetrics
 
 request_log = logging.getLogger(REQUEST_LOGGER)
 

@@ -6,7 +6,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import valid_request_id
+from app.ops.logs import valid_request_id
 
 
 class RequestIdMiddleware:

@@ -20,11 +20,11 @@ from starlette.responses import Response
 from app.api.body import authorization_header
 from app.api.deps import Services
 from app.api.errors import error_response
+from app.api.sse import Emit, encode_event, encode_expired
 from app.api.stream import EventStreamResponse
-from app.domain import Caller, TextDelta, TurnProgress
+from app.core.domain import Caller, TextDelta, TurnProgress
+from app.core.ports import ChatStore
 from app.errors import AppError, BadRequest, NotFound
-from app.ports import ChatStore
-from app.sse import Emit, encode_event, encode_expired
 
 router = APIRouter()
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.sse import PING, SSE_HEADERS, ClientGone, Producer
+from app.api.sse import PING, SSE_HEADERS, ClientGone, Producer
 
 logger = logging.getLogger(__name__)
 

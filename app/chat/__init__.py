@@ -6,5 +6,5 @@
     accounting.py  what each attempt cost: reported or estimated usage, the TurnRecord
     durability.py  the final write: retries, the outbox, shielded from cancellation; the lease
 
-It knows nothing of HTTP or SSE: the API layer encodes its events (`app/sse.py`).
+It knows nothing of HTTP or SSE: the API layer encodes its events (`app/api/sse.py`).
 """

@@ -11,7 +11,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
-from app.domain import (
+from app.core.domain import (
     ChatMessage,
     TurnRecord,
     TurnStart,
@@ -19,8 +19,8 @@ from app.domain import (
     Usage,
     UsageRow,
 )
+from app.core.ports import Pricer, Provider
 from app.errors import AppError
-from app.ports import Pricer, Provider
 
 CHARS_PER_TOKEN = 4
 

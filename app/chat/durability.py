@@ -8,9 +8,9 @@ import logging
 from dataclasses import dataclass
 
 from app.config import Settings
-from app.domain import Caller, TurnRecord
+from app.core.domain import Caller, TurnRecord
+from app.core.ports import ChatStore, Spool
 from app.errors import AppError, StoreError
-from app.ports import ChatStore, Spool
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
 from app.chat.accounting import Attempt, new_attempt
-from app.domain import CompletionRequest, TextDelta
+from app.core.domain import CompletionRequest, TextDelta
+from app.core.ports import Provider
 from app.errors import ProviderError, ProviderTimeout
-from app.ports import Provider
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from app.chat.accounting import estimate_tokens
 from app.chat.relay import no_grace
 from app.chat.turn import Turn, TurnParts
 from app.config import Settings
-from app.domain import Caller, Caps, Reservation, TurnContext, TurnStart, TurnTerms
-from app.ports import ChatStore, Pricer, Provider, Spool
+from app.core.domain import Caller, Caps, Reservation, TurnContext, TurnStart, TurnTerms
+from app.core.ports import ChatStore, Pricer, Provider, Spool
 
 
 class ChatService:

@@ -25,7 +25,7 @@ from app.chat.accounting import (
 from app.chat.durability import Lease, persist_shielded
 from app.chat.relay import Deadlines, no_grace, relay
 from app.config import Settings
-from app.domain import (
+from app.core.domain import (
     Caller,
     ChatMessage,
     CompletionRequest,
@@ -39,8 +39,8 @@ from app.domain import (
     TurnStart,
     Usage,
 )
+from app.core.ports import ChatStore, Pricer, Provider, Spool
 from app.errors import ProviderError
-from app.ports import ChatStore, Pricer, Provider, Spool
 
 
 @dataclass(frozen=True)

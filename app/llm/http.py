@@ -12,7 +12,7 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
-from app.domain import ProviderEvent
+from app.core.domain import ProviderEvent
 from app.errors import ProviderError, ProviderStreamError, ProviderTimeout, ProviderUnavailable
 
 Transport = Literal["httpx", "aiohttp"]

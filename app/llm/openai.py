@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
+from app.core.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderStreamError
 from app.llm.caching import PromptCache, cache_key
 from app.llm.http import Events, parse_object, stream_events, translate_errors

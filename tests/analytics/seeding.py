@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from app.analytics.seed import SeedSpec
 from app.analytics.seed_copy import SeedResult, seed_database
+from app.core.pricing import Pricer
 from app.db.migrate import apply_migrations
 from app.local.stack import LocalStack
-from app.pricing import Pricer
 from tests.support.database import MIGRATIONS, FreshDatabase, fresh_database, make_settings
 
 # Several models, cache tokens of both kinds, partial and error rows, a runaway day or two.

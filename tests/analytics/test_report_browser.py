@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.analytics import charts, load, report
-from app.pricing import Pricer
+from app.core.pricing import Pricer
 from tests.analytics.seeding import SPEC
 from tests.analytics.test_charts import png_size
 from tests.support.database import FreshDatabase, make_settings

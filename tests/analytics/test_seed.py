@@ -17,10 +17,10 @@ import pytest
 from app.analytics import seed
 from app.analytics.rates import ModelRates, RatesError, cost_units, format_units
 from app.analytics.seed_copy import csv_text, iso_timestamps, seed_database
+from app.core.domain import Price, Usage
+from app.core.pricing import Pricer
 from app.db.migrate import apply_migrations
-from app.domain import Price, Usage
 from app.local.postgres import free_port
-from app.pricing import Pricer
 from tests.analytics.seeding import SPEC, migrate_and_seed
 from tests.support.database import MIGRATIONS, ROOT, FreshDatabase, make_settings
 

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pandas as pd
 
 from app.analytics import views
-from app.domain import Price, Usage
+from app.core.domain import Price, Usage
 
 # Per million tokens: input $3, cache read $0.30, cache write $3.75 (Anthropic-like).
 RATES = {"input": D(3), "read": D("0.3"), "write": D("3.75")}

@@ -10,9 +10,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from app.domain import Usage
+from app.core.domain import Usage
+from app.core.pricing import Pricer
 from app.errors import AUTH_MESSAGE, GENERIC_MESSAGE
-from app.pricing import Pricer
 from tests.support.chat_stack import ChatStack, stream
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from app.chat.accounting import estimate_tokens
+from app.core.pricing import Pricer
 from app.errors import BREATH_MESSAGE
 from app.local.postgres import free_port
 from app.local.stack import LocalStack
-from app.pricing import Pricer
 from tests.support.chat_stack import ChatStack, User, start_chat_stack, stream
 
 pytestmark = pytest.mark.slow

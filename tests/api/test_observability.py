@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from app.errors import AUTH_MESSAGE
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
-from app.logs import REQUEST_LOGGER, JsonFormatter
+from app.ops.logs import REQUEST_LOGGER, JsonFormatter
 from tests.deploy.serving import serve
 from tests.support.chat_stack import ChatStack, start_chat_stack, stream
 

@@ -12,8 +12,8 @@ from httpx_sse import EventSource
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain import Done, TextDelta, Usage
-from app.sse import PING, encode, encode_event, encode_token
+from app.api.sse import PING, encode, encode_event, encode_token
+from app.core.domain import Done, TextDelta, Usage
 
 # Any Unicode text but lone surrogates (which no JSON decoder hands a provider adapter), with the
 # characters that break line-based framing drawn far more often than chance would.

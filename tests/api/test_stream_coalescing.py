@@ -8,8 +8,8 @@ import anyio
 import pytest
 from starlette.types import Message
 
+from app.api.sse import Emit
 from app.api.stream import MAX_BACKLOG_BYTES, EventStreamResponse
-from app.sse import Emit
 
 
 async def never_disconnects() -> Message:

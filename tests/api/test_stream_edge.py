@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from app.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
+from app.core.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import STILL_ANSWERING_MESSAGE
 from app.local.context import StackContext
 from app.local.postgres import free_port

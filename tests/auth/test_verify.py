@@ -22,7 +22,7 @@ from jwt.utils import base64url_encode
 
 from app.auth import TokenVerifier, bearer_token
 from app.config import Settings
-from app.domain import Caller
+from app.core.domain import Caller
 from app.errors import AUTH_MESSAGE, AuthError
 from app.local.keys import LocalKeys
 from app.local.server import ServerThread

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.domain import Usage
+from app.core.domain import Usage
 from app.local.llm.knobs import Knobs, from_directive
 from app.local.llm.prompt import estimate_tokens
 from bench.client import Sample

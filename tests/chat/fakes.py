@@ -9,9 +9,10 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from app.api.sse import ClientGone, encode_event
 from app.chat.accounting import TurnOutcome
 from app.chat.turn import Turn
-from app.domain import (
+from app.core.domain import (
     Caller,
     ChatMessage,
     CompletionRequest,
@@ -27,7 +28,6 @@ from app.domain import (
     UsageReport,
 )
 from app.errors import AppError, ProviderError
-from app.sse import ClientGone, encode_event
 
 Step = ProviderEvent | float | AppError  # an event, a pause in seconds, or a failure
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.chat.accounting import estimate_tokens, trim_history
 from app.chat.service import ChatService
-from app.domain import Caller, ChatMessage, TurnStart, Usage, UsageReport
+from app.core.domain import Caller, ChatMessage, TurnStart, Usage, UsageReport
 from app.errors import AuthError, ProviderStreamError, ProviderUnavailable, StoreError
 from tests.chat.fakes import (
     ListSpool,

@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from postgrest import AsyncPostgrestClient
 
-from app.attestation import Attestor, key_bytes
-from app.domain import (
+from app.core.domain import (
     Caller,
     Caps,
     ChatMessage,
@@ -30,7 +29,8 @@ from app.domain import (
 )
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
-from app.store import SupabaseChatStore
+from app.store.attestation import Attestor, key_bytes
+from app.store.chat_store import SupabaseChatStore
 from supabase import AsyncClientOptions, acreate_client
 
 

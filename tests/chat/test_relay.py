@@ -8,7 +8,7 @@ import pytest
 
 from app.chat.accounting import Attempt
 from app.chat.relay import Deadlines, relay
-from app.domain import ChatMessage, CompletionRequest, TextDelta
+from app.core.domain import ChatMessage, CompletionRequest, TextDelta
 from app.errors import ProviderTimeout
 from tests.chat.fakes import ScriptedProvider, answer
 

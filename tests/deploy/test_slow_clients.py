@@ -1,4 +1,4 @@
-"""Slow and abusive clients against `chat-stream serve` (uvicorn with app.protocol's guard)."""
+"""Slow and abusive clients against `chat-stream serve` (uvicorn with app.api.protocol's guard)."""
 
 from __future__ import annotations
 

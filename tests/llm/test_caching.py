@@ -13,7 +13,7 @@ import httpx2
 import openai
 import pytest
 
-from app.domain import ChatMessage, CompletionRequest, UsageReport
+from app.core.domain import ChatMessage, CompletionRequest, UsageReport
 from app.llm import anthropic as anthropic_adapter
 from app.llm import openai as openai_adapter
 from app.llm.anthropic import AnthropicProvider

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from app.core.ports import Provider
 from app.llm.aiohttp_transport import HonestAiohttpTransport
 from app.llm.anthropic import AnthropicProvider
 from app.llm.factory import build_providers
 from app.llm.openai import OpenAIProvider
-from app.ports import Provider
 from tests.support.database import make_settings
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.domain import ProviderEvent, TextDelta, Usage, UsageReport
+from app.core.domain import ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderError, ProviderStreamError, ProviderUnavailable
 from app.llm.anthropic import AnthropicProvider
 from app.llm.openai import OpenAIProvider, payload, usage_from

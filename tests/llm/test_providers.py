@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from app.domain import ProviderEvent, TextDelta, Usage, UsageReport
+from app.core.domain import ProviderEvent, TextDelta, Usage, UsageReport
 from app.errors import ProviderStreamError, ProviderTimeout, ProviderUnavailable
 from app.local.postgres import free_port
 from tests.support.llm_standin import (

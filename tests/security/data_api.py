@@ -20,8 +20,8 @@ import httpx
 from httpx_sse import connect_sse
 from supabase.lib.client_options import SyncClientOptions
 
-from app.domain import Usage
-from app.pricing import Pricer
+from app.core.domain import Usage
+from app.core.pricing import Pricer
 from supabase import Client, create_client
 from tests.support.chat_stack import ChatStack, User
 

@@ -24,8 +24,8 @@ import psycopg
 import pytest
 from postgrest import APIError
 
+from app.core.pricing import Pricer
 from app.local.postgres import free_port
-from app.pricing import Pricer
 from tests.security.data_api import (
     FORGED_MAC,
     REFUSED,

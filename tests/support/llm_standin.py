@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from app.domain import ChatMessage, CompletionRequest
+from app.core.domain import ChatMessage, CompletionRequest
 from app.llm.factory import Adapter, build_providers
 from app.local.llm.api import StandIn
 from app.local.llm.ledger import LedgerEntry

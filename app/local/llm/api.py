@@ -35,7 +35,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
-from app.domain import Usage
+from app.core.domain import Usage
+from app.core.pricing import Pricer
 from app.local.llm.cache import PrefixCache
 from app.local.llm.knobs import KnobError, Knobs, from_env, resolve
 from app.local.llm.ledger import Ledger, LedgerEntry
@@ -48,7 +49,6 @@ from app.local.llm.prompt import (
     openai_segments,
 )
 from app.local.llm.wire import AnthropicWire, OpenAIWire
-from app.pricing import Pricer
 
 OPENAI_DEFAULT_MAX_TOKENS = 4096
 

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Protocol
 
-from app.domain import (
+from app.core.domain import (
     Caller,
     CompletionRequest,
     FinishResult,

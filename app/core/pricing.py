@@ -16,7 +16,7 @@ Token semantics: our `Usage.input_tokens` EXCLUDES cache reads and writes (they 
 while genai-prices' `input_tokens` is the total input. The conversion happens once, in
 `_genai_usage`. Costs are rounded half-up to 8 decimal places (`numeric(14,8)` in `usage_logs`).
 
-Overrides file format (JSON, see the packaged example `app/pricing_overrides.json`)::
+Overrides file format (JSON, see the packaged example `app/core/pricing_overrides.json`)::
 
     {
       "comment": "free text, ignored",
@@ -50,7 +50,7 @@ from genai_prices.types import ModelPrice
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.config import Settings
-from app.domain import Price, Usage
+from app.core.domain import Price, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def load_overrides(path: Path) -> dict[tuple[str | None, str], Rates]:
 
 
 class Pricer:
-    """`app.ports.Pricer`: price a call from overrides, then genai-prices, then the fallback."""
+    """`app.core.ports.Pricer`: price a call from overrides, genai-prices, then the fallback."""
 
     def __init__(self, settings: Settings) -> None:
         path = settings.pricing_overrides_path

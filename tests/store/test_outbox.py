@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from app.domain import FinishResult
+from app.core.domain import FinishResult
 from app.errors import StoreError
-from app.outbox import Outbox, replay_forever
+from app.store.outbox import Outbox, replay_forever
 
 pytestmark = pytest.mark.anyio
 
@@ -133,7 +133,7 @@ async def test_replay_forever_logs_how_many_spooled_turns_it_found_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spool_records(tmp_path, 2)
-    caplog.set_level(logging.INFO, logger="app.outbox")
+    caplog.set_level(logging.INFO, logger="app.store.outbox")
 
     async def database_away(params: dict[str, Any]) -> FinishResult:
         raise StoreError("down")

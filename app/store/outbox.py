@@ -29,9 +29,9 @@ from typing import Any
 
 import orjson
 
-from app.domain import FinishResult, TurnRecord
+from app.core.domain import FinishResult, TurnRecord
 from app.errors import AppError, StoreError
-from app.store import finish_params
+from app.store.chat_store import finish_params
 
 logger = logging.getLogger(__name__)
 

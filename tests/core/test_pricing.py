@@ -15,9 +15,9 @@ import pytest
 from genai_prices import Usage as GPUsage
 from genai_prices import calc_price, extract_usage
 
-from app.domain import Usage
-from app.ports import Pricer as PricerPort
-from app.pricing import (
+from app.core.domain import Usage
+from app.core.ports import Pricer as PricerPort
+from app.core.pricing import (
     EXAMPLE_OVERRIDES,
     GENAI_SOURCE,
     PriceOverridesError,
@@ -162,7 +162,7 @@ def test_price_unknown_model_uses_fallback_rates_and_warns_once_per_model(
     pricer: Pricer, caplog: pytest.LogCaptureFixture
 ) -> None:
     usage = Usage(1000, 1000, 1000, 1000)  # cache tokens at the input rate: 3000×15 + 1000×75
-    with caplog.at_level(logging.WARNING, logger="app.pricing"):
+    with caplog.at_level(logging.WARNING, logger="app.core.pricing"):
         prices = [pricer.price("openai-compatible", "my-local-llama", usage) for _ in range(3)]
         pricer.price("anthropic", "claude-from-the-future", usage)
 

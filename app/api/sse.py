@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from app.domain import Done, TextDelta, TurnEvent
+from app.core.domain import Done, TextDelta, TurnEvent
 
 # A comment line alone: a blank line after it would make some clients (httpx-sse) report an
 # empty event once an event had an id.

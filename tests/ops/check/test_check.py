@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from app.check import Result, collect, expected_parameters, run_checks
 from app.config import ConfigError, Settings
 from app.db.migrate import default_migrations_dir
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
+from app.ops.check import Result, collect, expected_parameters, run_checks
 from tests.deploy.serving import CLI, stack_env
 from tests.support.check_project import ATTESTATION_KEY, bare_project
 

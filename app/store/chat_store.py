@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 from postgrest import APIError, AsyncPostgrestClient
 
-from app.attestation import Attestor
-from app.domain import (
+from app.core.domain import (
     Caller,
     ChatMessage,
     Done,
@@ -43,6 +42,7 @@ from app.errors import (
     StoreError,
     StoreRejected,
 )
+from app.store.attestation import Attestor
 
 logger = logging.getLogger(__name__)
 

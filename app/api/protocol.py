@@ -12,9 +12,9 @@ uvicorn's httptools protocol with three changes, all below the ASGI app:
   "Invalid HTTP request received." in plain text), and the 503 of `limit_concurrency` (which
   `serve` sets from `MAX_CONNECTIONS_PER_WORKER`).
 
-uvicorn accepts a protocol class by import path (`http="app.protocol:GuardedHttpToolsProtocol"`),
-which also reaches every worker process. Settings are read once per process through
-`get_settings()`.
+uvicorn accepts a protocol class by import path
+(`http="app.api.protocol:GuardedHttpToolsProtocol"`), which also reaches every worker
+process. Settings are read once per process through `get_settings()`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from app.config import get_settings
 from app.errors import BREATH_MESSAGE, GENERIC_MESSAGE
 
-PROTOCOL_PATH = "app.protocol:GuardedHttpToolsProtocol"
+PROTOCOL_PATH = "app.api.protocol:GuardedHttpToolsProtocol"
 MAX_HEADER_BYTES = 64 * 1024
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}

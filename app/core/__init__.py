@@ -1,0 +1,1 @@
+"""The domain the use case and the adapters share: value types, ports, prices."""

@@ -1,0 +1,1 @@
+"""Operations: the deployment check, the JSON log line, the Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""The Data API adapters that keep the books: the attested chat store, its MACs, the outbox."""
