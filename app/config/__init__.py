@@ -11,13 +11,16 @@ from app.config.problems import (
     require_service,
     service_problems,
 )
+from app.config.providers import ConfiguredProvider, configured_providers
 from app.config.settings import DEFAULT_SYSTEM_PROMPT, ProviderName, Settings, get_settings
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "ConfigError",
+    "ConfiguredProvider",
     "ProviderName",
     "Settings",
+    "configured_providers",
     "explain",
     "get_settings",
     "load_settings",

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from app.config.providers import configured_providers
 from app.config.settings import Settings, get_settings
 
 
@@ -67,7 +68,6 @@ def load_settings() -> Settings:
 
 
 _PROJECT_URL = "the project URL, e.g. https://<ref>.supabase.co"
-_PROVIDER_KEYS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
 def service_problems(settings: Settings) -> list[ConfigError]:
@@ -117,15 +117,12 @@ def service_problems(settings: Settings) -> list[ConfigError]:
                 f"(got {settings.jwt_issuer!r})",
             )
         )
-    providers = [("LLM_PROVIDER", settings.llm_provider)]
-    if settings.llm_fallback_provider:
-        providers.append(("LLM_FALLBACK_PROVIDER", settings.llm_fallback_provider))
-    for setting, provider in providers:
-        key_name = _PROVIDER_KEYS.get(provider)
-        if key_name and not getattr(settings, key_name.lower()).get_secret_value():
+    for provider in configured_providers(settings):
+        if provider.key_missing:
             problems.append(
                 ConfigError(
-                    key_name, f"is not set: {setting}={provider} needs the provider's API key"
+                    provider.key_setting,
+                    f"is not set: {provider.setting}={provider.name} needs the provider's API key",
                 )
             )
     return problems

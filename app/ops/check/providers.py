@@ -6,34 +6,30 @@ from collections.abc import Iterator
 
 import httpx
 
-from app.config import Settings
+from app.config import ConfiguredProvider, Settings, configured_providers
 from app.ops.check.project import Project, error_message
 from app.ops.check.result import Result
 
 
 def check_providers(p: Project) -> Iterator[Result]:
-    s = p.settings
-    named = [(s.llm_provider, s.llm_model)]
-    if s.llm_fallback_provider:
-        named.append((s.llm_fallback_provider, s.llm_fallback_model or s.llm_model))
-    for provider, model in named:
-        label = f"provider {provider}"
+    for provider in configured_providers(p.settings):
+        label = f"provider {provider.name}"
+        model, key = provider.model, provider.key_setting
         try:
-            response = _one_token(p.http, s, provider, model)
+            response = _one_token(p.http, p.settings, provider)
         except httpx.HTTPError as exc:
             yield Result(label, "fail", f"cannot reach the provider: {exc!r}")
             continue
-        key, base = (
-            ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
-            if provider == "anthropic"
-            else ("OPENAI_API_KEY", "OPENAI_BASE_URL")
-        )
         if response.status_code == 200:
             yield Result(label, "ok", f"{key} accepted (model {model})")
         elif response.status_code in (401, 403):
             yield Result(label, "fail", f"{key} was refused ({error_message(response)})")
         elif response.status_code == 404 and "model" not in error_message(response).lower():
-            yield Result(label, "fail", f"{response.request.url} is not the API: check {base}")
+            yield Result(
+                label,
+                "fail",
+                f"{response.request.url} is not the API: check {provider.base_url_setting}",
+            )
         else:
             yield Result(
                 label,
@@ -42,19 +38,16 @@ def check_providers(p: Project) -> Iterator[Result]:
             )
 
 
-def _one_token(http: httpx.Client, s: Settings, provider: str, model: str) -> httpx.Response:
+def _one_token(http: httpx.Client, s: Settings, provider: ConfiguredProvider) -> httpx.Response:
     messages = [{"role": "user", "content": "ping"}]
-    if provider == "anthropic":
+    body = {"model": provider.model, "max_tokens": 1, "messages": messages}
+    base, key = provider.base_url.rstrip("/"), provider.api_key.get_secret_value()
+    if provider.name == "anthropic":
         return http.post(
-            f"{s.anthropic_base_url.rstrip('/')}/v1/messages",
-            json={"model": model, "max_tokens": 1, "messages": messages},
-            headers={
-                "x-api-key": s.anthropic_api_key.get_secret_value(),
-                "anthropic-version": s.anthropic_version,
-            },
+            f"{base}/v1/messages",
+            json=body,
+            headers={"x-api-key": key, "anthropic-version": s.anthropic_version},
         )
     return http.post(
-        f"{s.openai_base_url.rstrip('/')}/chat/completions",
-        json={"model": model, "max_tokens": 1, "messages": messages},
-        headers={"Authorization": f"Bearer {s.openai_api_key.get_secret_value()}"},
+        f"{base}/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
     )
