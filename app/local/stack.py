@@ -29,7 +29,8 @@ from app.local.cluster import prepare_local_cluster
 from app.local.context import StackContext
 from app.local.gateway import ApiKeyGateway
 from app.local.keys import LocalKeys
-from app.local.postgres import EmbeddedPostgres, find_install
+from app.local.pg_install import find_install
+from app.local.postgres import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
 
