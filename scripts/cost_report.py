@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     budgets = parser.add_argument_group("budgets (default: DAILY_BUDGET_USD, MONTHLY_BUDGET_USD)")
     budgets.add_argument("--daily-budget", type=parse_usd, metavar="USD")
     budgets.add_argument("--monthly-budget", type=parse_usd, metavar="USD")
+    budgets.add_argument(
+        "--cost-tolerance",
+        type=parse_usd,
+        metavar="USD",
+        help="flag turns whose provider-reported cost differs from ours by more"
+        " (default: PROVIDER_COST_TOLERANCE_USD)",
+    )
     source = parser.add_argument_group(
         "source (default: DATABASE_URL, else SUPABASE_URL + key, else the running local stack)"
     )
@@ -137,9 +144,11 @@ def options_from(args: argparse.Namespace, user_id: str | None = None) -> report
     )
     if args.top < 1:
         raise ValueError("--top must be at least 1")
+    tolerance = args.cost_tolerance
     return report.ReportOptions(
         since=since, until=until, user_id=user_id, model=args.model, month=args.month,
         daily_budget=daily or None, monthly_budget=monthly or None, top_n=args.top,
+        cost_tolerance=settings.provider_cost_tolerance_usd if tolerance is None else tolerance,
     )  # fmt: skip
 
 

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     # Used for models no price table knows: priced, logged as a warning, marked in the row.
     unknown_model_input_usd_per_mtok: Decimal = Decimal("15")
     unknown_model_output_usd_per_mtok: Decimal = Decimal("75")
+    # The cost report flags turns whose provider-reported cost (OpenRouter's usage.cost) and
+    # our table price differ by more than this many USD.
+    provider_cost_tolerance_usd: Decimal = Field(default=Decimal("0.000001"), ge=0)
 
     # --- Guards (budgets and rate limits); 0 disables a guard ----------------------------------
     daily_budget_usd: Decimal = Decimal("0")

@@ -121,6 +121,9 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
                 "ttft_ms": row.ttft_ms,
                 "duration_ms": row.duration_ms,
                 "price_source": row.price.source,
+                "provider_cost_usd": None
+                if row.provider_cost_usd is None
+                else str(row.provider_cost_usd),
             }
             for row in rows
         ],

@@ -151,6 +151,7 @@ class StandIn:
             model,
             forced(usage, knobs.cache_read, None),
             include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+            cost=knobs.cost,
         )
         limit = max_tokens or OPENAI_DEFAULT_MAX_TOKENS
         return self._respond(request, wire, knobs, body, messages, limit)
