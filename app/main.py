@@ -20,6 +20,7 @@ from app.api.drain import Drain
 from app.api.errors import install_error_handlers
 from app.api.feed import FeedPolicy, FeedRegistry
 from app.api.request_id import RequestIdMiddleware
+from app.api.trace import TraceContextMiddleware
 from app.auth import TokenVerifier
 from app.chat.service import ChatService
 from app.config import Settings, configured_providers, get_settings
@@ -28,6 +29,7 @@ from app.core.pricing import Pricer
 from app.errors import AppError
 from app.llm.aiohttp_transport import HonestAiohttpTransport
 from app.llm.factory import build_providers
+from app.ops import tracing
 from app.ops.logs import configure_logging
 from app.ops.metrics import ChatMetrics
 from app.store.attestation import Attestor, key_bytes
@@ -40,7 +42,10 @@ logger = logging.getLogger(__name__)
 # Pauses between JWKS warm-up attempts while Auth does not answer yet (about 6 s in all).
 WARM_UP_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 SWEEP_SECONDS = 30.0
-CORS_HEADERS = ["authorization", "content-type", "apikey", "x-client-info", "x-request-id"]
+CORS_HEADERS = [
+    "authorization", "content-type", "apikey", "x-client-info", "x-request-id",
+    "traceparent", "tracestate",
+]  # fmt: skip
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Overrides:
     """Test seams: replace an adapter without touching the rest of the wiring."""
 
     providers: list[tuple[Provider, str]] | None = None
+    span_exporter: object | None = None  # an OpenTelemetry SpanExporter: spans on, exported there
 
 
 def _database_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -61,6 +67,7 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(settings.db_timeout_seconds, connect=settings.db_timeout_seconds),
         limits=limits,
         transport=HonestAiohttpTransport(limits=limits),
+        event_hooks={"request": [tracing.inject_headers]},  # the caller's traceparent, passed on
     )
 
 
@@ -91,6 +98,9 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
     if not settings.supabase_url:
         raise RuntimeError("SUPABASE_URL is required (`make run` sets it for the local stack)")
     async with contextlib.AsyncExitStack() as stack:
+        endpoint, exporter = settings.otel_exporter_otlp_endpoint, overrides.span_exporter
+        if tracing.configure(endpoint, settings.otel_service_name, exporter=exporter):
+            stack.callback(tracing.shutdown)
         http = await stack.enter_async_context(_database_http_client(settings))
         anon = await _postgrest(settings, settings.supabase_anon_key.get_secret_value(), http)
         service_key = settings.supabase_service_role_key.get_secret_value()
@@ -214,6 +224,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         max_age=86400,
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TraceContextMiddleware)
     app.include_router(chat_stream.router)
     app.include_router(resume.router)
     app.include_router(health.router)

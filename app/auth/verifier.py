@@ -34,6 +34,7 @@ from app.auth.jwks import ASYMMETRIC_ALGORITHMS, JwksCache
 from app.auth.refusal import TokenRefused
 from app.config import Settings
 from app.core.domain import Caller
+from app.ops import tracing
 
 _MIN_HMAC_SECRET_BYTES = 32  # Supabase's own minimum; shorter makes PyJWT warn on every call
 
@@ -106,6 +107,10 @@ class TokenVerifier:
         return self._jwks.holds_keys
 
     async def verify(self, authorization_header: str | None) -> Caller:
+        with tracing.span("auth.verify", **{"auth.mode": self._mode}):
+            return await self._verify(authorization_header)
+
+    async def _verify(self, authorization_header: str | None) -> Caller:
         token = bearer_token(authorization_header)
         if self._mode != "strict" and (hit := self.verified.get(token, self._wall_clock())):
             if hit.key is None or await self._jwks_key(hit.kid, hit.alg) is hit.key:

@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     workers: int = 1
     log_level: str = "INFO"
     log_json: bool = True
+    # OpenTelemetry spans (needs the `opentelemetry` extra): the OTLP/HTTP collector's base URL
+    # (spans go to <url>/v1/traces). Empty: no spans, nothing of OpenTelemetry imported.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = "chat-stream"
 
     # --- Operations: slow clients, metrics across workers -------------------------------------
     # Seconds a connection may take to send a request's headers (then 408 and closed); 0: no limit.

@@ -42,6 +42,7 @@ from app.errors import (
     StoreError,
     StoreRejected,
 )
+from app.ops import tracing
 from app.store.attestation import Attestor
 
 logger = logging.getLogger(__name__)
@@ -328,13 +329,14 @@ class SupabaseChatStore:
         reach the server changes nothing.
         """
         async with _translate(fn, self._timeout):
-            for attempt in (1, 2):
-                try:
-                    return (await client.rpc(fn, params).execute()).data
-                except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                    if attempt == 2:
-                        raise
-                    logger.info("retrying %s after a dropped connection: %r", fn, exc)
+            with tracing.span(f"db.{fn}"):
+                for attempt in (1, 2):
+                    try:
+                        return (await client.rpc(fn, params).execute()).data
+                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                        if attempt == 2:
+                            raise
+                        logger.info("retrying %s after a dropped connection: %r", fn, exc)
         raise AssertionError("unreachable")
 
 

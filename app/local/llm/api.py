@@ -184,6 +184,7 @@ class StandIn:
                 input_tokens=wire.usage.input_tokens,
                 cache_read_tokens=wire.usage.cache_read,
                 cache_write_tokens=wire.usage.cache_write,
+                traceparent=request.headers.get("traceparent"),
             )
         )
         tokens = answer_tokens(last_user_text(messages), count)
