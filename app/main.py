@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from postgrest import AsyncPostgrestClient
 from starlette.middleware.cors import CORSMiddleware
 
+from app.alerts.delivery import AlertDelivery, deliver_forever
 from app.api import chat_stream, health, resume
 from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
@@ -109,6 +110,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             Attestor(key_bytes(settings.billing_attestation_key.get_secret_value())),
             service=await _postgrest(settings, service_key, http) if service_key else None,
             timeout=settings.db_timeout_seconds,
+            budgets=alert_budgets(settings),
         )
         verifier = TokenVerifier(settings, http)
         if overrides.providers is not None:
@@ -168,6 +170,17 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         ]
         if service_key:
             background.append(asyncio.ensure_future(_sweep_forever(store, SWEEP_SECONDS)))
+        if service_key and settings.alert_webhook_url:
+            webhook = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            delivery = AlertDelivery(
+                await _postgrest(settings, service_key, http),
+                webhook,
+                settings.alert_webhook_url,
+                settings.alert_webhook_secret.get_secret_value().encode(),
+                settings.alert_retry_seconds,
+            )
+            interval = settings.outbox_replay_seconds
+            background.append(asyncio.ensure_future(deliver_forever(delivery, interval)))
         drain.install()
         try:
             yield services
@@ -190,6 +203,16 @@ async def _warm_up(warm: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(pause)
     if not await warm():
         logger.warning("token verifier warm-up gave up: the first request will fetch the keys")
+
+
+def alert_budgets(settings: Settings) -> dict[str, str]:
+    """The app-wide alert thresholds `chat_finish` decides with (a user's `user_limits` wins)."""
+    return {
+        "soft_daily_usd": str(settings.soft_daily_budget_usd),
+        "soft_monthly_usd": str(settings.soft_monthly_budget_usd),
+        "daily_usd": str(settings.daily_budget_usd),
+        "monthly_usd": str(settings.monthly_budget_usd),
+    }
 
 
 def provider_problems(settings: Settings) -> list[str]:

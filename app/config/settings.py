@@ -130,6 +130,15 @@ class Settings(BaseSettings):
     monthly_budget_usd: Decimal = Decimal("0")
     rate_limit_per_minute: int = 0
     max_concurrent_streams: int = 0
+    # Soft budgets (USD per user; 0: off): an alert, never a refusal, when a user's day or month
+    # reaches them; alerts also fire at 80% and 100% of the hard caps above. user_limits wins.
+    soft_daily_budget_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    soft_monthly_budget_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    # Where alerts are posted (JSON, signed with ALERT_WEBHOOK_SECRET; empty: rows only, no
+    # webhook) and the first retry's delay (doubling up to 5 minutes).
+    alert_webhook_url: str = ""
+    alert_webhook_secret: SecretStr = SecretStr("")
+    alert_retry_seconds: float = Field(default=2.0, gt=0)
     # A turn's lease: renewed while it streams; a dead worker's turn becomes an abandoned,
     # estimated usage row when the lease runs out.
     reservation_ttl_seconds: int = Field(default=120, ge=1)

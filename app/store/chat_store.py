@@ -223,8 +223,11 @@ class SupabaseChatStore:
         *,
         service: AsyncPostgrestClient | None = None,
         timeout: float = 2.5,
+        budgets: dict[str, str] | None = None,
     ) -> None:
         self._shared = postgrest
+        # The alert thresholds from settings, attested with each finish (user_limits wins).
+        self._budgets = budgets
         self._attestor = attestor
         self._service = service
         self._timeout = timeout
@@ -316,6 +319,8 @@ class SupabaseChatStore:
         return self._service.schema("public")
 
     def _finish_params(self, record: dict[str, Any]) -> dict[str, str]:
+        if self._budgets is not None and "budgets" not in record:
+            record = record | {"budgets": self._budgets}
         return self._attestor.params("chat_finish", record, field="p_record")
 
     async def ping(self) -> None:
