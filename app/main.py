@@ -18,11 +18,14 @@ from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
 from app.api.errors import install_error_handlers
-from app.api.feed import FeedPolicy, FeedRegistry
 from app.api.request_id import RequestIdMiddleware
 from app.auth import TokenVerifier
+from app.chat.feed import FeedRegistry
+from app.chat.policy import ChatPolicy
+from app.chat.resume import Resumer
 from app.chat.service import ChatService
 from app.config import Settings, configured_providers, get_settings
+from app.core.domain import Caps
 from app.core.ports import Provider
 from app.core.pricing import Pricer
 from app.errors import AppError
@@ -48,6 +51,32 @@ class Overrides:
     """Test seams: replace an adapter without touching the rest of the wiring."""
 
     providers: list[tuple[Provider, str]] | None = None
+
+
+def chat_policy(settings: Settings) -> ChatPolicy:
+    """The few settings the chat use case decides with (it never reads `Settings` itself)."""
+    return ChatPolicy(
+        system_prompt=settings.system_prompt,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+        availability_budget=settings.llm_availability_budget,
+        idle_timeout=settings.llm_idle_timeout,
+        total_timeout=settings.llm_total_timeout,
+        history_token_budget=settings.history_token_budget,
+        history_max_messages=settings.history_max_messages,
+        reservation_ttl_seconds=settings.reservation_ttl_seconds,
+        caps=Caps(
+            daily_usd=settings.daily_budget_usd,
+            monthly_usd=settings.monthly_budget_usd,
+            rate_per_minute=settings.rate_limit_per_minute,
+            max_streams=settings.max_concurrent_streams,
+        ),
+        finish_retries=settings.finish_retries,
+        finish_backoff_seconds=settings.finish_backoff_seconds,
+        grace_seconds=settings.disconnect_grace_seconds,
+        checkpoint_seconds=settings.checkpoint_seconds,
+        retention_seconds=settings.resume_retention_seconds,
+    )
 
 
 def _database_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -114,20 +143,17 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         lag_monitor = LagMonitor()
         lag_monitor.start()
         stack.push_async_callback(lag_monitor.stop)
+        policy = chat_policy(settings)
         chat = ChatService(
             head_grace=lag_monitor.lag_seconds,
-            settings=settings,
+            policy=policy,
             store=store,
             providers=providers,
             pricer=Pricer(settings),
             spool=outbox,
         )
-        feeds = FeedRegistry(
-            FeedPolicy(
-                grace_seconds=settings.disconnect_grace_seconds,
-                checkpoint_seconds=settings.checkpoint_seconds,
-            )
-        )
+        feeds = FeedRegistry(policy, store)
+        resumer = Resumer(feeds, store, policy)
         drain = Drain(
             feeds,
             grace_seconds=settings.shutdown_grace_seconds,
@@ -135,6 +161,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         )
         services = Services(
             feeds=feeds,
+            resumer=resumer,
             drain=drain,
             admission=Admission(
                 lag=lag_monitor.lag_seconds,

@@ -12,6 +12,7 @@ from app.chat.accounting import estimate_tokens, trim_history
 from app.chat.service import ChatService
 from app.core.domain import Caller, ChatMessage, TurnStart, Usage, UsageReport
 from app.errors import AuthError, ProviderStreamError, ProviderUnavailable, StoreError
+from app.main import chat_policy
 from tests.chat.fakes import (
     ListSpool,
     MemoryStore,
@@ -32,14 +33,16 @@ TURN = TurnStart(conversation_id="c-1", content="hi", client_message_id=None, tu
 def service(*providers: ScriptedProvider, store: MemoryStore | None = None, **settings: object):
     spool = ListSpool()
     chat = ChatService(
-        settings=make_settings(
-            **(
-                {
-                    "llm_availability_budget": 1.0,
-                    "llm_idle_timeout": 0.3,
-                    "finish_backoff_seconds": 0.01,
-                }
-                | settings
+        policy=chat_policy(
+            make_settings(
+                **(
+                    {
+                        "llm_availability_budget": 1.0,
+                        "llm_idle_timeout": 0.3,
+                        "finish_backoff_seconds": 0.01,
+                    }
+                    | settings
+                )
             )
         ),
         store=store or MemoryStore(),
