@@ -41,6 +41,7 @@ def create_app(ctx: StackContext) -> Starlette:
             Route("/user", user.user_endpoint, methods=["GET", "PUT"]),
             Route("/logout", user.logout, methods=["POST"]),
             Route("/.well-known/jwks.json", meta.jwks, methods=["GET"]),
+            Route("/.well-known/openid-configuration", meta.openid_configuration, methods=["GET"]),
             Route("/settings", meta.settings, methods=["GET"]),
             Route("/health", meta.health, methods=["GET"]),
             Route("/otp", flows.otp_endpoint, methods=["POST"]),
