@@ -1,4 +1,4 @@
-"""`chat-stream` command line: dev, status, migrate, serve, check.
+"""`chat-stream` command line: dev, status, keys, migrate, serve, check.
 
 A wrong or missing setting is one line naming its environment variable, then exit 2 (no
 traceback): `ConfigError` from `app.config`, or a database that refuses the DSN.
@@ -111,9 +111,17 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(status, indent=2))
     else:
+        deprecated = set(status.get("deprecated", ()))
         for key, value in status.items():
-            print(f"{key:>24}: {value}")
+            if key != "deprecated":
+                print(f"{key:>24}: {value}" + (" (deprecated)" if key in deprecated else ""))
     return 0
+
+
+def _cmd_keys(args: argparse.Namespace, _: Settings) -> int:
+    from app.local.keys_cli import run  # noqa: PLC0415
+
+    return run(args)
 
 
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
@@ -189,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="describe the running local stack")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    keys = sub.add_parser("keys", help="the local stack's signing keys ([auth] signing_keys_path)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("list", help="each key's kid, algorithm and state")
+    rotate = keys_sub.add_parser("rotate", help="the standby key (else a new one) signs")
+    rotate.add_argument("--standby", action="store_true", help="only add a standby key")
+    rotate.add_argument("--algorithm", choices=["ES256", "RS256"], default="ES256")
+    revoke = keys_sub.add_parser("revoke", help="drop a key that no longer signs")
+    revoke.add_argument("kid")
+
     migrate = sub.add_parser("migrate", help="apply supabase/migrations to a database")
     migrate.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")
     migrate.add_argument(
@@ -217,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "dev": _cmd_dev,
         "status": _cmd_status,
+        "keys": _cmd_keys,
         "migrate": _cmd_migrate,
         "serve": _cmd_serve,
         "check": _cmd_check,
