@@ -9,7 +9,7 @@ from app.chat.relay import no_grace
 from app.chat.turn import Turn, TurnParts
 from app.config import Settings
 from app.core.domain import Caller, Caps, Reservation, TurnContext, TurnStart, TurnTerms
-from app.core.ports import ChatStore, Pricer, Provider, Spool
+from app.core.ports import ChatStore, PriceBook, Provider, Spool
 
 
 class ChatService:
@@ -19,7 +19,7 @@ class ChatService:
         settings: Settings,
         store: ChatStore,
         providers: list[tuple[Provider, str]],
-        pricer: Pricer,
+        pricer: PriceBook,
         spool: Spool,
         head_grace: Callable[[], float] = no_grace,
     ) -> None:
