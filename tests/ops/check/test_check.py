@@ -183,7 +183,7 @@ def test_check_provider_at_a_wrong_base_url_fails_naming_the_setting(
 
 
 def test_check_setting_serve_needs_is_a_config_error_before_any_probe(project: Settings) -> None:
-    with pytest.raises(ConfigError, match="SUPABASE_SERVICE_ROLE_KEY is not set"):
+    with pytest.raises(ConfigError, match="SUPABASE_SECRET_KEY is not set"):
         list(collect(change(project, supabase_service_role_key=SecretStr(""))))
 
 
