@@ -17,6 +17,7 @@
     │   ├── ProviderTimeout         no head within the availability budget, or idle too long
     │   └── ProviderStreamError     dropped connection, error event, malformed event mid-stream
     ├── StoreError (503)            the database API failed or timed out (retrying may help)
+    ├── AuthUnavailable (503)       Supabase Auth could not say whether a token is good
     ├── ShuttingDown (503)          the worker is draining for a deploy (carries retry_after)
     ├── Overloaded (503)            the worker is past its capacity (carries retry_after)
     └── StoreRejected (422)         the database refused the data itself (retrying cannot help)
@@ -147,6 +148,13 @@ class ProviderStreamError(ProviderError):
 class StoreError(AppError):
     code, status = "store_unavailable", 503
     title = "Service temporarily unavailable"
+
+
+class AuthUnavailable(AppError):
+    """Supabase Auth is unreachable, slow or failing: the token may be good, so not a 401."""
+
+    code, status = "auth_unavailable", 503
+    title = "Sign-in is temporarily unavailable"
 
 
 class ShuttingDown(AppError):

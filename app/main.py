@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
-from postgrest import AsyncPostgrestClient
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import chat_stream, health, resume
@@ -20,11 +19,13 @@ from app.api.drain import Drain
 from app.api.errors import install_error_handlers
 from app.api.request_id import RequestIdMiddleware
 from app.auth import TokenVerifier
+from app.auth.sighup import refetch_on_sighup
 from app.chat.feed import FeedRegistry
 from app.chat.policy import ChatPolicy
 from app.chat.resume import Resumer
 from app.chat.service import ChatService
 from app.config import Settings, configured_providers, get_settings
+from app.config.keys import publishable_key, secret_key
 from app.core.domain import Caps
 from app.core.ports import Provider
 from app.core.pricing import Pricer
@@ -35,8 +36,8 @@ from app.ops.logs import configure_logging
 from app.ops.metrics import ChatMetrics
 from app.store.attestation import Attestor, key_bytes
 from app.store.chat_store import SupabaseChatStore
+from app.store.data_api import data_api_client
 from app.store.outbox import Outbox, replay_forever
-from supabase import AsyncClientOptions, acreate_client
 
 logger = logging.getLogger(__name__)
 
@@ -93,16 +94,6 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-async def _postgrest(settings: Settings, key: str, http: httpx.AsyncClient) -> AsyncPostgrestClient:
-    """A supabase-py client's PostgREST part for `key`, on the shared pool, with no session.
-
-    Each key gets its own options object: the client writes its Authorization into them.
-    """
-    options = AsyncClientOptions(httpx_client=http, auto_refresh_token=False, persist_session=False)
-    client = await acreate_client(settings.supabase_url, key, options)
-    return client.postgrest
-
-
 async def _sweep_forever(store: SupabaseChatStore, interval: float) -> None:
     """Dead workers' expired turns become abandoned usage rows, even if their users never return
     (each user's own next turn sweeps theirs too, inside `chat_begin`)."""
@@ -121,12 +112,13 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         raise RuntimeError("SUPABASE_URL is required (`make run` sets it for the local stack)")
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(_database_http_client(settings))
-        anon = await _postgrest(settings, settings.supabase_anon_key.get_secret_value(), http)
-        service_key = settings.supabase_service_role_key.get_secret_value()
+        service_key = secret_key(settings)
         store = SupabaseChatStore(
-            anon,
+            data_api_client(settings.supabase_url, publishable_key(settings), http),
             Attestor(key_bytes(settings.billing_attestation_key.get_secret_value())),
-            service=await _postgrest(settings, service_key, http) if service_key else None,
+            service=data_api_client(settings.supabase_url, service_key, http)
+            if service_key
+            else None,
             timeout=settings.db_timeout_seconds,
         )
         verifier = TokenVerifier(settings, http)
@@ -186,9 +178,11 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         if service_key:
             background.append(asyncio.ensure_future(_sweep_forever(store, SWEEP_SECONDS)))
         drain.install()
+        stop_refetching = refetch_on_sighup(verifier.refetch)
         try:
             yield services
         finally:
+            stop_refetching()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -9,7 +9,7 @@ from app.chat.policy import ChatPolicy
 from app.chat.relay import no_grace
 from app.chat.turn import Turn, TurnParts
 from app.core.domain import Caller, Reservation, TurnContext, TurnStart, TurnTerms
-from app.core.ports import ChatStore, Pricer, Provider, Spool
+from app.core.ports import ChatStore, PriceBook, Provider, Spool
 
 
 class ChatService:
@@ -19,7 +19,7 @@ class ChatService:
         policy: ChatPolicy,
         store: ChatStore,
         providers: list[tuple[Provider, str]],
-        pricer: Pricer,
+        pricer: PriceBook,
         spool: Spool,
         head_grace: Callable[[], float] = no_grace,
     ) -> None:

@@ -39,7 +39,7 @@ from app.core.domain import (
     TurnStart,
     Usage,
 )
-from app.core.ports import ChatStore, Pricer, Provider, Spool
+from app.core.ports import ChatStore, PriceBook, Provider, Spool
 from app.errors import ProviderError
 
 
@@ -50,7 +50,7 @@ class TurnParts:
     policy: ChatPolicy
     store: ChatStore
     providers: list[tuple[Provider, str]]
-    pricer: Pricer
+    pricer: PriceBook
     spool: Spool
     head_grace: Callable[[], float] = no_grace  # how late the loop runs (the relay's head grace)
 

@@ -45,7 +45,7 @@ def check_migrations(p: Project) -> Result:
         response = p.http.get(
             f"{p.base}/rest/v1/schema_migrations",
             params={"select": "version"},
-            headers=p.headers(p.service_key) | {"Accept-Profile": "supabase_migrations"},
+            headers=p.secret.headers() | {"Accept-Profile": "supabase_migrations"},
         )
         if response.status_code != 200:
             return Result(

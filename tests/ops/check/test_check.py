@@ -41,9 +41,9 @@ def test_check_healthy_project_passes_every_check(
     assert code == 0
     by_name = {line.split(":")[0][5:]: line[:4].strip() for line in out}
     assert by_name == {
-        "jwks": "ok",
-        "anon key": "ok",
-        "service role key": "ok",
+        "signing keys": "ok",
+        "publishable key": "ok",
+        "secret key": "ok",
         "issuer": "ok",
         "migrations": "ok",
         "rpc chat_begin": "ok",
@@ -72,13 +72,13 @@ def test_check_provider_is_not_tried_without_the_flag(project: Settings) -> None
     [
         (
             {"supabase_anon_key": SecretStr("not-the-anon-key")},
-            "anon key",
-            "SUPABASE_ANON_KEY was refused (HTTP 401 Invalid API key)",
+            "publishable key",
+            "SUPABASE_ANON_KEY (not-th…) was refused (HTTP 401 Invalid API key)",
         ),
         (
             {"supabase_service_role_key": "<anon>"},
-            "service role key",
-            "SUPABASE_SERVICE_ROLE_KEY was refused for an admin read (HTTP 403",
+            "secret key",
+            "SUPABASE_SERVICE_ROLE_KEY (eyJhbG…) was refused for an admin read (HTTP 403",
         ),
         (
             {"jwt_issuer": "https://another.supabase.co/auth/v1"},
@@ -88,8 +88,8 @@ def test_check_provider_is_not_tried_without_the_flag(project: Settings) -> None
         ({"jwt_issuer": ""}, "issuer", "JWT_ISSUER is not set (tokens' iss is not checked)"),
         (
             {"auth_mode": "hs256", "supabase_jwt_secret": SecretStr("s" * 40)},
-            "jwks",
-            "the project signs with asymmetric keys (ES256 kid=",
+            "signing keys",
+            "AUTH_MODE=hs256 refuses every token signed now: set AUTH_MODE=rotation",
         ),
         (
             {"outbox_dir": "<under a file>"},
@@ -120,11 +120,11 @@ def test_check_misconfiguration_fails_its_check_with_one_line(
     assert "\n" not in problems[name]
 
 
-def test_check_unreachable_project_fails_jwks_with_the_url(project: Settings) -> None:
+def test_check_unreachable_project_fails_signing_keys_with_the_url(project: Settings) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     problems = failed(change(project, supabase_url=url, jwt_issuer=f"{url}/auth/v1"))
-    assert problems["jwks"].startswith(f"cannot reach {url}/auth/v1/.well-known/jwks.json")
-    assert set(problems) >= {"jwks", "anon key", "rpc chat_begin"}
+    assert problems["signing keys"].startswith(f"cannot reach {url}/auth/v1/.well-known/jwks.json")
+    assert set(problems) >= {"signing keys", "publishable key", "rpc chat_begin"}
 
 
 def test_check_migrations_missing_from_the_database_fail_with_the_versions(
@@ -183,7 +183,7 @@ def test_check_provider_at_a_wrong_base_url_fails_naming_the_setting(
 
 
 def test_check_setting_serve_needs_is_a_config_error_before_any_probe(project: Settings) -> None:
-    with pytest.raises(ConfigError, match="SUPABASE_SERVICE_ROLE_KEY is not set"):
+    with pytest.raises(ConfigError, match="SUPABASE_SECRET_KEY is not set"):
         list(collect(change(project, supabase_service_role_key=SecretStr(""))))
 
 
