@@ -23,7 +23,8 @@ from app.api.observe import observe_refusal, observe_turn
 from app.api.sse import ClientGone, Emit
 from app.api.stream import EventStreamResponse
 from app.core.domain import Failed, TurnStart
-from app.errors import GENERIC_MESSAGE, AppError, ShuttingDown
+from app.errors import AppError, ShuttingDown
+from app.user_messages import user_message
 
 router = APIRouter()
 
@@ -87,7 +88,8 @@ async def chat_stream(request: Request) -> Response:
             # A drain ended the turn (stored as it stands): the client should ask again.
             if feed.attached:
                 with contextlib.suppress(ClientGone):
-                    await emit(feed.publish(Failed("retry", GENERIC_MESSAGE)))
+                    retry = Failed(code="retry", user_message=user_message("retry"))
+                    await emit(feed.publish(retry))
         finally:
             feed.finish()
             metrics.open_streams.dec()

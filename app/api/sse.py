@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from app.core.domain import Done, TextDelta, TurnEvent
+from app.user_messages import user_message
 
 # A comment line alone: a blank line after it would make some clients (httpx-sse) report an
 # empty event once an event had an id.
@@ -25,7 +26,6 @@ SSE_HEADERS: Mapping[str, str] = {
 }
 
 _TOKEN_PREFIX = b'data: {"type":"token","content":'
-EXPIRED_MESSAGE = "This answer can no longer be resumed; here is what was stored."
 
 
 def encode(event: Mapping[str, Any], id_line: bytes = b"") -> bytes:
@@ -67,7 +67,7 @@ def encode_expired(turn_id: str, seq: int, message_id: str | None, content: str 
         "turnId": turn_id,
         "messageId": message_id,
         "content": content,
-        "message": EXPIRED_MESSAGE,
+        "message": user_message("expired"),
     }
     return encode(event, event_id(turn_id, seq))
 

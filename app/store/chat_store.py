@@ -43,6 +43,7 @@ from app.errors import (
     StoreRejected,
 )
 from app.store.attestation import Attestor
+from app.user_messages import user_message
 
 logger = logging.getLogger(__name__)
 
@@ -60,26 +61,26 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
         async with asyncio.timeout(timeout):
             yield
     except APIError as exc:
-        code = str(exc.code or "")
-        if code in _AUTH_CODES:
-            raise AuthError(f"{operation}: {code} {exc.message}") from exc
-        if code in _NOT_FOUND_CODES:
-            raise NotFound(f"{operation}: {code}") from exc
-        if code == "PT409":
+        pgrst = str(exc.code or "")  # PostgREST's code or the SQLSTATE
+        if pgrst in _AUTH_CODES:
+            raise AuthError(f"{operation}: {pgrst} {exc.message}") from exc
+        if pgrst in _NOT_FOUND_CODES:
+            raise NotFound(f"{operation}: {pgrst}") from exc
+        if pgrst == "PT409":
             raise Conflict(f"{operation}: {exc.message}") from exc
-        if code == "PT403":
+        if pgrst == "PT403":
             raise StoreError(
                 f"{operation}: the database refused the attestation; is BILLING_ATTESTATION_KEY"
                 " in private.attestation_keys?"
             ) from exc
-        if code == "PT429":
+        if pgrst == "PT429":
             match = _RETRY_AFTER.search(str(exc.details or ""))
             retry_after = int(match.group(1)) if match else 1
             kind = OverBudget if exc.hint == "over_budget" else RateLimited
             raise kind(f"{operation}: {exc.message}", retry_after=retry_after) from exc
-        if code[:2] in _PERMANENT_CLASSES:
-            raise StoreRejected(f"{operation}: {code} {exc.message}") from exc
-        raise StoreError(f"{operation}: {code} {exc.message}") from exc
+        if pgrst[:2] in _PERMANENT_CLASSES:
+            raise StoreRejected(f"{operation}: {pgrst} {exc.message}") from exc
+        raise StoreError(f"{operation}: {pgrst} {exc.message}") from exc
     except TimeoutError as exc:
         raise StoreError(f"{operation}: timed out after {timeout}s") from exc
     except httpx.HTTPError as exc:
@@ -155,7 +156,8 @@ def final_from_json(data: object) -> Done | Failed | None:
         message_id = data.get("message_id")
         return Done(str(message_id) if message_id else None, usage)
     if data.get("type") == "error":
-        return Failed(str(data.get("code") or "error"), str(data.get("message") or ""))
+        code = str(data.get("code") or "internal_error")
+        return Failed(code=code, user_message=str(data.get("message") or user_message(code)))
     return None
 
 
