@@ -18,6 +18,7 @@
     │   ├── ProviderTimeout         no head within the availability budget, or idle too long
     │   └── ProviderStreamError     dropped connection, error event, malformed event mid-stream
     ├── StoreError (503)            the database API failed or timed out (retrying may help)
+    │   └── KeyRefused              the API gateway or PostgREST refused the service's own key
     ├── ShuttingDown (503)          the worker is draining for a deploy (carries retry_after)
     ├── Overloaded (503)            the worker is past its capacity (carries retry_after)
     └── StoreRejected (422)         the database refused the data itself (retrying cannot help)
@@ -170,6 +171,11 @@ class ProviderStreamError(ProviderError):
 class StoreError(AppError):
     code, status = "store_unavailable", 503
     title = "Service temporarily unavailable"
+
+
+class KeyRefused(StoreError):
+    """The Data API refused the service's own key (`SUPABASE_ANON_KEY`): a deployment error, which
+    users see as the store being unavailable and `/readyz` names as the key."""
 
 
 class ShuttingDown(AppError):

@@ -36,6 +36,7 @@ from app.core.domain import (
 from app.errors import (
     AuthError,
     Conflict,
+    KeyRefused,
     NotFound,
     OverBudget,
     RateLimited,
@@ -48,6 +49,8 @@ from app.user_messages import user_message
 logger = logging.getLogger(__name__)
 
 _AUTH_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
+# What Supabase's gateway (Kong) answers for a wrong or missing `apikey`; it has no `code`.
+_GATEWAY_KEY_REFUSALS = {"Invalid API key", "No API key found in request"}
 _RETRY_AFTER = re.compile(r"retry_after=(\d+)")
 _NOT_FOUND_CODES = {"PT404", "42501"}
 # SQLSTATE classes 22 (data exception) and 23 (integrity violation): the same write fails again.
@@ -62,6 +65,8 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
             yield
     except APIError as exc:
         pgrst = str(exc.code or "")  # PostgREST's code or the SQLSTATE
+        if not pgrst and exc.message in _GATEWAY_KEY_REFUSALS:
+            raise KeyRefused(f"{operation}: the API gateway refused: {exc.message}") from exc
         if pgrst in _AUTH_CODES:
             raise AuthError(f"{operation}: {pgrst} {exc.message}") from exc
         if pgrst in _NOT_FOUND_CODES:
@@ -317,8 +322,14 @@ class SupabaseChatStore:
         return self._attestor.params("chat_finish", record, field="p_record")
 
     async def ping(self) -> None:
-        """A cheap round trip for /readyz: the API answers and the database behind it works."""
-        await self._rpc(self._shared.schema("public"), "chat_ping", {})
+        """A cheap round trip for /readyz: the API answers and the database behind it works.
+
+        It carries only the service's own key, so a refused token here is that key (`KeyRefused`).
+        """
+        try:
+            await self._rpc(self._shared.schema("public"), "chat_ping", {})
+        except AuthError as exc:
+            raise KeyRefused(f"PostgREST refused SUPABASE_ANON_KEY as a JWT: {exc.detail}") from exc
 
     async def _rpc(self, client: AsyncPostgrestClient, fn: str, params: dict[str, Any]) -> Any:
         """One RPC, retried once when a pooled keep-alive connection turns out to be closed.

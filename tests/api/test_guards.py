@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -216,9 +217,15 @@ def test_users_cannot_change_their_caps_or_reservations(guarded: ChatStack) -> N
 
 # --- across worker processes ------------------------------------------------------------------
 def serve(
-    stack: ChatStack, *, workers: int, ttl: int = 600, extra: dict[str, str] | None = None
+    stack: ChatStack,
+    *,
+    workers: int,
+    ttl: int = 600,
+    extra: dict[str, str] | None = None,
+    output: IO[bytes] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`chat-stream serve --workers N` against the stack, as production runs it."""
+    """`chat-stream serve --workers N` against the stack, as production runs it (its stdout and
+    stderr into `output` when given)."""
     port = free_port()
     s = stack.settings
     env = (
@@ -244,6 +251,8 @@ def serve(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,
         env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
