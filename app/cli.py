@@ -173,6 +173,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         db_url=args.db_url,
         provider=args.provider,
         migrations_dir=Path(args.dir) if args.dir else None,
+        skip_migrations=args.skip_migrations,
     )
 
 
@@ -211,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dir", help="migrations folder (default: supabase/migrations)")
     check.add_argument(
         "--provider", action="store_true", help="also try the provider key (may cost a token)"
+    )
+    check.add_argument(
+        "--skip-migrations",
+        action="store_true",
+        help="do not fail when the migrations cannot be verified (no DATABASE_URL or --db-url)",
     )
     return parser
 
