@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import ConfigError, Settings, load_settings, require_service
+from app.ops.logs import configure_logging, logging_config
 
 if TYPE_CHECKING:
     from app.db.migrate import Migration
@@ -145,6 +146,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port or settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        # uvicorn's loggers, in the supervisor and every worker, through our JSON formatter.
+        log_config=logging_config(settings.log_level, json_lines=settings.log_json),
         proxy_headers=True,
         access_log=False,  # our JSON request line already records every request
         http=PROTOCOL_PATH,  # header deadline, header cap, JSON framing errors
@@ -178,6 +181,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         db_url=args.db_url,
         provider=args.provider,
         migrations_dir=Path(args.dir) if args.dir else None,
+        skip_migrations=args.skip_migrations,
     )
 
 
@@ -226,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--provider", action="store_true", help="also try the provider key (may cost a token)"
     )
+    check.add_argument(
+        "--skip-migrations",
+        action="store_true",
+        help="do not fail when the migrations cannot be verified (no DATABASE_URL or --db-url)",
+    )
     return parser
 
 
@@ -242,10 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        # JSON lines where machines read them (`serve`, LOG_JSON); readable lines elsewhere.
+        json_lines = args.command == "serve" and settings.log_json
+        configure_logging(settings.log_level, json_lines=json_lines)
         code = handlers[args.command](args, settings)
     except ConfigError as exc:
         print(f"chat-stream: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from app.core.domain import Done, Expired, ResumeEvent, TextDelta
+from app.user_messages import user_message
 
 # A comment line alone: a blank line after it would make some clients (httpx-sse) report an
 # empty event once an event had an id.
@@ -25,7 +26,6 @@ SSE_HEADERS: Mapping[str, str] = {
 }
 
 _TOKEN_PREFIX = b'data: {"type":"token","content":'
-EXPIRED_MESSAGE = "This answer can no longer be resumed; here is what was stored."
 
 
 def encode(event: Mapping[str, Any], id_line: bytes = b"") -> bytes:
@@ -64,7 +64,7 @@ def encode_event(event: ResumeEvent, turn_id: str | None = None, seq: int = 0) -
             "turnId": turn_id,
             "messageId": event.message_id,
             "content": event.content,
-            "message": EXPIRED_MESSAGE,
+            "message": user_message("expired"),
         }
         return encode(expired, prefix)
     return encode({"type": "error", "message": event.user_message, "code": event.code}, prefix)

@@ -27,7 +27,8 @@ from app.chat.policy import ChatPolicy
 from app.chat.turn import Turn
 from app.core.domain import Caller, Failed, TextDelta, TurnEvent
 from app.core.ports import ChatStore
-from app.errors import GENERIC_MESSAGE, AppError
+from app.errors import AppError
+from app.user_messages import user_message
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class TurnFeed:
             if self.state is not FeedState.INTERRUPTED:
                 raise
             # A drain ended the turn (stored as it stands): the client should ask again.
-            retry = Failed("retry", GENERIC_MESSAGE)
+            retry = Failed("retry", user_message("retry"))
             await deliver(self.publish(retry), retry)
         finally:
             self.finish()

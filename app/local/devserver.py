@@ -16,6 +16,7 @@ from app.config import Settings
 from app.local.auth.mail import Mail, describe, mailbox_of
 from app.local.context import StackContext
 from app.local.stack import LocalStack, build_app, read_status
+from app.ops.logs import logging_config
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,14 @@ def run_dev(settings: Settings, *, print_curl: bool = True, print_mail: bool = F
         service = service_settings(settings, stack)
         app = build_app(stack.ctx, functions_app=create_app(service))
         config = uvicorn.Config(
-            app, host=settings.api_host, port=stack.api_port, log_level="warning", lifespan="on"
+            app,
+            host=settings.api_host,
+            port=stack.api_port,
+            log_level="warning",
+            # uvicorn's lines in the same readable form as ours (request lines say why a token
+            # was refused, in words).
+            log_config=logging_config(settings.log_level, json_lines=False),
+            lifespan="on",
         )
         server = uvicorn.Server(config)
         original_startup = server.startup

@@ -13,6 +13,7 @@ from app.chat.service import ChatService
 from app.core.domain import Caller, ChatMessage, TurnStart, Usage, UsageReport
 from app.errors import AuthError, ProviderStreamError, ProviderUnavailable, StoreError
 from app.main import chat_policy
+from app.user_messages import user_message
 from tests.chat.fakes import (
     ListSpool,
     MemoryStore,
@@ -96,7 +97,11 @@ async def test_run_turn_provider_error_mid_stream_keeps_partial_answer_and_estim
     outcome, sink = await run(chat)
 
     evs = events(sink)
-    assert evs[-1]["type"] == "error" and evs[-1]["message"].startswith("Coach is taking a moment")
+    assert evs[-1] == {
+        "type": "error",
+        "message": user_message("provider_stream_error"),
+        "code": "provider_stream_error",
+    }
     record = chat.store.finished[0]  # type: ignore[attr-defined]
     assert record.status == "partial" and record.content == "one two "
     (row,) = record.usage_rows

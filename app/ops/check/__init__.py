@@ -6,7 +6,8 @@ anything), a MAC the database only compares, a scratch file in the outbox. The o
 a freshly issued token, a throwaway user is created, signs in and is deleted (`signing`). The
 provider is tried only with `--provider` (one token at most). Exit status: 0 when nothing failed,
 1 otherwise; a setting the service cannot start without is a `ConfigError` (exit 2) before any
-probe runs.
+probe runs. Migrations that cannot be verified (no `DATABASE_URL` and a Data API that hides
+their history) fail, unless the operator passes `--skip-migrations`.
 
 This module runs the checks and prints them; each family lives in its own module: `auth`,
 `signing` (which key signs and which AUTH_MODE fits), `database`, `host` (the outbox) and
@@ -47,11 +48,18 @@ def run_checks(
     db_url: str | None = None,
     provider: bool = False,
     migrations_dir: Path | None = None,
+    skip_migrations: bool = False,
     out: TextIO | None = None,
 ) -> int:
     """Print one line per check (to stdout unless `out`); 1 if any failed."""
     results = list(
-        collect(settings, db_url=db_url, provider=provider, migrations_dir=migrations_dir)
+        collect(
+            settings,
+            db_url=db_url,
+            provider=provider,
+            migrations_dir=migrations_dir,
+            skip_migrations=skip_migrations,
+        )
     )
     for result in results:
         print(result.line(), file=out or sys.stdout)
@@ -64,6 +72,7 @@ def collect(
     db_url: str | None = None,
     provider: bool = False,
     migrations_dir: Path | None = None,
+    skip_migrations: bool = False,
 ) -> Iterator[Result]:
     require_service(settings)
     timeout = httpx.Timeout(max(settings.db_timeout_seconds, 5.0))
@@ -74,6 +83,7 @@ def collect(
             db_url=db_url or settings.database_url,
             db_source="--db-url" if db_url else "DATABASE_URL",
             migrations_dir=migrations_dir or default_migrations_dir(),
+            skip_migrations=skip_migrations,
         )
         probes: list[tuple[str, Callable[[Project], Result]]] = [
             ("signing keys", check_signing_keys),

@@ -41,18 +41,21 @@ def check_migrations(p: Project) -> Result:
         except psycopg.Error as exc:
             return Result("migrations", "fail", connect_problem(exc, p.db_url, p.db_source))
         how = "the database"
+    elif p.skip_migrations:
+        return Result("migrations", "skip", "not verified (--skip-migrations)")
     else:
         response = p.http.get(
             f"{p.base}/rest/v1/schema_migrations",
             params={"select": "version"},
             headers=p.secret.headers() | {"Accept-Profile": "supabase_migrations"},
         )
-        if response.status_code != 200:
+        if response.status_code != 200:  # not verified is not passed
             return Result(
                 "migrations",
-                "skip",
-                "the Data API does not expose supabase_migrations "
-                f"({error_message(response)}): pass --db-url (the session pooler DSN) to compare",
+                "fail",
+                "not verified: DATABASE_URL is not set and the Data API does not expose"
+                f" supabase_migrations ({error_message(response)}); pass --db-url (the session"
+                " pooler DSN) to compare, or --skip-migrations",
             )
         applied = {str(row["version"]) for row in response.json()}
         how = "the Data API"

@@ -19,6 +19,7 @@ class Project:
     db_url: str
     db_source: str
     migrations_dir: Path
+    skip_migrations: bool = False  # the operator chose not to verify them (`--skip-migrations`)
 
     @property
     def base(self) -> str:

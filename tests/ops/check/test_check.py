@@ -55,10 +55,47 @@ def test_check_healthy_project_passes_every_check(
     }
 
 
-def test_check_migrations_without_db_url_skip_through_the_data_api(project: Settings) -> None:
+def test_check_migrations_without_db_url_fail_as_not_verified(project: Settings) -> None:
     migrations = results(project)["migrations"]
-    assert migrations.status == "skip"
-    assert "pass --db-url" in migrations.detail
+    assert migrations.status == "fail"
+    assert migrations.detail.startswith("not verified: DATABASE_URL is not set")
+    assert "pass --db-url" in migrations.detail and "--skip-migrations" in migrations.detail
+
+
+def test_check_migrations_without_db_url_skipped_on_request(project: Settings) -> None:
+    migrations = results(project, skip_migrations=True)["migrations"]
+    assert migrations.line() == "skip migrations: not verified (--skip-migrations)"
+
+
+def test_check_cli_without_database_url_exits_one_unless_told_to_skip_migrations(
+    local_stack: LocalStack, stack_server: ServerThread, tmp_path: Path
+) -> None:
+    # At INFO, so a library's line (httpx writes one per request) would show up among the checks.
+    env = stack_env(local_stack, tmp_path, LOG_LEVEL="INFO")
+    env.pop("DATABASE_URL", None)
+
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "check", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    unverified, skipped = check(), check("--skip-migrations")
+
+    assert unverified.returncode == 1
+    assert [line for line in unverified.stdout.splitlines() if line.startswith("fail")] == [
+        next(line for line in unverified.stdout.splitlines() if line.startswith("fail migrations"))
+    ]
+    assert "fail migrations: not verified" in unverified.stdout
+    assert skipped.returncode == 0, skipped.stdout
+    assert "skip migrations: not verified (--skip-migrations)" in skipped.stdout.splitlines()
+    for run in (unverified, skipped):
+        assert run.stderr == ""  # nothing but the checks: no library lines among them
+        assert all(line[:5] in ("ok   ", "fail ", "skip ") for line in run.stdout.splitlines())
 
 
 def test_check_provider_is_not_tried_without_the_flag(project: Settings) -> None:
