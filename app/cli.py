@@ -1,4 +1,4 @@
-"""`chat-stream` command line: dev, status, migrate, serve, check.
+"""`chat-stream` command line: dev, status, migrate, serve, check, keys provision.
 
 A wrong or missing setting is one line naming its environment variable, then exit 2 (no
 traceback): `ConfigError` from `app.config`, or a database that refuses the DSN.
@@ -83,6 +83,56 @@ def _provision_key(settings: Settings, db_url: str) -> None:
         return
     added = provision_attestation_key(db_url, key_bytes(secret))
     print("attestation key added" if added else "attestation key already present")
+
+
+def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    return {"provision": _cmd_keys_provision}[args.keys_command](args, settings)
+
+
+def _cmd_keys_provision(args: argparse.Namespace, settings: Settings) -> int:
+    """BILLING_ATTESTATION_KEY into private.attestation_keys; without it a new key, printed once."""
+    import secrets  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+
+    from app.db.attestation_keys import provision_attestation_key  # noqa: PLC0415
+    from app.db.problems import connect_problem  # noqa: PLC0415
+    from app.store.attestation import key_bytes  # noqa: PLC0415
+
+    db_url = args.db_url or settings.database_url
+    source = "--db-url" if args.db_url else "DATABASE_URL"
+    if not db_url:
+        raise ConfigError(
+            "DATABASE_URL", NO_DATABASE.removesuffix("; --local migrates the local stack")
+        )
+    secret = settings.billing_attestation_key.get_secret_value()
+    generated = not secret
+    secret = secret or secrets.token_urlsafe(48)
+    try:
+        added = provision_attestation_key(db_url, key_bytes(secret))
+    except psycopg.OperationalError as exc:
+        print(f"chat-stream: {connect_problem(exc, db_url, source)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except psycopg.errors.UndefinedTable:
+        print(
+            "chat-stream: the database has no private.attestation_keys: apply the migrations"
+            " first (`supabase db push` or `chat-stream migrate`)",
+            file=sys.stderr,
+        )
+        return 1
+    if generated:
+        print(f"BILLING_ATTESTATION_KEY={secret}")
+        print(
+            "added a new attestation key: set the line above in the service's environment"
+            " (it is not shown again)",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"attestation key {secret[:6]}… {'added to' if added else 'already in'}"
+            " private.attestation_keys"
+        )
+    return 0
 
 
 def _migrate_local(settings: Settings) -> list[Migration]:
@@ -203,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
 
+    keys = sub.add_parser("keys", help="the billing attestation key in the database")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    provision = keys_sub.add_parser(
+        "provision",
+        help="add BILLING_ATTESTATION_KEY (or a new key, printed once) to private.attestation_keys",
+    )
+    provision.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")
+
     check = sub.add_parser("check", help="pre-flight checks against the configured project")
     check.add_argument("--db-url", help="read the migration history here (default: DATABASE_URL)")
     check.add_argument("--dir", help="migrations folder (default: supabase/migrations)")
@@ -220,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _cmd_migrate,
         "serve": _cmd_serve,
         "check": _cmd_check,
+        "keys": _cmd_keys,
     }
     started = time.perf_counter()
     try:
