@@ -18,6 +18,7 @@ import pytest
 from psycopg import sql
 
 from app.cli import main as chat_stream
+from app.config import get_settings
 from app.db.migrate import apply_migrations, discover
 from app.local.stack import LocalStack
 from app.ops.check import Result, collect
@@ -84,7 +85,11 @@ def test_db_push_applies_every_migration_then_migrate_finds_nothing_and_check_pa
             before = _checks(list(collect(settings, db_url=db.dsn)))
             monkeypatch.chdir(tmp_path)  # no developer .env
             monkeypatch.setenv("BILLING_ATTESTATION_KEY", KEY)
-            assert chat_stream(["keys", "provision", "--db-url", db.dsn]) == 0
+            get_settings.cache_clear()  # the CLI reads this environment, not a cached one
+            try:
+                assert chat_stream(["keys", "provision", "--db-url", db.dsn]) == 0
+            finally:
+                get_settings.cache_clear()
             after = _checks(list(collect(settings, db_url=db.dsn)))
 
     assert before["attestation key"] == (
