@@ -1,4 +1,4 @@
-"""`chat-stream` command line: dev, status, keys, migrate, serve, check.
+"""`chat-stream` command line: dev, status, keys (rotate, revoke, provision), migrate, serve, check.
 
 A wrong or missing setting is one line naming its environment variable, then exit 2 (no
 traceback): `ConfigError` from `app.config`, or a database that refuses the DSN.
@@ -86,6 +86,59 @@ def _provision_key(settings: Settings, db_url: str) -> None:
     print("attestation key added" if added else "attestation key already present")
 
 
+def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """`keys provision` acts on a database; `list`, `rotate` and `revoke` on the local stack."""
+    if args.keys_command == "provision":
+        return _cmd_keys_provision(args, settings)
+    return _cmd_local_signing_keys(args)
+
+
+def _cmd_keys_provision(args: argparse.Namespace, settings: Settings) -> int:
+    """BILLING_ATTESTATION_KEY into private.attestation_keys; without it a new key, printed once."""
+    import secrets  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+
+    from app.db.attestation_keys import provision_attestation_key  # noqa: PLC0415
+    from app.db.problems import connect_problem  # noqa: PLC0415
+    from app.store.attestation import key_bytes  # noqa: PLC0415
+
+    db_url = args.db_url or settings.database_url
+    source = "--db-url" if args.db_url else "DATABASE_URL"
+    if not db_url:
+        raise ConfigError(
+            "DATABASE_URL", NO_DATABASE.removesuffix("; --local migrates the local stack")
+        )
+    secret = settings.billing_attestation_key.get_secret_value()
+    generated = not secret
+    secret = secret or secrets.token_urlsafe(48)
+    try:
+        added = provision_attestation_key(db_url, key_bytes(secret))
+    except psycopg.OperationalError as exc:
+        print(f"chat-stream: {connect_problem(exc, db_url, source)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except psycopg.errors.UndefinedTable:
+        print(
+            "chat-stream: the database has no private.attestation_keys: apply the migrations"
+            " first (`supabase db push` or `chat-stream migrate`)",
+            file=sys.stderr,
+        )
+        return 1
+    if generated:
+        print(f"BILLING_ATTESTATION_KEY={secret}")
+        print(
+            "added a new attestation key: set the line above in the service's environment"
+            " (it is not shown again)",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"attestation key {secret[:6]}… {'added to' if added else 'already in'}"
+            " private.attestation_keys"
+        )
+    return 0
+
+
 def _migrate_local(settings: Settings) -> list[Migration]:
     """Migrate the local stack's database: the running one, else start it just for this."""
     from app.db.migrate import apply_migrations, default_migrations_dir  # noqa: PLC0415
@@ -119,7 +172,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _cmd_keys(args: argparse.Namespace, _: Settings) -> int:
+def _cmd_local_signing_keys(args: argparse.Namespace) -> int:
     from app.local.keys_cli import run  # noqa: PLC0415
 
     return run(args)
@@ -201,7 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="describe the running local stack")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    keys = sub.add_parser("keys", help="the local stack's signing keys ([auth] signing_keys_path)")
+    keys = sub.add_parser(
+        "keys",
+        help="the local stack's signing keys ([auth] signing_keys_path); the attestation key",
+    )
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("list", help="each key's kid, algorithm and state")
     rotate = keys_sub.add_parser("rotate", help="the standby key (else a new one) signs")
@@ -209,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--algorithm", choices=["ES256", "RS256"], default="ES256")
     revoke = keys_sub.add_parser("revoke", help="drop a key that no longer signs")
     revoke.add_argument("kid")
+    provision = keys_sub.add_parser(
+        "provision",
+        help="add BILLING_ATTESTATION_KEY (or a new key, printed once) to private.attestation_keys",
+    )
+    provision.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")
 
     migrate = sub.add_parser("migrate", help="apply supabase/migrations to a database")
     migrate.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from app.db.attestation_keys import describe_source, missing_key_advice
 from app.db.migrate import applied_versions, discover
 from app.db.problems import connect_problem
 from app.ops.check.project import Project, error_code, error_message
@@ -151,9 +152,12 @@ def check_attestation(p: Project) -> Result:
         return Result("attestation key", "fail", "the database accepts any MAC")
     if answer.json() is not True:
         return Result(
-            "attestation key",
-            "fail",
-            "the database does not hold BILLING_ATTESTATION_KEY: every turn would be refused; "
-            "add it to private.attestation_keys (`chat-stream migrate` does)",
+            "attestation key", "fail", missing_key_advice(p.db_source if p.db_url else "")
         )
-    return Result("attestation key", "ok", "the database accepts BILLING_ATTESTATION_KEY")
+    source = p.rpc("chat_attestation_source", {"p_probe": probe, "p_mac": right})
+    held = describe_source(source.json() if source.status_code == 200 else None)
+    return Result(
+        "attestation key",
+        "ok",
+        "the database accepts BILLING_ATTESTATION_KEY" + (f" ({held})" if held else ""),
+    )
