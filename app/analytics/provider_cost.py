@@ -33,7 +33,7 @@ def load_cost_mismatches(source: Source, window: Window, tolerance: Decimal) -> 
     """Turns in the window whose |provider cost - table cost| > `tolerance` USD, largest first."""
     if tolerance < 0:
         raise ValueError("tolerance must not be negative")
-    frame = load(source, COST_MISMATCHES, window, tolerance=str(tolerance))
+    frame = load(source, COST_MISMATCHES, window, exact=True, tolerance=str(tolerance))
     size = frame["difference_usd"].map(abs)
     return frame.loc[size.sort_values(ascending=False, kind="stable").index].reset_index(drop=True)
 

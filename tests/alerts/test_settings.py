@@ -13,7 +13,7 @@ def test_service_problems_webhook_without_secret_or_service_key_names_both() -> 
 
     refused = {problem.variable for problem in service_problems(settings)}
 
-    assert {"ALERT_WEBHOOK_SECRET", "SUPABASE_SERVICE_ROLE_KEY"} <= refused
+    assert {"ALERT_WEBHOOK_SECRET", "SUPABASE_SECRET_KEY"} <= refused
 
 
 def test_service_problems_webhook_with_secret_and_service_key_is_fine() -> None:
@@ -25,4 +25,4 @@ def test_service_problems_webhook_with_secret_and_service_key_is_fine() -> None:
 
     refused = {problem.variable for problem in service_problems(settings)}
 
-    assert not refused & {"ALERT_WEBHOOK_SECRET", "SUPABASE_SERVICE_ROLE_KEY"}
+    assert not refused & {"ALERT_WEBHOOK_SECRET", "SUPABASE_SECRET_KEY"}
