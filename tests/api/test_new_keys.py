@@ -19,6 +19,7 @@ import pytest
 from httpx_sse import connect_sse
 from pydantic import SecretStr
 
+from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from tests.deploy.serving import serve
 from tests.support.chat_stack import ChatStack, start_chat_stack, stream
@@ -85,8 +86,9 @@ def test_service_with_only_the_2026_keys_sweeps_with_the_secret_key(
 
 
 def test_serve_starts_and_streams_with_only_the_2026_key_names(
-    local_stack: LocalStack, tmp_path: Path
+    local_stack: LocalStack, stack_server: ServerThread, tmp_path: Path
 ) -> None:
+    """`chat-stream serve` as a subprocess, the session's stack (`stack_server`) its project."""
     legacy_unset = {"SUPABASE_ANON_KEY": "", "SUPABASE_SERVICE_ROLE_KEY": ""}
     user_id = str(uuid.uuid4())
     with psycopg.connect(local_stack.pg.superuser_dsn, autocommit=True) as conn:
