@@ -89,7 +89,7 @@ def test_serve_starts_and_streams_with_only_the_2026_key_names(
     local_stack: LocalStack, stack_server: ServerThread, tmp_path: Path
 ) -> None:
     """`chat-stream serve` as a subprocess, the session's stack (`stack_server`) its project."""
-    legacy_unset = {"SUPABASE_ANON_KEY": "", "SUPABASE_SERVICE_ROLE_KEY": ""}
+    legacy_unset = {"SUPABASE_ANON_KEY": "", "SUPABASE_SERVICE_ROLE_KEY": "", "LOG_LEVEL": "DEBUG"}
     user_id = str(uuid.uuid4())
     with psycopg.connect(local_stack.pg.superuser_dsn, autocommit=True) as conn:
         conn.execute(
@@ -125,6 +125,8 @@ def test_serve_starts_and_streams_with_only_the_2026_key_names(
         events = [json.loads(sse.data) for sse in source.iter_sse()]
 
     assert events[-1]["type"] == "done"
+    log = served.log.read_text()
+    assert SECRET[:7] not in log and PUBLISHABLE[:7] not in log  # 6 characters at most
     with psycopg.connect(local_stack.pg.superuser_dsn) as conn:
         stored = conn.execute(
             "select count(*) from public.usage_logs where message_id = %s",
