@@ -14,12 +14,19 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP)
+# Test-only: the official supabase-js client (tests/js, pinned by its lockfile).
+JS_STAMP := tests/js/node_modules/.package-lock.json
+
+$(JS_STAMP): tests/js/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund --ignore-scripts --loglevel=error; \
+	else echo "npm not found: the supabase-js tests will skip (CI fails them)"; fi
+
+install: $(STAMP) $(JS_STAMP)
 
 run: $(STAMP)
 	$(BIN)/chat-stream dev
 
-test: lint
+test: lint $(JS_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
