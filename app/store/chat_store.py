@@ -2,7 +2,7 @@
 
 One shared PostgREST client (and its httpx pool) carries no user auth; each call works on a cheap
 per-request copy that carries the caller's token (`schema("public").auth(jwt)` copies headers and
-shares the session — wire reference §1.3–1.4). Never `.auth()` or close the shared client.
+shares the session and its connection pool). Never `.auth()` or close the shared client.
 """
 
 from __future__ import annotations

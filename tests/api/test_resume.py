@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.local.stack import LocalStack
+from app.user_messages import user_message
 from tests.api.test_guards import serve, stop
 from tests.support.chat_stack import ChatStack, User, start_chat_stack
 
@@ -150,10 +151,17 @@ def test_another_users_resume_is_404(resumable: ChatStack) -> None:
     turn_id, seen = start_and_leave(resumable.endpoint, owner, owner.conversation(), k=2)
 
     status, body = resume(resumable.url, stranger, turn_id, seen[-1][0])
-    unknown, _ = resume(resumable.url, stranger, "00000000-0000-4000-8000-000000000000", None)
+    unknown, unknown_body = resume(
+        resumable.url, stranger, "00000000-0000-4000-8000-000000000000", None
+    )
+    not_an_id, not_an_id_body = resume(resumable.url, stranger, "not-a-turn", None)
 
-    assert status == 404 and unknown == 404
-    assert body[0]["code"] == "not_found"
+    assert status == unknown == not_an_id == 404
+    # A turn, not a conversation: the app says the answer cannot be found.
+    for answer in (body, unknown_body, not_an_id_body):
+        assert answer[0]["code"] == "turn_not_found"
+        assert answer[0]["userMessage"] == user_message("turn_not_found")
+        assert answer[0]["error"] == "Turn not found"
 
 
 def test_resume_after_the_window_ends_in_the_partial_answer_stored_once(

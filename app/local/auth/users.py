@@ -1,4 +1,4 @@
-"""User, identity and session JSON exactly as GoTrue serialises them (wire reference §3.2).
+"""User, identity and session JSON exactly as GoTrue serialises them.
 
 Rows come from `store` as dicts (psycopg `dict_row`). Optional timestamps are omitted when
 null, as GoTrue's `omitempty` does; `phone` is `""` when unset; timestamps are RFC 3339 in UTC.
