@@ -17,7 +17,7 @@ from pathlib import Path
 from app.advisor.inventory import inventory, render, replace_table
 from app.advisor.schema_dump import dump_schema
 from app.db.migrate import default_migrations_dir
-from app.local.postgres import find_install
+from app.local.pg_install import find_install
 from app.local.scratch import ScratchError, fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
