@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP)
+# Test-only: the official supabase-js client (tests/js, pinned by its lockfile).
+JS_STAMP := tests/js/node_modules/.package-lock.json
+
+$(JS_STAMP): tests/js/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund --ignore-scripts --loglevel=error; \
+	else echo "npm not found: the supabase-js tests will skip (CI fails them)"; fi
+
+install: $(STAMP) $(JS_STAMP)
 
 run: $(STAMP)
 	$(BIN)/chat-stream dev
@@ -42,7 +49,7 @@ $(NPM_STAMP): package.json package-lock.json
 	elif [ "$$CI" = true ]; then echo "make tools: npm ci failed: the Supabase CLI is required"; exit 1; \
 	else echo "make tools: npm ci failed; the Supabase CLI tests will skip (run: npm ci)"; fi
 
-test: lint tools
+test: lint tools $(JS_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app.alerts.delivery import AlertDelivery, deliver_forever
-from app.api import chat_stream, health, resume
+from app.api import chat_stream, health, resume, stop
 from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
@@ -47,10 +47,19 @@ logger = logging.getLogger(__name__)
 # Pauses between JWKS warm-up attempts while Auth does not answer yet (about 6 s in all).
 WARM_UP_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 SWEEP_SECONDS = 30.0
+# What a browser on another origin may send and read: everything the contract offers (a resume's
+# Last-Event-ID; the turn id, request id and Retry-After headers).
 CORS_HEADERS = [
-    "authorization", "content-type", "apikey", "x-client-info", "x-request-id",
-    "traceparent", "tracestate",
-]  # fmt: skip
+    "authorization",
+    "content-type",
+    "apikey",
+    "x-client-info",
+    "x-request-id",
+    "last-event-id",
+    "traceparent",
+    "tracestate",
+]
+CORS_EXPOSED = ["x-turn-id", "x-request-id", "retry-after"]
 
 
 @dataclass
@@ -84,6 +93,7 @@ def chat_policy(settings: Settings) -> ChatPolicy:
         grace_seconds=settings.disconnect_grace_seconds,
         checkpoint_seconds=settings.checkpoint_seconds,
         retention_seconds=settings.resume_retention_seconds,
+        stop_poll_seconds=settings.stop_poll_seconds,
     )
 
 
@@ -264,13 +274,14 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         allow_origins=settings.cors_origins,
         allow_methods=["POST", "OPTIONS", "GET"],
         allow_headers=CORS_HEADERS,
-        expose_headers=["x-request-id", "retry-after"],
+        expose_headers=CORS_EXPOSED,
         max_age=86400,
     )
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(TraceContextMiddleware)
     app.include_router(chat_stream.router)
     app.include_router(resume.router)
+    app.include_router(stop.router)
     app.include_router(health.router)
     return app
 

@@ -913,6 +913,42 @@ $$;
 ALTER FUNCTION "public"."chat_checkpoint"("p_turn" "text", "p_attestation" "text") OWNER TO "postgres";
 
 --
+-- Name: chat_checkpoint_signals("text", "text"); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text") RETURNS "jsonb"
+    LANGUAGE "plpgsql" SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+declare
+  v_turn jsonb;
+  v_followed timestamptz;
+  v_stop timestamptz;
+begin
+  v_turn := private.attested_call('chat_checkpoint_signals', p_turn, p_attestation);
+  if jsonb_typeof(v_turn -> 'parts') = 'array' and jsonb_array_length(v_turn -> 'parts') > 0 then
+    update private.turns t
+       set parts = coalesce(t.parts, '[]'::jsonb) || (v_turn -> 'parts')
+     where t.turn_id = (v_turn ->> 'turn_id')::uuid
+       and t.user_id = (v_turn ->> 'user_id')::uuid
+       and t.state = 'streaming'
+       and coalesce(jsonb_array_length(t.parts), 0) = (v_turn ->> 'from')::integer;
+  end if;
+  select t.followed_at, t.stop_requested_at into v_followed, v_stop
+    from private.turns t
+   where t.turn_id = (v_turn ->> 'turn_id')::uuid
+     and t.user_id = (v_turn ->> 'user_id')::uuid;
+  return jsonb_build_object(
+    'followed', coalesce(v_followed > now() - interval '3 seconds', false),
+    'stop', v_stop is not null
+  );
+end;
+$$;
+
+
+ALTER FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text") OWNER TO "postgres";
+
+--
 -- Name: chat_finish("text", "text"); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -1053,6 +1089,38 @@ $$;
 
 
 ALTER FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation" "text") OWNER TO "postgres";
+
+--
+-- Name: chat_stop("uuid"); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "public"."chat_stop"("p_turn_id" "uuid") RETURNS "text"
+    LANGUAGE "plpgsql" SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+declare
+  v_user uuid := (select auth.uid());
+  v_state text;
+begin
+  if v_user is null or p_turn_id is null then
+    return null;
+  end if;
+  update private.turns t
+     set stop_requested_at = coalesce(t.stop_requested_at, now())
+   where t.turn_id = p_turn_id and t.user_id = v_user and t.state = 'streaming'
+  returning t.state into v_state;
+  if found then
+    return v_state;
+  end if;
+  select t.state into v_state
+    from private.turns t
+   where t.turn_id = p_turn_id and t.user_id = v_user;
+  return v_state;
+end;
+$$;
+
+
+ALTER FUNCTION "public"."chat_stop"("p_turn_id" "uuid") OWNER TO "postgres";
 
 --
 -- Name: chat_sweep(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -1626,6 +1694,7 @@ CREATE TABLE IF NOT EXISTS "private"."turns" (
     "followed_at" timestamp with time zone,
     "token_lengths" "jsonb",
     "final" "jsonb",
+    "stop_requested_at" timestamp with time zone,
     CONSTRAINT "turns_input_tokens_estimate_check" CHECK (("input_tokens_estimate" >= 0)),
     CONSTRAINT "turns_input_usd_per_mtok_check" CHECK (("input_usd_per_mtok" >= (0)::numeric)),
     CONSTRAINT "turns_reserve_usd_check" CHECK (("reserve_usd" >= (0)::numeric)),
@@ -2557,6 +2626,14 @@ GRANT ALL ON FUNCTION "public"."chat_checkpoint"("p_turn" "text", "p_attestation
 
 
 --
+-- Name: FUNCTION "chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text"); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text") TO "authenticated";
+
+
+--
 -- Name: FUNCTION "chat_finish"("p_record" "text", "p_attestation" "text"); Type: ACL; Schema: public; Owner: postgres
 --
 
@@ -2581,6 +2658,14 @@ GRANT ALL ON FUNCTION "public"."chat_ping"() TO "service_role";
 
 REVOKE ALL ON FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
 GRANT ALL ON FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation" "text") TO "authenticated";
+
+
+--
+-- Name: FUNCTION "chat_stop"("p_turn_id" "uuid"); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "public"."chat_stop"("p_turn_id" "uuid") FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."chat_stop"("p_turn_id" "uuid") TO "authenticated";
 
 
 --

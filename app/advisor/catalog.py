@@ -1,6 +1,6 @@
 """Catalogue facts every check shares: which schemas are exposed, which are Supabase's own.
 
-Splinter decides "exposed" from `current_setting('pgrst.db_schemas', true)` (wire reference §4.3);
+Splinter decides "exposed" from `current_setting('pgrst.db_schemas', true)`;
 we do the same, defaulting to `public` when the setting is absent, so `run_checks(schemas=...)`
 only has to set it for the session.
 """

@@ -25,6 +25,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pandas as pd
 
+from app.analytics.money import to_exact
+
 EIGHT_PLACES = Decimal("0.00000001")
 ZERO = Decimal(0)
 TOKEN_COLUMNS = ("tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens")
@@ -56,6 +58,7 @@ def _by_cost(frame: pd.DataFrame, key: str) -> pd.DataFrame:
 # --- per user ------------------------------------------------------------------------------------
 def user_table(per_user: pd.DataFrame) -> pd.DataFrame:
     """Per-user table, biggest spender first, with total tokens and average cost per request."""
+    per_user = to_exact(per_user)
     table = per_user.copy()
     table["tokens_total"] = table[list(TOKEN_COLUMNS)].sum(axis=1).astype("int64")
     table["avg_cost_per_request"] = _money(
@@ -67,6 +70,7 @@ def user_table(per_user: pd.DataFrame) -> pd.DataFrame:
 
 def totals(per_user: pd.DataFrame) -> dict[str, int | Decimal]:
     """Whole-window totals: users, requests, tokens by kind, cost (exact)."""
+    per_user = to_exact(per_user)
     result: dict[str, int | Decimal] = {"users": len(per_user)}
     for column in ("requests", *TOKEN_COLUMNS):
         result[column] = int(per_user[column].sum())
@@ -76,6 +80,7 @@ def totals(per_user: pd.DataFrame) -> dict[str, int | Decimal]:
 
 def top_spenders(per_user: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     """The `n` biggest spenders with their share of the window's total cost (a fraction)."""
+    per_user = to_exact(per_user)
     table = _by_cost(per_user, "user_id")
     total = money_sum(table["cost_usd"])
     top = table.head(n).copy()
@@ -91,6 +96,7 @@ def daily_cost_by_model(
 
     Columns are ordered by total cost, largest first (the bottom of a stacked chart).
     """
+    per_day_model = to_exact(per_day_model)
     grouped = per_day_model.groupby(["day", "model"])["cost_usd"].sum()
     wide = grouped.unstack("model") if len(grouped) else pd.DataFrame(index=pd.DatetimeIndex([]))
     if days is not None:
@@ -105,6 +111,7 @@ def daily_cost_by_model(
 
 def model_summary(per_day_model: pd.DataFrame) -> pd.DataFrame:
     """Per provider and model: requests, tokens, cost and share of cost, most expensive first."""
+    per_day_model = to_exact(per_day_model)
     columns = ["requests", *TOKEN_COLUMNS, "cost_usd"]
     summary = per_day_model.groupby(["provider", "model"], as_index=False)[columns].sum()
     summary["cost_usd"] = _money((Decimal(c) for c in summary["cost_usd"]), summary.index)
@@ -123,6 +130,7 @@ def daily_totals(
     With `days`, every one of them has a row, days without usage holding 0 (a gap in a table
     of days reads as "no data", not as "nothing spent").
     """
+    per_day_model = to_exact(per_day_model)
     columns = ["requests", *TOKEN_COLUMNS, "cost_usd"]
     daily = per_day_model.groupby("day", as_index=False)[columns].sum()
     if days is not None:
@@ -189,8 +197,9 @@ def budget_breaches(
     Days and months are UTC calendar ones, as far as `user_days` covers them: a window that
     starts mid-month sees only part of that month's spend.
     """
+    user_days = to_exact(user_days)
     columns = ["user_id", "period", "start", "spend_usd", "budget_usd", "over_by_usd"]
-    known = limits if limits is not None else pd.DataFrame(columns=BUDGET_LIMIT_COLUMNS)
+    known = to_exact(limits) if limits is not None else pd.DataFrame(columns=BUDGET_LIMIT_COLUMNS)
     found: list[pd.DataFrame] = []
     months = user_days.assign(start=_month_start(user_days["day"]))
     spend_by_period = {
@@ -234,6 +243,7 @@ def anomalies(
     min_cost_usd: Decimal = Decimal("1"),
 ) -> pd.DataFrame:
     """User-days far above the user's own baseline (robust z-score, see the module docstring)."""
+    user_days = to_exact(user_days)
     columns = ["user_id", "day", "cost_usd", "requests", "baseline_median_usd", "robust_z"]
     active = user_days[user_days["requests"] > 0].copy()
     if active.empty:

@@ -12,6 +12,10 @@ The rule:
   exact tables for the CSV export (`CostReport.exact`), the headline totals
   (`CostReport.totals`) and reconciliation (`app.analytics.reconcile`). Never add floats to
   get a total: take it from `totals` or the exact table.
+- **Either goes in.** The shaping functions (`costs`, `views`, `projection`) take frames with
+  float or `Decimal` money: `to_exact` turns floats back into `Decimal` rounded to the stored
+  8 places, which recovers the stored amount exactly (below $10,000,000), so
+  `costs.user_table(load_per_user(source, window))` works on the float frames too.
 - **People see `format_usd`, with one precision rule.** One formatter for every page,
   notebook and chart label: two decimals (`$178.08`), or more when the amount needs them to
   show two significant digits (`$0.0073`), up to eight, the precision usage is stored with
@@ -79,4 +83,26 @@ def to_float(frame: pd.DataFrame) -> pd.DataFrame:
                 pd.Series([None if v is None else float(v) for v in out[name]], index=out.index),
                 errors="coerce",
             ).astype("float64")
+    return out
+
+
+_EIGHT = Decimal("0.00000001")
+
+
+def _exact(value: object) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else Decimal(repr(number)).quantize(_EIGHT)
+
+
+def to_exact(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every money column as `Decimal` objects (floats rounded to 8 places, NaN
+    as None); a frame whose money is `Decimal` already comes back as it is."""
+    columns = [c for c in frame.columns if is_money_column(c)]
+    if all(frame[c].dtype == object for c in columns):
+        return frame
+    out = frame.copy()
+    for name in columns:
+        out[name] = pd.Series([_exact(v) for v in out[name]], index=out.index, dtype=object)
     return out

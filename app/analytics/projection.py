@@ -39,6 +39,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
+from app.analytics.money import to_exact
+
 MIN_COMPLETE_DAYS = 3
 TRIM_SHARE = 0.10
 _EIGHT = Decimal("0.00000001")
@@ -157,6 +159,7 @@ def month_projection(
     `user_days` has `user_id`, `day` (datetime64 at midnight UTC) and `cost_usd` (Decimal).
     Users with usage in the month, highest projection first (no projection last).
     """
+    user_days = to_exact(user_days)
     first = projection_month(cover, month)
     days = user_days["day"].dt.date
     mine = user_days[(days >= first) & (days < _next_month(first))]
@@ -178,6 +181,7 @@ def app_projection(
     user_days: pd.DataFrame, cover: Coverage, month: date | None = None
 ) -> pd.DataFrame:
     """The whole app as one row (`user_id` "all users"), on the daily totals of everyone."""
+    user_days = to_exact(user_days)
     first = projection_month(cover, month)
     days = user_days["day"].dt.date
     mine = user_days[(days >= first) & (days < _next_month(first))]

@@ -28,6 +28,7 @@ from decimal import Decimal
 
 import pandas as pd
 
+from app.analytics.money import to_exact
 from app.core.domain import Price, Usage
 
 ZERO = Decimal(0)
@@ -114,6 +115,7 @@ def unpriced_cache_savings(per_day_model: pd.DataFrame) -> pd.DataFrame:
 
 def model_mix(per_day_model: pd.DataFrame) -> pd.DataFrame:
     """Per provider and model: requests, tokens, cost, and each one's share (fractions)."""
+    per_day_model = to_exact(per_day_model)
     tokens = ["tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens"]
     mix = per_day_model.groupby(["provider", "model"], as_index=False)[["requests", *tokens]].sum()
     costs = per_day_model.groupby(["provider", "model"])["cost_usd"].sum()
@@ -152,6 +154,7 @@ def weekly_trend(
     empty otherwise (a 3-day week against a 7-day one is not a fall of 57 %); `cost_per_day_usd`
     compares any two weeks.
     """
+    per_day_model = to_exact(per_day_model)
     columns = ["week", "days", "complete", "requests", "active_users", "cost_usd",
                "cost_per_day_usd", "change_vs_previous"]  # fmt: skip
     if not len(days):
@@ -193,6 +196,7 @@ def weekly_trend(
 
 def unit_costs(per_user: pd.DataFrame) -> pd.DataFrame:
     """One row: active users, messages (requests), cost, cost per active user and per message."""
+    per_user = to_exact(per_user)
     active = per_user[per_user["requests"] > 0]
     users, requests = len(active), int(active["requests"].sum())
     cost = sum(active["cost_usd"], ZERO)
@@ -208,6 +212,7 @@ def unit_costs(per_user: pd.DataFrame) -> pd.DataFrame:
 
 def wasted_spend(per_day_status: pd.DataFrame) -> pd.DataFrame:
     """Spend by outcome, wasted outcomes first: requests, estimated, cost, share of spend."""
+    per_day_status = to_exact(per_day_status)
     columns = ["status", "outcome", "wasted", "requests", "estimated_requests", "cost_usd",
                "share_of_cost"]  # fmt: skip
     if per_day_status.empty:

@@ -56,6 +56,8 @@ def observe_turn(
             "cost_usd": str(record.cost_usd),
             "ttft_ms": outcome.ttft_ms,
             "error": outcome.error.code if outcome.error else None,
+            # What each failed upstream attempt said (`overloaded_error`, `provider_timeout`).
+            "upstream_errors": outcome.upstream_failures,
             "spooled": outcome.spooled,
         },
         started,

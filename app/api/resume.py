@@ -19,7 +19,7 @@ from app.api.deps import Services
 from app.api.errors import error_response
 from app.api.sse import Emit, encode_event
 from app.api.stream import EventStreamResponse
-from app.errors import AppError, BadRequest, NotFound
+from app.errors import AppError, BadRequest, TurnNotFound
 
 router = APIRouter()
 
@@ -30,7 +30,7 @@ async def resume(request: Request, turn_id: str) -> Response:
     try:
         turn_id = str(uuid.UUID(turn_id))
     except ValueError:
-        return error_response(NotFound("not a turn id"))
+        return error_response(TurnNotFound("not a turn id"))
     try:
         after = parse_last_event_id(request.headers.get("last-event-id"), turn_id)
         caller = await services.verifier.verify(authorization_header(request))

@@ -57,6 +57,8 @@ def encode_event(event: ResumeEvent, turn_id: str | None = None, seq: int = 0) -
             done["turnId"] = turn_id
         if event.replayed:
             done["replayed"] = True
+        if event.stopped:
+            done["stopped"] = True
         return encode(done, prefix)
     if isinstance(event, Expired):
         expired = {

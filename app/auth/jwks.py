@@ -146,7 +146,8 @@ class JwksCache:
         keys = _parse_jwks(document)
         if not keys.by_kid and not keys.unnamed:
             logger.warning(
-                "JWKS at %s lists no asymmetric keys (an HS256-only project? use AUTH_MODE=hs256)",
+                "JWKS at %s lists no asymmetric keys (an HS256-only project? AUTH_MODE=rotation "
+                "or AUTH_MODE=hs256)",
                 self.url,
             )
         return keys

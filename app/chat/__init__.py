@@ -8,6 +8,7 @@
     durability.py  the final write: retries, the outbox, shielded from cancellation; the lease
     feed.py        TurnFeed: runs a live turn, keeps its events, the disconnect grace, checkpoints
     resume.py      Resumer: a dropped client's missing events, from the feed or the database
+    stop.py        stop_turn: end a turn at its user's request, here or through the database
 
 It knows nothing of HTTP or SSE: the API layer encodes its events (`app/api/sse.py`).
 """

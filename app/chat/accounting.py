@@ -161,12 +161,15 @@ class TurnOutcome:
     tokens_relayed: int = 0
     upstream_failures: list[str] = field(default_factory=list)
     replayed: bool = False  # a retried turn answered from the database, no provider call
+    stopped: bool = False  # its user stopped it
 
     @property
     def label(self) -> str:
-        """completed | partial | error | disconnected | replayed — for logs and metrics."""
+        """completed | partial | error | disconnected | stopped | replayed — for logs, metrics."""
         if self.disconnected:
             return "disconnected"
+        if self.stopped:
+            return "stopped"
         return "replayed" if self.replayed else self.record.status
 
 
@@ -177,6 +180,7 @@ def outcome_of(
     *,
     error: AppError | None = None,
     disconnected: bool = False,
+    stopped: bool = False,
     spooled: bool = False,
 ) -> TurnOutcome:
     answer = attempts[-1] if attempts else None
@@ -184,6 +188,7 @@ def outcome_of(
         record=record,
         error=error,
         disconnected=disconnected,
+        stopped=stopped,
         spooled=spooled,
         ttft_ms=ms(answer.first_token_at, started) if answer else None,
         tokens_relayed=sum(a.deltas for a in attempts),

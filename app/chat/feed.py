@@ -17,6 +17,7 @@ answer and its usage, shielded, before the cancellation goes on (`chat/turn.py`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -24,11 +25,10 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from app.chat.policy import ChatPolicy
-from app.chat.turn import Turn
-from app.core.domain import Caller, Failed, TextDelta, TurnEvent
+from app.chat.turn import Cut, Turn
+from app.core.domain import Caller, TextDelta, TurnEvent
 from app.core.ports import ChatStore
 from app.errors import AppError
-from app.user_messages import user_message
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +39,12 @@ Deliver = Callable[[int, TurnEvent], Awaitable[bool]]
 class FeedState(enum.Enum):
     ATTACHED = "attached"  # streaming; the client that started the turn listens
     DETACHED = "detached"  # streaming; that client left: grace, followers, checkpoints
-    INTERRUPTED = "interrupted"  # the drain ended it while its client listened: it gets `retry`
     ENDED = "ended"  # finished with its final event (done or error): followers replay it
     CUT_SHORT = "cut_short"  # finished with no final event: a resume asks the database
 
     @property
     def streaming(self) -> bool:
-        return self not in (FeedState.ENDED, FeedState.CUT_SHORT)
+        return self in (FeedState.ATTACHED, FeedState.DETACHED)
 
 
 @dataclass
@@ -58,30 +57,39 @@ class TurnFeed:
     events: list[TurnEvent] = field(default_factory=list)  # event seq n is events[n - 1]
     state: FeedState = FeedState.ATTACHED
     followers: int = 0
+    _cut: Cut | None = None  # why the feed is ending the turn early, once it is
+    _turn: Turn | None = None
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     _producer: asyncio.Task[object] | None = None
     _grace: asyncio.TimerHandle | None = None
-    _checkpoints: asyncio.Task[None] | None = None
+    _watch: asyncio.Task[None] | None = None
+    _nudge: asyncio.Event = field(default_factory=asyncio.Event)  # nobody here listens now
     _followed_elsewhere: bool = False  # a worker elsewhere polled since the grace was armed
 
     async def run(self, turn: Turn, deliver: Deliver) -> None:
         """Drive `turn` to its end: publish each event, deliver it while the client listens.
 
-        Runs in the task the feed cancels when the turn must stop (no resume in time, the drain).
+        Runs in the task the feed cancels when the turn must end early (nobody resumed, a stop,
+        the drain); a stopped or drained turn's final event is published and delivered here.
         """
-        self._producer = asyncio.current_task()
+        self._producer, self._turn = asyncio.current_task(), turn
+        self._watch = asyncio.ensure_future(self._watch_loop())
         try:
             async with aclosing(turn.events()) as events:
                 async for event in events:
                     seq = self.publish(event)
-                    if self.state is not FeedState.DETACHED and not await deliver(seq, event):
+                    if self.state is FeedState.ATTACHED and not await deliver(seq, event):
                         self.detach()
         except asyncio.CancelledError:
-            if self.state is not FeedState.INTERRUPTED:
+            final = turn.cut_final
+            if self._cut in (None, Cut.LEFT) or final is None:
                 raise
-            # A drain ended the turn (stored as it stands): the client should ask again.
-            retry = Failed("retry", user_message("retry"))
-            await deliver(self.publish(retry), retry)
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the feed's own cancellation, handled: the turn ends here
+            seq = self.publish(final)
+            if self.state is FeedState.ATTACHED:
+                await deliver(seq, final)
         finally:
             self.finish()
 
@@ -92,34 +100,38 @@ class TurnFeed:
             self._wake()
         return len(self.events)
 
+    def stop(self) -> bool:
+        """Its user asked to stop: end the turn now, no grace. False when it no longer streams."""
+        if not self.state.streaming:
+            return False
+        self._end(Cut.STOPPED)
+        return True
+
     def interrupt(self) -> None:
-        """A deploy's grace ran out: end the turn now (it stores what it has)."""
-        if self.state is FeedState.ATTACHED:
-            self.state = FeedState.INTERRUPTED
-        self._cancel_producer()
+        """A deploy's grace ran out: end the turn now (it stores what it has, then `retry`)."""
+        self._end(Cut.DRAINED)
 
     def detach(self) -> None:
         """The starting client left: grace begins (or the turn ends now when there is none)."""
         if self.state is not FeedState.ATTACHED:
             return
         self.state = FeedState.DETACHED
+        self._nudge.set()
         if self.policy.grace_seconds <= 0:
-            self._cancel_producer()
+            self._end(Cut.LEFT)
             return
         self._arm_grace()
-        if self._checkpoints is None:
-            self._checkpoints = asyncio.ensure_future(self._checkpoint_loop())
 
     def finish(self) -> None:
-        attached = self.state in (FeedState.ATTACHED, FeedState.INTERRUPTED)
+        attached = self.state is FeedState.ATTACHED
         ended = bool(self.events) and not isinstance(self.events[-1], TextDelta)
         self.state = FeedState.ENDED if ended else FeedState.CUT_SHORT
         self._wake()
         self.registry.finished()
         if self._grace is not None:
             self._grace.cancel()
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         if (attached and not self.followers) or not ended:
             # Nobody will resume it here, or it was cut short: a resume then gets the stored
             # (partial) answer from the database, with the event that says so.
@@ -150,6 +162,7 @@ class TurnFeed:
         finally:
             self.followers -= 1
             if not self.followers and self.state is FeedState.DETACHED:
+                self._nudge.set()
                 self._arm_grace()
 
     # --- internals ----------------------------------------------------------------------------
@@ -174,29 +187,63 @@ class TurnFeed:
             self._arm_grace()
             return
         logger.info("nobody resumed turn %s within the grace window", self.turn_id)
-        self._cancel_producer()
+        self._end(Cut.LEFT)
 
-    def _cancel_producer(self) -> None:
+    def _end(self, cut: Cut) -> None:
+        """Cancel the task running the turn, once; the turn stores what it has (`Turn.events`)."""
+        if self._cut is not None:
+            return
+        self._cut = cut
+        if self._turn is not None:
+            self._turn.cut = cut
         if self._producer is not None and not self._producer.done():
             self._producer.cancel()
 
-    async def _checkpoint_loop(self) -> None:
+    def _listened(self) -> bool:
+        return self.state is FeedState.ATTACHED or self.followers > 0
+
+    async def _pause(self, seconds: float | None) -> None:
+        """Sleep `seconds` (None: indefinitely), or until nobody here listens any more."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._nudge.wait(), seconds)
+        self._nudge.clear()
+
+    async def _watch_loop(self) -> None:
+        """The turn's checkpoints, and what they bring back (a stop, a follower elsewhere).
+
+        While a client listens here, no tokens are written: every `stop_poll_seconds` (0: never)
+        the feed only asks whether its user stopped the turn from another worker. Once nobody
+        here listens, it writes the new tokens every `checkpoint_seconds`, for a resume on any
+        worker.
+        """
         saved = 0  # tokens checkpointed so far (the events before the final one are all tokens)
         try:
             while self.state.streaming:
-                if not self.followers:  # a follower here needs no checkpoint
-                    parts = [e.text for e in self.events[saved:] if isinstance(e, TextDelta)]
-                    try:
-                        followed = await self.store.checkpoint(
-                            self.caller, self.turn_id, saved, parts
+                listened = self._listened()
+                if listened:
+                    await self._pause(self.policy.stop_poll_seconds or None)
+                    if not self.state.streaming:
+                        return
+                    listened = self._listened()
+                parts = [] if listened else self._tokens_after(saved)
+                try:
+                    signals = await self.store.checkpoint(self.caller, self.turn_id, saved, parts)
+                except AppError as exc:
+                    logger.warning("checkpoint of turn %s failed: %s", self.turn_id, exc.code)
+                else:
+                    saved += len(parts)
+                    self._followed_elsewhere = self._followed_elsewhere or signals.followed
+                    if signals.stop and self.stop():
+                        logger.info(
+                            "turn %s stopped by its user (seen at a checkpoint)", self.turn_id
                         )
-                        saved += len(parts)
-                        self._followed_elsewhere = self._followed_elsewhere or followed
-                    except AppError as exc:
-                        logger.warning("checkpoint of turn %s failed: %s", self.turn_id, exc.code)
-                await asyncio.sleep(self.policy.checkpoint_seconds)
+                if not listened:
+                    await self._pause(self.policy.checkpoint_seconds)
         except asyncio.CancelledError:
             pass
+
+    def _tokens_after(self, saved: int) -> list[str]:
+        return [e.text for e in self.events[saved:] if isinstance(e, TextDelta)]
 
 
 class FeedRegistry:

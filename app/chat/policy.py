@@ -30,7 +30,9 @@ class ChatPolicy:
     finish_retries: int
     finish_backoff_seconds: float
     # Resumable turns: the disconnect grace, the checkpoint interval (also the follower's poll),
-    # how long a finished turn replays event by event.
+    # how long a finished turn replays event by event; while a client listens, how often a turn
+    # asks whether its user stopped it from another worker (0: never).
     grace_seconds: float
     checkpoint_seconds: float
     retention_seconds: float
+    stop_poll_seconds: float

@@ -1,7 +1,7 @@
 """Resume a turn after a dropped connection: its numbered events after the client's last one.
 
 Only the turn's own user may resume it: anyone else, and any id that is not a turn, get
-`NotFound`. On the worker producing the turn its feed is followed live; elsewhere the
+`TurnNotFound`. On the worker producing the turn its feed is followed live; elsewhere the
 checkpoints in the database are, until the turn ends. A finished turn replays from the stored
 answer and the token boundaries `chat_finish` stored; one older than the retention, or whose
 events cannot be rebuilt, ends with `Expired`, carrying the stored answer, if any.
@@ -16,7 +16,7 @@ from app.chat.feed import FeedRegistry
 from app.chat.policy import ChatPolicy
 from app.core.domain import Caller, Expired, ResumeEvent, TextDelta, TurnProgress
 from app.core.ports import ChatStore
-from app.errors import NotFound
+from app.errors import TurnNotFound
 
 Numbered = tuple[int, ResumeEvent]
 
@@ -29,13 +29,13 @@ class Resumer:
     async def resume(
         self, caller: Caller, turn_id: str, after: int
     ) -> AsyncGenerator[Numbered, None]:
-        """The events after seq `after` (0: from the start); `NotFound` before any event."""
+        """The events after seq `after` (0: from the start); `TurnNotFound` before any event."""
         feed = self._feeds.get(turn_id)
         if feed is not None and feed.caller.user_id == caller.user_id:
             return feed.follow(after)
         progress = await self._store.progress(caller, turn_id, after)
         if progress is None:
-            raise NotFound("no such turn for this user")
+            raise TurnNotFound("no such turn for this user")
         return self._from_database(caller, turn_id, after, progress)
 
     async def _from_database(

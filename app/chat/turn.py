@@ -10,6 +10,7 @@ one, is stored before the final event is yielded, so `Done.message_id` names a s
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
@@ -41,6 +42,15 @@ from app.core.domain import (
 )
 from app.core.ports import ChatStore, PriceBook, Provider, Spool
 from app.errors import ProviderError
+from app.user_messages import user_message
+
+
+class Cut(enum.Enum):
+    """Why a turn was ended before its answer was: the feed sets it, then cancels the turn."""
+
+    LEFT = "left"  # its client left and nobody resumed: stored, no final event
+    STOPPED = "stopped"  # its user asked to stop: `Done(stopped=True)` with the answer so far
+    DRAINED = "drained"  # the worker drains: `Failed("retry")`, what the client should do
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,8 @@ class Turn:
         self._started = started  # the request's arrival on the loop clock: budgets count from it
         self.outcome: TurnOutcome | None = None
         self.stored_message_id: str | None = None
+        self.cut = Cut.LEFT  # why, if it is cancelled
+        self.cut_final: Done | Failed | None = None  # then, the final event it was stored with
 
     async def events(self) -> AsyncGenerator[TurnEvent, None]:
         if self._context.answer is not None:
@@ -106,16 +118,15 @@ class Turn:
                     yield delta
         except ProviderError as exc:
             error = exc
-        except (GeneratorExit, asyncio.CancelledError):  # the client left (or shutdown)
-            await self._close(attempts, prompt_estimate, disconnected=True)
+        except (GeneratorExit, asyncio.CancelledError):  # the client left, a stop, a drain
+            cut = await self._close(attempts, prompt_estimate, cut=self.cut)
+            self.cut_final = self._as_stored(cut.record.final)
             raise
         finally:
             lease.stop()
         outcome = await self._close(attempts, prompt_estimate, error=error)
-        assert outcome.record.final is not None
-        final: TurnEvent = outcome.record.final
-        if isinstance(final, Done):
-            final = replace(final, message_id=self.stored_message_id)
+        final = self._as_stored(outcome.record.final)
+        assert final is not None
         try:
             yield final
         except GeneratorExit:
@@ -128,7 +139,7 @@ class Turn:
         prompt_estimate: int,
         *,
         error: ProviderError | None = None,
-        disconnected: bool = False,
+        cut: Cut | None = None,
     ) -> TurnOutcome:
         parts = self._parts
         record = build_record(
@@ -136,16 +147,20 @@ class Turn:
             attempts,
             prompt_estimate,
             parts.pricer,
-            failed=error is not None or disconnected,
+            failed=error is not None or cut is not None,
             now=asyncio.get_running_loop().time(),
         )
         answer = attempts[-1].parts if attempts else []
+        usage = record.usage_rows[-1].usage if record.usage_rows else Usage()
         final: Done | Failed | None = None  # a client that left gets no final event
         if error is not None:
             final = Failed(error.code, error.user_message)
-        elif not disconnected:
-            usage = record.usage_rows[-1].usage if record.usage_rows else Usage()
+        elif cut is None:
             final = Done(record.message_id, usage)
+        elif cut is Cut.STOPPED:
+            final = Done(record.message_id, usage, stopped=True)
+        elif cut is Cut.DRAINED:
+            final = Failed("retry", user_message("retry"))
         record = replace(
             record,
             token_lengths=tuple(len(text.replace("\x00", "")) for text in answer),
@@ -159,11 +174,18 @@ class Turn:
             attempts,
             self._started,
             error=error,
-            disconnected=disconnected,
+            disconnected=cut is not None and cut is not Cut.STOPPED,
+            stopped=cut is Cut.STOPPED,
             spooled=persisted.spooled,
         )
         self.stored_message_id = persisted.message_id
         return self.outcome
+
+    def _as_stored(self, final: Done | Failed | None) -> Done | Failed | None:
+        """The final event as the client gets it: `done` names the message as stored."""
+        if isinstance(final, Done):
+            return replace(final, message_id=self.stored_message_id)
+        return final
 
     async def _replay(self, answer: StoredAnswer) -> AsyncGenerator[TurnEvent, None]:
         """An idempotent retry: the answer already stored, as one token, then `done`."""

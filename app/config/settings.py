@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     disconnect_grace_seconds: float = Field(default=10.0, ge=0)
     checkpoint_seconds: float = Field(default=0.25, gt=0)
     resume_retention_seconds: float = Field(default=600.0, ge=0)
+    # Stopping a turn from another worker: while its client listens, how often (s) a turn asks
+    # the database whether its user stopped it (one small read each; 0: only on this worker).
+    stop_poll_seconds: float = Field(default=1.0, ge=0)
     # On SIGTERM: how long open turns may still finish before they are ended (stored, `retry`).
     # Keep it under the orchestrator's kill timeout (Kubernetes: 30 s) minus a few seconds.
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)

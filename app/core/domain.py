@@ -86,6 +86,7 @@ class Done:
     message_id: str | None
     usage: Usage
     replayed: bool = False  # a retry answered from the database; no provider call
+    stopped: bool = False  # its user stopped it: the answer so far, stored as partial
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,14 @@ class TurnProgress:
     final: Done | Failed | None
     message_id: str | None
     content: str | None  # the stored answer, once finished
+
+
+@dataclass(frozen=True)
+class TurnSignals:
+    """What a producing worker learns back with each checkpoint."""
+
+    followed: bool = False  # a worker elsewhere follows the turn: keep going past the grace
+    stop: bool = False  # its user asked to stop it (maybe on another worker)
 
 
 @dataclass(frozen=True)

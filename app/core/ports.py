@@ -16,6 +16,7 @@ from app.core.domain import (
     TurnContext,
     TurnProgress,
     TurnRecord,
+    TurnSignals,
     TurnStart,
     TurnTerms,
     Usage,
@@ -54,8 +55,16 @@ class ChatStore(Protocol):
         """Store the assistant message and the usage rows, close the turn; idempotent."""
         ...
 
-    async def checkpoint(self, caller: Caller, turn_id: str, start: int, parts: list[str]) -> bool:
-        """Append tokens to a streaming turn's checkpoint; True when another worker follows it."""
+    async def checkpoint(
+        self, caller: Caller, turn_id: str, start: int, parts: list[str]
+    ) -> TurnSignals:
+        """Append tokens (maybe none) to a streaming turn's checkpoint; whether another worker
+        follows it and whether its user asked to stop it."""
+        ...
+
+    async def stop(self, caller: Caller, turn_id: str) -> str | None:
+        """Ask the caller's own turn to stop: its state ('streaming' when now asked), or None
+        when it is not a turn of theirs."""
         ...
 
     async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:

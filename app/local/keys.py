@@ -184,7 +184,7 @@ class LocalKeys:
         is_anonymous: bool = False,
         amr_method: str = "password",
     ) -> str:
-        """An access token with the claims Supabase Auth puts in one (wire reference §3.4)."""
+        """An access token with the claims Supabase Auth puts in one."""
         iat = int(now if now is not None else time.time())
         claims = {
             "iss": issuer,

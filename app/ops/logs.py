@@ -89,6 +89,8 @@ def describe_request(fields: dict[str, Any]) -> str:
         parts[0] += f": {REFUSAL_WORDS.get(str(reason), str(reason))} (reason {reason})"
     if error := fields.get("error"):
         parts[0] += f" ({error})"
+    if upstream := fields.get("upstream_errors"):
+        parts.append(f"upstream said {', '.join(map(str, upstream))}")
     if turn := fields.get("turn_id"):
         parts.append(f"turn {turn}")
     if user := fields.get("user_id"):

@@ -2,7 +2,7 @@
 
 One shared PostgREST client (and its httpx pool) carries no user auth; each call works on a cheap
 per-request copy that carries the caller's token (`schema("public").auth(jwt)` copies headers and
-shares the session — wire reference §1.3–1.4). Never `.auth()` or close the shared client.
+shares the session and its connection pool). Never `.auth()` or close the shared client.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from app.core.domain import (
     TurnContext,
     TurnProgress,
     TurnRecord,
+    TurnSignals,
     TurnStart,
     TurnTerms,
     Usage,
@@ -139,7 +140,7 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
 
 def final_json(final: Done | Failed | None) -> dict[str, Any] | None:
     if isinstance(final, Done):
-        return {
+        done: dict[str, Any] = {
             "type": "done",
             "message_id": final.message_id,
             "input_tokens": final.usage.input_tokens,
@@ -147,6 +148,9 @@ def final_json(final: Done | Failed | None) -> dict[str, Any] | None:
             "cache_read_tokens": final.usage.cache_read_tokens,
             "cache_write_tokens": final.usage.cache_write_tokens,
         }
+        if final.stopped:
+            done["stopped"] = True
+        return done
     if isinstance(final, Failed):
         return {"type": "error", "code": final.code, "message": final.user_message}
     return None
@@ -163,7 +167,8 @@ def final_from_json(data: object) -> Done | Failed | None:
             cache_write_tokens=int(data.get("cache_write_tokens") or 0),
         )
         message_id = data.get("message_id")
-        return Done(str(message_id) if message_id else None, usage)
+        stopped = data.get("stopped") is True
+        return Done(str(message_id) if message_id else None, usage, stopped=stopped)
     if data.get("type") == "error":
         code = str(data.get("code") or "internal_error")
         return Failed(code=code, user_message=str(data.get("message") or user_message(code)))
@@ -280,7 +285,9 @@ class SupabaseChatStore:
         params = self._finish_params(upgrade_spooled(spooled))
         return _finish_result(await self._rpc(service, "chat_finish", params))
 
-    async def checkpoint(self, caller: Caller, turn_id: str, start: int, parts: list[str]) -> bool:
+    async def checkpoint(
+        self, caller: Caller, turn_id: str, start: int, parts: list[str]
+    ) -> TurnSignals:
         payload = {
             "v": 1,
             "iat": int(time.time()),
@@ -289,8 +296,15 @@ class SupabaseChatStore:
             "from": start,
             "parts": parts,
         }
-        params = self._attestor.params("chat_checkpoint", payload, field="p_turn")
-        return bool(await self._rpc(self._as(caller.token), "chat_checkpoint", params))
+        params = self._attestor.params("chat_checkpoint_signals", payload, field="p_turn")
+        data = await self._rpc(self._as(caller.token), "chat_checkpoint_signals", params)
+        if not isinstance(data, dict):
+            return TurnSignals()
+        return TurnSignals(followed=data.get("followed") is True, stop=data.get("stop") is True)
+
+    async def stop(self, caller: Caller, turn_id: str) -> str | None:
+        state = await self._rpc(self._as(caller.token), "chat_stop", {"p_turn_id": turn_id})
+        return state if isinstance(state, str) else None
 
     async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:
         data = await self._rpc(

@@ -122,3 +122,17 @@ def test_report_html_for_one_user_in_headless_chromium_names_them_and_draws_no_e
     assert all(i["complete"] and i["width"] == charts.SIZE_PX[0] for i in verdict["images"])
     assert verdict["scrollWidth"] <= verdict["clientWidth"] == WIDTH
     assert verdict["summaryBottom"] <= HEIGHT
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install -y chromium)")
+def test_report_html_without_prices_says_so_and_still_fits_the_width(
+    seeded_db: FreshDatabase, tmp_path: Path
+) -> None:
+    options = report.ReportOptions(since=SPEC.start, until=SPEC.end)
+    built = report.build_report(load.PostgresSource(seeded_db.dsn), options)  # no price
+
+    _, verdict = _render(built, tmp_path)
+
+    assert "not priced" in (tmp_path / "report" / "report.html").read_text()
+    assert verdict["scrollWidth"] <= verdict["clientWidth"] == WIDTH  # the note wraps

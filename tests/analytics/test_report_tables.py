@@ -192,3 +192,23 @@ def test_report_options_observed_days_stop_at_now() -> None:
     assert [d.day for d in options.observed_days()] == [1, 2, 3]  # not the 27 days ahead
     later = dataclasses.replace(options, now=datetime(2027, 1, 1, tzinfo=UTC))
     assert len(later.observed_days()) == 30
+
+
+def test_shaping_functions_take_the_float_frames_and_answer_exactly(
+    seeded_db: FreshDatabase,
+) -> None:
+    source, window = load.PostgresSource(seeded_db.dsn), load.Window(SPEC.start, SPEC.end)
+    floats = load.load_per_user(source, window)
+    exact = load.load_per_user(source, window, exact=True)
+
+    from_floats = analytics.user_table(floats)  # 'float' object has no attribute 'quantize'
+
+    pd.testing.assert_frame_equal(from_floats, analytics.user_table(exact))
+    assert analytics.totals(floats) == analytics.totals(exact)
+    per_day = load.load_per_day_model(source, window)
+    assert (
+        analytics.daily_totals(per_day)["cost_usd"].tolist()
+        == analytics.daily_totals(load.load_per_day_model(source, window, exact=True))[
+            "cost_usd"
+        ].tolist()
+    )

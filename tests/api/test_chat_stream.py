@@ -201,6 +201,31 @@ def test_chat_stream_cors_preflight_allows_the_app(chat_stack: ChatStack) -> Non
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
+def test_cors_preflight_of_a_resume_allows_last_event_id(chat_stack: ChatStack) -> None:
+    response = httpx.options(
+        f"{chat_stack.endpoint}/turns/00000000-0000-4000-8000-000000000000",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization, apikey, last-event-id",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "last-event-id" in response.headers["access-control-allow-headers"].lower()
+
+
+def test_cors_stream_exposes_the_turn_id_request_id_and_retry_after(chat_stack: ChatStack) -> None:
+    user = chat_stack.new_user()
+    body = {"message": "cors [[standin tokens=2]]", "conversationId": user.conversation()}
+
+    result = stream(chat_stack, user, body, headers={"Origin": "https://app.example.com"})
+
+    assert result.status == 200 and result.last["type"] == "done"
+    exposed = {h.strip() for h in result.headers["access-control-expose-headers"].split(",")}
+    assert {"x-turn-id", "x-request-id", "retry-after"} <= {h.lower() for h in exposed}
+
+
 # --- bad input ------------------------------------------------------------------------------
 def _post(chat_stack: ChatStack, content: bytes, headers: dict[str, str]) -> httpx.Response:
     return httpx.post(chat_stack.endpoint, content=content, headers=headers, timeout=10)

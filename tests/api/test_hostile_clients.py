@@ -12,7 +12,7 @@ Decisions these tests pin down (the contract is docs/design.md §3, §4, §10):
 - `message` may hold any Unicode text except NUL (PostgreSQL `text` cannot store it): 400.
   Its limit counts code points.
 - Ids (`conversationId`, `clientMessageId`) are the canonical 8-4-4-4-12 hex form in either case;
-  braces, `urn:uuid:` and bare 32-hex forms are 400, like a token's `sub` (app/auth.py).
+  braces, `urn:uuid:` and bare 32-hex forms are 400, like a token's `sub` (app/auth/claims.py).
 - More than one `Authorization` header is a 400: which one counts would be a guess.
 - `Accept` is not negotiated: the answer is always the event stream (the seed's behaviour).
 - A body that stops arriving is a 408 after `BODY_TIMEOUT_SECONDS`; a client that hangs up

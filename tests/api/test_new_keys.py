@@ -19,6 +19,7 @@ import pytest
 from httpx_sse import connect_sse
 from pydantic import SecretStr
 
+from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from tests.deploy.serving import serve
 from tests.support.chat_stack import ChatStack, start_chat_stack, stream
@@ -85,9 +86,10 @@ def test_service_with_only_the_2026_keys_sweeps_with_the_secret_key(
 
 
 def test_serve_starts_and_streams_with_only_the_2026_key_names(
-    local_stack: LocalStack, tmp_path: Path
+    local_stack: LocalStack, stack_server: ServerThread, tmp_path: Path
 ) -> None:
-    legacy_unset = {"SUPABASE_ANON_KEY": "", "SUPABASE_SERVICE_ROLE_KEY": ""}
+    """`chat-stream serve` as a subprocess, the session's stack (`stack_server`) its project."""
+    legacy_unset = {"SUPABASE_ANON_KEY": "", "SUPABASE_SERVICE_ROLE_KEY": "", "LOG_LEVEL": "DEBUG"}
     user_id = str(uuid.uuid4())
     with psycopg.connect(local_stack.pg.superuser_dsn, autocommit=True) as conn:
         conn.execute(
@@ -123,6 +125,8 @@ def test_serve_starts_and_streams_with_only_the_2026_key_names(
         events = [json.loads(sse.data) for sse in source.iter_sse()]
 
     assert events[-1]["type"] == "done"
+    log = served.log.read_text()
+    assert SECRET[:7] not in log and PUBLISHABLE[:7] not in log  # 6 characters at most
     with psycopg.connect(local_stack.pg.superuser_dsn) as conn:
         stored = conn.execute(
             "select count(*) from public.usage_logs where message_id = %s",

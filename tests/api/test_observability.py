@@ -118,6 +118,24 @@ def test_metrics_move_as_requests_complete(chat_stack: ChatStack) -> None:
     assert after["chat_outbox_depth{}"] == 0
 
 
+def test_request_line_of_a_refused_upstream_keeps_the_upstreams_error_type(
+    chat_stack: ChatStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = chat_stack.new_user()
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+
+    result = stream(
+        chat_stack,
+        user,
+        {"message": "hi [[standin fault=529]]", "conversationId": user.conversation()},
+    )
+
+    [record] = [r for r in caplog.records if r.name == REQUEST_LOGGER]
+    entry = json.loads(JsonFormatter().format(record))
+    assert result.last["code"] == entry["error"] == "provider_unavailable"  # what the app got
+    assert entry["upstream_errors"] == ["overloaded_error"]  # what the provider said
+
+
 def test_one_json_log_line_per_request_with_ids_and_no_secrets(
     chat_stack: ChatStack, caplog: pytest.LogCaptureFixture
 ) -> None:

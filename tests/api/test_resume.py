@@ -4,6 +4,7 @@ worker or another one, and the turn is billed once however often it is resumed."
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from app.local.stack import LocalStack
+from app.user_messages import user_message
 from tests.api.test_guards import serve, stop
 from tests.support.chat_stack import ChatStack, User, start_chat_stack
 
@@ -150,10 +152,17 @@ def test_another_users_resume_is_404(resumable: ChatStack) -> None:
     turn_id, seen = start_and_leave(resumable.endpoint, owner, owner.conversation(), k=2)
 
     status, body = resume(resumable.url, stranger, turn_id, seen[-1][0])
-    unknown, _ = resume(resumable.url, stranger, "00000000-0000-4000-8000-000000000000", None)
+    unknown, unknown_body = resume(
+        resumable.url, stranger, "00000000-0000-4000-8000-000000000000", None
+    )
+    not_an_id, not_an_id_body = resume(resumable.url, stranger, "not-a-turn", None)
 
-    assert status == 404 and unknown == 404
-    assert body[0]["code"] == "not_found"
+    assert status == unknown == not_an_id == 404
+    # A turn, not a conversation: the app says the answer cannot be found.
+    for answer in (body, unknown_body, not_an_id_body):
+        assert answer[0]["code"] == "turn_not_found"
+        assert answer[0]["userMessage"] == user_message("turn_not_found")
+        assert answer[0]["error"] == "Turn not found"
 
 
 def test_resume_after_the_window_ends_in_the_partial_answer_stored_once(
@@ -202,3 +211,50 @@ def test_resume_on_another_worker_follows_the_checkpoints(
     assert len(_tokens(seen) + _tokens(rest)) == 30
     assert rest[-1][1]["type"] == "done"
     assert _usage_rows(resumable, turn_id) == [("completed", 30)]
+
+
+@pytest.mark.parametrize("client_listens", [True, False], ids=["client-listens", "client-left"])
+def test_resume_of_a_drained_turn_ends_with_the_retry_error_until_retention_is_over(
+    resumable: ChatStack, client_listens: bool
+) -> None:
+    env = {"DISCONNECT_GRACE_SECONDS": "10", "SHUTDOWN_GRACE_SECONDS": "0.5"}
+    producer, producer_url = serve(resumable, workers=1, extra=env)
+    expired_follower, expired_url = serve(
+        resumable, workers=1, extra={"RESUME_RETENTION_SECONDS": "0"}
+    )
+    try:
+        user = resumable.new_user()
+        conv = user.conversation()
+        body = {"message": "drained [[standin tokens=300 delay_ms=50]]", "conversationId": conv}
+        endpoint = f"{producer_url}/functions/v1/chat-stream"
+        with httpx.Client(timeout=30) as client:
+            with client.stream("POST", endpoint, json=body, headers=user.headers()) as response:
+                turn_id = response.headers["x-turn-id"]
+                lines = response.iter_lines()
+                seen = _events(lines, stop_after_tokens=3)
+                if client_listens:
+                    producer.send_signal(signal.SIGTERM)
+                    live = seen + _events(lines)
+        if not client_listens:
+            producer.send_signal(signal.SIGTERM)
+        producer.wait(30)
+
+        status, rest = resume(resumable.url, user, turn_id, seen[-1][0])
+        late_status, late = resume(expired_url, user, turn_id, seen[-1][0])
+    finally:
+        stop(producer)
+        stop(expired_follower)
+
+    retry = {"type": "error", "message": user_message("retry"), "code": "retry"}
+    if client_listens:
+        assert live[-1][1] == retry  # what the live stream got ...
+    assert status == 200 and rest[-1][1] == retry  # ... is what a resume gets
+    ((content,),) = resumable.rows(
+        "select content from public.messages where turn_id = %s", turn_id
+    )
+    assert "".join(_tokens(seen) + _tokens(rest)) == content  # no gap, no duplicate
+    seqs = [int(i.rsplit(":", 1)[1]) for i, _ in seen + rest]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert [s for s, _ in _usage_rows(resumable, turn_id)] == ["partial"]
+    assert late_status == 200 and late[-1][1]["type"] == "expired"  # once retention is over
+    assert late[-1][1]["content"] == content

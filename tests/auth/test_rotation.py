@@ -27,7 +27,7 @@ from starlette.routing import Route
 from app.auth import TokenVerifier
 from app.auth.sighup import refetch_on_sighup
 from app.config import Settings
-from app.errors import AuthError
+from app.errors import AuthError, AuthUnavailable
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from tests.auth.tokens import FakeClock, SigningKey, new_key, user_claims
@@ -261,3 +261,20 @@ async def test_verify_inline_jwks_verifies_with_no_fetch(rotation: Rotation) -> 
             await verifier.verify(f"Bearer {rotation.asymmetric(user_id, new_key())}")
 
     assert rotation.project.jwks_fetches == 0
+
+
+async def test_verify_rotation_hs256_token_while_auth_is_down_is_auth_unavailable(
+    rotation: Rotation,
+) -> None:
+    """Auth cannot judge the HS256 token: 503 (retry), not a 401 that would sign the user out."""
+    inline = json.dumps({"keys": [rotation.es256.public_jwk()]})
+    settings = rotation.settings(
+        supabase_url=f"http://127.0.0.1:{free_port()}", supabase_jwks=inline
+    )
+
+    async with httpx.AsyncClient() as http:
+        verifier = TokenVerifier(settings, http)
+        with pytest.raises(AuthUnavailable):
+            await verifier.verify(f"Bearer {rotation.hs256(str(uuid.uuid4()))}")
+        user_id = str(uuid.uuid4())  # asymmetric tokens need no Auth at all
+        assert (await verifier.verify(f"Bearer {rotation.asymmetric(user_id)}")).user_id == user_id

@@ -66,7 +66,7 @@ async def run(chat: ChatService, sink: Sink | None = None):
     return outcome, sink
 
 
-async def test_run_turn_completed_relays_each_delta_then_done_with_usage() -> None:
+async def test_turn_completed_relays_each_delta_then_done_with_usage() -> None:
     provider = ScriptedProvider(steps=answer(["Hel", "lo", "!"]))
     chat, spool = service(provider)
 
@@ -88,9 +88,7 @@ async def test_run_turn_completed_relays_each_delta_then_done_with_usage() -> No
     assert provider.closed == 1 and spool.spooled == []
 
 
-async def test_run_turn_provider_error_mid_stream_keeps_partial_answer_and_estimated_usage() -> (
-    None
-):
+async def test_turn_provider_error_mid_stream_keeps_partial_answer_and_estimated_usage() -> None:
     steps = answer(["one ", "two ", "three"])[:3] + [ProviderStreamError("dropped")]
     chat, _ = service(ScriptedProvider(steps=steps))
 
@@ -111,7 +109,7 @@ async def test_run_turn_provider_error_mid_stream_keeps_partial_answer_and_estim
     assert outcome.error is not None
 
 
-async def test_run_turn_refused_before_head_stores_no_usage_but_closes_the_turn() -> None:
+async def test_turn_refused_before_head_stores_no_usage_but_closes_the_turn() -> None:
     chat, spool = service(ScriptedProvider(head=ProviderUnavailable("529 overloaded")))
 
     outcome, sink = await run(chat)
@@ -124,7 +122,7 @@ async def test_run_turn_refused_before_head_stores_no_usage_but_closes_the_turn(
     assert spool.spooled == []
 
 
-async def test_run_turn_falls_back_before_first_token_and_records_only_billed_attempts() -> None:
+async def test_turn_falls_back_before_first_token_and_records_only_billed_attempts() -> None:
     primary = ScriptedProvider(head=ProviderUnavailable("500"))
     fallback = ScriptedProvider(name="openai", steps=answer(["ok"]))
     chat, _ = service(primary, fallback)
@@ -138,7 +136,7 @@ async def test_run_turn_falls_back_before_first_token_and_records_only_billed_at
     assert outcome.error is None
 
 
-async def test_run_turn_billed_failure_before_first_token_falls_back_with_two_usage_rows() -> None:
+async def test_turn_billed_failure_before_first_token_falls_back_with_two_usage_rows() -> None:
     primary = ScriptedProvider(
         steps=[UsageReport(Usage(input_tokens=50), "m-0"), ProviderUnavailable("overloaded")]
     )
@@ -155,7 +153,7 @@ async def test_run_turn_billed_failure_before_first_token_falls_back_with_two_us
     assert rows[0].attempt_id != rows[1].attempt_id and rows[0].usage.input_tokens == 50
 
 
-async def test_run_turn_never_falls_back_after_the_first_token() -> None:
+async def test_turn_never_falls_back_after_the_first_token() -> None:
     primary = ScriptedProvider(steps=answer(["a"])[:2] + [ProviderUnavailable("late")])
     fallback = ScriptedProvider(name="openai", steps=answer(["b"]))
     chat, _ = service(primary, fallback)
@@ -167,7 +165,7 @@ async def test_run_turn_never_falls_back_after_the_first_token() -> None:
     assert outcome.record.status == "partial"
 
 
-async def test_run_turn_head_that_never_arrives_fails_within_the_availability_budget() -> None:
+async def test_turn_head_that_never_arrives_fails_within_the_availability_budget() -> None:
     chat, _ = service(ScriptedProvider(head=30.0), llm_availability_budget=0.3)
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -179,7 +177,7 @@ async def test_run_turn_head_that_never_arrives_fails_within_the_availability_bu
     assert outcome.record.usage_rows == ()
 
 
-async def test_run_turn_hanging_primary_leaves_time_for_the_fallback_within_budget() -> None:
+async def test_turn_hanging_primary_leaves_time_for_the_fallback_within_budget() -> None:
     primary = ScriptedProvider(head=30.0)
     fallback = ScriptedProvider(name="openai", steps=answer(["saved"]))
     chat, _ = service(primary, fallback, llm_availability_budget=0.6)
@@ -193,7 +191,7 @@ async def test_run_turn_hanging_primary_leaves_time_for_the_fallback_within_budg
     assert outcome.record.content == "saved"
 
 
-async def test_run_turn_stall_mid_stream_errors_after_idle_timeout_with_partial_usage() -> None:
+async def test_turn_stall_mid_stream_errors_after_idle_timeout_with_partial_usage() -> None:
     steps = answer(["a", "b"])[:3] + [60.0]
     provider = ScriptedProvider(steps=steps)
     chat, _ = service(provider, llm_idle_timeout=0.2)
@@ -207,7 +205,7 @@ async def test_run_turn_stall_mid_stream_errors_after_idle_timeout_with_partial_
     assert provider.closed == 1
 
 
-async def test_run_turn_client_gone_stops_upstream_and_keeps_partial_usage() -> None:
+async def test_turn_client_gone_stops_upstream_and_keeps_partial_usage() -> None:
     provider = ScriptedProvider(steps=answer(["a", "b", "c", "d"]))
     chat, _ = service(provider)
 
@@ -219,7 +217,7 @@ async def test_run_turn_client_gone_stops_upstream_and_keeps_partial_usage() -> 
     assert record.usage_rows[0].usage.estimated
 
 
-async def test_run_turn_cancelled_by_disconnect_persists_before_propagating() -> None:
+async def test_turn_cancelled_by_disconnect_persists_before_propagating() -> None:
     provider = ScriptedProvider(steps=answer(["a", "b"])[:3] + [60.0])
     store = MemoryStore()
     chat, _ = service(provider, store=store, llm_idle_timeout=120.0)
@@ -240,7 +238,7 @@ async def test_run_turn_cancelled_by_disconnect_persists_before_propagating() ->
     assert record.usage_rows[0].status == "partial"
 
 
-async def test_run_turn_final_write_retries_then_spools_without_losing_the_done_event() -> None:
+async def test_turn_final_write_retries_then_spools_without_losing_the_done_event() -> None:
     store = MemoryStore(fail_finish=[StoreError("down")] * 10)
     chat, spool = service(ScriptedProvider(steps=answer(["x"])), store=store, finish_retries=2)
 
@@ -252,7 +250,7 @@ async def test_run_turn_final_write_retries_then_spools_without_losing_the_done_
     assert events(sink)[-1]["messageId"] == spool.spooled[0][1].message_id
 
 
-async def test_run_turn_expired_token_at_finish_spools_at_once() -> None:
+async def test_turn_expired_token_at_finish_spools_at_once() -> None:
     store = MemoryStore(fail_finish=[AuthError("PGRST303 JWT expired")])
     chat, spool = service(ScriptedProvider(steps=answer(["x"])), store=store)
 
@@ -300,7 +298,7 @@ async def test_begin_always_reserves_the_worst_case_with_caps_from_settings() ->
     assert terms.reservation.system_tokens == 10
 
 
-async def test_run_turn_with_guards_releases_the_reservation_even_when_nothing_was_billed() -> None:
+async def test_turn_with_guards_releases_the_reservation_even_when_nothing_was_billed() -> None:
     chat, _ = service(ScriptedProvider(head=ProviderUnavailable("down")), rate_limit_per_minute=10)
 
     outcome, _ = await run(chat)

@@ -117,6 +117,7 @@ def test_plain_request_line_of_a_turn_names_its_ids_model_and_cost(
         "tokens_in": 120,
         "tokens_out": 40,
         "cost_usd": "0.000960",
+        "upstream_errors": ["overloaded_error"],
         "ttft_ms": 210,
         "duration_ms": 900,
     }
@@ -124,7 +125,8 @@ def test_plain_request_line_of_a_turn_names_its_ids_model_and_cost(
     logging.getLogger(REQUEST_LOGGER).info("chat-stream completed", extra=fields)
 
     line = out.getvalue()
-    for part in ("200 completed", "turn t-1", "claude-sonnet-4-6", "120→40 tokens", "$0.000960"):
+    parts = ("200 completed", "turn t-1", "claude-sonnet-4-6", "120→40 tokens", "$0.000960")
+    for part in (*parts, "upstream said overloaded_error"):
         assert part in line
 
 

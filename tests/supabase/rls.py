@@ -1,6 +1,6 @@
 """The RLS tests' world: users seeded as the service would, and requests made as PostgREST does.
 
-`acting_as` is one PostgREST request (wire reference §2.8): logged in as `authenticator`, one
+`acting_as` is one request as PostgREST runs it: logged in as `authenticator`, one
 transaction, `set_config('role', …, true)` and `request.jwt.claims` as JSON with `sub` and `role`.
 `World.truth` reads rows back as the superuser, past RLS, after the request committed.
 """

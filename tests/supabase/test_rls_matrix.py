@@ -1,6 +1,6 @@
 """Row-level security, cell by cell: users A and B and anon × every table × every operation.
 
-Each check runs as PostgREST runs a request (wire reference §2.8): logged in as `authenticator`,
+Each check runs as PostgREST runs a request: logged in as `authenticator`,
 one transaction, `set_config('role', …, true)` and `request.jwt.claims` as JSON with `sub` and
 `role`. RLS is PostgreSQL's own; nothing here re-implements it. The truth after each request is
 read back as the superuser. Every test makes its own users, so tests are independent on the

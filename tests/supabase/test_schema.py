@@ -107,13 +107,16 @@ def test_security_definer_functions_callable_by_api_roles_are_only_the_attested_
     ).fetchall()
     # splinter 0028/0029, with the one exception the trust model makes: a definer function a
     # signed-in user may call checks an HMAC only the service can make before it does anything.
-    # chat_turn_progress reads the caller's own turn (and marks it followed): it writes no money.
+    # chat_turn_progress reads the caller's own turn (and marks it followed), chat_stop flags the
+    # caller's own streaming turn to stop: neither writes money.
     assert rows == [
         ("chat_attestation_check(text,text)", "authenticated", True),
         ("chat_begin(text,text)", "authenticated", True),
         ("chat_checkpoint(text,text)", "authenticated", True),
+        ("chat_checkpoint_signals(text,text)", "authenticated", True),
         ("chat_finish(text,text)", "authenticated", True),
         ("chat_renew(text,text)", "authenticated", True),
+        ("chat_stop(uuid)", "authenticated", False),
         ("chat_turn_progress(uuid,integer)", "authenticated", False),
     ]
 

@@ -122,7 +122,7 @@ th{background:#f4f4f4;font-weight:600;white-space:normal;vertical-align:bottom;
 max-width:9rem}
 td.num,th.num{text-align:right}td.text{white-space:normal;min-width:12rem}
 p.more{font-size:.75rem;color:#666;margin:.2rem 0}"""
-_TEXT = {"outcome", "basis"}  # columns that may wrap
+_TEXT = {"outcome", "basis", "note"}  # columns that may wrap
 
 
 def _html_table(frame: pd.DataFrame) -> str:

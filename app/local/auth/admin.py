@@ -1,7 +1,7 @@
 """The admin half of the Auth stand-in: `/admin/users` and `/admin/users/{id}`.
 
 Only a verified JWT whose `role` is `service_role` (or `supabase_admin`) gets in; anything else
-is 403 `not_admin` (GoTrue's requireAdminCredentials). Shapes follow wire reference §3.1 and
+is 403 `not_admin` (GoTrue's requireAdminCredentials). Shapes follow
 GoTrue's `admin.go`: create (200 user), list (`{"users", "aud"}` + `X-Total-Count` and `Link`),
 get, update, delete (200 `{}`, hard or soft).
 """

@@ -25,6 +25,8 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 class RateLimits:
     """`[auth.rate_limit]`: GoTrue's per-IP buckets (and the project-wide email budget).
 
+    The per-address buckets apply only with `header` (`[auth.rate_limit] header`, a stand-in key
+    for GoTrue's `GOTRUE_RATE_LIMIT_HEADER`), keyed on its first value; the email budget always.
     `enabled=False` turns every bucket off (the shared test stack: hundreds of sign-ups from
     127.0.0.1 in one run).
     """
@@ -36,6 +38,9 @@ class RateLimits:
     token_verifications: int = 30  # per 5 minutes per IP, burst 30 (/verify)
     web3: int = 30
     enabled: bool = True
+    # GOTRUE_RATE_LIMIT_HEADER: the header that carries the client address. Empty (as in the
+    # CLI's stack, which sets none): GoTrue applies no per-address limit at all.
+    header: str = ""
 
 
 @dataclass(frozen=True)

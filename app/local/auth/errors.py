@@ -1,4 +1,4 @@
-"""Supabase Auth (GoTrue) error bodies, as the real service renders them (wire reference §3.3).
+"""Supabase Auth (GoTrue) error bodies, as the real service renders them.
 
 Two shapes, chosen by the request's `X-Supabase-Api-Version` header:
 

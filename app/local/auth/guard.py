@@ -5,7 +5,7 @@ that requires authentication, even though it still verifies.
 
 After the gateway, `Authorization` always holds a JWT (the user's, or the API key's role JWT).
 Verification failures are 403 `bad_jwt` — not 401: GoTrue answers 401 only when there is no
-usable `Bearer` header at all (wire reference §3.1, §3.3).
+usable `Bearer` header at all.
 """
 
 from __future__ import annotations

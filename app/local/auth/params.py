@@ -257,3 +257,14 @@ def parse_ban_duration(text: str) -> dt.timedelta | None:
             "validation_failed", f'invalid format for ban duration: time: invalid duration "{text}"'
         )
     return dt.timedelta(seconds=sign * seconds)
+
+
+_E164 = re.compile(r"^[1-9]\d{1,14}$")
+
+
+def validate_phone(phone: str) -> str:
+    """GoTrue's validatePhone: `+` and spaces dropped, then E.164 digits (400 otherwise)."""
+    formatted = phone.removeprefix("+").replace(" ", "")
+    if not _E164.match(formatted):
+        raise bad_request("validation_failed", "Invalid phone number format (E.164 required)")
+    return formatted

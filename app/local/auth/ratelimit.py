@@ -3,8 +3,10 @@
 GoTrue uses tollbooth buckets: a refill rate of N per window and a burst of 30 (or N when N is
 smaller; the anonymous bucket's burst is N). A refused request is 429 `over_request_rate_limit`
 "Request rate limit reached"; the project-wide email budget is 429 `over_email_send_rate_limit`
-"Email rate limit exceeded". GoTrue keys a bucket on the client address a trusted header carries;
-the stand-in is its own edge, so it keys on the peer address of the connection.
+"Email rate limit exceeded". GoTrue keys a per-address bucket on the first value of the header
+`GOTRUE_RATE_LIMIT_HEADER` names, and applies none when it names none (the CLI's stack) or the
+request lacks it; so does the stand-in (`[auth.rate_limit] header`). The email budget is
+project-wide and always applies.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class RateLimiter:
 
     def __init__(self, limits: RateLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled = limits.enabled
+        self._header = limits.header
         self._rules = _rules(limits)
         self._clock = clock
         self._state: dict[tuple[Bucket, str], _State] = {}
@@ -90,7 +93,8 @@ class RateLimiter:
 
     def check(self, request: Request, bucket: Bucket) -> None:
         """Raise GoTrue's 429 when the caller's bucket is empty."""
-        if not self.allow(bucket, client_key(request)):
+        key = client_key(request, self._header)
+        if key is not None and not self.allow(bucket, key):
             raise AuthApiError(429, "over_request_rate_limit", "Request rate limit reached")
 
     def check_email(self) -> None:
@@ -99,5 +103,9 @@ class RateLimiter:
             raise AuthApiError(429, "over_email_send_rate_limit", "Email rate limit exceeded")
 
 
-def client_key(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_key(request: Request, header: str) -> str | None:
+    """The first address of `header` (`X-Forwarded-For: a, b` -> `a`); None: not limited."""
+    if not header:
+        return None
+    value = request.headers.get(header, "").split(",", 1)[0].strip()
+    return value or None

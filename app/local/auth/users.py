@@ -1,4 +1,4 @@
-"""User, identity and session JSON exactly as GoTrue serialises them (wire reference §3.2).
+"""User, identity and session JSON exactly as GoTrue serialises them.
 
 Rows come from `store` as dicts (psycopg `dict_row`). Optional timestamps are omitted when
 null, as GoTrue's `omitempty` does; `phone` is `""` when unset; timestamps are RFC 3339 in UTC.
@@ -25,6 +25,9 @@ _OPTIONAL_TIMESTAMPS_3 = (
 )
 
 
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
 def rfc3339(value: dt.datetime) -> str:
     """`2026-01-02T03:04:05.123456Z`, trailing zeros of the fraction trimmed like Go's."""
     utc = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
@@ -32,6 +35,13 @@ def rfc3339(value: dt.datetime) -> str:
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def _required(row: dict[str, Any], name: str) -> str:
+    """A timestamp GoTrue always has. Rows written straight into `auth.users` by SQL may leave it
+    NULL: Go's zero time then, never a 500."""
+    value = row.get(name)
+    return rfc3339(value) if value is not None else GO_ZERO_TIME
 
 
 def _maybe(out: dict[str, Any], row: dict[str, Any], names: tuple[str, ...]) -> None:
@@ -51,8 +61,8 @@ def identity_json(row: dict[str, Any]) -> dict[str, Any]:
         "provider": row["provider"],
     }
     _maybe(out, row, ("last_sign_in_at",))
-    out["created_at"] = rfc3339(row["created_at"])
-    out["updated_at"] = rfc3339(row["updated_at"] or row["created_at"])
+    out["created_at"] = _required(row, "created_at")
+    out["updated_at"] = _required(row, "updated_at")
     if row.get("email"):
         out["email"] = row["email"]
     return out
@@ -75,8 +85,8 @@ def user_json(row: dict[str, Any], identities: list[dict[str, Any]]) -> dict[str
     out["app_metadata"] = row["raw_app_meta_data"] or {}
     out["user_metadata"] = row["raw_user_meta_data"] or {}
     out["identities"] = [identity_json(i) for i in identities]
-    out["created_at"] = rfc3339(row["created_at"])
-    out["updated_at"] = rfc3339(row["updated_at"] or row["created_at"])
+    out["created_at"] = _required(row, "created_at")
+    out["updated_at"] = _required(row, "updated_at")
     _maybe(out, row, ("banned_until", "deleted_at"))
     out["is_anonymous"] = bool(row["is_anonymous"])
     return out

@@ -27,7 +27,13 @@ from app.local.auth.errors import (
 )
 from app.local.auth.issue import config_of, ctx_of, limiter_of, start_session
 from app.local.auth.mailer import redirect_of
-from app.local.auth.params import PkceGrantBody, VerifyBody, parse_body, validate_email
+from app.local.auth.params import (
+    PkceGrantBody,
+    VerifyBody,
+    parse_body,
+    validate_email,
+    validate_phone,
+)
 from app.local.auth.ratelimit import Bucket
 
 LINK_INVALID = "Email link is invalid or has expired"
@@ -214,6 +220,8 @@ async def _verify_post(request: Request) -> Response:
         raise bad_request("validation_failed", "Verify requires a verification type")
     if bool(body.token) == bool(body.token_hash):
         raise bad_request("validation_failed", "Verify requires either a token or a token hash")
+    if body.token and body.phone and not body.email:
+        validate_phone(body.phone)  # GoTrue checks the format before looking anything up
     if body.token and body.type not in ("sms", "phone_change") and not body.email:
         raise bad_request(
             "validation_failed",

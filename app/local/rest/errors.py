@@ -1,4 +1,4 @@
-"""PostgREST's error body and status mapping (wire reference §2.6), for the REST stand-in.
+"""PostgREST's error body and status mapping (its `PGRST…` codes), for the REST stand-in.
 
 Every failure leaves the stand-in as `{"code", "message", "details", "hint"}` with PostgREST's
 status: PGRSTnnn errors raised by the stand-in itself, and PostgreSQL errors mapped from their

@@ -1,6 +1,6 @@
 """Request headers of the REST stand-in: `Prefer`, `Accept`, schema profiles and the Bearer JWT.
 
-Pure functions over header values (wire reference §2.3, §2.4, §2.7), plus a small cache of
+Pure functions over header values (`Prefer`, `Range`, profiles), plus a small cache of
 verified tokens so a client sending the same JWT is not re-verified on every request.
 """
 

@@ -1,4 +1,4 @@
-"""PostgREST's query-string grammar (wire reference §2.2) as a pure parser producing a small AST.
+"""PostgREST's query-string grammar (filters, select, order) as a pure parser producing an AST.
 
 No SQL and no catalogue here: names stay names, values stay text. `sql` checks names
 against the catalogue and binds values. Anything the grammar does not accept is a PGRST100

@@ -1,4 +1,4 @@
-"""Turning a transaction's outcome into PostgREST's response (wire reference §2.1, §2.4).
+"""Turning a transaction's outcome into PostgREST's response (status, body, `Content-Range`).
 
 Statuses (200/206/201/204, 416 past the total), `Content-Range`, the JSON or single-object
 media type, `Location` for `return=headers-only`, and the max-rows cap on the page size.

@@ -1,4 +1,4 @@
-"""One PostgREST transaction per request (wire reference §2.8) on the `authenticator` pool.
+"""One PostgREST transaction per request, as PostgREST opens it, on the `authenticator` pool.
 
 `BEGIN` (READ ONLY when the plan says so), one `set_config` statement in PostgREST's order
 (search_path, the role's own settings, `role`, `request.jwt.claims`, `request.method`,

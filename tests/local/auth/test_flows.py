@@ -608,7 +608,9 @@ async def test_token_verifications_budget_is_429_over_request_rate_limit(
     http: httpx.AsyncClient,
     project_config: AuthConfig,
 ) -> None:
-    server = standin(project_config.replace(rate_limit=RateLimits(token_verifications=3)))
+    limits = RateLimits(token_verifications=3, header="X-Forwarded-For")
+    server = standin(project_config.replace(rate_limit=limits))
+    http.headers["X-Forwarded-For"] = "203.0.113.9"  # GoTrue limits per address only with it
     client = await _client(server.url, local_stack.keys.anon_key, http)
     for _ in range(3):
         with pytest.raises(AuthApiError) as wrong:
@@ -713,3 +715,14 @@ async def test_pkce_email_change_link_gives_a_code_for_the_new_email(
 
     assert mail.token_hash.startswith("pkce_")
     assert res.user is not None and res.user.email == new
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("phone", ["not-a-phone", "+0123", "1"])
+async def test_verify_otp_with_an_invalid_phone_is_gotrues_e164_message(
+    anon: AsyncClient, phone: str
+) -> None:
+    with pytest.raises(AuthApiError) as err:
+        await anon.auth.verify_otp({"phone": phone, "token": "123456", "type": "sms"})
+    assert (err.value.status, err.value.code) == (400, "validation_failed")
+    assert err.value.message == "Invalid phone number format (E.164 required)"

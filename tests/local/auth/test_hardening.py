@@ -26,6 +26,10 @@ from tests.support.auth_standin import StandinFactory
 
 PASSWORD = "correct horse battery"
 V2024 = {"X-Supabase-Api-Version": "2024-01-01"}
+# GoTrue limits per address only when GOTRUE_RATE_LIMIT_HEADER names a header: the limit tests
+# configure one and send it (a proxy's X-Forwarded-For).
+RATE_LIMIT_HEADER = "X-Forwarded-For"
+CLIENT_IP = {RATE_LIMIT_HEADER: "203.0.113.7, 10.0.0.1"}
 
 
 def new_email() -> str:
@@ -158,8 +162,8 @@ async def test_refresh_reuse_interval_comes_from_the_config(
 
 
 # --- rate limits ---------------------------------------------------------------------------------
-def _limited(config: AuthConfig, **limits: int) -> AuthConfig:
-    return config.replace(rate_limit=RateLimits(**limits))
+def _limited(config: AuthConfig, header: str = RATE_LIMIT_HEADER, **limits: int) -> AuthConfig:
+    return config.replace(rate_limit=RateLimits(**limits, header=header))
 
 
 @pytest.mark.anyio
@@ -167,7 +171,7 @@ async def test_rate_limit_wrong_passwords_past_the_token_budget_are_429(
     standin: StandinFactory, local_stack: LocalStack, project_config: AuthConfig
 ) -> None:
     server = standin(_limited(project_config, token_refresh=5))
-    headers = {"apikey": local_stack.keys.anon_key} | V2024
+    headers = {"apikey": local_stack.keys.anon_key} | V2024 | CLIENT_IP
     body = {"email": new_email(), "password": "wrong wrong"}
     async with httpx.AsyncClient(base_url=f"{server.url}/auth/v1", headers=headers) as http:
         answers = [await http.post("/token?grant_type=password", json=body) for _ in range(7)]
@@ -185,7 +189,7 @@ async def test_rate_limit_sign_ups_use_sign_in_sign_ups_from_config(
     standin: StandinFactory, local_stack: LocalStack, project_config: AuthConfig
 ) -> None:
     server = standin(_limited(project_config, sign_in_sign_ups=3))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=CLIENT_IP) as http:
         client = await _client_for(server.url, local_stack.keys.anon_key, http)
         for _ in range(3):
             await client.auth.sign_up({"email": new_email(), "password": PASSWORD})
@@ -197,11 +201,58 @@ async def test_rate_limit_sign_ups_use_sign_in_sign_ups_from_config(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("header", "sent"),
+    [("", CLIENT_IP), (RATE_LIMIT_HEADER, {})],
+    ids=["no-header-configured", "header-not-sent"],
+)
+async def test_rate_limit_per_address_applies_only_with_a_configured_header_it_carries(
+    standin: StandinFactory,
+    local_stack: LocalStack,
+    project_config: AuthConfig,
+    header: str,
+    sent: dict[str, str],
+) -> None:
+    """As GoTrue: no GOTRUE_RATE_LIMIT_HEADER (the CLI's stack), or a request without it, is not
+    limited per address. auth-js's suite signs up 66 users from one address."""
+    server = standin(_limited(project_config, header=header, sign_in_sign_ups=3))
+    async with httpx.AsyncClient(headers=sent) as http:
+        client = await _client_for(server.url, local_stack.keys.anon_key, http)
+        for _ in range(6):
+            res = await client.auth.sign_up({"email": new_email(), "password": PASSWORD})
+            assert res.session is not None
+
+
+@pytest.mark.anyio
+async def test_rate_limit_keys_on_the_first_address_of_the_header(
+    standin: StandinFactory, local_stack: LocalStack, project_config: AuthConfig
+) -> None:
+    server = standin(_limited(project_config, sign_in_sign_ups=1))
+    body = {"password": PASSWORD}
+    async with httpx.AsyncClient(base_url=f"{server.url}/auth/v1") as http:
+        headers = {"apikey": local_stack.keys.anon_key}
+
+        async def sign_up(address: str) -> int:
+            res = await http.post(
+                "/signup",
+                json=body | {"email": new_email()},
+                headers=headers | {RATE_LIMIT_HEADER: address},
+            )
+            return res.status_code
+
+        first = await sign_up("198.51.100.1, 10.0.0.1")
+        same = await sign_up("198.51.100.1, 10.0.0.2")
+        other = await sign_up("198.51.100.2, 10.0.0.1")
+
+    assert (first, same, other) == (200, 429, 200)
+
+
+@pytest.mark.anyio
 async def test_rate_limit_refreshes_use_token_refresh_from_config(
     standin: StandinFactory, local_stack: LocalStack, project_config: AuthConfig
 ) -> None:
     server = standin(_limited(project_config, token_refresh=2))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=CLIENT_IP) as http:
         client = await _client_for(server.url, local_stack.keys.anon_key, http)
         res = await client.auth.sign_up({"email": new_email(), "password": PASSWORD})
         assert res.session is not None
@@ -349,7 +400,7 @@ async def test_sign_in_anonymously_rate_limited_by_anonymous_users(
 ) -> None:
     config = _limited(project_config, anonymous_users=2)
     server = standin(config.replace(enable_anonymous_sign_ins=True))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=CLIENT_IP) as http:
         client = await _client_for(server.url, local_stack.keys.anon_key, http)
         for _ in range(2):
             await client.auth.sign_in_anonymously()

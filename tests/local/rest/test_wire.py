@@ -1,7 +1,7 @@
 """Status codes, headers and error bodies of the PostgREST stand-in, seen with raw httpx.
 
 supabase-py hides most of these (statuses, Content-Range, Preference-Applied), so they are checked
-on the wire against the wire reference §2.1–2.7.
+on the wire, against what PostgREST 13 sends.
 """
 
 from __future__ import annotations

@@ -249,6 +249,6 @@ def test_check_cli_exit_status_zero_when_healthy_one_on_a_failure(
     assert broken.returncode == 1
     assert [line for line in broken.stdout.splitlines() if line.startswith("fail")] == [
         "fail issuer: JWT_ISSUER is 'https://another.supabase.co/auth/v1' but the project's"
-        f" tokens carry iss '{local_stack.ctx.jwt_issuer}' (from SUPABASE_URL): every token"
-        " would be refused"
+        f" tokens carry iss '{local_stack.ctx.jwt_issuer}' (from Auth's discovery document):"
+        " every token would be refused"
     ]

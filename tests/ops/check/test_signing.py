@@ -176,6 +176,24 @@ def test_check_without_admin_access_cannot_tell_and_recommends_rotation(
     assert state.users == {}
 
 
+def test_check_without_admin_access_reads_the_legacy_anon_keys_header(
+    fake: tuple[str, FakeProject],
+) -> None:
+    """As the CLI does with signing_keys_path: the anon key is signed by the key in use."""
+    url, state = fake
+    anon = state.standby.sign({"role": "anon", "iss": "supabase-demo"})
+
+    status, detail = run(
+        url,
+        auth_mode="jwks",
+        supabase_secret_key="sb_secret_not-this-project",
+        supabase_anon_key=anon,
+    )
+
+    assert status == "ok"
+    assert detail.startswith(f"signs now: ES256 kid={state.standby.kid} (read from the legacy anon")
+
+
 STANDBY = [{"kty": "EC", "alg": "ES256", "kid": "new"}]
 HS256 = Signer("HS256", None, "a throwaway user's sign-in")
 ES256 = Signer("ES256", "new", "a throwaway user's sign-in")
