@@ -33,7 +33,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from app.analytics import load, money, project, report
+from app.analytics import load, money, project, report, sources
 from app.analytics.progress import progress_bar
 from app.analytics.source import resolve_source
 
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def choose_source(args: argparse.Namespace) -> load.Source:
+def choose_source(args: argparse.Namespace) -> sources.Source:
     """The source `app.analytics.resolve_source` picks for the flags given."""
     return resolve_source(args.db_url, args.supabase_url, args.service_key)
 
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except load.SourceError as exc:
+    except sources.SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     bar = progress_bar(
@@ -174,16 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except load.FunctionsMissing as exc:
+    except sources.FunctionsMissing as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_FUNCTIONS
-    except load.SourceError as exc:
+    except sources.SourceError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     finally:
-        if isinstance(source, load.SupabaseSource):
+        if isinstance(source, sources.SupabaseSource):
             source.close()
     if cost_report.empty:
         bar.close()

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 import pandas as pd
 
-from app.analytics.load import Aggregate, FunctionsMissing, Source, Window, load, to_frame
+from app.analytics.load import Window, load, to_frame
+from app.analytics.sources import Aggregate, FunctionsMissing, Source
 
 COST_MISMATCHES = Aggregate(
     "usage_cost_mismatches",

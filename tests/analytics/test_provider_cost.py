@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.analytics import load, provider_cost, report
+from app.analytics import load, provider_cost, report, sources
 from app.local.stack import LocalStack
 from tests.support.chat_stack import ChatStack, start_chat_stack, stream
 
@@ -63,7 +63,7 @@ def test_provider_cost_openrouter_usage_is_stored_and_a_differing_turn_is_flagge
     )  # fmt: skip
     assert Decimal(0) < cost < Decimal("0.5")
 
-    source = load.PostgresSource(stack.superuser_dsn)
+    source = sources.PostgresSource(stack.superuser_dsn)
     mismatches, by_model = provider_cost.reconciliation(source, _window(user.id), Decimal("0.0001"))
 
     assert list(mismatches["turn_id"]) == [turn_id]  # the turn without a reported cost: nothing

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from app.analytics import costs, load, money, projection, provider_cost, views
+from app.analytics import costs, load, money, projection, provider_cost, sources, views
 from app.analytics.report.options import ReportOptions
 
 Progress = Callable[[str], None]
@@ -102,7 +102,7 @@ def _with_email(frame: pd.DataFrame, emails: pd.Series, after: str = "user_id") 
 
 
 def build_report(
-    source: load.Source,
+    source: sources.Source,
     options: ReportOptions,
     progress: Progress | None = None,
     price: views.PriceFn | None = None,

@@ -17,7 +17,7 @@ import dataclasses
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from app.analytics import load, project
+from app.analytics import load, project, sources
 from app.analytics.report.build import CostReport, Progress, build_report
 from app.analytics.report.options import (
     ReportOptions,
@@ -83,7 +83,7 @@ def report_options(
 
 
 def cost_report(
-    source: load.Source | None = None,
+    source: sources.Source | None = None,
     *,
     options: ReportOptions | None = None,
     since: Moment = None,
@@ -100,7 +100,7 @@ def cost_report(
     """The cost report, priced and budgeted from the settings (see the module docstring).
 
     `options` (from `report_options`) replaces the window arguments; `user` (an email or an
-    id) is looked up in the source. Raises `load.UnknownUser`, `load.SourceError`.
+    id) is looked up in the source. Raises `load.UnknownUser`, `sources.SourceError`.
     """
     config = settings or project.settings()
     if options is None:
@@ -119,5 +119,5 @@ def cost_report(
             options = dataclasses.replace(options, user_id=user_id, user_email=email)
         return build_report(chosen, options, progress, Pricer(config).price)
     finally:
-        if source is None and isinstance(chosen, load.SupabaseSource):
+        if source is None and isinstance(chosen, sources.SupabaseSource):
             chosen.close()
