@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -58,6 +59,9 @@ async def chat_stream(request: Request) -> Response:
             )
             fields["turn_id"] = start.turn_id
             context = await services.chat.begin(caller, start)
+            if context.turn_id is not None:  # a replay answers as the turn it replays
+                start = replace(start, turn_id=context.turn_id)
+                fields["turn_id"] = start.turn_id
         finally:
             services.admission.starting -= 1
     except AppError as exc:

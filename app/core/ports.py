@@ -39,27 +39,41 @@ class Provider(Protocol):
 
 
 class ChatStore(Protocol):
-    """Persistence as the caller, attested (docs/design.md §13). One round trip each."""
+    """Persistence, attested (docs/design.md §13): `begin` as the caller (their token checked
+    once), the rest as the service. One round trip each."""
 
     async def begin(self, caller: Caller, turn: TurnStart, terms: TurnTerms) -> TurnContext:
         """Open the turn: ownership (NotFound), one answer per clientMessageId (Conflict), the
         guards (RateLimited/OverBudget) and the reservation, the user message, the history."""
         ...
 
-    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
-        """Extend a streaming turn's lease, so it is not taken for a dead worker's."""
+    async def renew(
+        self, caller: Caller, turn_id: str, lease_seconds: int, output_tokens: int | None = None
+    ) -> bool:
+        """Extend a streaming turn's lease, so it is not taken for a dead worker's; record the
+        output streamed so far (an upper bound), which an abandoned turn is billed with."""
         ...
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
         """Store the assistant message and the usage rows, close the turn; idempotent."""
         ...
 
-    async def checkpoint(self, caller: Caller, turn_id: str, start: int, parts: list[str]) -> bool:
+    async def checkpoint(
+        self,
+        caller: Caller,
+        turn_id: str,
+        start: int,
+        parts: list[str],
+        output_tokens: int | None = None,
+    ) -> bool:
         """Append tokens to a streaming turn's checkpoint; True when another worker follows it."""
         ...
 
-    async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:
-        """The caller's own turn as stored (None: not theirs, or none), marked as followed."""
+    async def progress(
+        self, caller: Caller, turn_id: str, after: int, *, follow: bool = True
+    ) -> TurnProgress | None:
+        """The caller's own turn as stored (None: not theirs, or none); `follow` marks it
+        followed (its producer keeps going), otherwise it is only read."""
         ...
 
 

@@ -1,8 +1,12 @@
-"""ChatStore on Supabase: supabase-py `.rpc()` as the calling user, so RLS decides.
+"""ChatStore on Supabase: supabase-py `.rpc()`, attested.
 
-One shared PostgREST client (and its httpx pool) carries no user auth; each call works on a cheap
-per-request copy that carries the caller's token (`schema("public").auth(jwt)` copies headers and
-shares the session — wire reference §1.3–1.4). Never `.auth()` or close the shared client.
+A turn begins as the calling user (`chat_begin` with their token, so the database knows who asks):
+that is where the user's token is checked, once. Everything the service records after that (lease
+renewals, checkpoints, the finish, a follower's reads) it records as itself with the secret key,
+so a turn that outlives its user's token keeps its lease and is stored at once (docs/design.md
+§13). One shared PostgREST client per key (and one httpx pool) carries no user auth; a user's call
+works on a cheap copy that carries their token (`schema("public").auth(jwt)` copies headers and
+shares the session — wire reference §1.3–1.4). Never `.auth()` or close a shared client.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from app.core.domain import (
 )
 from app.errors import (
     AuthError,
+    ClientMessageIdReused,
     Conflict,
     NotFound,
     OverBudget,
@@ -49,6 +54,7 @@ logger = logging.getLogger(__name__)
 _AUTH_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
 _RETRY_AFTER = re.compile(r"retry_after=(\d+)")
 _NOT_FOUND_CODES = {"PT404", "42501"}
+_REUSED_HINT = "client_message_id_reused"
 # SQLSTATE classes 22 (data exception) and 23 (integrity violation): the same write fails again.
 _PERMANENT_CLASSES = {"22", "23"}
 
@@ -66,6 +72,8 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
         if code in _NOT_FOUND_CODES:
             raise NotFound(f"{operation}: {code}") from exc
         if code == "PT409":
+            if exc.hint == _REUSED_HINT:
+                raise ClientMessageIdReused(f"{operation}: {exc.message}") from exc
             raise Conflict(f"{operation}: {exc.message}") from exc
         if code == "PT403":
             raise StoreError(
@@ -201,6 +209,7 @@ def begin_payload(caller: Caller, turn: TurnStart, terms: TurnTerms, now: float)
             "provider": reservation.provider,
             "model": reservation.model,
             "input_usd_per_mtok": str(reservation.input_usd_per_mtok),
+            "output_usd_per_mtok": str(reservation.output_usd_per_mtok),
         },
         "caps": {
             "daily_usd": str(caps.daily_usd),
@@ -238,27 +247,33 @@ class SupabaseChatStore:
             ChatMessage(role=m["role"], content=m["content"]) for m in data.get("history") or ()
         )
         answer = data.get("answer")
+        original = data.get("turn_id")
         return TurnContext(
             history=history,
             answer=StoredAnswer(str(answer["id"]), str(answer["content"]))
             if isinstance(answer, dict)
             else None,
+            turn_id=str(original) if isinstance(answer, dict) and original else None,
         )
 
-    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
-        payload = {
+    async def renew(
+        self, caller: Caller, turn_id: str, lease_seconds: int, output_tokens: int | None = None
+    ) -> bool:
+        payload: dict[str, Any] = {
             "v": 1,
             "iat": int(time.time()),
             "user_id": caller.user_id,
             "turn_id": turn_id,
             "lease_seconds": lease_seconds,
         }
+        if output_tokens is not None:
+            payload["output_tokens"] = output_tokens
         params = self._attestor.params("chat_renew", payload, field="p_turn")
-        return bool(await self._rpc(self._as(caller.token), "chat_renew", params))
+        return bool(await self._rpc(self._service_client(), "chat_renew", params))
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
         params = self._finish_params(finish_params(caller.user_id, record))
-        return _finish_result(await self._rpc(self._as(caller.token), "chat_finish", params))
+        return _finish_result(await self._rpc(self._service_client(), "chat_finish", params))
 
     async def finish_as_service(self, spooled: dict[str, Any]) -> FinishResult:
         """Replay a spooled write with the service role (the user's token may have expired)."""
@@ -266,8 +281,15 @@ class SupabaseChatStore:
         params = self._finish_params(upgrade_spooled(spooled))
         return _finish_result(await self._rpc(service, "chat_finish", params))
 
-    async def checkpoint(self, caller: Caller, turn_id: str, start: int, parts: list[str]) -> bool:
-        payload = {
+    async def checkpoint(
+        self,
+        caller: Caller,
+        turn_id: str,
+        start: int,
+        parts: list[str],
+        output_tokens: int | None = None,
+    ) -> bool:
+        payload: dict[str, Any] = {
             "v": 1,
             "iat": int(time.time()),
             "user_id": caller.user_id,
@@ -275,15 +297,26 @@ class SupabaseChatStore:
             "from": start,
             "parts": parts,
         }
+        if output_tokens is not None:
+            payload["output_tokens"] = output_tokens
         params = self._attestor.params("chat_checkpoint", payload, field="p_turn")
-        return bool(await self._rpc(self._as(caller.token), "chat_checkpoint", params))
+        return bool(await self._rpc(self._service_client(), "chat_checkpoint", params))
 
-    async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:
-        data = await self._rpc(
-            self._as(caller.token),
-            "chat_turn_progress",
-            {"p_turn_id": turn_id, "p_after": after},
-        )
+    async def progress(
+        self, caller: Caller, turn_id: str, after: int, *, follow: bool = True
+    ) -> TurnProgress | None:
+        """The caller's own turn (the service verified who they are), read as the service;
+        `follow` also marks it followed, so its producer keeps going past the grace window."""
+        payload = {
+            "v": 1,
+            "iat": int(time.time()),
+            "user_id": caller.user_id,
+            "turn_id": turn_id,
+            "after": after,
+            "follow": follow,
+        }
+        params = self._attestor.params("chat_turn_progress", payload, field="p_turn")
+        data = await self._rpc(self._service_client(), "chat_turn_progress", params)
         if not isinstance(data, dict):
             return None
         lengths = data.get("token_lengths")
@@ -308,7 +341,10 @@ class SupabaseChatStore:
 
     def _service_client(self) -> AsyncPostgrestClient:
         if self._service is None:
-            raise StoreError("no service role key configured to replay the outbox")
+            raise StoreError(
+                "no service role key configured (SUPABASE_SERVICE_ROLE_KEY): the service records"
+                " renewals, checkpoints and finishes with it"
+            )
         return self._service.schema("public")
 
     def _finish_params(self, record: dict[str, Any]) -> dict[str, str]:
