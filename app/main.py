@@ -22,7 +22,7 @@ from app.api.feed import FeedPolicy, FeedRegistry
 from app.api.request_id import RequestIdMiddleware
 from app.auth import TokenVerifier
 from app.chat.service import ChatService
-from app.config import Settings, get_settings
+from app.config import Settings, configured_providers, get_settings
 from app.core.ports import Provider
 from app.core.pricing import Pricer
 from app.errors import AppError
@@ -106,10 +106,9 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         else:
             built = build_providers(settings)
             stack.push_async_callback(built.aclose)
-            providers = [(built.primary, settings.llm_model)]
-            if built.fallback is not None:
-                fallback_model = settings.llm_fallback_model or settings.llm_model
-                providers.append((built.fallback, fallback_model))
+            adapters = [adapter for adapter in built if adapter is not None]
+            configured = configured_providers(settings)
+            providers = [(a, p.model) for a, p in zip(adapters, configured, strict=True)]
         outbox = Outbox(settings.outbox_dir)
         metrics = ChatMetrics(outbox_depth=outbox.depth)
         lag_monitor = LagMonitor()
@@ -185,16 +184,7 @@ async def _warm_up(warm: Callable[[], Awaitable[bool]]) -> None:
 
 def provider_problems(settings: Settings) -> list[str]:
     """Configuration a provider needs before a request can succeed (readiness, not a call)."""
-    problems = []
-    named = [settings.llm_provider]
-    if settings.llm_fallback_provider:
-        named.append(settings.llm_fallback_provider)
-    for name in named:
-        if name == "anthropic" and not settings.anthropic_api_key.get_secret_value():
-            problems.append("ANTHROPIC_API_KEY is not set")
-        if name == "openai" and not settings.openai_api_key.get_secret_value():
-            problems.append("OPENAI_API_KEY is not set")
-    return problems
+    return [f"{p.key_setting} is not set" for p in configured_providers(settings) if p.key_missing]
 
 
 def create_app(settings: Settings | None = None, *, overrides: Overrides | None = None) -> FastAPI:

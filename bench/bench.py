@@ -203,7 +203,7 @@ def _progress(run: dict[str, Any]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    from app.local.postgres import find_install  # noqa: PLC0415
+    from app.local.pg_install import find_install  # noqa: PLC0415
 
     try:
         pg = find_install().version

@@ -28,13 +28,8 @@ import httpx
 
 from app.db.migrate import apply_migrations, default_migrations_dir
 from app.local.cluster import prepare_local_cluster
-from app.local.postgres import (
-    EmbeddedPostgres,
-    PgInstall,
-    free_port,
-    machine_install,
-    wheel_install,
-)
+from app.local.pg_install import PgInstall, machine_install, wheel_install
+from app.local.postgres import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / ".venv" / "bin" / "chat-stream"

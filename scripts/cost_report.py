@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -37,8 +36,8 @@ from pathlib import Path
 
 from app.analytics import load, money, project, report
 from app.analytics.progress import progress_bar
+from app.analytics.source import resolve_source
 from app.core.pricing import Pricer
-from app.local.stack import read_status
 
 EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NO_FUNCTIONS = 0, 1, 2, 3, 4
 _DOC = __doc__ or ""
@@ -123,32 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def choose_source(args: argparse.Namespace) -> load.Source:
-    """The first source given: flags, then the environment, then the running local stack."""
-    settings = project.settings()
-    if args.db_url and args.supabase_url:
-        raise ValueError("give --db-url or --supabase-url, not both")
-    if args.db_url:
-        return load.PostgresSource(args.db_url)
-    if args.supabase_url:
-        key = (
-            args.service_key
-            or os.environ.get("SUPABASE_SERVICE_ROLE_KEY")
-            or (settings.supabase_service_role_key.get_secret_value())
-        )
-        if not key:
-            raise ValueError("--supabase-url needs --service-key or SUPABASE_SERVICE_ROLE_KEY")
-        return load.SupabaseSource(args.supabase_url, key)
-    if settings.database_url:
-        return load.PostgresSource(settings.database_url)
-    service_key = settings.supabase_service_role_key.get_secret_value()
-    if settings.supabase_url and service_key:
-        return load.SupabaseSource(settings.supabase_url, service_key)
-    status = read_status(settings.local_stack_dir)
-    if status is None:
-        raise load.SourceUnreachable(
-            "no source: pass --db-url or --supabase-url, or start the local stack (make run)"
-        )
-    return load.PostgresSource(status["db_url"])
+    """The source `app.analytics.resolve_source` picks for the flags given."""
+    return resolve_source(args.db_url, args.supabase_url, args.service_key)
 
 
 def options_from(args: argparse.Namespace, user_id: str | None = None) -> report.ReportOptions:

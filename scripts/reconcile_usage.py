@@ -24,23 +24,17 @@ from collections.abc import Sequence
 
 import psycopg
 
-from app.analytics import project
+from app.analytics.load import SourceError
 from app.analytics.reconcile import reconcile
-from app.local.stack import read_status
+from app.analytics.source import resolve_source
 
 EXIT_OK, EXIT_DIFFER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 _DOC = __doc__ or ""
 
 
 def choose_dsn(db_url: str | None) -> str:
-    """--db-url, else DATABASE_URL, else the running local stack."""
-    settings = project.settings()
-    if db_url or settings.database_url:
-        return db_url or settings.database_url
-    status = read_status(settings.local_stack_dir)
-    if status is None:
-        raise LookupError("no database: pass --db-url or start the local stack (make run)")
-    return str(status["db_url"])
+    """The database `app.analytics.resolve_source` picks (SQL only: no Supabase API)."""
+    return resolve_source(db_url, supabase=False).dsn
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dsn = choose_dsn(args.db_url)
         began = time.perf_counter()
         result = reconcile(dsn, limit=args.show)
-    except LookupError as exc:
+    except (SourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except psycopg.Error as exc:

@@ -32,12 +32,13 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from app.analytics import project
+from app.analytics.load import SourceError
 from app.analytics.rates import RatesError
 from app.analytics.seed import SeedError, SeedSpec
 from app.analytics.seed_copy import seed_database
+from app.analytics.source import resolve_source
 from app.core.pricing import Pricer
 from app.local.postgres import SUPERUSER
-from app.local.stack import read_status
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 _DOC = __doc__ or ""
@@ -85,15 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def choose_dsn(db_url: str | None) -> str:
-    """The target: --db-url, DATABASE_URL, else the running local stack's superuser."""
+    """The database `app.analytics.resolve_source` picks (SQL only); the local stack's as its
+    superuser, who may skip row-by-row foreign-key triggers (see app/analytics/seed_copy.py)."""
     settings = project.settings()
-    if db_url or settings.database_url:
-        return db_url or settings.database_url
-    status = read_status(settings.local_stack_dir)
-    if status is None:
-        raise LookupError("no database: pass --db-url or start the local stack (make run)")
-    # The superuser may skip row-by-row foreign-key triggers (see app/analytics/seed_copy.py).
-    return make_conninfo(status["db_url"], user=SUPERUSER)
+    dsn = resolve_source(db_url, supabase=False, settings=settings).dsn
+    if dsn == project.local_database_url(settings):
+        return make_conninfo(dsn, user=SUPERUSER)
+    return dsn
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         dsn = choose_dsn(args.db_url)
-    except LookupError as exc:
+    except (SourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     spec = SeedSpec(users=args.users, days=args.days, requests=args.requests, seed=args.seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings, explain, service_problems
+from app.config import Settings, configured_providers, explain, service_problems
 from app.local.postgres import free_port
 from app.local.stack import LocalStack
 from tests.support.database import ROOT, make_settings
@@ -36,8 +36,8 @@ def test_settings_reject_wrong_types(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_importing_config_builds_no_settings() -> None:
-    source = Path(ROOT / "app" / "config.py").read_text()
-    assert not re.search(r"^settings\s*=", source, flags=re.M)
+    for module in (ROOT / "app" / "config").glob("*.py"):
+        assert not re.search(r"^settings\s*=", module.read_text(), flags=re.M), module
 
 
 def test_env_example_values_load_as_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,3 +208,47 @@ def test_migrate_wrong_password_exits_2_with_one_line(
         result, "refused user 'postgres': password authentication failed", "DATABASE_URL"
     )
     assert "wrong-password" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (
+            {"llm_provider": "anthropic", "llm_model": "m1"},
+            [("anthropic", "m1", "ANTHROPIC_API_KEY", True)],
+        ),
+        (
+            {"llm_provider": "openai", "llm_model": "m1", "openai_api_key": "sk-x"},
+            [("openai", "m1", "OPENAI_API_KEY", False)],
+        ),
+        (
+            {
+                "llm_provider": "anthropic",
+                "llm_model": "m1",
+                "anthropic_api_key": "k",
+                "llm_fallback_provider": "openai-compatible",
+            },
+            [
+                ("anthropic", "m1", "ANTHROPIC_API_KEY", False),
+                ("openai-compatible", "m1", "OPENAI_API_KEY", False),
+            ],
+        ),
+        (
+            {
+                "llm_provider": "openai",
+                "llm_model": "m1",
+                "llm_fallback_provider": "anthropic",
+                "llm_fallback_model": "m2",
+            },
+            [
+                ("openai", "m1", "OPENAI_API_KEY", True),
+                ("anthropic", "m2", "ANTHROPIC_API_KEY", True),
+            ],
+        ),
+    ],
+)
+def test_configured_providers_name_each_key_and_the_fallback_model(
+    settings: dict[str, str], expected: list[tuple[str, str, str, bool]]
+) -> None:
+    configured = configured_providers(make_settings(**settings))
+    assert [(p.name, p.model, p.key_setting, p.key_missing) for p in configured] == expected

@@ -2,9 +2,10 @@
 
 Heavy aggregation runs in PostgreSQL (the analytics SQL functions, which read the daily rollup
 `public.usage_daily`); `load` calls those functions over psycopg or Supabase's API, `costs`,
-`views` and `projection` shape the answers, `charts` draws PNGs, `report` writes
-CSV/Markdown/HTML, `reconcile` proves the rollup equals the raw rows. `project` finds the
-project root (and its `.env` and local stack) wherever a notebook or script starts.
+`views` and `projection` shape the answers, `charts` draws PNGs, the `report` package builds
+and writes CSV/Markdown/HTML, `reconcile` proves the rollup equals the raw rows. `project` finds
+the project root (and its `.env` and local stack) wherever a notebook or script starts, and
+`source.resolve_source` is the one rule for which database or project to read.
 
 Money (the rule, in full in `app.analytics.money`): frames analysts handle hold money as float
 columns, ready for pandas (`report.daily.plot(x="day", y="cost_usd")`); exact `Decimal` is kept
@@ -57,6 +58,7 @@ from app.analytics.report import (
     display_table,
     write_report,
 )
+from app.analytics.source import resolve_source
 from app.analytics.views import (
     cache_savings,
     model_mix,
@@ -99,6 +101,7 @@ __all__ = [
     "model_summary",
     "month_projection",
     "month_projection_chart",
+    "resolve_source",
     "resolve_user",
     "save_png",
     "to_float",

@@ -6,11 +6,14 @@ notebook's folder, scripts run from wherever the shell is. Relative paths in the
 from a start folder (the working directory by default) to the first folder holding a
 `pyproject.toml` of this project; when there is none (the kernel started outside the tree) the
 checkout this package was imported from is used. `settings()` reads `.env` from that root and
-anchors the relative local-stack folder there.
+anchors the relative local-stack folder there; `local_database_url` finds the running local
+stack's database.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -53,3 +56,23 @@ def settings(root: Path | None = None) -> Settings:
 def migrations_dir(root: Path | None = None) -> Path:
     """The project's `supabase/migrations` folder."""
     return (root or find_root()) / "supabase" / "migrations"
+
+
+STATUS_FILE = "status.json"  # what `app.local.stack.LocalStack.write_status` writes
+
+
+def local_database_url(settings: Settings) -> str | None:
+    """The database of the local stack running for these settings (`make run`), else None.
+
+    Read from the status file the stack writes into its folder (`LOCAL_STACK_DIR`), as
+    `app.local.stack.read_status` reads it: the file must name a live process. The analysts'
+    side reads the file rather than importing `app.local` (the import contracts keep it out).
+    """
+    path = Path(settings.local_stack_dir) / STATUS_FILE
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+        os.kill(int(status["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    url = status.get("db_url")
+    return url if isinstance(url, str) and url else None

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import httpx
 
-from app.config import ProviderName, Settings
+from app.config import ConfiguredProvider, Settings, configured_providers
 from app.llm.anthropic import AnthropicProvider
 from app.llm.caching import anthropic_cache
 from app.llm.http import build_client
@@ -35,29 +35,28 @@ class Providers(NamedTuple):
 
 def build_providers(settings: Settings) -> Providers:
     built: dict[str, Adapter] = {}
-
-    def get(name: ProviderName) -> Adapter:
-        if name not in built:
-            built[name] = _build(name, settings)
-        return built[name]
-
-    fallback = settings.llm_fallback_provider
-    return Providers(get(settings.llm_provider), get(fallback) if fallback else None)
+    configured = configured_providers(settings)
+    for provider in configured:
+        if provider.name not in built:
+            built[provider.name] = _build(provider, settings)
+    primary, *fallback = (built[p.name] for p in configured)
+    return Providers(primary, fallback[0] if fallback else None)
 
 
-def _build(name: ProviderName, settings: Settings) -> Adapter:
-    if name == "anthropic":
+def _build(provider: ConfiguredProvider, settings: Settings) -> Adapter:
+    key = provider.api_key.get_secret_value()
+    if provider.name == "anthropic":
         headers = {"anthropic-version": settings.anthropic_version, "user-agent": USER_AGENT}
-        if key := settings.anthropic_api_key.get_secret_value():
+        if key:
             headers["x-api-key"] = key
         cache = anthropic_cache(settings.llm_prompt_cache, settings.anthropic_version)
-        client = _client(settings, settings.anthropic_base_url, headers)
+        client = _client(settings, provider.base_url, headers)
         return AnthropicProvider(client, cache=cache)
     headers = {"user-agent": USER_AGENT}
-    if key := settings.openai_api_key.get_secret_value():
+    if key:
         headers["authorization"] = f"Bearer {key}"
-    client = _client(settings, settings.openai_base_url, headers)
-    return OpenAIProvider(client, name=name, cache=settings.llm_prompt_cache)
+    client = _client(settings, provider.base_url, headers)
+    return OpenAIProvider(client, name=provider.name, cache=settings.llm_prompt_cache)
 
 
 def _client(settings: Settings, base_url: str, headers: dict[str, str]) -> httpx.AsyncClient:

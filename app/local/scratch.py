@@ -15,7 +15,8 @@ from pathlib import Path
 import psycopg
 
 from app.local.cluster import prepare_local_cluster
-from app.local.postgres import EmbeddedPostgres, PostgresError, find_install, free_port
+from app.local.pg_install import PostgresError, find_install
+from app.local.postgres import EmbeddedPostgres, free_port
 
 
 class ScratchError(RuntimeError):

@@ -29,7 +29,8 @@ from app.local.cluster import prepare_local_cluster
 from app.local.context import StackContext
 from app.local.gateway import ApiKeyGateway
 from app.local.keys import LocalKeys
-from app.local.postgres import EmbeddedPostgres, find_install
+from app.local.pg_install import find_install
+from app.local.postgres import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def open_pools(ctx: StackContext, *, max_size: int = 20) -> list[AsyncConnection
 
 def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Starlette:
     """The gateway app. Sub-apps are mounted; their state lives in `ctx` and this lifespan."""
-    from app.local.auth.api import create_app as create_auth_app  # noqa: PLC0415 - cheap import
+    from app.local.auth.app import create_app as create_auth_app  # noqa: PLC0415 - cheap import
     from app.local.auth.mailapi import create_mail_app  # noqa: PLC0415
     from app.local.llm.api import create_app as create_llm_app  # noqa: PLC0415
     from app.local.rest.api import create_app as create_rest_app  # noqa: PLC0415

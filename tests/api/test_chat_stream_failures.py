@@ -14,7 +14,8 @@ from app.db.attestation_keys import provision_attestation_key
 from app.db.migrate import apply_migrations
 from app.errors import GENERIC_MESSAGE
 from app.local.cluster import prepare_local_cluster
-from app.local.postgres import EmbeddedPostgres, find_install, free_port
+from app.local.pg_install import find_install
+from app.local.postgres import EmbeddedPostgres, free_port
 from app.local.stack import LocalStack
 from tests.support.chat_stack import ChatStack, start_chat_stack, stream
 from tests.support.database import MIGRATIONS

@@ -9,8 +9,8 @@ import httpx
 import jwt
 import pytest
 
-from app import auth
 from app.auth import TokenVerifier
+from app.auth import claims as auth
 from app.errors import AuthError
 from tests.auth.tokens import user_claims
 from tests.support.database import make_settings

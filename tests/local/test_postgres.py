@@ -11,14 +11,8 @@ import pytest
 
 from app.db.migrate import apply_migrations
 from app.local.cluster import ensure_bootstrap, prepare_local_cluster
-from app.local.postgres import (
-    EmbeddedPostgres,
-    PgInstall,
-    PostgresError,
-    free_port,
-    machine_install,
-    wheel_install,
-)
+from app.local.pg_install import PgInstall, PostgresError, machine_install, wheel_install
+from app.local.postgres import EmbeddedPostgres, free_port
 from tests.support.database import MIGRATIONS
 
 INSTALLS = {"machine": machine_install, "wheel": wheel_install}

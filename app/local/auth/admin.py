@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from app.local.auth import sessions, store
 from app.local.auth.errors import (
+    EMAIL_EXISTS,
     bad_request,
     json_response,
     not_found,
@@ -44,7 +45,6 @@ from app.local.context import StackContext
 DEFAULT_PER_PAGE = 50
 _MAX_PAGE_VALUE = 2**31 - 1
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
-_EMAIL_EXISTS = "A user with this email address has already been registered"
 
 
 def admin_routes() -> list[Route]:
@@ -128,7 +128,7 @@ async def _create(request: Request, ctx: StackContext) -> Response:
     email = validate_email(body.email)
     async with store.read(ctx) as conn:
         if await store.email_taken(conn, email):
-            raise unprocessable("email_exists", _EMAIL_EXISTS)
+            raise unprocessable("email_exists", EMAIL_EXISTS)
     if body.password is not None and body.password_hash:
         raise bad_request(
             "validation_failed", "Only a password or a password hash should be provided"
@@ -156,7 +156,7 @@ async def _create(request: Request, ctx: StackContext) -> Response:
             raise unprocessable(
                 "user_already_exists", "A user with this ID already exists"
             ) from exc
-        raise unprocessable("email_exists", _EMAIL_EXISTS) from exc
+        raise unprocessable("email_exists", EMAIL_EXISTS) from exc
 
 
 def _custom_id(text: str) -> uuid.UUID:
@@ -246,7 +246,7 @@ async def _update(request: Request, ctx: StackContext, user: store.Row) -> Respo
     async with store.transaction(ctx) as conn:
         if email and email != user["email"]:
             if await store.email_taken(conn, email, except_id=user["id"]):
-                raise unprocessable("email_exists", _EMAIL_EXISTS)
+                raise unprocessable("email_exists", EMAIL_EXISTS)
             changes["email"] = email
             await store.set_email_identity(conn, user["id"], email)
         updated = await store.update_user(conn, user["id"], changes) if changes else user

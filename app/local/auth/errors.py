@@ -8,19 +8,30 @@ Two shapes, chosen by the request's `X-Supabase-Api-Version` header:
 
 Both carry `x-sb-error-code`. A weak password adds `"weak_password": {"reasons": [...]}`.
 OAuth-style refusals (a refresh grant without a token) are `{"error", "error_description"}`.
+
+`EXCEPTION_HANDLERS` is the app's edge: GoTrue errors rendered, Starlette's 404/405 in GoTrue's
+shape, values PostgreSQL refuses as 400, a lost email race as the check's answer, any other
+database error as GoTrue's 500 `unexpected_failure` (logged).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+import psycopg
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+logger = logging.getLogger(__name__)
+
 API_VERSION_HEADER = "X-Supabase-Api-Version"
 API_VERSION_2024 = dt.date(2024, 1, 1)
+EMAIL_EXISTS = "A user with this email address has already been registered"
 
 
 class AuthApiError(Exception):
@@ -104,3 +115,47 @@ def render_error(request: Request, exc: AuthApiError | OAuthError) -> Response:
     if exc.reasons is not None:
         body["weak_password"] = {"reasons": exc.reasons}
     return json_response(body, exc.status, headers)
+
+
+# --- error edges -------------------------------------------------------------------------------
+async def _on_auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthApiError | OAuthError)
+    return render_error(request, exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+    return render_error(request, AuthApiError(exc.status_code, code, str(exc.detail)))
+
+
+async def _on_bad_data(request: Request, exc: Exception) -> Response:
+    """Values PostgreSQL refuses (a NUL inside metadata text): the client's fault, so 400."""
+    assert isinstance(exc, psycopg.DataError)
+    detail = exc.diag.message_primary or "invalid input"
+    return render_error(request, bad_request("validation_failed", f"Invalid input: {detail}"))
+
+
+async def _on_unique_violation(request: Request, exc: Exception) -> Response:
+    """An email taken between our check and our write (a race): what the check would say."""
+    assert isinstance(exc, psycopg.errors.UniqueViolation)
+    if exc.diag.constraint_name == "users_email_partial_key":
+        return render_error(request, unprocessable("email_exists", EMAIL_EXISTS))
+    return await _on_database_error(request, exc)
+
+
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    logger.error("auth stand-in database error on %s", request.url.path, exc_info=exc)
+    return render_error(
+        request, AuthApiError(500, "unexpected_failure", "Database error, please try again")
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    AuthApiError: _on_auth_error,
+    OAuthError: _on_auth_error,
+    HTTPException: _on_http_error,
+    psycopg.DataError: _on_bad_data,
+    psycopg.errors.UniqueViolation: _on_unique_violation,
+    psycopg.Error: _on_database_error,
+}

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.local.auth import mailer, otp, store
-from app.local.auth.errors import bad_request, forbidden, json_response, unprocessable
+from app.local.auth.errors import EMAIL_EXISTS, bad_request, forbidden, json_response, unprocessable
 from app.local.auth.guard import authenticate, require_admin
 from app.local.auth.issue import config_of, ctx_of, limiter_of
 from app.local.auth.params import (
@@ -29,7 +29,6 @@ from app.local.auth.params import (
 from app.local.auth.ratelimit import Bucket
 from app.local.auth.users import user_json
 
-EMAIL_EXISTS = "A user with this email address has already been registered"
 INVALID_NONCE = "Nonce has expired or is invalid"
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from starlette.requests import Request
+from starlette.responses import Response
 
 from app.local.auth import sessions, store
 from app.local.auth.config import AuthConfig
+from app.local.auth.errors import json_response
 from app.local.auth.mail import Mailbox, mailbox_of
 from app.local.auth.ratelimit import RateLimiter
 from app.local.auth.users import session_json, user_json
@@ -89,3 +91,25 @@ async def start_session(
         refresh,
         amr_method=amr_method,
     )
+
+
+def session_response(
+    ctx: StackContext,
+    user: store.Row,
+    identities: list[store.Row],
+    session_id: uuid.UUID,
+    refresh_token: str,
+    *,
+    config: AuthConfig,
+    amr_method: str = "password",
+) -> Response:
+    return json_response(
+        session_body(
+            ctx, config, user, identities, session_id, refresh_token, amr_method=amr_method
+        )
+    )
+
+
+async def user_response(conn: AsyncConnection[Any], user: store.Row) -> Response:
+    identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
+    return json_response(user_json(user, identities))

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.local.auth import otp, store
-from app.local.auth.errors import bad_request, json_response, not_found, unprocessable
-from app.local.auth.flows import EMAIL_EXISTS, new_email_user
+from app.local.auth.errors import EMAIL_EXISTS, bad_request, json_response, not_found, unprocessable
+from app.local.auth.flows import new_email_user
 from app.local.auth.guard import require_admin
 from app.local.auth.issue import config_of, ctx_of
 from app.local.auth.params import (

@@ -3,7 +3,7 @@
 Connections come from `read` (autocommit) or `transaction` (one transaction) over the pool that
 logs in as `supabase_auth_admin`, who owns `auth`. Rows come back as dicts. Values are always
 bound parameters; the only composed identifiers are column names from a fixed allow-list.
-Sessions and refresh tokens are in `auth_sessions`.
+Sessions and refresh tokens are in `sessions`.
 """
 
 from __future__ import annotations

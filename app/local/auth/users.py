@@ -1,6 +1,6 @@
 """User, identity and session JSON exactly as GoTrue serialises them (wire reference §3.2).
 
-Rows come from `auth_store` as dicts (psycopg `dict_row`). Optional timestamps are omitted when
+Rows come from `store` as dicts (psycopg `dict_row`). Optional timestamps are omitted when
 null, as GoTrue's `omitempty` does; `phone` is `""` when unset; timestamps are RFC 3339 in UTC.
 """
 
@@ -52,7 +52,7 @@ def identity_json(row: dict[str, Any]) -> dict[str, Any]:
     }
     _maybe(out, row, ("last_sign_in_at",))
     out["created_at"] = rfc3339(row["created_at"])
-    out["updated_at"] = rfc3339(row["updated_at"])
+    out["updated_at"] = rfc3339(row["updated_at"] or row["created_at"])
     if row.get("email"):
         out["email"] = row["email"]
     return out
@@ -76,7 +76,7 @@ def user_json(row: dict[str, Any], identities: list[dict[str, Any]]) -> dict[str
     out["user_metadata"] = row["raw_user_meta_data"] or {}
     out["identities"] = [identity_json(i) for i in identities]
     out["created_at"] = rfc3339(row["created_at"])
-    out["updated_at"] = rfc3339(row["updated_at"])
+    out["updated_at"] = rfc3339(row["updated_at"] or row["created_at"])
     _maybe(out, row, ("banned_until", "deleted_at"))
     out["is_anonymous"] = bool(row["is_anonymous"])
     return out

@@ -1,7 +1,7 @@
 """Resource embedding: a select list with embedded resources → one SQL statement.
 
 Each embedded resource becomes a `LEFT JOIN LATERAL` (or `INNER` for `!inner`) subquery of its
-parent, correlated through the relationship's columns (`rest_relations`), the way PostgREST's
+parent, correlated through the relationship's columns (`relations`), the way PostgREST's
 query builder nests them: a to-one embed is `row_to_json(<lateral>.*)`, a to-many one
 `json_agg` over the lateral rows (`'[]'` when there are none), a spread lifts the embed's keys
 into its parent. Filters, logic trees, order and range given for an embed path
@@ -16,22 +16,14 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from app.local.rest.disambiguation import find
 from app.local.rest.errors import RestError, not_embedded
-from app.local.rest.relations import Relationship, find
+from app.local.rest.relations import Relationship
 from app.local.rest.schema import MAX_ROWS, Catalogue
-from app.local.rest.sql import (
-    Binder,
-    EmbedRef,
-    Projection,
-    Target,
-    field_expression,
-    field_label,
-    is_legacy_count,
-    order_clause,
-    page_clause,
-    where_clause,
-    with_computed,
-)
+from app.local.rest.sql.filters import where_clause
+from app.local.rest.sql.order import order_clause, page_clause
+from app.local.rest.sql.projection import field_expression, field_label, is_legacy_count
+from app.local.rest.sql.target import Binder, EmbedRef, Projection, Target, with_computed
 from app.local.rest.syntax import (
     ApiQuery,
     EmbedParams,

@@ -2,7 +2,7 @@
 
 The body is read chunk by chunk and refused with 413 as soon as it passes `MAX_BODY_BYTES`
 (or at once, when `Content-Length` already says so), so a 300 MB POST never sits in memory.
-Nesting depth is bounded where it drives recursion: the query grammar (`rest_query`) and
+Nesting depth is bounded where it drives recursion: the query grammar (`query`) and
 JSON bodies (orjson stops at 1024 levels; the fallback parser is kept below Python's limit).
 """
 

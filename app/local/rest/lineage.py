@@ -4,7 +4,7 @@ PostgreSQL stores a view's query as a `pg_node_tree` (`pg_rewrite.ev_action`); e
 the top query's target list carries `resorigtbl`/`resorigcol`, the table and column a plain
 column reference resolves to. PostgREST uses exactly these to give views the foreign keys of
 their base tables. This module parses that text format (iteratively: view trees can be deep)
-and returns the top-level target list; `rest_relations` follows views over views.
+and returns the top-level target list; `relations` follows views over views.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PostgREST's query-string grammar (wire reference §2.2) as a pure parser producing a small AST.
 
-No SQL and no catalogue here: names stay names, values stay text. `rest_sql` checks names
+No SQL and no catalogue here: names stay names, values stay text. `sql` checks names
 against the catalogue and binds values. Anything the grammar does not accept is a PGRST100
 `RestError`, worded like PostgREST's parser errors.
 """

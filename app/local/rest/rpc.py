@@ -15,7 +15,8 @@ from psycopg import sql
 from app.local.rest.embed import project
 from app.local.rest.errors import ambiguous_function, function_not_found
 from app.local.rest.schema import Catalogue, Function
-from app.local.rest.sql import Binder, Statement, Target, read_statement
+from app.local.rest.sql.statement import read_statement
+from app.local.rest.sql.target import Binder, Statement, Target
 from app.local.rest.syntax import ApiQuery
 
 

@@ -1,5 +1,5 @@
 """The REST stand-in's schema cache: per exposed schema, its tables, views, functions, computed
-fields and relationships (`rest_relations`, from foreign keys and views' lineage), read from
+fields and relationships (`relations`, from foreign keys and views' lineage), read from
 pg_catalog, plus the `pgrst.*` settings of the authenticator role.
 
 Like PostgREST's schema cache, it is what identifiers in a request are checked against before any
@@ -72,7 +72,7 @@ where con.contype = 'f' and con.conparentid = 0
 group by con.oid, con.conname, con.conrelid, con.confrelid
 """
 
-# The stored query of every user view, for its columns' lineage (`rest_lineage`).
+# The stored query of every user view, for its columns' lineage (`lineage`).
 _VIEWS = """
 select c.oid::int8, r.ev_action::text
 from pg_class c join pg_rewrite r on r.ev_class = c.oid and r.rulename = '_RETURN'

@@ -1,6 +1,6 @@
-"""The small AST the PostgREST query-string grammar parses into (`rest_query`).
+"""The small AST the PostgREST query-string grammar parses into (`query`).
 
-Names stay names and values stay text: `rest_sql` checks the names against the catalogue and
+Names stay names and values stay text: `sql` checks the names against the catalogue and
 binds the values.
 """
 

@@ -22,7 +22,7 @@ from app.local.rest import errors
 from app.local.rest.errors import RestError
 from app.local.rest.schema import MAX_ROWS, Catalogue, Function, SchemaCache
 from app.local.rest.settings import RestSettings
-from app.local.rest.sql import Statement
+from app.local.rest.sql.target import Statement
 
 # A lookup miss with one of these codes may only mean the cache predates the object: reload once.
 # PGRST123: `pgrst.db_aggregates_enabled` may have been set since (PostgREST reloads its config

@@ -7,13 +7,11 @@ lets it. Bulk inserts are one INSERT statement; `missing=default` uses `DEFAULT`
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from psycopg import sql
 
+from app.local.rest.body import Body
 from app.local.rest.embed import has_embeds, project
 from app.local.rest.errors import (
     RestError,
@@ -23,53 +21,12 @@ from app.local.rest.errors import (
     undefined_column,
 )
 from app.local.rest.schema import Catalogue, Table
-from app.local.rest.sql import (
-    Binder,
-    Statement,
-    Target,
-    order_clause,
-    page_clause,
-    result_select,
-    select_list,
-    where_clause,
-)
+from app.local.rest.sql.filters import where_clause
+from app.local.rest.sql.order import order_clause, page_clause
+from app.local.rest.sql.projection import select_list
+from app.local.rest.sql.statement import result_select
+from app.local.rest.sql.target import Binder, Statement, Target
 from app.local.rest.syntax import ApiQuery, Filter
-
-_TOO_DEEP = "JSON nested deeper than 1024 levels"
-
-
-@dataclass(frozen=True)
-class Body:
-    """A parsed JSON request body plus its original text (bound verbatim: no float rounding)."""
-
-    value: Any
-    text: str
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return self.value if isinstance(self.value, list) else [self.value]
-
-
-def parse_body(raw: bytes) -> Body:
-    """Parse JSON; PGRST102 when empty or invalid. Falls back to `json` for huge integers."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise invalid_body() from exc
-    if not text.strip():
-        raise invalid_body()
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        if "depth limit" in str(err).lower() or "recursion" in str(err).lower():
-            raise invalid_body(_TOO_DEEP) from err
-        try:
-            value = json.loads(text)
-        except RecursionError as exc:
-            raise invalid_body(_TOO_DEEP) from exc
-        except ValueError as exc:
-            raise invalid_body() from exc
-    return Body(value, text)
 
 
 def _relation(table: Table) -> sql.Identifier:
@@ -231,14 +188,6 @@ def put_keys(table: Table, query: ApiQuery) -> dict[str, str]:
     if not table.primary_key or set(keys) != set(table.primary_key):
         raise invalid_put_filters()
     return keys
-
-
-def put_body(body: Body) -> Body:
-    """PUT takes one object (or an array of one)."""
-    rows = body.value if isinstance(body.value, list) else [body.value]
-    if len(rows) != 1 or not isinstance(rows[0], dict):
-        raise invalid_body()
-    return body
 
 
 def _put_match(table: Table, keys: dict[str, str] | None, bind: Binder) -> sql.Composable:

@@ -114,6 +114,25 @@ async def test_admin_list_users_pages_newest_first(admin: AsyncClient) -> None:
 
 
 @pytest.mark.anyio
+async def test_admin_list_users_includes_a_user_inserted_by_sql_without_updated_at(
+    admin: AsyncClient, local_stack: LocalStack
+) -> None:
+    # seed.sql and analysts' scripts insert auth.users rows by hand; the column is nullable.
+    user_id = uuid.uuid4()
+    with psycopg.connect(local_stack.ctx.db_url) as conn:
+        conn.execute(
+            "insert into auth.users (id, aud, role, email, created_at, updated_at)"
+            " values (%s, 'authenticated', 'authenticated', %s, now(), null)",
+            (user_id, new_email()),
+        )
+
+    listed = await admin.auth.admin.list_users(page=1, per_page=1000)
+
+    [user] = [u for u in listed if u.id == str(user_id)]
+    assert user.updated_at == user.created_at
+
+
+@pytest.mark.anyio
 async def test_admin_get_update_and_delete_user(admin: AsyncClient, anon: AsyncClient) -> None:
     email = new_email()
     user = (

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.local.rest import api as rest_api
+from app.local.rest import table_route as rest_api
 from app.local.rest.api import RestApp
 from app.local.rest.limits import MAX_BODY_BYTES
 from app.local.stack import LocalStack

@@ -1,4 +1,4 @@
-"""Settings: one typed object read from the environment (and `.env`) once.
+"""`Settings`: one typed object read from the environment (and `.env`) once.
 
 Every field is documented in `.env.example`; keep the two in step (a test checks it).
 Nothing here runs at import time: call `get_settings()` or build `Settings(...)` in tests.
@@ -10,9 +10,8 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -176,131 +175,3 @@ def get_settings() -> Settings:
 
 
 # --- Validation: one line an operator can act on ----------------------------------------------
-class ConfigError(Exception):
-    """One setting is missing or wrong; `str()` is the line shown to the operator."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        self.variable = variable
-        super().__init__(f"{variable} {problem}")
-
-
-_EXPECTED = {
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_parsing": "a number",
-    "decimal_parsing": "a decimal number",
-    "bool_parsing": "true or false",
-    "path_type": "a file system path",
-    "list_type": "a comma-separated list",
-}
-
-
-def explain(exc: ValidationError) -> ConfigError:
-    """The first error of a `Settings` validation, named by its environment variable."""
-    error = exc.errors()[0]
-    variable = str(error["loc"][0]).upper() if error["loc"] else "a setting"
-    ctx = error.get("ctx") or {}
-    kind = error["type"]
-    if kind == "literal_error":
-        expected = f"one of {ctx.get('expected')}"
-    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        bound = next(iter(ctx.values()), "?")
-        words = {
-            "greater_than_equal": "at least",
-            "greater_than": "more than",
-            "less_than_equal": "at most",
-            "less_than": "less than",
-        }
-        expected = f"a number {words[kind]} {bound}"
-    elif kind == "value_error":
-        expected = str(error["msg"]).removeprefix("Value error, ")
-    else:
-        expected = _EXPECTED.get(kind, str(error["msg"]).lower())
-    got = error.get("input")
-    shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
-    return ConfigError(variable, f"should be {expected}{shown}")
-
-
-def load_settings() -> Settings:
-    """`get_settings()`, with a wrong value reported as a `ConfigError` instead of pydantic's."""
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        raise explain(exc) from None
-
-
-_PROJECT_URL = "the project URL, e.g. https://<ref>.supabase.co"
-_PROVIDER_KEYS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-
-
-def service_problems(settings: Settings) -> list[ConfigError]:
-    """What `chat-stream serve` cannot run without, in the order an operator would fix it."""
-    problems: list[ConfigError] = []
-    url = settings.supabase_url
-    if not url:
-        problems.append(ConfigError("SUPABASE_URL", f"is not set: it should hold {_PROJECT_URL}"))
-    elif not _is_http_url(url):
-        problems.append(ConfigError("SUPABASE_URL", f"should be {_PROJECT_URL} (got {url!r})"))
-    if not settings.supabase_anon_key.get_secret_value():
-        problems.append(
-            ConfigError(
-                "SUPABASE_ANON_KEY",
-                "is not set: it should hold the project's anon (publishable) API key",
-            )
-        )
-    if not settings.supabase_service_role_key.get_secret_value():
-        problems.append(
-            ConfigError(
-                "SUPABASE_SERVICE_ROLE_KEY",
-                "is not set: it should hold the project's service_role (secret) API key, "
-                "which replays the outbox",
-            )
-        )
-    if len(settings.billing_attestation_key.get_secret_value().encode()) < 32:
-        problems.append(
-            ConfigError(
-                "BILLING_ATTESTATION_KEY",
-                "should hold the HMAC key (at least 32 bytes) the database holds in "
-                "private.attestation_keys",
-            )
-        )
-    if settings.auth_mode == "hs256" and len(settings.supabase_jwt_secret.get_secret_value()) < 32:
-        problems.append(
-            ConfigError(
-                "SUPABASE_JWT_SECRET",
-                "should hold the project's legacy JWT secret (at least 32 characters) "
-                "for AUTH_MODE=hs256",
-            )
-        )
-    if settings.jwt_issuer and not _is_http_url(settings.jwt_issuer):
-        problems.append(
-            ConfigError(
-                "JWT_ISSUER",
-                "should be the Auth URL, e.g. https://<ref>.supabase.co/auth/v1 "
-                f"(got {settings.jwt_issuer!r})",
-            )
-        )
-    providers = [("LLM_PROVIDER", settings.llm_provider)]
-    if settings.llm_fallback_provider:
-        providers.append(("LLM_FALLBACK_PROVIDER", settings.llm_fallback_provider))
-    for setting, provider in providers:
-        key_name = _PROVIDER_KEYS.get(provider)
-        if key_name and not getattr(settings, key_name.lower()).get_secret_value():
-            problems.append(
-                ConfigError(
-                    key_name, f"is not set: {setting}={provider} needs the provider's API key"
-                )
-            )
-    return problems
-
-
-def require_service(settings: Settings) -> None:
-    """Raise the first of `service_problems()`, if any."""
-    problems = service_problems(settings)
-    if problems:
-        raise problems[0]
-
-
-def _is_http_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
