@@ -11,7 +11,6 @@ answer; one older than `RESUME_RETENTION_SECONDS`, or whose events cannot be reb
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -20,11 +19,12 @@ from starlette.responses import Response
 from app.api.body import authorization_header
 from app.api.deps import Services
 from app.api.errors import error_response
+from app.api.headers import canonical_uuid, last_event_seq
 from app.api.sse import Emit, encode_event, encode_expired
 from app.api.stream import EventStreamResponse
 from app.core.domain import Caller, TextDelta, TurnProgress
 from app.core.ports import ChatStore
-from app.errors import AppError, BadRequest, NotFound
+from app.errors import AppError, NotFound
 
 router = APIRouter()
 
@@ -33,12 +33,12 @@ router = APIRouter()
 async def resume(request: Request, turn_id: str) -> Response:
     services: Services = request.app.state.services
     settings = services.settings
-    try:
-        turn_id = str(uuid.UUID(turn_id))
-    except ValueError:
+    canonical = canonical_uuid(turn_id)
+    if canonical is None:
         return error_response(NotFound("not a turn id"))
+    turn_id = canonical
     try:
-        after = _last_event(request.headers.get("last-event-id"), turn_id)
+        after = last_event_seq(request.headers.get("last-event-id"), turn_id)
         caller = await services.verifier.verify(authorization_header(request))
         feed = services.feeds.get(turn_id)
         if feed is not None and feed.caller.user_id == caller.user_id:
@@ -66,15 +66,6 @@ async def resume(request: Request, turn_id: str) -> Response:
     return EventStreamResponse(
         produce, heartbeat_seconds=settings.heartbeat_seconds, headers={"x-turn-id": turn_id}
     )
-
-
-def _last_event(value: str | None, turn_id: str) -> int:
-    if not value:
-        return 0
-    owner, _, seq = value.strip().rpartition(":")
-    if owner != turn_id or not seq.isdigit():
-        raise BadRequest("Last-Event-ID must be an event id of this turn (<turn_id>:<seq>)")
-    return int(seq)
 
 
 async def _from_database(
