@@ -19,6 +19,7 @@ from app.api.deps import Services
 from app.api.drain import Drain
 from app.api.errors import install_error_handlers
 from app.api.feed import FeedPolicy, FeedRegistry
+from app.api.pending import PendingRequests
 from app.api.request_id import RequestIdMiddleware
 from app.auth import TokenVerifier
 from app.chat.service import ChatService
@@ -142,6 +143,10 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
                 max_streams=settings.max_streams_per_worker,
             ),
             lag_monitor=lag_monitor,
+            pending=PendingRequests(
+                per_worker=settings.max_pending_requests_per_worker,
+                per_client=settings.max_pending_requests_per_client,
+            ),
             settings=settings,
             verifier=verifier,
             chat=chat,

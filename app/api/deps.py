@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from app.api.admission import Admission, LagMonitor
 from app.api.drain import Drain
 from app.api.feed import FeedRegistry
+from app.api.pending import PendingRequests
 from app.chat.service import ChatService
 from app.config import Settings
 from app.core.domain import Caller
@@ -41,5 +42,8 @@ class Services:
         default_factory=lambda: Admission(lag=lambda: 0.0, max_lag_seconds=0, max_streams=0)
     )
     lag_monitor: LagMonitor = field(default_factory=LagMonitor)
+    pending: PendingRequests = field(
+        default_factory=lambda: PendingRequests(per_worker=0, per_client=0)
+    )
     provider_problems: Callable[[], list[str]] = field(default=lambda: [])
     readiness: tuple[float, JSONResponse] | None = None

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     # loop runs this late on average (ms), or when it holds this many open streams (0: no bound).
     admission_max_lag_ms: float = Field(default=250.0, ge=0)
     max_streams_per_worker: int = Field(default=0, ge=0)
+    # Requests whose body is still arriving or whose token is not yet verified: bounded apart
+    # from the turns (they hold no turn slot), per worker and per client address (the proxy's
+    # X-Forwarded-For when FORWARDED_ALLOW_IPS trusts it); 0: no bound.
+    max_pending_requests_per_worker: int = Field(default=256, ge=0)
+    max_pending_requests_per_client: int = Field(default=8, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     # Final-write durability: retries with backoff, then a local outbox replayed later.
     finish_retries: int = 3
