@@ -1,4 +1,4 @@
-"""`chat-stream` command line: dev, status, migrate, serve, check.
+"""`chat-stream` command line: dev, status, keys (rotate, revoke, provision), migrate, serve, check.
 
 A wrong or missing setting is one line naming its environment variable, then exit 2 (no
 traceback): `ConfigError` from `app.config`, or a database that refuses the DSN.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import ConfigError, Settings, load_settings, require_service
+from app.ops.logs import configure_logging, logging_config
 
 if TYPE_CHECKING:
     from app.db.migrate import Migration
@@ -85,6 +86,59 @@ def _provision_key(settings: Settings, db_url: str) -> None:
     print("attestation key added" if added else "attestation key already present")
 
 
+def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """`keys provision` acts on a database; `list`, `rotate` and `revoke` on the local stack."""
+    if args.keys_command == "provision":
+        return _cmd_keys_provision(args, settings)
+    return _cmd_local_signing_keys(args)
+
+
+def _cmd_keys_provision(args: argparse.Namespace, settings: Settings) -> int:
+    """BILLING_ATTESTATION_KEY into private.attestation_keys; without it a new key, printed once."""
+    import secrets  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+
+    from app.db.attestation_keys import provision_attestation_key  # noqa: PLC0415
+    from app.db.problems import connect_problem  # noqa: PLC0415
+    from app.store.attestation import key_bytes  # noqa: PLC0415
+
+    db_url = args.db_url or settings.database_url
+    source = "--db-url" if args.db_url else "DATABASE_URL"
+    if not db_url:
+        raise ConfigError(
+            "DATABASE_URL", NO_DATABASE.removesuffix("; --local migrates the local stack")
+        )
+    secret = settings.billing_attestation_key.get_secret_value()
+    generated = not secret
+    secret = secret or secrets.token_urlsafe(48)
+    try:
+        added = provision_attestation_key(db_url, key_bytes(secret))
+    except psycopg.OperationalError as exc:
+        print(f"chat-stream: {connect_problem(exc, db_url, source)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except psycopg.errors.UndefinedTable:
+        print(
+            "chat-stream: the database has no private.attestation_keys: apply the migrations"
+            " first (`supabase db push` or `chat-stream migrate`)",
+            file=sys.stderr,
+        )
+        return 1
+    if generated:
+        print(f"BILLING_ATTESTATION_KEY={secret}")
+        print(
+            "added a new attestation key: set the line above in the service's environment"
+            " (it is not shown again)",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"attestation key {secret[:6]}… {'added to' if added else 'already in'}"
+            " private.attestation_keys"
+        )
+    return 0
+
+
 def _migrate_local(settings: Settings) -> list[Migration]:
     """Migrate the local stack's database: the running one, else start it just for this."""
     from app.db.migrate import apply_migrations, default_migrations_dir  # noqa: PLC0415
@@ -111,9 +165,17 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(status, indent=2))
     else:
+        deprecated = set(status.get("deprecated", ()))
         for key, value in status.items():
-            print(f"{key:>24}: {value}")
+            if key != "deprecated":
+                print(f"{key:>24}: {value}" + (" (deprecated)" if key in deprecated else ""))
     return 0
+
+
+def _cmd_local_signing_keys(args: argparse.Namespace) -> int:
+    from app.local.keys_cli import run  # noqa: PLC0415
+
+    return run(args)
 
 
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
@@ -137,6 +199,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port or settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        # uvicorn's loggers, in the supervisor and every worker, through our JSON formatter.
+        log_config=logging_config(settings.log_level, json_lines=settings.log_json),
         proxy_headers=True,
         access_log=False,  # our JSON request line already records every request
         http=PROTOCOL_PATH,  # header deadline, header cap, JSON framing errors
@@ -170,6 +234,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         db_url=args.db_url,
         provider=args.provider,
         migrations_dir=Path(args.dir) if args.dir else None,
+        skip_migrations=args.skip_migrations,
     )
 
 
@@ -188,6 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="describe the running local stack")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    keys = sub.add_parser(
+        "keys",
+        help="the local stack's signing keys ([auth] signing_keys_path); the attestation key",
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("list", help="each key's kid, algorithm and state")
+    rotate = keys_sub.add_parser("rotate", help="the standby key (else a new one) signs")
+    rotate.add_argument("--standby", action="store_true", help="only add a standby key")
+    rotate.add_argument("--algorithm", choices=["ES256", "RS256"], default="ES256")
+    revoke = keys_sub.add_parser("revoke", help="drop a key that no longer signs")
+    revoke.add_argument("kid")
+    provision = keys_sub.add_parser(
+        "provision",
+        help="add BILLING_ATTESTATION_KEY (or a new key, printed once) to private.attestation_keys",
+    )
+    provision.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")
 
     migrate = sub.add_parser("migrate", help="apply supabase/migrations to a database")
     migrate.add_argument("--db-url", help="PostgreSQL DSN (default: DATABASE_URL)")
@@ -209,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--provider", action="store_true", help="also try the provider key (may cost a token)"
     )
+    check.add_argument(
+        "--skip-migrations",
+        action="store_true",
+        help="do not fail when the migrations cannot be verified (no DATABASE_URL or --db-url)",
+    )
     return parser
 
 
@@ -217,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "dev": _cmd_dev,
         "status": _cmd_status,
+        "keys": _cmd_keys,
         "migrate": _cmd_migrate,
         "serve": _cmd_serve,
         "check": _cmd_check,
@@ -224,10 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        # JSON lines where machines read them (`serve`, LOG_JSON); readable lines elsewhere.
+        json_lines = args.command == "serve" and settings.log_json
+        configure_logging(settings.log_level, json_lines=json_lines)
         code = handlers[args.command](args, settings)
     except ConfigError as exc:
         print(f"chat-stream: {exc}", file=sys.stderr)

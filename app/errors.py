@@ -1,9 +1,10 @@
 """Error kinds, their HTTP status and the warm first-person copy the app shows.
 
     AppError(code, status, user_message)
-    ├── BadRequest (400)            invalid JSON, wrong types, empty or oversized message
+    ├── BadRequest (400)            invalid JSON, wrong types (`message_empty`, `message_too_long`)
     ├── AuthError (401)             missing, forged, expired or wrong-audience token
     ├── NotFound (404)              no such conversation, or someone else's (indistinguishable)
+    │   └── TurnNotFound            no such turn to resume, or someone else's
     ├── Conflict (409)              a turn with this clientMessageId is still being answered
     │   └── ClientMessageIdReused   the same clientMessageId with a different message
     ├── TooLarge (413)              body over the cap, refused before parsing
@@ -18,27 +19,28 @@
     │   ├── ProviderTimeout         no head within the availability budget, or idle too long
     │   └── ProviderStreamError     dropped connection, error event, malformed event mid-stream
     ├── StoreError (503)            the database API failed or timed out (retrying may help)
+    │   └── KeyRefused              the API gateway or PostgREST refused the service's own key
+    ├── AuthUnavailable (503)       Supabase Auth could not say whether a token is good
     ├── ShuttingDown (503)          the worker is draining for a deploy (carries retry_after)
     ├── Overloaded (503)            the worker is past its capacity (carries retry_after)
     └── StoreRejected (422)         the database refused the data itself (retrying cannot help)
 
 Adapters translate third-party exceptions into these at their edge (`raise ... from exc`); the API
-layer turns them into `{"error", "userMessage"}` JSON or an SSE error event. Internal detail goes
-to logs only.
+layer turns them into `{"error", "userMessage", "code"}` JSON or an SSE error event. Internal
+detail goes to logs only. `user_message` is the code's sentence in `app.user_messages`, the one
+table of what users read.
 """
 
 from __future__ import annotations
 
-AUTH_MESSAGE = "I had trouble remembering you. Please sign in again."
-BREATH_MESSAGE = "Let's take a breath. You can continue in a moment."
-GENERIC_MESSAGE = "Coach is taking a moment. Let's try again."
-STILL_ANSWERING_MESSAGE = "I'm still answering that one. Give me a moment."
+from app.user_messages import USER_MESSAGES, user_message
+
+AUTH_MESSAGE = USER_MESSAGES["unauthorized"]
 
 
 class AppError(Exception):
     code = "internal_error"
     status = 500
-    user_message = GENERIC_MESSAGE
     title = "Internal error"  # safe to show a client; `detail` is for logs only
 
     def __init__(self, detail: str = "", *, code: str | None = None) -> None:
@@ -50,6 +52,11 @@ class AppError(Exception):
     @property
     def public(self) -> str:
         return self.title
+
+    @property
+    def user_message(self) -> str:
+        """What the app shows the user (`app.user_messages`)."""
+        return user_message(self.code)
 
 
 class BadRequest(AppError):
@@ -63,7 +70,7 @@ class BadRequest(AppError):
 
 
 class AuthError(AppError):
-    code, status, user_message = "unauthorized", 401, AUTH_MESSAGE
+    code, status = "unauthorized", 401
     title = "Unauthorized"
 
 
@@ -72,12 +79,18 @@ class NotFound(AppError):
     title = "Conversation not found"
 
 
+class TurnNotFound(NotFound):
+    """A resume of a turn that does not exist or is someone else's (indistinguishable)."""
+
+    code = "turn_not_found"
+    title = "Turn not found"
+
+
 class Conflict(AppError):
     """A second request for a turn that is still streaming: one answer per clientMessageId."""
 
     code, status = "turn_in_flight", 409
     title = "This message is still being answered"
-    user_message = STILL_ANSWERING_MESSAGE
 
 
 class ClientMessageIdReused(Conflict):
@@ -116,11 +129,16 @@ class ClientClosed(AppError):
 
 
 class _Throttled(AppError):
-    status, user_message = 429, BREATH_MESSAGE
+    status = 429
 
     def __init__(self, detail: str = "", *, retry_after: int = 1, code: str | None = None) -> None:
         super().__init__(detail, code=code)
         self.retry_after = max(1, int(retry_after))
+
+    @property
+    def user_message(self) -> str:
+        """Says when the user can continue: "in a moment", "tomorrow", "on 1 January"."""
+        return user_message(self.code, retry_after=self.retry_after)
 
 
 class RateLimited(_Throttled):
@@ -134,9 +152,16 @@ class OverBudget(_Throttled):
 
 
 class ProviderError(AppError):
+    """`kind` names the failure for operators (metrics, logs): the upstream's own error type
+    when it sent one (`overloaded_error`, `rate_limit_error`), else the code."""
+
     code, status = "provider_error", 502
     title = "The model is unavailable"
     retryable = True
+
+    def __init__(self, detail: str = "", *, kind: str | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind or self.code
 
 
 class ProviderUnavailable(ProviderError):
@@ -155,6 +180,18 @@ class ProviderStreamError(ProviderError):
 class StoreError(AppError):
     code, status = "store_unavailable", 503
     title = "Service temporarily unavailable"
+
+
+class KeyRefused(StoreError):
+    """The Data API refused the service's own (publishable or secret) key: a deployment error,
+    which users see as the store being unavailable and `/readyz` names as the key."""
+
+
+class AuthUnavailable(AppError):
+    """Supabase Auth is unreachable, slow or failing: the token may be good, so not a 401."""
+
+    code, status = "auth_unavailable", 503
+    title = "Sign-in is temporarily unavailable"
 
 
 class ShuttingDown(AppError):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
-from postgrest import AsyncPostgrestClient
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import chat_stream, health, resume
@@ -18,12 +17,17 @@ from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
 from app.api.errors import install_error_handlers
-from app.api.feed import FeedPolicy, FeedRegistry
 from app.api.pending import PendingRequests
 from app.api.request_id import RequestIdMiddleware
 from app.auth import TokenVerifier
+from app.auth.sighup import refetch_on_sighup
+from app.chat.feed import FeedRegistry
+from app.chat.policy import ChatPolicy
+from app.chat.resume import Resumer
 from app.chat.service import ChatService
 from app.config import Settings, configured_providers, get_settings
+from app.config.keys import publishable_key, secret_key
+from app.core.domain import Caps
 from app.core.ports import Provider
 from app.core.pricing import Pricer
 from app.errors import AppError
@@ -33,8 +37,8 @@ from app.ops.logs import configure_logging
 from app.ops.metrics import ChatMetrics
 from app.store.attestation import Attestor, key_bytes
 from app.store.chat_store import SupabaseChatStore
+from app.store.data_api import data_api_client
 from app.store.outbox import Outbox, replay_forever
-from supabase import AsyncClientOptions, acreate_client
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,32 @@ class Overrides:
     providers: list[tuple[Provider, str]] | None = None
 
 
+def chat_policy(settings: Settings) -> ChatPolicy:
+    """The few settings the chat use case decides with (it never reads `Settings` itself)."""
+    return ChatPolicy(
+        system_prompt=settings.system_prompt,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+        availability_budget=settings.llm_availability_budget,
+        idle_timeout=settings.llm_idle_timeout,
+        total_timeout=settings.llm_total_timeout,
+        history_token_budget=settings.history_token_budget,
+        history_max_messages=settings.history_max_messages,
+        reservation_ttl_seconds=settings.reservation_ttl_seconds,
+        caps=Caps(
+            daily_usd=settings.daily_budget_usd,
+            monthly_usd=settings.monthly_budget_usd,
+            rate_per_minute=settings.rate_limit_per_minute,
+            max_streams=settings.max_concurrent_streams,
+        ),
+        finish_retries=settings.finish_retries,
+        finish_backoff_seconds=settings.finish_backoff_seconds,
+        grace_seconds=settings.disconnect_grace_seconds,
+        checkpoint_seconds=settings.checkpoint_seconds,
+        retention_seconds=settings.resume_retention_seconds,
+    )
+
+
 def _database_http_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client for the Data API, shared by every request; it carries no user auth.
 
@@ -63,16 +93,6 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
         limits=limits,
         transport=HonestAiohttpTransport(limits=limits),
     )
-
-
-async def _postgrest(settings: Settings, key: str, http: httpx.AsyncClient) -> AsyncPostgrestClient:
-    """A supabase-py client's PostgREST part for `key`, on the shared pool, with no session.
-
-    Each key gets its own options object: the client writes its Authorization into them.
-    """
-    options = AsyncClientOptions(httpx_client=http, auto_refresh_token=False, persist_session=False)
-    client = await acreate_client(settings.supabase_url, key, options)
-    return client.postgrest
 
 
 async def _sweep_forever(store: SupabaseChatStore, interval: float) -> None:
@@ -93,12 +113,13 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         raise RuntimeError("SUPABASE_URL is required (`make run` sets it for the local stack)")
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(_database_http_client(settings))
-        anon = await _postgrest(settings, settings.supabase_anon_key.get_secret_value(), http)
-        service_key = settings.supabase_service_role_key.get_secret_value()
+        service_key = secret_key(settings)
         store = SupabaseChatStore(
-            anon,
+            data_api_client(settings.supabase_url, publishable_key(settings), http),
             Attestor(key_bytes(settings.billing_attestation_key.get_secret_value())),
-            service=await _postgrest(settings, service_key, http) if service_key else None,
+            service=data_api_client(settings.supabase_url, service_key, http)
+            if service_key
+            else None,
             timeout=settings.db_timeout_seconds,
         )
         verifier = TokenVerifier(settings, http)
@@ -115,20 +136,17 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         lag_monitor = LagMonitor()
         lag_monitor.start()
         stack.push_async_callback(lag_monitor.stop)
+        policy = chat_policy(settings)
         chat = ChatService(
             head_grace=lag_monitor.lag_seconds,
-            settings=settings,
+            policy=policy,
             store=store,
             providers=providers,
             pricer=Pricer(settings),
             spool=outbox,
         )
-        feeds = FeedRegistry(
-            FeedPolicy(
-                grace_seconds=settings.disconnect_grace_seconds,
-                checkpoint_seconds=settings.checkpoint_seconds,
-            )
-        )
+        feeds = FeedRegistry(policy, store)
+        resumer = Resumer(feeds, store, policy)
         drain = Drain(
             feeds,
             grace_seconds=settings.shutdown_grace_seconds,
@@ -136,6 +154,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         )
         services = Services(
             feeds=feeds,
+            resumer=resumer,
             drain=drain,
             admission=Admission(
                 lag=lag_monitor.lag_seconds,
@@ -164,9 +183,11 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         if service_key:
             background.append(asyncio.ensure_future(_sweep_forever(store, SWEEP_SECONDS)))
         drain.install()
+        stop_refetching = refetch_on_sighup(verifier.refetch)
         try:
             yield services
         finally:
+            stop_refetching()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -26,7 +26,6 @@ supabase/migrations, e.g. `chat-stream migrate --db-url ...`).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import uuid
 from collections.abc import Sequence
@@ -37,7 +36,6 @@ from pathlib import Path
 from app.analytics import load, money, project, report
 from app.analytics.progress import progress_bar
 from app.analytics.source import resolve_source
-from app.core.pricing import Pricer
 
 EXIT_OK, EXIT_NO_DATA, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NO_FUNCTIONS = 0, 1, 2, 3, 4
 _DOC = __doc__ or ""
@@ -126,20 +124,12 @@ def choose_source(args: argparse.Namespace) -> load.Source:
     return resolve_source(args.db_url, args.supabase_url, args.service_key)
 
 
-def options_from(args: argparse.Namespace, user_id: str | None = None) -> report.ReportOptions:
-    settings = project.settings()
-    since, until = report.default_window(args.since, args.until)
-    if since >= until:
-        raise ValueError("--since must be before --until")
-    daily = args.daily_budget if args.daily_budget is not None else settings.daily_budget_usd
-    monthly = (
-        args.monthly_budget if args.monthly_budget is not None else (settings.monthly_budget_usd)
-    )
-    if args.top < 1:
-        raise ValueError("--top must be at least 1")
-    return report.ReportOptions(
-        since=since, until=until, user_id=user_id, model=args.model, month=args.month,
-        daily_budget=daily or None, monthly_budget=monthly or None, top_n=args.top,
+def options_from(args: argparse.Namespace) -> report.ReportOptions:
+    """The window and budgets (the settings' budgets unless given); `ValueError` if unusable."""
+    return report.report_options(
+        project.settings(), since=args.since, until=args.until, model=args.model,
+        month=args.month, daily_budget=args.daily_budget, monthly_budget=args.monthly_budget,
+        top_n=args.top,
     )  # fmt: skip
 
 
@@ -169,10 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.update()
 
     try:
-        if args.user:
-            options = dataclasses.replace(options, user_id=load.resolve_user(source, args.user))
-        pricer = Pricer(project.settings())
-        cost_report = report.build_report(source, options, progress, pricer.price)
+        cost_report = report.cost_report(
+            source, options=options, user=args.user, progress=progress
+        )  # priced with the project's settings
+        options = cost_report.options
     except load.UnknownUser as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)

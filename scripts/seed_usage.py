@@ -4,19 +4,25 @@ Heavy-tailed users, a model mix with prompt-cache tokens, partial and failed req
 from the project's Pricer; the same --seed and --end give the same rows (see
 `app/analytics/seed.py` for the shape). Everything loads in one transaction.
 
+It writes only to the running local stack: `DATABASE_URL` is never read (it may name
+production). Another database needs `--db-url` and `--allow-non-local`, and is refused while it
+holds any user the seed did not make. `--truncate` removes only rows earlier seeds loaded
+(see `app/analytics/seed_guard.py`).
+
 Examples:
     # 200 users, 20,000 requests over 30 days into the running local stack (`make run`):
     .venv/bin/python scripts/seed_usage.py
 
-    # A million requests, replacing what is there (TRUNCATEs usage_logs, messages and
-    # conversations for everyone and removes previously seeded users):
+    # A million requests, replacing earlier seeded rows (nobody else's):
     .venv/bin/python scripts/seed_usage.py --users 5000 --requests 1000000 --truncate
 
-    # Any database the migrations were applied to (auth.users needs postgres or a superuser):
-    .venv/bin/python scripts/seed_usage.py --db-url postgresql://postgres:...@host:5432/postgres
+    # A scratch database that is not the local stack, holding no real users:
+    .venv/bin/python scripts/seed_usage.py --allow-non-local \\
+        --db-url postgresql://postgres:...@host:5432/postgres
 
-Exit codes: 0 seeded; 1 refused (this seed is already loaded, or the prices cannot be
-vectorised); 2 usage error; 3 database unreachable or it refused the load.
+Exit codes: 0 seeded; 1 refused (not the local stack without --allow-non-local, real users
+in the database, this seed already loaded, or prices that cannot be vectorised); 2 usage
+error; 3 no local stack, database unreachable or it refused the load.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from app.analytics.load import SourceError
 from app.analytics.rates import RatesError
 from app.analytics.seed import SeedError, SeedSpec
 from app.analytics.seed_copy import seed_database
+from app.analytics.seed_guard import check_target
 from app.analytics.source import resolve_source
 from app.core.pricing import Pricer
 from app.local.postgres import SUPERUSER
@@ -75,24 +82,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--truncate",
         action="store_true",
-        help="empty usage_logs, messages and conversations and remove seeded users first",
+        help="first remove what earlier seeds loaded (only seeded users and their rows)",
     )
     parser.add_argument(
         "--db-url",
-        help="PostgreSQL DSN (default: DATABASE_URL, else the local stack as its superuser)",
+        help="PostgreSQL DSN (default: the running local stack as its superuser; never "
+        "DATABASE_URL); anything but the local stack also needs --allow-non-local",
+    )
+    parser.add_argument(
+        "--allow-non-local",
+        action="store_true",
+        help="allow --db-url to name a database other than the local stack (one holding "
+        "no users but seeded ones)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 
 
-def choose_dsn(db_url: str | None) -> str:
-    """The database `app.analytics.resolve_source` picks (SQL only); the local stack's as its
-    superuser, who may skip row-by-row foreign-key triggers (see app/analytics/seed_copy.py)."""
+def choose_target(db_url: str | None, *, allow_non_local: bool) -> tuple[str, bool]:
+    """The database to seed and whether it is the local stack (then as its superuser, who may
+    skip row-by-row foreign-key triggers, see app/analytics/seed_copy.py).
+
+    `app.analytics.resolve_source` without the settings' steps: `--db-url`, else the local
+    stack; `seed_guard.check_target` refuses anything else without `allow_non_local`.
+    """
     settings = project.settings()
-    dsn = resolve_source(db_url, supabase=False, settings=settings).dsn
-    if dsn == project.local_database_url(settings):
-        return make_conninfo(dsn, user=SUPERUSER)
-    return dsn
+    dsn = resolve_source(db_url, supabase=False, from_settings=False, settings=settings).dsn
+    local_dsn = project.local_database_url(settings)
+    local = check_target(dsn, local_dsn, allow_non_local=allow_non_local)
+    return (make_conninfo(dsn, user=SUPERUSER) if local else dsn), local
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{time.perf_counter() - began:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     try:
-        dsn = choose_dsn(args.db_url)
+        dsn, local = choose_target(args.db_url, allow_non_local=args.allow_non_local)
+    except SeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except (SourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -117,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = dataclasses.replace(spec, end=args.end)
     try:
         result = seed_database(
-            dsn, spec, Pricer(project.settings()), replace=args.truncate, progress=progress,
-            bars=not args.quiet,
+            dsn, spec, Pricer(project.settings()), replace=args.truncate, real_users_ok=local,
+            progress=progress, bars=not args.quiet,
         )  # fmt: skip
     except (SeedError, RatesError) as exc:
         print(f"error: {exc}", file=sys.stderr)

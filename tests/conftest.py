@@ -12,6 +12,11 @@ from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from tests.support.chat_stack import ChatStack, start_chat_stack
 from tests.support.database import FreshDatabase, fresh_database, make_settings
+from tests.support.supabase_cli import report_header
+
+
+def pytest_report_header() -> str:
+    return report_header()
 
 
 @pytest.fixture

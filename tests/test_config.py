@@ -100,7 +100,11 @@ def test_env_example_required_marks_match_what_serve_refuses_without() -> None:
     ("variable", "value", "expected"),
     [
         ("DB_PORT", "not-a-port", "DB_PORT should be a whole number (got 'not-a-port')"),
-        ("AUTH_MODE", "magic", "AUTH_MODE should be one of 'jwks', 'hs256' or 'strict'"),
+        (
+            "AUTH_MODE",
+            "magic",
+            "AUTH_MODE should be one of 'rotation', 'jwks', 'hs256' or 'strict'",
+        ),
         ("LOG_JSON", "maybe", "LOG_JSON should be true or false (got 'maybe')"),
         ("LLM_TEMPERATURE", "5", "LLM_TEMPERATURE should be a number at most 2"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL should be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
@@ -122,8 +126,8 @@ def test_service_problems_none_when_production_settings_are_complete() -> None:
 # --- start-up in a subprocess: exit 2, one line, no traceback -----------------------------------
 COMPLETE: dict[str, object] = {
     "supabase_url": "http://127.0.0.1:9",
-    "supabase_anon_key": "anon-key",
-    "supabase_service_role_key": "service-key",
+    "supabase_publishable_key": "sb_publishable_test-key",
+    "supabase_secret_key": "sb_secret_test-key",
     "anthropic_api_key": "sk-ant-test",
     "billing_attestation_key": "k" * 32,
 }
@@ -164,8 +168,29 @@ def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *fragments:
     [
         ({"SUPABASE_URL": "<unset>"}, ("SUPABASE_URL is not set", "https://<ref>.supabase.co")),
         ({"SUPABASE_URL": "project.example"}, ("SUPABASE_URL should be the project URL",)),
-        ({"SUPABASE_ANON_KEY": "<unset>"}, ("SUPABASE_ANON_KEY is not set", "anon")),
-        ({"SUPABASE_SERVICE_ROLE_KEY": "<unset>"}, ("SUPABASE_SERVICE_ROLE_KEY is not set",)),
+        (
+            {"SUPABASE_PUBLISHABLE_KEY": "<unset>"},
+            ("SUPABASE_PUBLISHABLE_KEY is not set", "sb_publishable_", "SUPABASE_ANON_KEY"),
+        ),
+        (
+            {"SUPABASE_SECRET_KEY": "<unset>"},
+            ("SUPABASE_SECRET_KEY is not set", "sb_secret_", "SUPABASE_SERVICE_ROLE_KEY"),
+        ),
+        (
+            {"SUPABASE_SECRET_KEYS": '{"billing": "sb_secret_x"}'},
+            ('SUPABASE_SECRET_KEYS has no "default" entry',),
+        ),
+        ({"SUPABASE_SECRET_KEYS": "not json"}, ("SUPABASE_SECRET_KEYS should be a JSON object",)),
+        (
+            {"SUPABASE_SECRET_KEY": "sb_publishable_x"},
+            ("SUPABASE_SECRET_KEY holds the publishable key",),
+        ),
+        (
+            {"SUPABASE_PUBLISHABLE_KEY": "sb_secret_x"},
+            ("SUPABASE_PUBLISHABLE_KEY holds a secret key",),
+        ),
+        ({"SUPABASE_JWKS": "[]"}, ("SUPABASE_JWKS should be a JWKS as JSON",)),
+        ({"SUPABASE_JWT_SECRET": "short"}, ("SUPABASE_JWT_SECRET", "at least 32 characters")),
         ({"ANTHROPIC_API_KEY": "<unset>"}, ("ANTHROPIC_API_KEY is not set", "LLM_PROVIDER")),
         ({"LLM_PROVIDER": "openai"}, ("OPENAI_API_KEY is not set", "LLM_PROVIDER=openai")),
         ({"AUTH_MODE": "hs256"}, ("SUPABASE_JWT_SECRET", "AUTH_MODE=hs256")),

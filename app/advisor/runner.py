@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 
+from app.advisor import cli_rules
 from app.advisor.billing import NAME as BILLING_CHECK
 from app.advisor.billing import check_billing_writes
 from app.advisor.grants import check_api_grants
@@ -103,7 +104,8 @@ def validate(
     With `db_url`: check that database, applying the migrations first only when `apply` is set.
     Else `scratch` (e.g. `app.local.scratch.fresh_database`) gives a throw-away database, the
     migrations are applied to it, and it is removed. A migration that fails is itself a failed
-    check (file, line and SQL error) and the other checks do not run on the half-built schema.
+    check (file, line and SQL error) and the other checks do not run on the half-built schema;
+    so is a file that breaks a rule of the Supabase CLI (`cli_rules`), before anything is applied.
     """
     migrations = Path(migrations_dir) if migrations_dir else default_migrations_dir()
     if db_url is not None:
@@ -129,6 +131,10 @@ def _validate(
     applied: list[str] = []
     results: list[CheckResult] = []
     if apply:
+        broken = cli_rules.problems(migrations)
+        if broken:  # `supabase db push` would fail or half-apply them: as a failed migration
+            detail = [*broken, "the other checks did not run"]
+            return Validation([CheckResult(MIGRATIONS_CHECK, "ERROR", False, detail)], where)
         try:
             applied = [f"{m.version}_{m.name}" for m in apply_migrations(dsn, migrations)]
         except MigrationError as exc:

@@ -7,6 +7,9 @@ and writes CSV/Markdown/HTML, `reconcile` proves the rollup equals the raw rows.
 the project root (and its `.env` and local stack) wherever a notebook or script starts, and
 `source.resolve_source` is the one rule for which database or project to read.
 
+One call builds a report with the project's settings (source, prices, budgets):
+`analytics.cost_report(since="2026-11-01")` (`app.analytics.report.from_settings`).
+
 Money (the rule, in full in `app.analytics.money`): frames analysts handle hold money as float
 columns, ready for pandas (`report.daily.plot(x="day", y="cost_usd")`); exact `Decimal` is kept
 where exactness matters: `CostReport.totals`, `CostReport.exact` (written to the CSV export) and
@@ -55,6 +58,7 @@ from app.analytics.report import (
     ReportOptions,
     build_charts,
     build_report,
+    cost_report,
     display_table,
     write_report,
 )
@@ -85,6 +89,7 @@ __all__ = [
     "build_report",
     "cache_savings",
     "cost_distribution_chart",
+    "cost_report",
     "daily_cost_by_model",
     "daily_cost_chart",
     "daily_totals",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from app.analytics.money import format_usd
 
@@ -156,6 +156,7 @@ def cost_distribution_chart(per_user: pd.DataFrame, subtitle: str = "") -> Figur
     ax.xaxis.set_major_formatter(FuncFormatter(_usd_axis))
     ax.set_xlabel("Cost per user in the window (USD, log scale)")
     ax.set_ylabel("Users")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole users, never 1.5 of one
     zero = int((values <= 0).sum())
     if zero:
         ax.text(0.01, 0.97, f"{zero} user(s) with $0 not shown", transform=ax.transAxes,
@@ -191,8 +192,21 @@ def month_projection_chart(
             label=_plain(f"month to date: {format_usd(projection['mtd_usd'])}"))  # fmt: skip
     end = pd.Timestamp(last)
     projected = projection["projected_month_usd"]
-    if projected is not None and not pd.isna(projected):
+    if str(projection["basis"]).startswith("actual"):
+        ax.text(0.5, 0.92, _plain(f"Actual month total: {format_usd(projected)}"),
+                transform=ax.transAxes, ha="center", fontsize=13, color="#444444")  # fmt: skip
+    elif projected is not None and not pd.isna(projected):
         start_y = float(cumulative[-1]) if len(cumulative) else 0.0
+        low, high = float(projection["low_usd"]), float(projection["high_usd"])
+        ax.fill_between(
+            [days[-1], end],
+            [start_y, low],
+            [start_y, high],
+            color=PALETTE[1],
+            alpha=0.25,
+            linewidth=0,
+            label=_plain(f"forecast range: {format_usd(low)} to {format_usd(high)}"),
+        )
         ax.plot([days[-1], end], [start_y, float(projected)], linestyle="--", color=PALETTE[1],
                 linewidth=2.5, label=_plain(f"forecast month end: {format_usd(projected)} "
                 f"({format_usd(projection['daily_rate_usd'])}/day)"))  # fmt: skip
@@ -211,4 +225,36 @@ def month_projection_chart(
     ticks = pd.date_range(first, last, freq="D")[::3]
     ax.set_xticks(ticks, [d.strftime("%b %d") for d in ticks], rotation=45)
     ax.legend(loc="upper left", frameon=False, fontsize=11)
+    return fig
+
+
+def user_cost_chart(daily: pd.DataFrame, who: str, subtitle: str = "") -> Figure:
+    """One user's cost over time: a bar per UTC day and the cumulative cost as a line.
+
+    Replaces the charts that need several users (top users, the distribution) in a one-user
+    report. `daily` has `day` and `cost_usd` (one row per day, 0 on days without usage).
+    """
+    fig, ax = _figure(f"Cost over time: {who}", subtitle)
+    days = pd.DatetimeIndex(pd.to_datetime(daily["day"]))
+    values = _floats(daily["cost_usd"])
+    ax.bar(days, values, width=0.8, color=PALETTE[0], label="cost per day")
+    ax.set_xlabel("Day (UTC)")
+    ax.set_ylabel("Cost per day (USD)")
+    ax.yaxis.set_major_formatter(FuncFormatter(_usd_axis))
+    ax.set_ylim(0, max(float(values.max(initial=0.0)) * 1.1, 0.01))
+    total = ax.twinx()
+    total.plot(days, np.cumsum(values), color=PALETTE[5], linewidth=2.5, marker="o",
+               label=_plain(f"cumulative: {format_usd(float(values.sum()))}"))  # fmt: skip
+    total.set_ylabel("Cumulative cost (USD)")
+    total.set_ylim(bottom=0)
+    total.yaxis.set_major_formatter(FuncFormatter(_usd_axis))
+    total.spines["top"].set_visible(False)
+    if len(days):
+        ax.set_xlim(days[0] - timedelta(hours=18), days[-1] + timedelta(hours=18))
+        step = max(1, len(days) // 15)
+        ax.set_xticks(days[::step], [d.strftime("%b %d") for d in days[::step]], rotation=45)
+    handles = ax.get_legend_handles_labels()
+    more = total.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", frameon=False,
+              fontsize=11)  # fmt: skip
     return fig

@@ -114,16 +114,49 @@ def model_summary(per_day_model: pd.DataFrame) -> pd.DataFrame:
 
 
 def daily_totals(
-    per_day_model: pd.DataFrame, user_days: pd.DataFrame | None = None
+    per_day_model: pd.DataFrame,
+    user_days: pd.DataFrame | None = None,
+    days: pd.DatetimeIndex | None = None,
 ) -> pd.DataFrame:
-    """Per day: requests, tokens and cost across models; active users when `user_days` is given."""
+    """Per day: requests, tokens and cost across models; active users when `user_days` is given.
+
+    With `days`, every one of them has a row, days without usage holding 0 (a gap in a table
+    of days reads as "no data", not as "nothing spent").
+    """
     columns = ["requests", *TOKEN_COLUMNS, "cost_usd"]
     daily = per_day_model.groupby("day", as_index=False)[columns].sum()
+    if days is not None:
+        daily = _fill(daily.set_index("day").reindex(days), columns).rename_axis("day")
+        daily = daily.reset_index()
     daily["cost_usd"] = _money((Decimal(c) for c in daily["cost_usd"]), daily.index)
     if user_days is not None:
         active = user_days[user_days["requests"] > 0].groupby("day")["user_id"].nunique()
         daily.insert(1, "active_users", daily["day"].map(active).fillna(0).astype("int64"))
     return daily.sort_values("day", ignore_index=True)
+
+
+def _fill(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Missing rows of a reindexed frame as zeros: counts 0 (int64), money `Decimal(0)`."""
+    out = frame.copy()
+    for name in columns:
+        if name == "cost_usd" or name.endswith("_usd"):
+            out[name] = _money((ZERO if pd.isna(v) else v for v in out[name]), out.index)
+        else:
+            out[name] = out[name].fillna(0).astype("int64")
+    return out
+
+
+def fill_user_days(user_days: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
+    """Every user of `user_days` on every one of `days` (0 on the days without usage), plus any
+    loaded day outside `days`; by user, then day."""
+    if user_days.empty:
+        return user_days
+    users = sorted(user_days["user_id"].unique())
+    grid = pd.MultiIndex.from_product([users, days], names=["user_id", "day"])
+    keyed = user_days.set_index(["user_id", "day"])
+    full = keyed.reindex(grid.union(keyed.index))
+    values = [c for c in user_days.columns if c not in ("user_id", "day")]
+    return _fill(full, values).reset_index()[list(user_days.columns)]
 
 
 # --- budgets -------------------------------------------------------------------------------------

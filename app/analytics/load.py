@@ -13,8 +13,10 @@ rows only for a window's partial edge days); per-conversation ones read raw rows
   results are fetched in pages of aggregate rows, ordered by their key, until the exact count
   the first page reported has arrived. Usage rows themselves never cross the network.
 
-Typed columns: ids and text are strings, counts `int64`, money `object` holding `Decimal`
-(exact until displayed), timestamps `datetime64[UTC]`, days `datetime64` at midnight (UTC days).
+Typed columns: ids and text are strings, counts `int64`, money `float64` (ready for pandas:
+`load_per_day_model(source, window).plot(x="day", y="cost_usd")`), timestamps `datetime64[UTC]`,
+days `datetime64` at midnight (UTC days). `exact=True` keeps money as `Decimal` objects, exact
+to the last of its 8 places, for totals and reconciliation (the report computes on those).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from postgrest.types import CountMethod
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from app.analytics.money import to_float
 from supabase import ClientOptions, create_client
 
 Kind = Literal["id", "text", "count", "money", "timestamp", "day"]
@@ -312,38 +315,49 @@ def to_frame(aggregate: Aggregate, rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def load(source: Source, aggregate: Aggregate, window: Window, **extra: object) -> pd.DataFrame:
+def _shaped(frame: pd.DataFrame, exact: bool) -> pd.DataFrame:
+    return frame if exact else to_float(frame)
+
+
+def load(
+    source: Source, aggregate: Aggregate, window: Window, *, exact: bool = False, **extra: object
+) -> pd.DataFrame:
     """One aggregate over a window (plus any extra named arguments) as a typed DataFrame."""
     args = window.params() | {f"p_{name}": value for name, value in extra.items()}
-    return to_frame(aggregate, source.rows(aggregate, args))
+    return _shaped(to_frame(aggregate, source.rows(aggregate, args)), exact)
 
 
-def load_per_user(source: Source, window: Window) -> pd.DataFrame:
-    return load(source, PER_USER, window)
+def load_per_user(source: Source, window: Window, *, exact: bool = False) -> pd.DataFrame:
+    return load(source, PER_USER, window, exact=exact)
 
 
-def load_per_day_model(source: Source, window: Window) -> pd.DataFrame:
-    return load(source, PER_DAY_MODEL, window)
+def load_per_day_model(source: Source, window: Window, *, exact: bool = False) -> pd.DataFrame:
+    return load(source, PER_DAY_MODEL, window, exact=exact)
 
 
-def load_top_conversations(source: Source, window: Window, limit: int = 20) -> pd.DataFrame:
+def load_top_conversations(
+    source: Source, window: Window, limit: int = 20, *, exact: bool = False
+) -> pd.DataFrame:
     """The `limit` most expensive conversations, most expensive first."""
-    top = load(source, PER_CONVERSATION, window, limit=limit)
-    return top.sort_values(["cost_usd", "conversation_id"], ascending=[False, True])
+    top = load(source, PER_CONVERSATION, window, exact=True, limit=limit)
+    ordered = top.sort_values(["cost_usd", "conversation_id"], ascending=[False, True])
+    return _shaped(ordered, exact)
 
 
-def load_conversation_summary(source: Source, window: Window) -> pd.DataFrame:
+def load_conversation_summary(
+    source: Source, window: Window, *, exact: bool = False
+) -> pd.DataFrame:
     """One row: conversations, requests, total, mean and percentiles of cost per conversation."""
-    return load(source, CONVERSATION_SUMMARY, window)
+    return load(source, CONVERSATION_SUMMARY, window, exact=exact)
 
 
-def load_user_days(source: Source, window: Window) -> pd.DataFrame:
-    return load(source, USER_DAYS, window)
+def load_user_days(source: Source, window: Window, *, exact: bool = False) -> pd.DataFrame:
+    return load(source, USER_DAYS, window, exact=exact)
 
 
-def load_per_day_status(source: Source, window: Window) -> pd.DataFrame:
+def load_per_day_status(source: Source, window: Window, *, exact: bool = False) -> pd.DataFrame:
     """Per UTC day and outcome (`status`): requests, tokens, cost."""
-    return load(source, PER_DAY_STATUS, window)
+    return load(source, PER_DAY_STATUS, window, exact=exact)
 
 
 class UnknownUser(SourceError):
@@ -362,7 +376,9 @@ def resolve_user(source: Source, text: str) -> str:
     return str(found["user_id"].iloc[0])
 
 
-def load_budget_limits(source: Source, user_id: str | None = None) -> pd.DataFrame:
+def load_budget_limits(
+    source: Source, user_id: str | None = None, *, exact: bool = False
+) -> pd.DataFrame:
     """Per-user budget overrides (`public.user_limits`); none when that table is absent.
 
     The table belongs to the service's guards migration; a project without it simply has no
@@ -374,4 +390,4 @@ def load_budget_limits(source: Source, user_id: str | None = None) -> pd.DataFra
         limits = to_frame(BUDGET_LIMITS, [])
     if user_id is not None:
         limits = limits[limits["user_id"] == user_id].reset_index(drop=True)
-    return limits
+    return _shaped(limits, exact)

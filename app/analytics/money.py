@@ -12,10 +12,13 @@ The rule:
   exact tables for the CSV export (`CostReport.exact`), the headline totals
   (`CostReport.totals`) and reconciliation (`app.analytics.reconcile`). Never add floats to
   get a total: take it from `totals` or the exact table.
-- **People see `format_usd`.** One formatter for every page, notebook and chart label:
-  `$178.08`. A column is shown with one number of decimals for all its rows
-  (`column_places`): two, or more when its smallest non-zero amount needs them to show two
-  significant digits (per-request costs: `$0.0073`, never `$0.00` next to `$0.007259`).
+- **People see `format_usd`, with one precision rule.** One formatter for every page,
+  notebook and chart label: two decimals (`$178.08`), or more when the amount needs them to
+  show two significant digits (`$0.0073`), up to eight, the precision usage is stored with
+  (`numeric(14,8)`). So `$0.00` always means exactly zero: any stored non-zero amount shows
+  a non-zero digit, and anything smaller still reads `<$0.00000001`. A column is shown with
+  one number of decimals for all its rows (`column_places`, from its smallest non-zero
+  amount): never `$0.00` next to `$0.007259`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-MAX_PLACES = 6
+MAX_PLACES = 8  # the stored precision: every non-zero numeric(14,8) amount shows a digit
 _MONEY_NAMES = frozenset({"avg_cost_per_request", "cost_per_request", "cost_per_active_user"})
 
 
@@ -36,12 +39,17 @@ def is_money_column(name: object) -> bool:
     return text.endswith("_usd") or text in _MONEY_NAMES
 
 
-def format_usd(value: Decimal | float, places: int = 2) -> str:
-    """Dollars for people: `$1,234.56` (`places` decimals), `-$0.50` for negatives."""
+def format_usd(value: Decimal | float, places: int | None = None) -> str:
+    """Dollars for people: `$1,234.56`, `$0.0073`, `-$0.50` (the rule in the module docstring).
+
+    `places` (a column's) is a minimum: an amount that needs more decimals gets them.
+    """
     amount = float(value)
-    if amount < 0:
-        return f"-${-amount:,.{places}f}"
-    return f"${amount:,.{places}f}"
+    digits = max(places or 0, column_places([amount]))
+    sign = "-" if amount < 0 else ""
+    if amount and round(abs(amount), digits) == 0:
+        return f"<{sign}${10**-MAX_PLACES:.{MAX_PLACES}f}"
+    return f"{sign}${abs(amount):,.{digits}f}"
 
 
 def column_places(values: Iterable[Decimal | float | None]) -> int:

@@ -76,3 +76,9 @@ def local_database_url(settings: Settings) -> str | None:
         return None
     url = status.get("db_url")
     return url if isinstance(url, str) and url else None
+
+
+def output_dir(name: str, chosen: str | Path = "", root: Path | None = None) -> Path:
+    """Where a notebook or script writes its files: `chosen` when given, else `out/<name>` at
+    the project root, which git ignores (running a notebook leaves the checkout clean)."""
+    return Path(chosen) if str(chosen) else (root or find_root()) / "out" / name

@@ -18,7 +18,13 @@ The method (one place; `tests/analytics/test_projection.py` pins it on construct
 5. **The projection.** Month-end = the actual cost of the complete days + for each partial day
    the larger of its actual cost and the rate + the rate x every unobserved day of the month
    (the days still ahead). It is never below the month-to-date spend.
-6. **Per user and app-wide.** Per user on that user's days; app-wide on the daily totals of
+6. **A range, not one line.** `low_usd` and `high_usd` project the days still ahead at the
+   25th and 75th percentile of the complete days' cost instead of the rate (partial days at
+   the larger of their actual cost and that rate), widened to hold the projection itself.
+7. **A finished month is actual.** When every day of the month is complete, there is nothing
+   to forecast: `projected_month_usd`, `low_usd` and `high_usd` are the month's actual total
+   and `basis` starts with "actual".
+8. **Per user and app-wide.** Per user on that user's days; app-wide on the daily totals of
    everyone (its own trimmed mean, not the sum of the users' rates, so a heavy user's spike is
    trimmed too).
 """
@@ -39,8 +45,10 @@ _EIGHT = Decimal("0.00000001")
 ZERO = Decimal(0)
 COLUMNS = [
     "user_id", "month", "complete_days", "partial_days", "mtd_usd", "daily_rate_usd",
-    "projected_month_usd", "basis",
+    "projected_month_usd", "low_usd", "high_usd", "basis",
 ]  # fmt: skip
+RANGE = (0.25, 0.75)  # the percentiles of a complete day's cost the range is drawn from
+ACTUAL = "actual"  # how `basis` starts for a month that is over
 
 
 @dataclass(frozen=True)
@@ -91,9 +99,21 @@ def trimmed_mean(values: list[Decimal]) -> Decimal:
     return (sum(kept, ZERO) / len(kept)).quantize(_EIGHT, rounding=ROUND_HALF_UP)
 
 
-def _project(
-    daily: dict[date, Decimal], first: date, cover: Coverage
-) -> tuple[int, int, Decimal, Decimal | None, Decimal | None, str]:
+def quantile(values: list[Decimal], q: float) -> Decimal:
+    """The `q` quantile of `values` by linear interpolation (numpy's default), exact `Decimal`."""
+    ordered = sorted(values)
+    position = Decimal(str(q)) * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    value = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return value.quantize(_EIGHT, rounding=ROUND_HALF_UP)
+
+
+Projected = tuple[int, int, Decimal, Decimal | None, Decimal | None, Decimal | None,
+                  Decimal | None, str]  # fmt: skip
+
+
+def _project(daily: dict[date, Decimal], first: date, cover: Coverage) -> Projected:
     days_in_month = calendar.monthrange(first.year, first.month)[1]
     month_days = [first + timedelta(days=i) for i in range(days_in_month)]
     kinds = {d: cover.day_kind(d) for d in month_days}
@@ -105,16 +125,24 @@ def _project(
             f"not enough data: {len(complete)} complete day(s) in {first:%B %Y}, "
             f"need {MIN_COMPLETE_DAYS}"
         )
-        return len(complete), len(partial), mtd, None, None, basis
-    rate = trimmed_mean([daily.get(d, ZERO) for d in complete])
+        return len(complete), len(partial), mtd, None, None, None, None, basis
+    costs = [daily.get(d, ZERO) for d in complete]
+    rate = trimmed_mean(costs)
+    if len(complete) == days_in_month:
+        basis = f"{ACTUAL}: every day of {first:%B %Y} is over"
+        return len(complete), 0, mtd, rate, mtd, mtd, mtd, basis
     unobserved = days_in_month - len(complete) - len(partial)
-    projected = (
-        sum((daily.get(d, ZERO) for d in complete), ZERO)
-        + sum((max(daily.get(d, ZERO), rate) for d in partial), ZERO)
-        + rate * unobserved
-    )
+    done = sum(costs, ZERO)
+
+    def path(day_rate: Decimal) -> Decimal:
+        ahead = sum((max(daily.get(d, ZERO), day_rate) for d in partial), ZERO)
+        return done + ahead + day_rate * unobserved
+
+    projected = path(rate)
+    low = min(path(quantile(costs, RANGE[0])), projected)
+    high = max(path(quantile(costs, RANGE[1])), projected)
     basis = f"trimmed mean of {len(complete)} complete days"
-    return len(complete), len(partial), mtd, rate, projected, basis
+    return len(complete), len(partial), mtd, rate, projected, low, high, basis
 
 
 def _row(key: str, daily: dict[date, Decimal], first: date, cover: Coverage) -> list[object]:

@@ -29,7 +29,6 @@ from psycopg.copy import QueuedLibpqWriter
 from app.analytics.progress import progress_bar
 from app.analytics.rates import DatedPricer
 from app.analytics.seed import (
-    SEED_MARKER,
     Progress,
     SeedError,
     SeedFrames,
@@ -37,6 +36,7 @@ from app.analytics.seed import (
     generate,
     model_rates,
 )
+from app.analytics.seed_guard import check_only_seeded_users, remove_seeded
 
 CHUNK_ROWS = 25_000
 # Columns holding free text (quoted in CSV); every other column is a uuid, number, flag,
@@ -136,14 +136,6 @@ def csv_text(frame: pd.DataFrame) -> str:
     return "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
 
 
-def truncate(conn: psycopg.Connection) -> None:
-    """Empty usage_logs, messages and conversations (everyone's!) and remove seeded users."""
-    conn.execute("truncate table public.usage_logs, public.messages, public.conversations")
-    conn.execute(
-        "delete from auth.users where raw_app_meta_data ->> 'seeded_by' = %s", (SEED_MARKER,)
-    )
-
-
 def _skip_row_triggers(conn: psycopg.Connection) -> bool:
     """Switch the rest of the transaction to replica mode, if this role may; say whether it did."""
     try:
@@ -217,12 +209,16 @@ def seed_database(
     pricer: DatedPricer,
     *,
     replace: bool = False,
+    real_users_ok: bool = False,
     progress: Progress | None = None,
     bars: bool = False,
 ) -> SeedResult:
-    """Generate a seed and load it in one transaction; `replace` runs `truncate` first.
+    """Generate a seed and load it in one transaction; `replace` first removes the rows earlier
+    seeds loaded (`seed_guard.remove_seeded`: nobody else's).
 
-    `bars`: progress bars for the copies (on a terminal only, see `app.analytics.progress`).
+    A database holding users the seed did not make is refused (`SeedRefused`) unless
+    `real_users_ok` (the local stack, where developers sign up). `bars`: progress bars for the
+    copies (on a terminal only, see `app.analytics.progress`).
     """
     began = time.perf_counter()
     if progress:
@@ -230,8 +226,10 @@ def seed_database(
     frames = generate(spec, model_rates(pricer, spec))
     generated = time.perf_counter()
     with psycopg.connect(dsn) as conn:
+        if not real_users_ok:
+            check_only_seeded_users(conn)
         if replace:
-            truncate(conn)
+            remove_seeded(conn)
         try:
             set_wise = write(conn, frames, progress, bars=bars)
         except psycopg.errors.UniqueViolation as exc:

@@ -9,9 +9,10 @@ them into float frames for display (`app.analytics.money`). Definitions:
   cache writes), and the net (`net_savings_usd` = savings - premium). Priced with the project's
   `Pricer` at each day's prices, exactly.
 - **Model mix** (`model_mix`): per provider and model, shares of requests, tokens and cost.
-- **Weekly trend** (`weekly_trend`): per ISO week (Monday to Sunday, UTC), requests, active
-  users, cost and the change against the week before; weeks the window (or a partial day) cuts
-  are marked `complete = False`.
+- **Weekly trend** (`weekly_trend`): per ISO week (Monday to Sunday, UTC), the days of it the
+  window holds (days without usage count), requests, active users, cost, cost per day, and the
+  change against the week before, only when both weeks are complete; weeks the window (or a
+  partial day) cuts are marked `complete = False`.
 - **Unit costs** (`unit_costs`): cost per active user (a user with at least one request) and
   per message (one request answers one user message; retries count as messages too).
 - **Wasted spend** (`wasted_spend`): spend by outcome; every status other than `completed`
@@ -30,6 +31,7 @@ import pandas as pd
 from app.core.domain import Price, Usage
 
 ZERO = Decimal(0)
+_EIGHT = Decimal("0.00000001")
 PriceFn = Callable[..., Price]  # `Pricer.price(provider, model, usage, when=...)`
 OUTCOMES = {
     "completed": "completed",
@@ -91,6 +93,25 @@ def cache_savings(per_day_model: pd.DataFrame, price: PriceFn) -> pd.DataFrame:
     )
 
 
+NOT_PRICED = (
+    "not priced: build_report(..., price=Pricer(settings).price), or analytics.cost_report(...), "
+    "which prices from the settings"
+)
+
+
+def unpriced_cache_savings(per_day_model: pd.DataFrame) -> pd.DataFrame:
+    """`cache_savings`' rows without prices: the cache tokens per model, empty amounts, and a
+    `note` that says why (a table that is silently empty reads as "the cache saved nothing")."""
+    tokens = ["cache_read_tokens", "cache_write_tokens"]
+    table = per_day_model.groupby(["provider", "model"], as_index=False)[tokens].sum()
+    for name in ("read_cost_usd", "read_savings_usd", "write_premium_usd", "net_savings_usd"):
+        table[name] = pd.Series([None] * len(table), index=table.index, dtype=object)
+    table["note"] = NOT_PRICED
+    for name in tokens:
+        table[name] = table[name].astype("int64")
+    return table
+
+
 def model_mix(per_day_model: pd.DataFrame) -> pd.DataFrame:
     """Per provider and model: requests, tokens, cost, and each one's share (fractions)."""
     tokens = ["tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens"]
@@ -119,34 +140,53 @@ def _week_of(days: pd.Series) -> pd.Series:
 
 
 def weekly_trend(
-    per_day_model: pd.DataFrame, user_days: pd.DataFrame, partial: set[pd.Timestamp]
+    per_day_model: pd.DataFrame,
+    user_days: pd.DataFrame,
+    partial: set[pd.Timestamp],
+    days: pd.DatetimeIndex,
 ) -> pd.DataFrame:
-    """Per ISO week: days seen, complete or not, requests, active users, cost, change."""
+    """Per ISO week of `days` (the window's observed days): how many of its days the window
+    holds, complete or not, requests, active users, cost, cost per day and the change.
+
+    `change_vs_previous` compares a complete week with the complete week before it and is
+    empty otherwise (a 3-day week against a 7-day one is not a fall of 57 %); `cost_per_day_usd`
+    compares any two weeks.
+    """
     columns = ["week", "days", "complete", "requests", "active_users", "cost_usd",
-               "change_vs_previous"]  # fmt: skip
-    if per_day_model.empty:
+               "cost_per_day_usd", "change_vs_previous"]  # fmt: skip
+    if not len(days):
         return pd.DataFrame(columns=columns)
-    daily = per_day_model.assign(week=_week_of(per_day_model["day"]))
-    grouped = daily.groupby("week")
-    table = pd.DataFrame({
-        "days": grouped["day"].nunique(),
-        "partial_days": grouped["day"].agg(lambda d: len(set(d) & partial)),
-        "requests": grouped["requests"].sum(),
-    })  # fmt: skip
-    table["cost_usd"] = pd.Series(
-        [sum(g, ZERO) for _, g in grouped["cost_usd"]], index=table.index, dtype=object
+    calendar = pd.DataFrame({"day": days})
+    calendar["week"] = _week_of(calendar["day"])
+    table = calendar.groupby("week").agg(
+        days=("day", "size"), partial_days=("day", lambda d: len(set(d) & partial))
     )
-    active = user_days[user_days["requests"] > 0]
+    usage = per_day_model[per_day_model["day"].isin(days)]
+    usage = usage.assign(week=_week_of(usage["day"]))
+    grouped = usage.groupby("week")
+    table["requests"] = grouped["requests"].sum().reindex(table.index).fillna(0).astype("int64")
+    spent = {week: sum(g, ZERO) for week, g in grouped["cost_usd"]}
+    table["cost_usd"] = pd.Series(
+        [spent.get(w, ZERO) for w in table.index], index=table.index, dtype=object
+    )
+    active = user_days[(user_days["requests"] > 0) & user_days["day"].isin(days)]
     active = active.assign(week=_week_of(active["day"]))
     table["active_users"] = (
         active.groupby("week")["user_id"].nunique().reindex(table.index).fillna(0).astype("int64")
     )
     table["complete"] = (table["days"] == 7) & (table["partial_days"] == 0)
-    previous = [None, *table["cost_usd"].iloc[:-1]]
+    table["cost_per_day_usd"] = pd.Series(
+        [(c / n).quantize(_EIGHT) for c, n in zip(table["cost_usd"], table["days"], strict=True)],
+        index=table.index,
+        dtype=object,
+    )
+    previous = [(None, False), *zip(table["cost_usd"].iloc[:-1], table["complete"].iloc[:-1],
+                                     strict=True)]  # fmt: skip
     table["change_vs_previous"] = [
-        float((c - p) / p) if p else float("nan")
-        for c, p in zip(table["cost_usd"], previous, strict=True)
-    ]
+        float((c - p) / p) if done and was_done and p else float("nan")
+        for c, done, (p, was_done) in zip(table["cost_usd"], table["complete"], previous,
+                                          strict=True)
+    ]  # fmt: skip
     table = table.reset_index()
     return table[columns]
 

@@ -119,9 +119,9 @@ def parse_body(raw: bytes, *, max_chars: int) -> ChatStreamBody:
         fields = sorted({".".join(str(p) for p in err["loc"]) or "body" for err in exc.errors()})
         raise BadRequest(f"invalid or missing field(s): {', '.join(fields)}") from exc
     if not body.message.replace(_BOM_CHAR, " ").strip():  # what JavaScript's trim() removes
-        raise BadRequest("message must not be empty")
+        raise BadRequest("message must not be empty", code="message_empty")
     if len(body.message) > max_chars:
-        raise BadRequest(f"message is longer than {max_chars} characters")
+        raise BadRequest(f"message is longer than {max_chars} characters", code="message_too_long")
     if "\x00" in body.message:
         raise BadRequest("message must not contain NUL (U+0000) characters")
     return body

@@ -2,16 +2,14 @@
 
 Body rules and the token first (JSON errors; bounded apart as pending requests), then capacity
 (503 + Retry-After, before any database call or money), then `begin` (404/409/429/503 as JSON),
-then the SSE response, which pulls the turn's events and encodes them. The outcome is observed
-once.
+then the SSE response: the turn's feed (`chat/feed.py`) runs it and hands each event here to
+encode and send. The outcome is observed once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
@@ -22,10 +20,10 @@ from app.api.body import authorization_header, check_content_type, parse_body, r
 from app.api.deps import Services
 from app.api.errors import error_response
 from app.api.observe import observe_refusal, observe_turn
-from app.api.sse import ClientGone, Emit
+from app.api.sse import ClientGone, Emit, encode_event
 from app.api.stream import EventStreamResponse
-from app.core.domain import Failed, TurnStart
-from app.errors import GENERIC_MESSAGE, AppError, ShuttingDown
+from app.core.domain import TurnEvent, TurnStart
+from app.errors import AppError, ShuttingDown
 
 router = APIRouter()
 
@@ -72,32 +70,21 @@ async def chat_stream(request: Request) -> Response:
         observe_refusal(metrics, fields, exc, started, loop.time())
         return error_response(exc)
     turn = services.chat.open(caller, start, context, started=started)
-    feed = services.feeds.open(start.turn_id, caller, services.store)
+    feed = services.feeds.open(start.turn_id, caller)
 
     async def produce(emit: Emit) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        feed.bind(task)
+        async def deliver(seq: int, event: TurnEvent) -> bool:
+            try:
+                await emit(encode_event(event, start.turn_id, seq))
+            except ClientGone:
+                return False
+            return True
+
         metrics.open_streams.inc()
         services.admission.open_streams += 1
         try:
-            async with aclosing(turn.events()) as events:
-                async for event in events:
-                    chunk = feed.publish(event)
-                    if feed.attached:
-                        try:
-                            await emit(chunk)
-                        except ClientGone:
-                            feed.detach()
-        except asyncio.CancelledError:
-            if not feed.interrupted:
-                raise
-            # A drain ended the turn (stored as it stands): the client should ask again.
-            if feed.attached:
-                with contextlib.suppress(ClientGone):
-                    await emit(feed.publish(Failed("retry", GENERIC_MESSAGE)))
+            await feed.run(turn, deliver)
         finally:
-            feed.finish()
             metrics.open_streams.dec()
             services.admission.open_streams -= 1
             if turn.outcome is not None:

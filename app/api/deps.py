@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse
 
 from app.api.admission import Admission, LagMonitor
 from app.api.drain import Drain
-from app.api.feed import FeedRegistry
 from app.api.pending import PendingRequests
+from app.chat.feed import FeedRegistry
+from app.chat.resume import Resumer
 from app.chat.service import ChatService
 from app.config import Settings
 from app.core.domain import Caller
@@ -37,6 +38,7 @@ class Services:
     store: Store
     metrics: ChatMetrics
     feeds: FeedRegistry
+    resumer: Resumer
     drain: Drain
     admission: Admission = field(
         default_factory=lambda: Admission(lag=lambda: 0.0, max_lag_seconds=0, max_streams=0)

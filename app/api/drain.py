@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
-from app.api.feed import FeedRegistry
+from app.chat.feed import FeedRegistry
 
 logger = logging.getLogger(__name__)
 

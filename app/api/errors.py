@@ -9,7 +9,6 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from app.errors import (
-    GENERIC_MESSAGE,
     AppError,
     BodyTimeout,
     Overloaded,
@@ -17,6 +16,7 @@ from app.errors import (
     TooLarge,
     _Throttled,
 )
+from app.user_messages import user_message
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +52,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
-            {
-                "error": str(exc.detail),
-                "userMessage": GENERIC_MESSAGE,
-                "code": _HTTP_CODES.get(exc.status_code, "http_error"),
-            },
+            {"error": str(exc.detail), "userMessage": user_message(code), "code": code},
             status_code=exc.status_code,
             headers=dict(exc.headers or {}),
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error", exc_info=exc)
+        code = AppError.code
         return JSONResponse(
-            {"error": "Internal error", "userMessage": GENERIC_MESSAGE, "code": "internal_error"},
+            {"error": "Internal error", "userMessage": user_message(code), "code": code},
             status_code=500,
         )
 

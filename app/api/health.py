@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from app.api.deps import Services
-from app.errors import AppError
+from app.errors import AppError, KeyRefused
 from app.ops.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter()
@@ -25,6 +25,9 @@ async def healthz() -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     """The Data API and the database behind it answer, and the providers are configured.
 
+    Each failing part is named: `api_key` (the Data API refused SUPABASE_ANON_KEY), `database`
+    (the Data API or the database behind it failed: the error's code), `providers`.
+
     One real round trip at most per second, whatever the polling rate: results are cached.
     """
     services: Services = request.app.state.services
@@ -40,6 +43,8 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         await services.store.ping()
         checks["database"] = "ok"
+    except KeyRefused:  # the database may be fine: the part that fails is our key
+        checks["api_key"] = "key refused: check SUPABASE_ANON_KEY"
     except AppError as exc:
         checks["database"] = exc.code
     problems = services.provider_problems()

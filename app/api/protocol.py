@@ -27,7 +27,7 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.config import get_settings
-from app.errors import BREATH_MESSAGE, GENERIC_MESSAGE
+from app.user_messages import user_message
 
 PROTOCOL_PATH = "app.api.protocol:GuardedHttpToolsProtocol"
 MAX_HEADER_BYTES = 64 * 1024
@@ -35,14 +35,14 @@ MAX_HEADER_BYTES = 64 * 1024
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
-def error_body(error: str, code: str, user_message: str = GENERIC_MESSAGE) -> bytes:
+def error_body(error: str, *, code: str) -> bytes:
     """The `{"error", "userMessage", "code"}` shape every other refusal uses."""
-    return orjson.dumps({"error": error, "userMessage": user_message, "code": code})
+    return orjson.dumps({"error": error, "userMessage": user_message(code), "code": code})
 
 
 async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:  # noqa: ARG001
     """`limit_concurrency`'s 503, in our shape, with a retry hint."""
-    body = error_body("Service temporarily unavailable", "over_capacity", BREATH_MESSAGE)
+    body = error_body("Service temporarily unavailable", code="over_capacity")
     await send(
         {
             "type": "http.response.start",
@@ -79,7 +79,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_headers or self._header_timer is not None:
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
-                self._refuse(431, "Request headers too large", "headers_too_large")
+                self._refuse(431, "Request headers too large", code="headers_too_large")
                 return
         super().data_received(data)
 
@@ -112,22 +112,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.logger.info(
             "closed a connection: request headers not complete in %ss", self.header_timeout
         )
-        self._refuse(408, "The request headers took too long to arrive", "request_timeout")
+        self._refuse(408, "The request headers took too long to arrive", code="request_timeout")
 
     # --- our JSON for uvicorn's own answers ---------------------------------------------------
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002  (uvicorn's plain-text copy)
-        self._refuse(400, "Invalid HTTP request", "invalid_http")
+        self._refuse(400, "Invalid HTTP request", code="invalid_http")
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if app is service_unavailable:
             app = _over_capacity
         super()._start_asgi_task(cycle, app)
 
-    def _refuse(self, status: int, error: str, code: str) -> None:
+    def _refuse(self, status: int, error: str, *, code: str) -> None:
         """Answer (unless a response is already under way) and close the connection."""
         self._stop_header_clock()
         if self.cycle is None or self.cycle.response_complete:
-            body = error_body(error, code)
+            body = error_body(error, code=code)
             head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
             self.transport.write(
                 head

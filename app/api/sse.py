@@ -1,8 +1,8 @@
 """Server-Sent Events: every byte of the wire contract (docs/design.md §4) is written here.
 
 Each event is one `data:` line of compact JSON and a blank line; heartbeats are SSE comments.
-The use case yields domain events (`TextDelta`, `Done`, `Failed`); `encode_event` turns each into
-the seed's shapes. The response that sends them is `api/stream.py`.
+The use case yields domain events (`TextDelta`, `Done`, `Failed`, and `Expired` on a resume);
+`encode_event` turns each into the seed's shapes. The response that sends them is `api/stream.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from app.core.domain import Done, TextDelta, TurnEvent
+from app.core.domain import Done, Expired, ResumeEvent, TextDelta
+from app.user_messages import user_message
 
 # A comment line alone: a blank line after it would make some clients (httpx-sse) report an
 # empty event once an event had an id.
@@ -25,7 +26,6 @@ SSE_HEADERS: Mapping[str, str] = {
 }
 
 _TOKEN_PREFIX = b'data: {"type":"token","content":'
-EXPIRED_MESSAGE = "This answer can no longer be resumed; here is what was stored."
 
 
 def encode(event: Mapping[str, Any], id_line: bytes = b"") -> bytes:
@@ -37,8 +37,9 @@ def event_id(turn_id: str, seq: int) -> bytes:
     return b"id: " + turn_id.encode() + b":" + str(seq).encode() + b"\n"
 
 
-def encode_event(event: TurnEvent, turn_id: str | None = None, seq: int = 0) -> bytes:
-    """The wire form of a turn event: `token`, `done` or `error`, with its id when `turn_id`."""
+def encode_event(event: ResumeEvent, turn_id: str | None = None, seq: int = 0) -> bytes:
+    """The wire form of a turn event: `token`, `done`, `error` or (a resume's last) `expired`,
+    with its id when `turn_id`."""
     prefix = event_id(turn_id, seq) if turn_id else b""
     if isinstance(event, TextDelta):
         return encode_token(event.text, prefix)
@@ -57,19 +58,16 @@ def encode_event(event: TurnEvent, turn_id: str | None = None, seq: int = 0) -> 
         if event.replayed:
             done["replayed"] = True
         return encode(done, prefix)
+    if isinstance(event, Expired):
+        expired = {
+            "type": "expired",
+            "turnId": turn_id,
+            "messageId": event.message_id,
+            "content": event.content,
+            "message": user_message("expired"),
+        }
+        return encode(expired, prefix)
     return encode({"type": "error", "message": event.user_message, "code": event.code}, prefix)
-
-
-def encode_expired(turn_id: str, seq: int, message_id: str | None, content: str | None) -> bytes:
-    """The last event of a resume that came too late to replay the answer event by event."""
-    event = {
-        "type": "expired",
-        "turnId": turn_id,
-        "messageId": message_id,
-        "content": content,
-        "message": EXPIRED_MESSAGE,
-    }
-    return encode(event, event_id(turn_id, seq))
 
 
 def encode_token(text: str, prefix: bytes = b"") -> bytes:

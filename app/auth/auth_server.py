@@ -2,7 +2,7 @@
 
 The signature, the session and the user must still be valid there, so a sign-out or a deleted
 user is refused at once. Auth answering 400/401/403 (or anything but 200) → 401. Auth unreachable,
-5xx or 429 → `StoreError` (503, code `auth_unavailable`): we cannot tell whether the token is
+5xx or 429 → `AuthUnavailable` (503, code `auth_unavailable`): we cannot tell whether the token is
 good, so we fail closed, but not with "sign in again", which would not help while Auth is down
 and would make the app drop a session that may be perfectly valid. The call is bounded by
 `DB_TIMEOUT_SECONDS`, like every Supabase API call.
@@ -21,7 +21,7 @@ from supabase_auth.errors import AuthApiError, AuthRetryableError, AuthUnknownEr
 from supabase_auth.errors import AuthError as GoTrueError
 
 from app.auth.refusal import TokenRefused
-from app.errors import StoreError
+from app.errors import AuthUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +55,15 @@ class AuthServer:
                 answer = await self._gotrue.get_user(token)
         except TimeoutError as exc:
             logger.warning("Supabase Auth did not answer GET /user in %ss", self._timeout_seconds)
-            raise StoreError("auth server timed out", code="auth_unavailable") from exc
+            raise AuthUnavailable("auth server timed out") from exc
         except GoTrueError as exc:
             status = _status_of(exc)
             if status is None or status == 429 or status >= 500:
                 logger.warning("Supabase Auth unavailable for GET /user: %r", exc)
-                raise StoreError(f"auth server answered {status}", code="auth_unavailable") from exc
+                raise AuthUnavailable(f"auth server answered {status}") from exc
             raise TokenRefused("revoked", f"auth server refused the token ({status})") from exc
         except ValueError as exc:  # a 200 whose body is not a user (pydantic's ValidationError)
-            raise StoreError("auth server sent invalid JSON", code="auth_unavailable") from exc
+            raise AuthUnavailable("auth server sent invalid JSON") from exc
         if answer is None or answer.user.id != claims["sub"]:
             raise TokenRefused("subject", "auth server user does not match the token's sub")
 

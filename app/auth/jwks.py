@@ -10,6 +10,7 @@ from a public endpoint, and a key verifies only its own algorithm.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -94,6 +95,15 @@ class JwksCache:
     def holds_keys(self) -> bool:
         return self._keys is not None
 
+    async def refetch(self) -> None:
+        """Fetch now, past the cache lifetime and the quiet period (SIGHUP: a key was revoked).
+
+        The keys held stay in use if the fetch fails.
+        """
+        async with self._lock:
+            self._last_attempt = None
+        await self.refresh()
+
     async def refresh(self, *, prefetch: bool = False) -> None:
         """Fetch the JWKS unless a fetch just happened or another caller is doing it.
 
@@ -170,3 +180,40 @@ def _parse_jwks(document: object) -> _KeySet:
         else:
             unnamed.append(key)
     return _KeySet(by_kid=by_kid, unnamed=tuple(unnamed))
+
+
+class StaticJwks:
+    """Keys given inline (`SUPABASE_JWKS`), as `@supabase/server` takes them: never fetched.
+
+    Rotating or revoking a key means changing the setting and restarting the service.
+    """
+
+    def __init__(self, document: str) -> None:
+        try:
+            self._keys = _parse_jwks(json.loads(document))
+        except (ValueError, _JwksUnavailable) as exc:
+            raise ValueError(f"SUPABASE_JWKS is not a JWKS: {exc}") from exc
+        if not self._keys.by_kid and not self._keys.unnamed:
+            raise ValueError("SUPABASE_JWKS lists no asymmetric signature key")
+        self.url = "SUPABASE_JWKS"
+        self.fetches = 0
+        self.holds_keys = True
+
+    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+        key = self._keys.find(kid, alg)
+        if key is None:
+            raise TokenRefused("unknown_kid", f"no signing key for kid {kid!r} in SUPABASE_JWKS")
+        if key.algorithm_name != alg:
+            raise TokenRefused(
+                "algorithm", f"algorithm {alg!r} does not match the key's {key.algorithm_name!r}"
+            )
+        return key
+
+    async def refresh(self, *, prefetch: bool = False) -> None:
+        """Nothing to fetch."""
+
+    async def refetch(self) -> None:
+        """Nothing to fetch: the keys are the setting's."""
+
+
+SigningKeys = JwksCache | StaticJwks

@@ -18,7 +18,7 @@ from app.core.domain import (
     Usage,
     UsageRow,
 )
-from app.core.ports import Pricer, Provider
+from app.core.ports import PriceBook, Provider
 from app.errors import AppError
 
 
@@ -110,7 +110,7 @@ def build_record(
     turn: TurnStart,
     attempts: list[Attempt],
     prompt_estimate: int,
-    pricer: Pricer,
+    pricer: PriceBook,
     *,
     failed: bool,
     now: float,

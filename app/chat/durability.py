@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.config import Settings
+from app.chat.policy import ChatPolicy
 from app.core.domain import Caller, TurnRecord
 from app.core.ports import ChatStore, Spool
 from app.errors import AppError, StoreError
@@ -27,14 +27,14 @@ class Persisted:
 
 
 async def persist(
-    store: ChatStore, spool: Spool, settings: Settings, caller: Caller, record: TurnRecord
+    store: ChatStore, spool: Spool, policy: ChatPolicy, caller: Caller, record: TurnRecord
 ) -> Persisted:
     """Store the turn: retry with backoff, then spool.
 
     Always written, even when nothing was generated or billed: it closes the turn, whose
     reservation would otherwise be taken for a dead worker's and billed as abandoned.
     """
-    retries = settings.finish_retries
+    retries = policy.finish_retries
     for attempt in range(retries + 1):
         try:
             result = await store.finish(caller, record)
@@ -48,7 +48,7 @@ async def persist(
                     exc.detail,
                 )
                 break
-            await asyncio.sleep(settings.finish_backoff_seconds * (2**attempt))
+            await asyncio.sleep(policy.finish_backoff_seconds * (2**attempt))
         except AppError as exc:  # expired token, RLS refusal: retrying will not help
             logger.warning("finish refused for turn %s (%s); spooling", record.turn_id, exc.code)
             break
@@ -57,10 +57,10 @@ async def persist(
 
 
 async def persist_shielded(
-    store: ChatStore, spool: Spool, settings: Settings, caller: Caller, record: TurnRecord
+    store: ChatStore, spool: Spool, policy: ChatPolicy, caller: Caller, record: TurnRecord
 ) -> Persisted:
     """`persist` that a second cancellation (shutdown during a disconnect) cannot interrupt."""
-    task = asyncio.ensure_future(persist(store, spool, settings, caller, record))
+    task = asyncio.ensure_future(persist(store, spool, policy, caller, record))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -158,7 +158,7 @@ async def relay(
                 attempt.completed = True
             return
         except ProviderError as exc:
-            attempt.failure = exc.code
+            attempt.failure = exc.kind
             can_fall_back = (
                 not last and attempt.deltas == 0 and exc.retryable and loop.time() < deadlines.head
             )

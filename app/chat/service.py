@@ -5,41 +5,41 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.chat.accounting import estimate_tokens
+from app.chat.policy import ChatPolicy
 from app.chat.relay import no_grace
 from app.chat.turn import Turn, TurnParts
-from app.config import Settings
-from app.core.domain import Caller, Caps, Reservation, TurnContext, TurnStart, TurnTerms
-from app.core.ports import ChatStore, Pricer, Provider, Spool
+from app.core.domain import Caller, Reservation, TurnContext, TurnStart, TurnTerms
+from app.core.ports import ChatStore, PriceBook, Provider, Spool
 
 
 class ChatService:
     def __init__(
         self,
         *,
-        settings: Settings,
+        policy: ChatPolicy,
         store: ChatStore,
         providers: list[tuple[Provider, str]],
-        pricer: Pricer,
+        pricer: PriceBook,
         spool: Spool,
         head_grace: Callable[[], float] = no_grace,
     ) -> None:
         if not providers:
             raise ValueError("at least one provider is required")
-        self.settings = settings
+        self.policy = policy
         self.store = store
-        self._parts = TurnParts(settings, store, providers, pricer, spool, head_grace)
+        self._parts = TurnParts(policy, store, providers, pricer, spool, head_grace)
 
     def terms_for(self, turn: TurnStart) -> TurnTerms:
-        """The terms `begin` decides with, all from settings (a user's `user_limits` row wins in
+        """The terms `begin` decides with, all from the policy (a user's `user_limits` row wins in
         the database). The reservation is the worst case this turn could cost: a full history
         window and every output token on the dearest configured model. If the worker dies, the
         turn is billed at the primary model's rates on the estimated prompt and the output it last
         reported (upper bounds: UTF-8 bytes)."""
-        s, pricer, providers = self.settings, self._parts.pricer, self._parts.providers
-        system_tokens = estimate_tokens(s.system_prompt)
-        input_bound = s.history_token_budget + system_tokens + estimate_tokens(turn.content)
+        p, pricer, providers = self.policy, self._parts.pricer, self._parts.providers
+        system_tokens = estimate_tokens(p.system_prompt)
+        input_bound = p.history_token_budget + system_tokens + estimate_tokens(turn.content)
         reserve = max(
-            pricer.worst_case_cost(provider.name, model, input_bound, s.llm_max_tokens)
+            pricer.worst_case_cost(provider.name, model, input_bound, p.max_tokens)
             for provider, model in providers
         )
         primary, model = providers[0]
@@ -51,16 +51,11 @@ class ChatService:
                 input_usd_per_mtok=pricer.worst_case_cost(primary.name, model, 10**6, 0),
                 output_usd_per_mtok=pricer.worst_case_cost(primary.name, model, 0, 10**6),
                 system_tokens=system_tokens,
-                lease_seconds=s.reservation_ttl_seconds,
+                lease_seconds=p.reservation_ttl_seconds,
             ),
-            caps=Caps(
-                daily_usd=s.daily_budget_usd,
-                monthly_usd=s.monthly_budget_usd,
-                rate_per_minute=s.rate_limit_per_minute,
-                max_streams=s.max_concurrent_streams,
-            ),
-            history_tokens=s.history_token_budget,
-            history_messages=s.history_max_messages,
+            caps=p.caps,
+            history_tokens=p.history_token_budget,
+            history_messages=p.history_max_messages,
         )
 
     async def begin(self, caller: Caller, turn: TurnStart) -> TurnContext:

@@ -23,8 +23,8 @@ from app.chat.accounting import (
     trim_history,
 )
 from app.chat.durability import Lease, persist_shielded
+from app.chat.policy import ChatPolicy
 from app.chat.relay import Deadlines, no_grace, relay
-from app.config import Settings
 from app.core.domain import (
     Caller,
     ChatMessage,
@@ -39,7 +39,7 @@ from app.core.domain import (
     TurnStart,
     Usage,
 )
-from app.core.ports import ChatStore, Pricer, Provider, Spool
+from app.core.ports import ChatStore, PriceBook, Provider, Spool
 from app.errors import ProviderError
 
 
@@ -47,10 +47,10 @@ from app.errors import ProviderError
 class TurnParts:
     """What a turn works with; the service builds it once."""
 
-    settings: Settings
+    policy: ChatPolicy
     store: ChatStore
     providers: list[tuple[Provider, str]]
-    pricer: Pricer
+    pricer: PriceBook
     spool: Spool
     head_grace: Callable[[], float] = no_grace  # how late the loop runs (the relay's head grace)
 
@@ -76,14 +76,14 @@ class Turn:
                 yield event
             return
         parts, start = self._parts, self._start
-        settings = parts.settings
+        policy = parts.policy
         history = trim_history(self._context.history) or (ChatMessage("user", start.content),)
         request = CompletionRequest(
             model=parts.providers[0][1],
-            system=settings.system_prompt,
+            system=policy.system_prompt,
             messages=history,
-            max_tokens=settings.llm_max_tokens,
-            temperature=settings.llm_temperature,
+            max_tokens=policy.max_tokens,
+            temperature=policy.temperature,
             user_id=self._caller.user_id,
             conversation_id=start.conversation_id,
         )
@@ -91,16 +91,16 @@ class Turn:
             estimate_tokens(m.content) for m in history
         )
         deadlines = Deadlines(
-            head=self._started + settings.llm_availability_budget,
-            total=self._started + settings.llm_total_timeout,
-            idle=settings.llm_idle_timeout,
+            head=self._started + policy.availability_budget,
+            total=self._started + policy.total_timeout,
+            idle=policy.idle_timeout,
         )
         attempts: list[Attempt] = []
         lease = Lease(
             parts.store,
             self._caller,
             start.turn_id,
-            settings.reservation_ttl_seconds,
+            policy.reservation_ttl_seconds,
             output=lambda: sum(a.output_estimate for a in attempts if a.billed),
         )
         error: ProviderError | None = None
@@ -158,7 +158,7 @@ class Turn:
             final=final,
         )
         persisted = await persist_shielded(
-            parts.store, parts.spool, parts.settings, self._caller, record
+            parts.store, parts.spool, parts.policy, self._caller, record
         )
         self.outcome = outcome_of(
             record,

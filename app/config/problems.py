@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from app.config.keys import maps_without_default, publishable_key, secret_key
 from app.config.providers import configured_providers
 from app.config.settings import Settings, get_settings
 
@@ -78,21 +79,7 @@ def service_problems(settings: Settings) -> list[ConfigError]:
         problems.append(ConfigError("SUPABASE_URL", f"is not set: it should hold {_PROJECT_URL}"))
     elif not _is_http_url(url):
         problems.append(ConfigError("SUPABASE_URL", f"should be {_PROJECT_URL} (got {url!r})"))
-    if not settings.supabase_anon_key.get_secret_value():
-        problems.append(
-            ConfigError(
-                "SUPABASE_ANON_KEY",
-                "is not set: it should hold the project's anon (publishable) API key",
-            )
-        )
-    if not settings.supabase_service_role_key.get_secret_value():
-        problems.append(
-            ConfigError(
-                "SUPABASE_SERVICE_ROLE_KEY",
-                "is not set: it should hold the project's service_role (secret) API key, "
-                "which replays the outbox",
-            )
-        )
+    problems += _key_problems(settings)
     if len(settings.billing_attestation_key.get_secret_value().encode()) < 32:
         problems.append(
             ConfigError(
@@ -101,12 +88,13 @@ def service_problems(settings: Settings) -> list[ConfigError]:
                 "private.attestation_keys",
             )
         )
-    if settings.auth_mode == "hs256" and len(settings.supabase_jwt_secret.get_secret_value()) < 32:
+    jwt_secret = settings.supabase_jwt_secret.get_secret_value()
+    if (settings.auth_mode == "hs256" or jwt_secret) and len(jwt_secret) < 32:
         problems.append(
             ConfigError(
                 "SUPABASE_JWT_SECRET",
-                "should hold the project's legacy JWT secret (at least 32 characters) "
-                "for AUTH_MODE=hs256",
+                "should hold the project's legacy JWT secret (at least 32 characters): "
+                "AUTH_MODE=hs256 needs it, AUTH_MODE=rotation verifies HS256 tokens with it",
             )
         )
     if settings.jwt_issuer and not _is_http_url(settings.jwt_issuer):
@@ -125,6 +113,39 @@ def service_problems(settings: Settings) -> list[ConfigError]:
                     f"is not set: {provider.setting}={provider.name} needs the provider's API key",
                 )
             )
+    return problems
+
+
+def _key_problems(settings: Settings) -> list[ConfigError]:
+    problems = [
+        ConfigError(name, 'has no "default" entry: the service uses the key named "default"')
+        for name in maps_without_default(settings)
+    ]
+    publishable, secret = publishable_key(settings), secret_key(settings)
+    if not publishable:
+        problems.append(
+            ConfigError(
+                "SUPABASE_PUBLISHABLE_KEY",
+                "is not set: it should hold the project's publishable key (sb_publishable_…; "
+                "the legacy SUPABASE_ANON_KEY is also accepted)",
+            )
+        )
+    elif publishable.value.get_secret_value().startswith("sb_secret_"):
+        problems.append(
+            ConfigError(publishable.setting, "holds a secret key: it must be the publishable key")
+        )
+    if not secret:
+        problems.append(
+            ConfigError(
+                "SUPABASE_SECRET_KEY",
+                "is not set: it should hold a secret key of the project (sb_secret_…; the legacy "
+                "SUPABASE_SERVICE_ROLE_KEY is also accepted), which replays the outbox",
+            )
+        )
+    elif secret.value.get_secret_value().startswith("sb_publishable_"):
+        problems.append(
+            ConfigError(secret.setting, "holds the publishable key: it must be a secret key")
+        )
     return problems
 
 

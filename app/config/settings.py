@@ -6,6 +6,7 @@ Nothing here runs at import time: call `get_settings()` or build `Settings(...)`
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     # Direct PostgreSQL DSN, used by `migrate`, analytics and scripts. Empty: the local stack.
     database_url: str = ""
     supabase_url: str = ""
+    # API keys (`app.config.keys` picks one of each): the 2026 names first, as `@supabase/server`
+    # and the Edge runtime name them; the JSON maps' "default" entry next; the legacy JWT keys last.
+    supabase_publishable_key: SecretStr = SecretStr("")
+    supabase_secret_key: SecretStr = SecretStr("")
+    supabase_publishable_keys: Annotated[dict[str, SecretStr], NoDecode] = {}
+    supabase_secret_keys: Annotated[dict[str, SecretStr], NoDecode] = {}
     supabase_anon_key: SecretStr = SecretStr("")
     supabase_service_role_key: SecretStr = SecretStr("")
     # HMAC key for attested usage (>= 32 bytes; `openssl rand -hex 32`). The same secret must be in
@@ -55,10 +62,13 @@ class Settings(BaseSettings):
     billing_attestation_key: SecretStr = SecretStr("")
 
     # --- Access-token verification ------------------------------------------------------------
-    # jwks: verify locally against SUPABASE_URL/auth/v1/.well-known/jwks.json (default);
-    # hs256: verify with SUPABASE_JWT_SECRET; strict: ask Supabase Auth (GET /auth/v1/user).
-    auth_mode: Literal["jwks", "hs256", "strict"] = "jwks"
+    # rotation (default): asymmetric tokens against the JWKS, HS256 ones with SUPABASE_JWT_SECRET
+    # when set, else by asking Auth once; jwks: asymmetric only; hs256: the secret only;
+    # strict: ask Supabase Auth (GET /auth/v1/user) every time.
+    auth_mode: Literal["rotation", "jwks", "hs256", "strict"] = "rotation"
     supabase_jwt_secret: SecretStr = SecretStr("")
+    # The project's JWKS as inline JSON: verify with these keys and never fetch.
+    supabase_jwks: str = ""
     jwt_audience: str = "authenticated"
     jwt_issuer: str = ""
     jwt_leeway_seconds: int = 30
@@ -163,6 +173,35 @@ class Settings(BaseSettings):
     def _known_level(cls, value: str) -> str:
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @field_validator("supabase_publishable_keys", "supabase_secret_keys", mode="before")
+    @classmethod
+    def _named_keys(cls, value: object) -> object:
+        """A JSON object of key names to keys, as the Edge runtime sets it."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            named = json.loads(value)
+        except ValueError:
+            named = None
+        if not isinstance(named, dict) or not all(isinstance(v, str) for v in named.values()):
+            raise ValueError('a JSON object of key names to keys, e.g. {"default": "sb_…"}')
+        return named
+
+    @field_validator("supabase_jwks")
+    @classmethod
+    def _inline_jwks(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        try:
+            document = json.loads(value)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError('a JWKS as JSON: {"keys": [...]}')
         return value
 
     @field_validator("cors_origins", mode="before")

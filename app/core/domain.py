@@ -99,6 +99,18 @@ TurnEvent = TextDelta | Done | Failed
 
 
 @dataclass(frozen=True)
+class Expired:
+    """A resume came too late to replay the answer event by event (past the retention, cut
+    short, or abandoned): the stored answer, if any, instead of the rest of the events."""
+
+    message_id: str | None
+    content: str | None
+
+
+ResumeEvent = TurnEvent | Expired  # what a resumed turn yields
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     model: str
     system: str

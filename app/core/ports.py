@@ -83,7 +83,9 @@ class Spool(Protocol):
     def spool(self, user_id: str, record: TurnRecord) -> None: ...
 
 
-class Pricer(Protocol):
+class PriceBook(Protocol):
+    """What a turn is priced with: `app.core.pricing.Pricer` (overrides, genai-prices, fallback)."""
+
     def price(self, provider: str, model: str, usage: Usage) -> Price: ...
 
     def worst_case_cost(

@@ -132,7 +132,7 @@ def load_overrides(path: Path) -> dict[tuple[str | None, str], Rates]:
 
 
 class Pricer:
-    """`app.core.ports.Pricer`: price a call from overrides, genai-prices, then the fallback."""
+    """`app.core.ports.PriceBook`: price a call from overrides, genai-prices, then the fallback."""
 
     def __init__(self, settings: Settings) -> None:
         path = settings.pricing_overrides_path

@@ -108,7 +108,7 @@ async def _refusal(provider: str, response: httpx.Response) -> ProviderError:
     detail = f"{provider}: HTTP {response.status_code} {kind}: {message}"
     if retry_after := response.headers.get("retry-after"):
         detail += f" (retry-after {retry_after})"
-    exc = ProviderUnavailable(detail, code=kind)
+    exc = ProviderUnavailable(detail, kind=kind)
     exc.retryable = response.status_code not in NOT_RETRYABLE
     return exc
 

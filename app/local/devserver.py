@@ -16,6 +16,7 @@ from app.config import Settings
 from app.local.auth.mail import Mail, describe, mailbox_of
 from app.local.context import StackContext
 from app.local.stack import LocalStack, build_app, read_status
+from app.ops.logs import logging_config
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def service_settings(settings: Settings, stack: LocalStack) -> Settings:
 async def mint_demo(ctx: StackContext) -> dict[str, str]:
     """A fresh user (through the Auth stand-in) and a conversation (through PostgREST)."""
     email = f"demo-{uuid.uuid4().hex[:8]}@example.com"
-    headers = {"apikey": ctx.keys.anon_key, "X-Supabase-Api-Version": "2024-01-01"}
+    headers = {"apikey": ctx.keys.publishable_key, "X-Supabase-Api-Version": "2024-01-01"}
     async with httpx.AsyncClient(base_url=ctx.api_url, timeout=10) as http:
         signup = await http.post(
             "/auth/v1/signup", json={"email": email, "password": uuid.uuid4().hex}, headers=headers
@@ -107,7 +108,14 @@ def run_dev(settings: Settings, *, print_curl: bool = True, print_mail: bool = F
         service = service_settings(settings, stack)
         app = build_app(stack.ctx, functions_app=create_app(service))
         config = uvicorn.Config(
-            app, host=settings.api_host, port=stack.api_port, log_level="warning", lifespan="on"
+            app,
+            host=settings.api_host,
+            port=stack.api_port,
+            log_level="warning",
+            # uvicorn's lines in the same readable form as ours (request lines say why a token
+            # was refused, in words).
+            log_config=logging_config(settings.log_level, json_lines=False),
+            lifespan="on",
         )
         server = uvicorn.Server(config)
         original_startup = server.startup
@@ -121,7 +129,11 @@ def run_dev(settings: Settings, *, print_curl: bool = True, print_mail: bool = F
             print(f"  database: {stack.ctx.db_url}")
             print(f"  mail:     {stack.ctx.api_url}/mail/ (auth emails; API: /mail/api/v1/)")
             print(f"  model:    {service.llm_provider}/{service.llm_model} via {providers}")
-            print("  `chat-stream status --json` shows the keys. Ctrl-C stops everything.")
+            print(f"  publishable key: {stack.ctx.keys.publishable_key}")
+            print(f"  secret key:      {stack.ctx.keys.secret_key}")
+            print(f"  signing key:     {stack.ctx.keys.kid} ({stack.ctx.keys.algorithm})")
+            print("  `chat-stream status` shows the rest, the legacy anon/service_role keys")
+            print("  (deprecated) too. Ctrl-C stops everything.")
             if print_curl:
                 try:
                     demo = await mint_demo(stack.ctx)

@@ -1,9 +1,13 @@
-"""The `apikey` handling of Supabase's API gateway (wire reference §2.9), as ASGI middleware.
+"""The `apikey` handling of Supabase's API gateway, as ASGI middleware.
 
-Missing or unknown `apikey` → 401 with the gateway's JSON. Otherwise the request goes on with
-`Authorization` set as the local CLI's Kong does (`internal/start/start.go`, `BearerToken`): the
-caller's own Authorization unless it is `Bearer sb_…`; else `Bearer <jwt>` for an `sb_` key; else
-— `forward_legacy_key_as_is` — the legacy JWT `apikey` value itself, with no `Bearer ` (so GoTrue
+The key comes from the `apikey` header, else the `?apikey=` query parameter. Missing or unknown →
+401 with the gateway's JSON; a secret key (`sb_secret_…`) sent by a browser (a `Mozilla/`
+User-Agent) → 401, as hosted Supabase refuses it. Otherwise the request goes on with
+`Authorization` set as the local CLI's Kong does (`internal/start/start.go`, `BearerToken` and
+`QueryToken`; a key sent as `?apikey=` is taken out of the query string): the caller's own
+Authorization unless it is `Bearer sb_…` (dropped, never forwarded); else `Bearer <jwt>` for an
+`sb_` key (the secret key → the service_role JWT, the publishable key → the anon JWT); else —
+`forward_legacy_key_as_is` — the legacy JWT `apikey` value itself, with no `Bearer ` (so GoTrue
 answers "This endpoint requires a valid Bearer token" where it wants a user).
 
 `passthrough_prefixes` are Kong's open services (`/verify`, `/callback`, `/authorize`): no key
@@ -13,7 +17,7 @@ is checked and no header is touched. `open_paths` need no key but get one handle
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,6 +30,12 @@ BAD_KEY = {
     "message": "Invalid API key",
     "hint": "Double check your Supabase `anon` or `service_role` API key.",
 }
+# The stand-in's wording: hosted Supabase answers 401 here, its body is not pinned down.
+SECRET_IN_BROWSER = {
+    "message": "Forbidden use of secret API key in browser",
+    "hint": "Secret API keys can only be used in a protected environment and should never be "
+    "used in a browser. Use the publishable key there.",
+}
 
 
 class ApiKeyGateway:
@@ -34,12 +44,14 @@ class ApiKeyGateway:
         app: ASGIApp,
         *,
         key_to_jwt: Callable[[], dict[str, str]],
+        secret_keys: Callable[[], frozenset[str]] = frozenset,
         open_paths: Iterable[str] = (),
         passthrough_prefixes: Iterable[str] = (),
         forward_legacy_key_as_is: bool = False,
     ) -> None:
         self.app = app
         self.key_to_jwt = key_to_jwt  # apikey value -> Bearer JWT for that role
+        self.secret_keys = secret_keys  # the keys a browser may not send
         self.open_paths = tuple(open_paths)
         self.passthrough = tuple(passthrough_prefixes)
         self.forward_legacy_key_as_is = forward_legacy_key_as_is
@@ -64,6 +76,9 @@ class ApiKeyGateway:
         if apikey not in mapping:
             await _reject(send, BAD_KEY)
             return
+        if apikey in self.secret_keys() and _from_browser(headers):
+            await _reject(send, SECRET_IN_BROWSER)
+            return
         auth = _header(headers, b"authorization")
         if not auth or auth.lower().startswith("bearer sb_"):
             headers = [(k, v) for k, v in headers if k != b"authorization"]
@@ -73,6 +88,8 @@ class ApiKeyGateway:
             )
             headers.append((b"authorization", value.encode()))
         scope = dict(scope, headers=headers)
+        if not _header(headers, b"apikey"):
+            scope["query_string"] = _without_apikey(scope.get("query_string", b""))
         await self.app(scope, receive, send)
 
     def _passes_through(self, scope: Scope) -> bool:
@@ -87,6 +104,18 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
         if k.lower() == name:
             return v.decode("latin-1")
     return None
+
+
+def _without_apikey(query: bytes) -> bytes:
+    """The query string minus `apikey`, as Kong's key-auth (`hide_credentials`) forwards it: a
+    PostgREST behind it would read `apikey=…` as a column filter."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if k != "apikey"]).encode("latin-1")
+
+
+def _from_browser(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Every browser's User-Agent starts `Mozilla/`; servers' clients (node, python) do not."""
+    return (_header(headers, b"user-agent") or "").startswith("Mozilla/")
 
 
 def _query_param(scope: Scope, name: str) -> str | None:

@@ -1,8 +1,14 @@
 """Signing keys and API keys of the local stack, shaped like the Supabase CLI's.
 
-User access tokens are ES256 with a `kid` (published as a JWKS); the `anon` and `service_role`
-API keys are long-lived HS256 JWTs over the legacy JWT secret, as `supabase start` issues them.
-Keys are generated once and kept in LOCAL_STACK_DIR, so tokens survive a restart.
+API keys: the opaque `sb_publishable_…` and `sb_secret_…` keys (the CLI's fixed local values
+unless `[auth] publishable_key`/`secret_key` say otherwise), which the gateway turns into the
+`anon` and `service_role` JWTs; and those legacy JWT keys themselves (deprecated, still served).
+
+Signing keys: without `[auth] signing_keys_path`, one ES256 key per stack directory, generated
+once and kept in LOCAL_STACK_DIR with the legacy JWT secret, so tokens survive a restart; the
+legacy keys are HS256 over that secret. With the file (`signing_keys`), its signing key signs
+user tokens *and* the legacy keys (10-year expiry), every key in it verifies, and the Data API no
+longer accepts tokens signed with the legacy secret: it has left the JWKS, as with the CLI.
 """
 
 from __future__ import annotations
@@ -13,19 +19,24 @@ import os
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
+
+from app.local import signing_keys
 
 ANON_ROLE = "anon"
 SERVICE_ROLE = "service_role"
 AUTHENTICATED_ROLE = "authenticated"
 API_KEY_EXPIRY = 1983812996  # the Supabase CLI's fixed expiry for local API keys
 ISSUER_FOR_API_KEYS = "supabase-demo"
+ASYMMETRIC_API_KEY_LIFETIME = 10 * 365 * 24 * 3600  # the CLI's, when a signing-keys file is set
+# The Supabase CLI's fixed local API keys (`pkg/config/apikeys.go`): public test values.
+DEFAULT_PUBLISHABLE_KEY = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
+DEFAULT_SECRET_KEY = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
 
 
 class InvalidToken(ValueError):
@@ -34,18 +45,49 @@ class InvalidToken(ValueError):
 
 @dataclass(frozen=True)
 class LocalKeys:
-    kid: str
+    kid: str  # of the key that signs
     private_jwk: dict[str, Any]
     jwt_secret: str
+    # Every other key of the signing-keys file (standby, previously used): they verify only.
+    verify_jwks: tuple[dict[str, Any], ...] = ()
+    publishable_key: str = DEFAULT_PUBLISHABLE_KEY
+    secret_key: str = DEFAULT_SECRET_KEY
+    from_file: bool = False  # `[auth] signing_keys_path` is set
+    issued_at: int = field(default_factory=lambda: int(time.time()))
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
     def generate(cls) -> LocalKeys:
-        private = ec.generate_private_key(ec.SECP256R1())
-        jwk = json.loads(ECAlgorithm.to_jwk(private))
-        kid = str(uuid.uuid4())
-        jwk |= {"kid": kid, "alg": "ES256", "use": "sig", "key_ops": ["sign"]}
-        return cls(kid=kid, private_jwk=jwk, jwt_secret=secrets.token_urlsafe(48))
+        jwk = signing_keys.generate("ES256") | {"key_ops": ["sign"]}
+        jwk.pop("ext")
+        return cls(kid=jwk["kid"], private_jwk=jwk, jwt_secret=secrets.token_urlsafe(48))
+
+    def with_api_keys(self, publishable_key: str | None, secret_key: str | None) -> LocalKeys:
+        """These keys with other `sb_` API keys (None keeps the CLI's default)."""
+        return LocalKeys(
+            self.kid,
+            self.private_jwk,
+            self.jwt_secret,
+            self.verify_jwks,
+            publishable_key or DEFAULT_PUBLISHABLE_KEY,
+            secret_key or DEFAULT_SECRET_KEY,
+            self.from_file,
+        )
+
+    def with_signing_keys(self, path: Path) -> LocalKeys:
+        """These keys with the signing keys of `path` (the legacy secret stays, for GoTrue)."""
+        keys = signing_keys.read_keys(path)
+        signer = keys[signing_keys.signing_index(keys)]
+        others = tuple(signing_keys.public_jwk(k) for k in keys if k is not signer)
+        return LocalKeys(
+            str(signer.get("kid", "")),
+            signer,
+            self.jwt_secret,
+            others,
+            self.publishable_key,
+            self.secret_key,
+            from_file=True,
+        )
 
     @classmethod
     def load_or_create(cls, directory: Path) -> LocalKeys:
@@ -66,17 +108,36 @@ class LocalKeys:
 
     # --- keys ---------------------------------------------------------------------------------
     @property
-    def _private_key(self) -> ec.EllipticCurvePrivateKey:
-        key = ECAlgorithm.from_jwk(json.dumps(self.private_jwk))
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return key
+    def algorithm(self) -> signing_keys.Algorithm:
+        return signing_keys.algorithm_of(self.private_jwk)
+
+    @cached_property
+    def _private_key(self) -> signing_keys.PrivateKey:
+        return signing_keys.private_key(self.private_jwk)
+
+    @cached_property
+    def _verifiers(self) -> dict[str | None, tuple[str, signing_keys.PublicKey]]:
+        """kid -> (alg, public key) for every key that verifies; None for a kid-less token."""
+        out: dict[str | None, tuple[str, signing_keys.PublicKey]] = {
+            None: (self.algorithm, self._private_key.public_key()),
+            self.kid: (self.algorithm, self._private_key.public_key()),
+        }
+        for jwk in self.verify_jwks:
+            out[jwk.get("kid")] = (signing_keys.algorithm_of(jwk), signing_keys.public_key(jwk))
+        return out
 
     def public_jwk(self) -> dict[str, Any]:
-        public: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(self._private_key.public_key()))
-        return public | {"kid": self.kid, "alg": "ES256", "use": "sig", "key_ops": ["verify"]}
+        return signing_keys.public_jwk(self.private_jwk) | {"kid": self.kid}
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.public_jwk()]}
+        """The signing key first, then every verify-only key of the file (public parts)."""
+        return {"keys": [self.public_jwk(), *self.verify_jwks]}
+
+    @property
+    def secret_in_jwks(self) -> bool:
+        """Whether the Data API still verifies with the legacy JWT secret (no signing-keys file:
+        the CLI puts it in PostgREST's JWKS as an `oct` key; with the file it leaves)."""
+        return not self.from_file
 
     @property
     def attestation_key(self) -> bytes:
@@ -89,22 +150,25 @@ class LocalKeys:
 
     # --- minting ------------------------------------------------------------------------------
     def api_key(self, role: str) -> str:
-        """The legacy JWT API key for `anon` or `service_role` (HS256, no kid)."""
+        """The legacy JWT API key for `anon` or `service_role`: HS256 over the JWT secret, no
+        kid; with a signing-keys file, signed by its signing key, valid 10 years (the CLI's)."""
+        if self.from_file:
+            exp = self.issued_at + ASYMMETRIC_API_KEY_LIFETIME
+            return self.sign_access_token({"iss": ISSUER_FOR_API_KEYS, "role": role, "exp": exp})
         claims = {"iss": ISSUER_FOR_API_KEYS, "role": role, "exp": API_KEY_EXPIRY}
         return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
 
-    @property
+    @cached_property
     def anon_key(self) -> str:
         return self.api_key(ANON_ROLE)
 
-    @property
+    @cached_property
     def service_role_key(self) -> str:
         return self.api_key(SERVICE_ROLE)
 
     def sign_access_token(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(
-            claims, self._private_key, algorithm="ES256", headers={"kid": self.kid, "typ": "JWT"}
-        )
+        headers = {"kid": self.kid, "typ": "JWT"} if self.kid else {"typ": "JWT"}
+        return jwt.encode(claims, self._private_key, algorithm=self.algorithm, headers=headers)
 
     def user_access_token(
         self,
@@ -145,12 +209,21 @@ class LocalKeys:
         return self.sign_access_token(claims)
 
     # --- verification (the gateway's and PostgREST's view) ------------------------------------
-    def verify(self, token: str, *, leeway: int = 30, require_exp: bool = True) -> dict[str, Any]:
-        """Verify a user token (ES256 by kid) or an API key (HS256 secret); return its claims.
+    def verify(
+        self,
+        token: str,
+        *,
+        leeway: int = 30,
+        require_exp: bool = True,
+        accept_secret: bool = True,
+    ) -> dict[str, Any]:
+        """Verify a user token (ES256/RS256 by kid, any key of the set) or an HS256 token over
+        the legacy secret (`accept_secret`); return its claims.
 
         Mirrors PostgREST: `exp`/`nbf`/`iat` with 30 s of skew, `aud` not checked. GoTrue's
         parser does not require `exp` (golang-jwt without `WithExpirationRequired`): the Auth
-        stand-in passes `require_exp=False`.
+        stand-in passes `require_exp=False`. GoTrue always keeps the secret for HS256; the Data
+        API passes `accept_secret=self.secret_in_jwks`.
         """
         try:
             header = jwt.get_unverified_header(token)
@@ -159,17 +232,20 @@ class LocalKeys:
         alg = header.get("alg")
         options = {"verify_aud": False, "require": ["exp"] if require_exp else []}
         try:
-            if alg == "ES256":
-                if header.get("kid") not in (None, self.kid):
+            if alg in ("ES256", "RS256"):
+                found = self._verifiers.get(header.get("kid"))
+                if found is None or found[0] != alg:
                     raise InvalidToken("No suitable key or wrong key type")
                 return jwt.decode(
                     token,
-                    self._private_key.public_key(),
-                    algorithms=["ES256"],
+                    found[1],
+                    algorithms=[alg],
                     leeway=leeway,
                     options=options,  # type: ignore[arg-type]
                 )
             if alg == "HS256":
+                if not accept_secret:
+                    raise InvalidToken("No suitable key or wrong key type")
                 return jwt.decode(
                     token,
                     self.jwt_secret,

@@ -28,7 +28,7 @@ from app.db.migrate import Migration, apply_migrations, default_migrations_dir
 from app.local.cluster import prepare_local_cluster
 from app.local.context import StackContext
 from app.local.gateway import ApiKeyGateway
-from app.local.keys import LocalKeys
+from app.local.keys_config import KeysConfig, load_keys_config, stack_keys
 from app.local.pg_install import find_install
 from app.local.postgres import EmbeddedPostgres
 
@@ -84,13 +84,24 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
             ApiKeyGateway(
                 create_auth_app(ctx),
                 key_to_jwt=ctx.api_keys,
-                open_paths=("/.well-known/jwks.json", "/health", "/settings"),
+                secret_keys=ctx.secret_api_keys,
+                open_paths=(
+                    "/.well-known/jwks.json",
+                    "/.well-known/openid-configuration",
+                    "/health",
+                    "/settings",
+                ),
                 passthrough_prefixes=("/verify", "/callback", "/authorize"),
                 forward_legacy_key_as_is=True,
             ),
         ),
         Mount("/mail", create_mail_app(ctx)),  # the local mail sink (Mailpit's API shape)
-        Mount("/rest/v1", ApiKeyGateway(create_rest_app(ctx), key_to_jwt=ctx.api_keys)),
+        Mount(
+            "/rest/v1",
+            ApiKeyGateway(
+                create_rest_app(ctx), key_to_jwt=ctx.api_keys, secret_keys=ctx.secret_api_keys
+            ),
+        ),
         Mount("/llm", create_llm_app()),
     ]
     if functions_app is not None:
@@ -110,12 +121,13 @@ class LocalStack:
         api_port: int | None = None,
         db_port: int | None = None,
         durable: bool = True,
+        keys_config: KeysConfig | None = None,
     ) -> None:
         self.settings = settings
         self.stack_dir = Path(stack_dir or settings.local_stack_dir).absolute()
         self.api_port = api_port or settings.api_port
         self.db_port = db_port or settings.db_port
-        self.keys = LocalKeys.load_or_create(self.stack_dir)
+        self.keys = stack_keys(self.stack_dir, keys_config or load_keys_config())
         self.pg = EmbeddedPostgres(
             self.stack_dir / "pgdata",
             self.db_port,

@@ -41,6 +41,7 @@ from app.errors import (
     AuthError,
     ClientMessageIdReused,
     Conflict,
+    KeyRefused,
     NotFound,
     OverBudget,
     RateLimited,
@@ -48,10 +49,13 @@ from app.errors import (
     StoreRejected,
 )
 from app.store.attestation import Attestor
+from app.user_messages import user_message
 
 logger = logging.getLogger(__name__)
 
 _AUTH_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
+# What Supabase's gateway (Kong) answers for a wrong or missing `apikey`; it has no `code`.
+_GATEWAY_KEY_REFUSALS = {"Invalid API key", "No API key found in request"}
 _RETRY_AFTER = re.compile(r"retry_after=(\d+)")
 _NOT_FOUND_CODES = {"PT404", "42501"}
 _REUSED_HINT = "client_message_id_reused"
@@ -66,28 +70,30 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
         async with asyncio.timeout(timeout):
             yield
     except APIError as exc:
-        code = str(exc.code or "")
-        if code in _AUTH_CODES:
-            raise AuthError(f"{operation}: {code} {exc.message}") from exc
-        if code in _NOT_FOUND_CODES:
-            raise NotFound(f"{operation}: {code}") from exc
-        if code == "PT409":
+        pgrst = str(exc.code or "")  # PostgREST's code or the SQLSTATE
+        if not pgrst and exc.message in _GATEWAY_KEY_REFUSALS:
+            raise KeyRefused(f"{operation}: the API gateway refused: {exc.message}") from exc
+        if pgrst in _AUTH_CODES:
+            raise AuthError(f"{operation}: {pgrst} {exc.message}") from exc
+        if pgrst in _NOT_FOUND_CODES:
+            raise NotFound(f"{operation}: {pgrst}") from exc
+        if pgrst == "PT409":
             if exc.hint == _REUSED_HINT:
                 raise ClientMessageIdReused(f"{operation}: {exc.message}") from exc
             raise Conflict(f"{operation}: {exc.message}") from exc
-        if code == "PT403":
+        if pgrst == "PT403":
             raise StoreError(
                 f"{operation}: the database refused the attestation; is BILLING_ATTESTATION_KEY"
                 " in private.attestation_keys?"
             ) from exc
-        if code == "PT429":
+        if pgrst == "PT429":
             match = _RETRY_AFTER.search(str(exc.details or ""))
             retry_after = int(match.group(1)) if match else 1
             kind = OverBudget if exc.hint == "over_budget" else RateLimited
             raise kind(f"{operation}: {exc.message}", retry_after=retry_after) from exc
-        if code[:2] in _PERMANENT_CLASSES:
-            raise StoreRejected(f"{operation}: {code} {exc.message}") from exc
-        raise StoreError(f"{operation}: {code} {exc.message}") from exc
+        if pgrst[:2] in _PERMANENT_CLASSES:
+            raise StoreRejected(f"{operation}: {pgrst} {exc.message}") from exc
+        raise StoreError(f"{operation}: {pgrst} {exc.message}") from exc
     except TimeoutError as exc:
         raise StoreError(f"{operation}: timed out after {timeout}s") from exc
     except httpx.HTTPError as exc:
@@ -163,7 +169,8 @@ def final_from_json(data: object) -> Done | Failed | None:
         message_id = data.get("message_id")
         return Done(str(message_id) if message_id else None, usage)
     if data.get("type") == "error":
-        return Failed(str(data.get("code") or "error"), str(data.get("message") or ""))
+        code = str(data.get("code") or "internal_error")
+        return Failed(code=code, user_message=str(data.get("message") or user_message(code)))
     return None
 
 
@@ -351,8 +358,14 @@ class SupabaseChatStore:
         return self._attestor.params("chat_finish", record, field="p_record")
 
     async def ping(self) -> None:
-        """A cheap round trip for /readyz: the API answers and the database behind it works."""
-        await self._rpc(self._shared.schema("public"), "chat_ping", {})
+        """A cheap round trip for /readyz: the API answers and the database behind it works.
+
+        It carries only the service's own key, so a refused token here is that key (`KeyRefused`).
+        """
+        try:
+            await self._rpc(self._shared.schema("public"), "chat_ping", {})
+        except AuthError as exc:
+            raise KeyRefused(f"PostgREST refused SUPABASE_ANON_KEY as a JWT: {exc.detail}") from exc
 
     async def _rpc(self, client: AsyncPostgrestClient, fn: str, params: dict[str, Any]) -> Any:
         """One RPC, retried once when a pooled keep-alive connection turns out to be closed.

@@ -282,7 +282,15 @@ alter table public.usage_logs enable always trigger usage_logs_rollup_update;
 alter table public.usage_logs enable always trigger usage_logs_rollup_truncate;
 
 -- Backfill: the rows stored before this migration (locked so none slips in between) -------------
-lock table public.usage_logs in share row exclusive mode;
+-- The Supabase CLI runs a file as one implicit transaction, where a top-level LOCK TABLE is refused
+-- (25P01): the lock is taken inside a DO block, held to the end of the migration's transaction under
+-- both appliers. (The CREATE TRIGGERs above already hold the same lock.) Writers of usage_logs wait;
+-- the backfill's snapshot, taken after the lock was granted, sees every row committed before it.
+do $$
+begin
+  lock table public.usage_logs in share row exclusive mode;
+end
+$$;
 insert into public.usage_daily (
   user_id, day, provider, model, status, requests, tokens_in, tokens_out,
   cache_read_tokens, cache_write_tokens, cost_usd, estimated_requests, first_at, last_at

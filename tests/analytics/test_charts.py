@@ -59,6 +59,7 @@ def _figures() -> dict[str, Figure]:
         "projection": charts.month_projection_chart(
             _user_days(), forecast, label="user@example.test", monthly_budget=D("30")
         ),
+        "one_user": charts.user_cost_chart(_user_days(), "user@example.test", "test window"),
     }
 
 
@@ -105,7 +106,8 @@ def test_top_users_chart_labels_bars_with_email_or_short_id_biggest_on_top() -> 
 @pytest.mark.parametrize(
     ("amount", "text"),
     [(D("1234.5"), "$1,234.50"), (D("178.08232590"), "$178.08"), (D("0"), "$0.00"),
-     (D("-2"), "-$2.00")],
+     (D("-2"), "-$2.00"), (D("0.004"), "$0.0040"), (D("0.0073"), "$0.0073"),
+     (D("0.00000001"), "$0.00000001"), (D("-0.00321"), "-$0.0032"), (1e-10, "<$0.00000001")],
 )  # fmt: skip
 def test_format_usd_rounds_for_people(amount: D, text: str) -> None:
     assert money.format_usd(amount) == text
@@ -129,3 +131,34 @@ def test_projection_chart_without_enough_data_draws_month_to_date_only(tmp_path:
 
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("not enough data" in t for t in texts)
+
+
+@pytest.mark.parametrize("exponent", range(-8, 4))
+def test_format_usd_never_shows_zero_for_a_non_zero_amount(exponent: int) -> None:
+    for amount in (D(10) ** exponent, D(3) * D(10) ** exponent):
+        text = money.format_usd(amount)
+        assert text.strip("$<-0.,") != "", text  # a non-zero digit
+
+
+def test_cost_distribution_chart_counts_whole_users() -> None:
+    fig = charts.cost_distribution_chart(_per_user(3))  # 2 spenders: matplotlib would say 0.5
+    fig.canvas.draw()  # type: ignore[no-untyped-call]
+
+    ticks = fig.axes[0].get_yticks()
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_month_projection_chart_draws_the_forecast_as_a_range() -> None:
+    cover = projection.Coverage(
+        datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 12, 15, tzinfo=UTC)
+    )
+    days = _user_days().assign(
+        cost_usd=pd.Series([D(v) for v in (1, 3, 2, 5, 1, 2, 4, 1, 2, 3, 2, 1)], dtype=object)
+    )
+    forecast = projection.month_projection(days, cover).iloc[0]
+
+    fig = charts.month_projection_chart(days, forecast)
+
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert any(label.startswith("forecast range") for label in labels)
+    assert forecast["low_usd"] < forecast["projected_month_usd"] < forecast["high_usd"]

@@ -183,8 +183,8 @@ def test_budget_limits_load_alike_from_both_sources_and_drive_breaches(
 ) -> None:
     direct = load.PostgresSource(fresh_db.dsn)
     with load.SupabaseSource(with_limits.url, local_stack.keys.service_role_key) as service:
-        over_http = load.load_budget_limits(service)
-    limits = load.load_budget_limits(direct)
+        over_http = load.load_budget_limits(service, exact=True)
+    limits = load.load_budget_limits(direct, exact=True)
 
     pd.testing.assert_frame_equal(over_http, limits)
     assert limits["daily_budget_usd"].tolist() == [Decimal("0.000001")]

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -19,10 +17,8 @@ from app.analytics.rates import ModelRates, RatesError, cost_units, format_units
 from app.analytics.seed_copy import csv_text, iso_timestamps, seed_database
 from app.core.domain import Price, Usage
 from app.core.pricing import Pricer
-from app.db.migrate import apply_migrations
-from app.local.postgres import free_port
 from tests.analytics.seeding import SPEC, migrate_and_seed
-from tests.support.database import MIGRATIONS, ROOT, FreshDatabase, make_settings
+from tests.support.database import FreshDatabase, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -216,40 +212,3 @@ def test_seeded_costs_equal_the_pricer_for_a_sample_of_rows(seeded_db: FreshData
         )  # fmt: skip
         price = pricer.price(provider, model, usage, when=created_at)
         assert (cost, source) == (price.cost_usd, price.source), (model, usage)
-
-
-# --- scripts/seed_usage.py -----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def seed_usage() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("seed_usage", ROOT / "scripts" / "seed_usage.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_seed_usage_cli_seeds_refuses_a_repeat_and_replaces_with_truncate(
-    seed_usage: ModuleType, fresh_db: FreshDatabase, capsys: pytest.CaptureFixture[str]
-) -> None:
-    apply_migrations(fresh_db.dsn, MIGRATIONS)
-    argv = ["--db-url", fresh_db.dsn, "--users", "5", "--days", "3", "--requests", "200",
-            "--seed", "3", "--end", "2026-11-20T00:00:00+00:00"]  # fmt: skip
-
-    first = seed_usage.main(argv)
-    assert "seeded 5 users" in capsys.readouterr().out
-    again = seed_usage.main([*argv, "--quiet"])
-    replaced = seed_usage.main([*argv, "--quiet", "--truncate"])
-
-    assert (first, again, replaced) == (0, 1, 0)
-    assert _one(fresh_db.dsn, "select count(*) from public.usage_logs") == 200
-
-
-@pytest.mark.parametrize("argv", [["--users", "0"], ["--requests", "many"], ["--end", "soon"]])
-def test_seed_usage_cli_usage_errors_exit_2(seed_usage: ModuleType, argv: list[str]) -> None:
-    assert seed_usage.main(argv) == 2
-
-
-def test_seed_usage_cli_unreachable_database_exits_3(seed_usage: ModuleType) -> None:
-    dsn = f"postgresql://postgres:postgres@127.0.0.1:{free_port()}/postgres"
-
-    assert seed_usage.main(["--db-url", dsn, "--requests", "10", "--quiet"]) == 3

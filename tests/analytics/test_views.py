@@ -64,15 +64,38 @@ def test_weekly_trend_sums_weeks_marks_cut_ones_and_compares_with_the_week_befor
         "day": pd.to_datetime(["2026-11-02", "2026-11-03", "2026-11-09"]),
         "requests": [1, 1, 1],
     })  # fmt: skip
+    days = pd.date_range("2026-11-02", "2026-11-10")  # a whole week, then two days of one
 
-    weekly = views.weekly_trend(_per_day_model(), user_days, {pd.Timestamp("2026-11-10")})
+    weekly = views.weekly_trend(_per_day_model(), user_days, {pd.Timestamp("2026-11-10")}, days)
 
     assert weekly["week"].tolist() == [pd.Timestamp("2026-11-02"), pd.Timestamp("2026-11-09")]
     assert weekly["cost_usd"].tolist() == [D("3"), D("7")]  # not NaN: aligned on the weeks
     assert weekly["active_users"].tolist() == [2, 1]
-    assert weekly["complete"].tolist() == [False, False]  # 2 days seen; a partial day
-    assert math.isnan(weekly.loc[0, "change_vs_previous"])
-    assert math.isclose(weekly.loc[1, "change_vs_previous"], 4 / 3)
+    assert weekly["days"].tolist() == [7, 2]  # the days the window holds, usage or not
+    assert weekly["complete"].tolist() == [True, False]  # 2 days; a partial day
+    assert weekly["cost_per_day_usd"].tolist() == [D("0.42857143"), D("3.5")]
+    # 2 days against 7 is not a change of +133 %: no comparison with a cut week.
+    assert weekly["change_vs_previous"].isna().all()
+
+
+def test_weekly_trend_compares_only_complete_weeks() -> None:
+    per_day = pd.DataFrame({
+        "day": pd.to_datetime(["2026-11-02", "2026-11-10", "2026-11-17"]),
+        "provider": "openai", "model": "gpt-4o", "requests": [1, 1, 1],
+        "tokens_in": 1, "tokens_out": 1, "cache_read_tokens": 0, "cache_write_tokens": 0,
+        "cost_usd": pd.Series([D("2"), D("3"), D("1")], dtype=object),
+    })  # fmt: skip
+    user_days = per_day[["day"]].assign(user_id="a", requests=1)
+    days = pd.date_range("2026-11-02", "2026-11-18")  # two whole weeks, then three days
+
+    weekly = views.weekly_trend(per_day, user_days, set(), days)
+
+    assert weekly["days"].tolist() == [7, 7, 3]
+    assert weekly["complete"].tolist() == [True, True, False]
+    assert math.isnan(weekly.loc[0, "change_vs_previous"])  # nothing before it
+    assert math.isclose(weekly.loc[1, "change_vs_previous"], 0.5)  # $2 -> $3
+    assert math.isnan(weekly.loc[2, "change_vs_previous"])  # 3 days: not comparable
+    assert weekly.loc[2, "cost_per_day_usd"] == D("0.33333333")  # comparable per day
 
 
 def test_unit_costs_per_active_user_and_per_message() -> None:

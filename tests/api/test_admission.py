@@ -15,12 +15,13 @@ from fastapi import FastAPI
 
 from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
-from app.errors import GENERIC_MESSAGE, Overloaded
+from app.errors import Overloaded
 from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from app.main import create_app
+from app.user_messages import user_message
 from tests.support.chat_stack import ChatStack, chat_settings, start_chat_stack, stream
 
 
@@ -115,7 +116,7 @@ def test_chat_stream_overloaded_worker_refuses_with_503_retry_after_before_any_w
     assert refused.headers["retry-after"] == "1"
     assert refused.json() == {
         "error": "This server is busy",
-        "userMessage": GENERIC_MESSAGE,
+        "userMessage": user_message("overloaded"),
         "code": "overloaded",
     }
     # Refused before chat_begin (no message stored) and before the upstream was called.

@@ -12,7 +12,8 @@ import pytest
 
 from app.core.domain import Usage
 from app.core.pricing import Pricer
-from app.errors import AUTH_MESSAGE, GENERIC_MESSAGE
+from app.errors import AUTH_MESSAGE
+from app.user_messages import user_message
 from tests.support.chat_stack import ChatStack, stream
 
 pytestmark = pytest.mark.slow
@@ -238,7 +239,7 @@ def test_chat_stream_bad_input_gets_a_clear_4xx_and_stores_nothing(
     )
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["userMessage"] == GENERIC_MESSAGE
+    assert body["userMessage"] == user_message(body["code"])
     assert body["error"] and "Traceback" not in response.text
     assert chat_stack.rows("select count(*) from public.messages where user_id = %s", user.id) == [
         (0,)
@@ -252,18 +253,33 @@ def test_chat_stream_oversized_message_is_400_and_oversized_body_is_413(
     conv = user.conversation()
     limit = chat_stack.settings.max_message_chars
     too_long = ask("x" * (limit + 1), conv)
-    assert (
-        _post(
-            chat_stack,
-            httpx.Request("POST", "/", json=too_long).content,
-            user.headers() | {"Content-Type": "application/json"},
-        ).status_code
-        == 400
+    refused = _post(
+        chat_stack,
+        httpx.Request("POST", "/", json=too_long).content,
+        user.headers() | {"Content-Type": "application/json"},
     )
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "message_too_long"
+    assert refused.json()["userMessage"] == user_message("message_too_long")
     huge = b'{"message": "' + b"y" * (chat_stack.settings.max_body_bytes + 10) + b'"}'
     response = _post(chat_stack, huge, user.headers() | {"Content-Type": "application/json"})
     assert response.status_code == 413
-    assert response.json()["userMessage"] == GENERIC_MESSAGE
+    assert response.json()["userMessage"] == user_message("payload_too_large")
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [("", "message_empty"), ("  \\n\\t ", "message_empty"), ("a\\u0000b", "invalid_request")],
+)
+def test_chat_stream_empty_message_has_its_own_code_and_sentence(
+    chat_stack: ChatStack, message: str, code: str
+) -> None:
+    user = chat_stack.new_user()
+    content = f'{{"message": "{message}", "conversationId": "{user.conversation()}"}}'
+    response = _post(chat_stack, content.encode(), user.headers())
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert response.json()["userMessage"] == user_message(code)
 
 
 @pytest.mark.parametrize(

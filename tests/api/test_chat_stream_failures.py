@@ -12,11 +12,11 @@ import pytest
 
 from app.db.attestation_keys import provision_attestation_key
 from app.db.migrate import apply_migrations
-from app.errors import GENERIC_MESSAGE
 from app.local.cluster import prepare_local_cluster
 from app.local.pg_install import find_install
 from app.local.postgres import EmbeddedPostgres, free_port
 from app.local.stack import LocalStack
+from app.user_messages import user_message
 from tests.support.chat_stack import ChatStack, start_chat_stack, stream
 from tests.support.database import MIGRATIONS
 
@@ -52,7 +52,11 @@ def test_provider_failure_before_any_token_is_an_error_event_within_3s(
     assert time.monotonic() - began < 3.0
     assert result.status == 200
     assert result.tokens == []
-    assert result.last == {"type": "error", "message": GENERIC_MESSAGE, "code": result.last["code"]}
+    assert result.last == {
+        "type": "error",
+        "message": user_message("provider_unavailable"),
+        "code": "provider_unavailable",
+    }
     assert counts(chat_stack, conv) == (1, 0, 0)  # user message kept; nothing billed
 
 
@@ -214,7 +218,8 @@ def test_database_down_at_the_start_is_503_json_within_3s(
         )
         assert time.monotonic() - began < 3.0
         assert response.status_code == 503
-        assert response.json()["userMessage"] == GENERIC_MESSAGE
+        assert response.json()["code"] == "store_unavailable"
+        assert response.json()["userMessage"] == user_message("store_unavailable")
     finally:
         assert stack.server is not None
         stack.server.stop()

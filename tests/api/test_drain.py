@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from app.user_messages import user_message
 from tests.api.test_guards import serve
 from tests.support.chat_stack import ChatStack, User
 
@@ -117,7 +118,7 @@ def test_sigterm_drains_open_turns_and_exits_in_bounded_time(
     assert short["events"][-1]["type"] == "done"  # it could finish, so it finished
     assert long_["events"][-1] == {
         "type": "error",
-        "message": "Coach is taking a moment. Let's try again.",
+        "message": user_message("retry"),
         "code": "retry",
     }
     rows = dict(

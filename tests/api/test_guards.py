@@ -11,15 +11,16 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
 
 from app.chat.accounting import estimate_tokens
 from app.core.pricing import Pricer
-from app.errors import BREATH_MESSAGE
 from app.local.postgres import free_port
 from app.local.stack import LocalStack
+from app.user_messages import user_message
 from tests.support.chat_stack import ChatStack, User, start_chat_stack, stream
 
 pytestmark = pytest.mark.slow
@@ -126,10 +127,16 @@ def test_over_budget_is_429_with_retry_after_and_the_warm_message(guarded: ChatS
         headers=user.headers(),
     )
 
+    retry_after = int(response.headers["retry-after"])
     assert response.status_code == 429
-    assert response.json()["userMessage"] == BREATH_MESSAGE
     assert response.json()["code"] == "over_budget"
-    assert 0 < int(response.headers["retry-after"]) <= 86400
+    assert 0 < retry_after <= 86400
+    # The daily budget resets at midnight UTC: "tomorrow", not "in a moment" (minutes before
+    # midnight it says how many).
+    assert response.json()["userMessage"] == user_message("over_budget", retry_after=retry_after)
+    assert response.json()["userMessage"].endswith(
+        "You can continue tomorrow." if retry_after >= 3600 else " minutes."
+    )
     assert guarded.rows(
         "select count(*) from public.messages where conversation_id = %s", conv
     ) == [(0,)]
@@ -210,9 +217,15 @@ def test_users_cannot_change_their_caps_or_reservations(guarded: ChatStack) -> N
 
 # --- across worker processes ------------------------------------------------------------------
 def serve(
-    stack: ChatStack, *, workers: int, ttl: int = 600, extra: dict[str, str] | None = None
+    stack: ChatStack,
+    *,
+    workers: int,
+    ttl: int = 600,
+    extra: dict[str, str] | None = None,
+    output: IO[bytes] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`chat-stream serve --workers N` against the stack, as production runs it."""
+    """`chat-stream serve --workers N` against the stack, as production runs it (its stdout and
+    stderr into `output` when given)."""
     port = free_port()
     s = stack.settings
     env = (
@@ -238,6 +251,8 @@ def serve(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,
         env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

@@ -38,8 +38,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.errors import AUTH_MESSAGE, GENERIC_MESSAGE
+from app.errors import AUTH_MESSAGE
 from app.local.stack import LocalStack
+from app.user_messages import user_message
 from tests.support.chat_stack import ChatStack, User, start_chat_stack
 
 QUICK = " [[standin tokens=1]]"  # the LLM stand-in answers with one token: fast cases
@@ -224,7 +225,7 @@ REFUSED_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
         b'{"message":" \\ufeff\\u3000\\ufeff\\u00a0\\u2028\\ufeff ","conversationId":"CONV"}',
         {},
         400,
-        "invalid_request",
+        "message_empty",
     ),
     ("message-object", b'{"message":{},"conversationId":"CONV"}', {}, 400, "invalid_request"),
     ("conversation-null", b'{"message":"hi","conversationId":null}', {}, 400, "invalid_request"),
@@ -316,7 +317,7 @@ def test_chat_stream_hostile_body_is_a_4xx_json_error_and_stores_nothing(
     response = post(chat_stack, content, json_headers(user) | headers)
 
     assert_error_json(response, status, code)
-    assert response.json()["userMessage"] == GENERIC_MESSAGE
+    assert response.json()["userMessage"] == user_message(code)
     assert user_messages(chat_stack, user) == []
 
 
@@ -327,7 +328,7 @@ def test_chat_stream_message_one_code_point_over_the_limit_is_400(chat_stack: Ch
     for text in ("x" * (limit + 1), "😀" * (limit + 1)):
         content = json.dumps({"message": text, "conversationId": conv}, ensure_ascii=False)
         response = post(chat_stack, content.encode(), json_headers(user))
-        assert_error_json(response, 400, "invalid_request")
+        assert_error_json(response, 400, "message_too_long")
         assert str(limit) in response.json()["error"]
     assert user_messages(chat_stack, user) == []
 

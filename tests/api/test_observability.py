@@ -64,6 +64,25 @@ def test_readyz_is_503_when_a_provider_is_not_configured(
         stack.server.stop()
 
 
+@pytest.mark.parametrize("key", ["not-a-key", "ANON_OF_ANOTHER_PROJECT"])
+def test_readyz_with_a_wrong_anon_key_names_the_key_not_the_database(
+    local_stack: LocalStack, tmp_path: Path, key: str
+) -> None:
+    if key == "ANON_OF_ANOTHER_PROJECT":  # a well-formed JWT the gateway does not know
+        key = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJlLW9mLWFub3RoZXItcHJvamVjdA"
+    stack = start_chat_stack(local_stack, tmp_path, supabase_anon_key=SecretStr(key))
+    try:
+        response = httpx.get(f"{stack.url}/readyz")
+    finally:
+        assert stack.server is not None
+        stack.server.stop()
+    assert response.status_code == 503
+    assert response.json()["checks"] == {
+        "api_key": "key refused: check SUPABASE_ANON_KEY",
+        "providers": "ok",
+    }
+
+
 def test_readyz_polled_every_few_ms_costs_one_round_trip_a_second(chat_stack: ChatStack) -> None:
     with httpx.Client() as client:
         began = time.monotonic()

@@ -24,12 +24,12 @@ import httpx
 import pytest
 
 from app.core.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, UsageReport
-from app.errors import STILL_ANSWERING_MESSAGE
 from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from app.main import Overrides, create_app
+from app.user_messages import user_message
 from tests.api.test_hostile_clients import no_server_errors  # noqa: F401 - autouse fixture
 from tests.support.chat_stack import ChatStack, StreamResult, User, chat_settings, stream
 
@@ -398,7 +398,7 @@ def test_replaying_a_request_while_it_still_streams_is_409_and_answered_once(
 
     assert replay.status_code == 409
     assert replay.json()["code"] == "turn_in_flight"
-    assert replay.json()["userMessage"] == STILL_ANSWERING_MESSAGE
+    assert replay.json()["userMessage"] == user_message("turn_in_flight")
     (original,) = results
     assert original.last["type"] == "done"
     rows = rows_of(chat_stack, conv)

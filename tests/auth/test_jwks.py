@@ -87,6 +87,7 @@ def setup(jwks_server: tuple[ServerThread, JwksState]) -> Setup:
     key = new_key()
     state.keys = [key.public_jwk()]
     settings = make_settings(
+        auth_mode="jwks",
         supabase_url=server.url,
         supabase_anon_key=ANON,
         jwt_issuer=ISSUER,
@@ -245,7 +246,7 @@ async def test_jwks_fetch_failure_without_keys_refuses_with_auth_error_and_logs(
 async def test_jwks_unreachable_auth_server_refuses_with_auth_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = make_settings(supabase_url=f"http://127.0.0.1:{free_port()}")
+    settings = make_settings(auth_mode="jwks", supabase_url=f"http://127.0.0.1:{free_port()}")
     token = f"Bearer {new_key().sign(user_claims(issuer=ISSUER))}"
     async with httpx.AsyncClient() as http:
         with caplog.at_level(logging.WARNING, logger="app.auth"):

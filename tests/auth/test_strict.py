@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from app.auth import TokenVerifier
 from app.config import Settings
-from app.errors import AuthError, StoreError
+from app.errors import AuthError, AuthUnavailable, StoreError
 from app.local.postgres import free_port
 from app.local.server import ServerThread
 from tests.auth.tokens import new_key, unsigned, user_claims
@@ -145,17 +145,18 @@ async def test_verify_strict_auth_client_error_raises_auth_error(
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503])
-async def test_verify_strict_auth_unavailable_raises_store_error_503(
+async def test_verify_strict_auth_unavailable_raises_auth_unavailable_503(
     strict: Strict, status: int
 ) -> None:
     token = strict.known_token()
     strict.state.status = status
 
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(AuthUnavailable) as caught:
         await verify(strict.settings, token)
 
     assert caught.value.status == 503
     assert caught.value.code == "auth_unavailable"
+    assert not isinstance(caught.value, StoreError)  # Auth is down, not the database
 
 
 @pytest.mark.parametrize(("status", "refused"), [(403, True), (500, False), (502, False)])
@@ -165,7 +166,7 @@ async def test_verify_strict_auth_error_page_without_json_keeps_the_status_mappi
     token = strict.known_token()
     strict.state.status, strict.state.html = status, True
 
-    with pytest.raises(AuthError if refused else StoreError) as caught:
+    with pytest.raises(AuthError if refused else AuthUnavailable) as caught:
         await verify(strict.settings, token)
 
     assert caught.value.status == (401 if refused else 503)
@@ -173,26 +174,26 @@ async def test_verify_strict_auth_error_page_without_json_keeps_the_status_mappi
         assert f"({status})" in caught.value.detail  # type: ignore[attr-defined]
 
 
-async def test_verify_strict_auth_unreachable_raises_store_error_503() -> None:
+async def test_verify_strict_auth_unreachable_raises_auth_unavailable_503() -> None:
     settings = make_settings(
         auth_mode="strict", supabase_url=f"http://127.0.0.1:{free_port()}", supabase_anon_key=ANON
     )
     token = new_key().sign(user_claims(issuer=ISSUER))
 
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(AuthUnavailable) as caught:
         await verify(settings, token)
 
     assert caught.value.status == 503
 
 
-async def test_verify_strict_hanging_auth_raises_store_error_within_the_db_timeout(
+async def test_verify_strict_hanging_auth_raises_auth_unavailable_within_the_db_timeout(
     strict: Strict,
 ) -> None:
     token = strict.known_token()
     strict.state.delay = 1.5
     settings = strict.settings.model_copy(update={"db_timeout_seconds": 0.2})
 
-    with anyio.fail_after(1.0), pytest.raises(StoreError):
+    with anyio.fail_after(1.0), pytest.raises(AuthUnavailable):
         await verify(settings, token)
 
 

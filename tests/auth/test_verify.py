@@ -64,6 +64,7 @@ def stack(local_stack: LocalStack) -> Stack:
 @pytest.fixture
 def jwks_settings(stack_server: ServerThread, local_stack: LocalStack) -> Settings:
     return make_settings(
+        auth_mode="jwks",
         supabase_url=stack_server.url,
         supabase_anon_key=local_stack.keys.anon_key,
         jwt_issuer=local_stack.ctx.jwt_issuer,
@@ -317,8 +318,19 @@ async def test_verify_hs256_refused_token_raises_auth_error(
         pytest.param({"auth_mode": "strict"}, "SUPABASE_URL is required", id="strict without url"),
         pytest.param(
             {"auth_mode": "strict", "supabase_url": "http://127.0.0.1:1"},
-            "SUPABASE_ANON_KEY is required",
-            id="strict without anon key",
+            "SUPABASE_PUBLISHABLE_KEY is required",
+            id="strict without publishable key",
+        ),
+        pytest.param({}, "SUPABASE_URL is required", id="rotation without url"),
+        pytest.param(
+            {"supabase_url": "http://127.0.0.1:1", "supabase_jwt_secret": "short"},
+            "at least 32 bytes",
+            id="rotation short secret",
+        ),
+        pytest.param(
+            {"supabase_jwks": '{"keys": []}'},
+            "no asymmetric signature key",
+            id="inline jwks without keys",
         ),
         pytest.param({"auth_mode": "hs256"}, "at least 32 bytes", id="hs256 without secret"),
         pytest.param(

@@ -14,6 +14,8 @@ from app.chat.accounting import estimate_tokens, trim_history
 from app.chat.service import ChatService
 from app.core.domain import Caller, ChatMessage, TurnStart, Usage, UsageReport
 from app.errors import AuthError, ProviderStreamError, ProviderUnavailable, StoreError
+from app.main import chat_policy
+from app.user_messages import user_message
 from tests.chat.fakes import (
     ListSpool,
     MemoryStore,
@@ -34,14 +36,16 @@ TURN = TurnStart(conversation_id="c-1", content="hi", client_message_id=None, tu
 def service(*providers: ScriptedProvider, store: MemoryStore | None = None, **settings: object):
     spool = ListSpool()
     chat = ChatService(
-        settings=make_settings(
-            **(
-                {
-                    "llm_availability_budget": 1.0,
-                    "llm_idle_timeout": 0.3,
-                    "finish_backoff_seconds": 0.01,
-                }
-                | settings
+        policy=chat_policy(
+            make_settings(
+                **(
+                    {
+                        "llm_availability_budget": 1.0,
+                        "llm_idle_timeout": 0.3,
+                        "finish_backoff_seconds": 0.01,
+                    }
+                    | settings
+                )
             )
         ),
         store=store or MemoryStore(),
@@ -95,7 +99,11 @@ async def test_run_turn_provider_error_mid_stream_keeps_partial_answer_and_estim
     outcome, sink = await run(chat)
 
     evs = events(sink)
-    assert evs[-1]["type"] == "error" and evs[-1]["message"].startswith("Coach is taking a moment")
+    assert evs[-1] == {
+        "type": "error",
+        "message": user_message("provider_stream_error"),
+        "code": "provider_stream_error",
+    }
     record = chat.store.finished[0]  # type: ignore[attr-defined]
     assert record.status == "partial" and record.content == "one two "
     (row,) = record.usage_rows

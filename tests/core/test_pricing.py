@@ -16,7 +16,7 @@ from genai_prices import Usage as GPUsage
 from genai_prices import calc_price, extract_usage
 
 from app.core.domain import Usage
-from app.core.ports import Pricer as PricerPort
+from app.core.ports import PriceBook
 from app.core.pricing import (
     EXAMPLE_OVERRIDES,
     GENAI_SOURCE,
@@ -336,6 +336,6 @@ def test_worst_case_cost_is_input_rate_plus_max_output_rate(
 
 
 def test_pricer_satisfies_the_port() -> None:
-    port: PricerPort = Pricer(make_settings())
+    port: PriceBook = Pricer(make_settings())
 
     assert port.price("openai", "gpt-4o", Usage(1, 1)).cost_usd == D("0.00001250")

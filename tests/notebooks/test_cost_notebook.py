@@ -8,14 +8,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import papermill
 import psycopg
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from app.analytics import charts
 from tests.analytics.seeding import SPEC, migrate_and_seed
@@ -83,6 +81,37 @@ def test_cost_notebook_run_from_notebooks_folder_finds_the_stack_and_shows_every
         assert label in text
     for title in ("net_savings_usd", "share_of_requests", "change_vs_previous", "outcome"):
         assert title in html
+
+
+@pytest.mark.slow
+def test_cost_notebook_run_leaves_no_untracked_files_in_the_checkout(
+    fresh_db: FreshDatabase, tmp_path: Path, notebook_kernel: str
+) -> None:
+    migrate_and_seed(fresh_db)
+    root = _project_copy(tmp_path, fresh_db.dsn)
+    (root / ".gitignore").write_text(
+        (ROOT / ".gitignore").read_text(encoding="utf-8") + ".stack/\n", encoding="utf-8"
+    )  # the test's stand-in for .local/
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.test"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "checkout"], check=True)
+
+    papermill.execute_notebook(
+        str(root / "notebooks" / NOTEBOOK.name),
+        str(tmp_path / "executed.ipynb"),
+        parameters={"since": SPEC.start.isoformat(), "until": SPEC.end.isoformat()},
+        kernel_name=notebook_kernel,
+        cwd=str(root / "notebooks"),
+        progress_bar=False,
+    )  # fmt: skip
+
+    status = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert status.stdout == ""  # was notebooks/cost-analysis/*.png
+    assert {p.stem for p in (root / "out" / "cost_analysis").glob("*.png")} == CHARTS
 
 
 @pytest.mark.slow

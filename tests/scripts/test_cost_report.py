@@ -68,7 +68,10 @@ def test_cost_report_for_one_user_in_markdown(
     cost_report: ModuleType, seeded: FreshDatabase, tmp_path: Path
 ) -> None:
     with psycopg.connect(seeded.dsn) as conn:
-        row = conn.execute("select user_id::text from public.usage_logs limit 1").fetchone()
+        row = conn.execute(
+            "select l.user_id::text, u.email from public.usage_logs l"
+            " join public.users u on u.id = l.user_id limit 1"
+        ).fetchone()
     assert row is not None
 
     code = cost_report.main([
@@ -78,8 +81,9 @@ def test_cost_report_for_one_user_in_markdown(
 
     assert code == 0
     page = (tmp_path / "report.md").read_text()
-    assert f"user {row[0][:8]}" in page  # short ids or emails, never wrapped UUIDs
-    assert row[0] not in page
+    assert f"UTC, {row[1]}" in page.splitlines()[2]  # the subtitle names the user by email
+    assert row[0] not in page  # never a wrapped UUID
+    assert "top_users.png" not in page and "cost_over_time.png" in page  # no one-bar chart
 
 
 def test_cost_report_window_without_usage_exits_1_and_writes_nothing(

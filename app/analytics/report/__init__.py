@@ -2,13 +2,15 @@
 
 `options` (the window, filters, budgets, parsing), `build` (`build_report`: load and shape every
 table), `charts` (the four report charts), `display` (tables and summary cards for people),
-`render` (`write_report`: PNG, CSV, Markdown, HTML). This package exports what notebooks and
-scripts use.
+`render` (`write_report`: PNG, CSV, Markdown, HTML) and `from_settings` (`cost_report`: the one
+call, priced and budgeted from the settings). This package exports what notebooks and scripts
+use.
 """
 
 from app.analytics.report.build import STEPS, TABLE_ORDER, CostReport, build_report
 from app.analytics.report.charts import CHART_TITLES, build_charts, subtitle
 from app.analytics.report.display import PAGE_ROWS, display_table, summary
+from app.analytics.report.from_settings import cost_report, report_options
 from app.analytics.report.options import (
     ReportOptions,
     default_window,
@@ -27,10 +29,12 @@ __all__ = [
     "ReportOptions",
     "build_charts",
     "build_report",
+    "cost_report",
     "default_window",
     "display_table",
     "parse_moment",
     "parse_month",
+    "report_options",
     "subtitle",
     "summary",
     "write_report",

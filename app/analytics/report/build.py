@@ -59,6 +59,17 @@ class CostReport:
     def empty(self) -> bool:
         return not self.totals["requests"]
 
+    @property
+    def user_email(self) -> str | None:
+        """The one user's email in a one-user report (None for everyone, or when unknown)."""
+        if not self.options.user_id:
+            return None
+        if self.options.user_email:
+            return self.options.user_email
+        known = self.users.loc[self.users["user_id"] == self.options.user_id, "email"]
+        found = known.dropna()
+        return str(found.iloc[0]) if len(found) else None
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every float table by file stem, in page order."""
         return {stem: getattr(self, stem) for stem in TABLE_ORDER if stem != "totals"} | {
@@ -95,7 +106,9 @@ def build_report(
 ) -> CostReport:
     """Load the aggregates for the window and shape every table of the report.
 
-    `price` (`Pricer.price`) prices the cache savings; without it that table is empty.
+    `price` (`Pricer.price`) prices the cache savings; without it that table lists the cache
+    tokens with empty amounts and a `note` saying why (`analytics.cost_report` prices from the
+    settings).
     """
 
     def step(message: str) -> None:
@@ -104,31 +117,33 @@ def build_report(
 
     window = options.window
     step("loading usage per user")
-    per_user = load.load_per_user(source, window)
+    per_user = load.load_per_user(source, window, exact=True)
     step("loading usage per day and model")
-    per_day_model = load.load_per_day_model(source, window)
+    per_day_model = load.load_per_day_model(source, window, exact=True)
     step("loading usage per day and outcome")
-    per_day_status = load.load_per_day_status(source, window)
+    per_day_status = load.load_per_day_status(source, window, exact=True)
     step("loading conversations")
-    summary = load.load_conversation_summary(source, window)
-    top_conversations = load.load_top_conversations(source, window, options.top_n)
+    summary = load.load_conversation_summary(source, window, exact=True)
+    top_conversations = load.load_top_conversations(source, window, options.top_n, exact=True)
     month = projection.projection_month(options.coverage, options.month)
     first_needed = min(options.since, _midnight(month))
     step("loading usage per user and day")
     user_days = load.load_user_days(
-        source, load.Window(first_needed, options.until, options.user_id, options.model)
+        source, load.Window(first_needed, options.until, options.user_id, options.model), exact=True
     )
     step("loading budget overrides")
-    limits = load.load_budget_limits(source, options.user_id)
+    limits = load.load_budget_limits(source, options.user_id, exact=True)
 
     step("shaping tables")
     cover = projection.coverage(first_needed, options.until, options.now)
     window_cover = options.coverage
+    observed = options.observed_days()
+    user_days = costs.fill_user_days(user_days, options.observed_days(first_needed))
     in_window = user_days[user_days["day"] >= _utc_day(options.since)]
     days = pd.date_range(_utc_day(options.since), pd.Timestamp(options.as_of), freq="D")
     partial = {d for d in days if window_cover.day_kind(d.date()) == "partial"}
     emails = per_user.set_index("user_id")["email"]
-    daily = costs.daily_totals(per_day_model, in_window)
+    daily = costs.daily_totals(per_day_model, in_window, observed)
     daily.insert(1, "partial", daily["day"].isin(partial))
     daily["cost_per_active_user"] = [
         (c / a).quantize(_EIGHT) if a else None
@@ -149,10 +164,12 @@ def build_report(
         "unit_costs": views.unit_costs(per_user),
         "app_forecast": projection.app_projection(user_days, cover, month),
         "models": views.model_mix(per_day_model),
-        "cache_savings": views.cache_savings(per_day_model, price) if price else _NO_SAVINGS,
+        "cache_savings": views.cache_savings(per_day_model, price)
+        if price
+        else views.unpriced_cache_savings(per_day_model),
         "wasted_spend": views.wasted_spend(per_day_status),
         "daily": daily,
-        "weekly": views.weekly_trend(per_day_model, in_window, partial),
+        "weekly": views.weekly_trend(per_day_model, in_window, partial, observed),
         "top_users": costs.top_spenders(per_user, options.top_n),
         "projection": _with_email(projection.month_projection(user_days, cover, month), emails),
         "budget_breaches": _with_email(breaches, emails),
@@ -188,9 +205,3 @@ def build_report(
         exact=exact,
         priced=price is not None,
     )
-
-
-_NO_SAVINGS = pd.DataFrame(
-    columns=["provider", "model", "cache_read_tokens", "cache_write_tokens", "read_cost_usd",
-             "read_savings_usd", "write_premium_usd", "net_savings_usd"]
-)  # fmt: skip

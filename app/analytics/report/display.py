@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from app.analytics import money
+from app.analytics import money, projection
 from app.analytics.report.build import CostReport
 
 PAGE_ROWS = 10  # rows of a long table shown on a page (the CSV has them all)
@@ -29,13 +29,12 @@ def _who(frame: pd.DataFrame) -> pd.DataFrame:
 
 def display_table(frame: pd.DataFrame, rows: int | None = PAGE_ROWS) -> pd.DataFrame:
     """A table for people (pages, notebooks): dollars with one number of decimals per column,
-    percentages, dates, thousands separators, emails or short ids. Cut to `rows` rows."""
+    percentages, dates, thousands separators, users by email (else a short id), conversations
+    by their full id (to look one up). Cut to `rows` rows."""
     out = _who(frame.head(rows) if rows else frame.copy())
     for name in list(out.columns):
         column = out[name]
-        if name == "conversation_id":
-            out[name] = [str(v)[:8] for v in column]
-        elif str(name).startswith("share_"):
+        if str(name).startswith("share_"):
             out[name] = [f"{v:.1%}" for v in column]
         elif name == "change_vs_previous":
             out[name] = ["" if pd.isna(v) else f"{v:+.1%}" for v in column]
@@ -57,8 +56,8 @@ def display_table(frame: pd.DataFrame, rows: int | None = PAGE_ROWS) -> pd.DataF
     return out.fillna("")
 
 
-def _usd(value: Decimal | float | None, places: int = 2) -> str:
-    return "—" if value is None or pd.isna(value) else money.format_usd(value, places)
+def _usd(value: Decimal | float | None) -> str:
+    return "—" if value is None or pd.isna(value) else money.format_usd(value)
 
 
 def summary(report: CostReport) -> list[tuple[str, str, str]]:
@@ -66,12 +65,10 @@ def summary(report: CostReport) -> list[tuple[str, str, str]]:
     t, ex = report.totals, report.exact
     unit = ex["unit_costs"].iloc[0]
     forecast = ex["app_forecast"].iloc[0]
-    savings = ex["cache_savings"]
-    saved = sum(savings["net_savings_usd"], Decimal(0))
+    saved = sum(ex["cache_savings"]["net_savings_usd"], Decimal(0)) if report.priced else None
     wasted = ex["wasted_spend"]
     wasted_usd = sum(wasted["cost_usd"][wasted["wasted"].astype(bool)], Decimal(0))
     share = float(wasted_usd / t["cost_usd"]) if t["cost_usd"] else 0.0
-    projected = forecast["projected_month_usd"]
     month = pd.Timestamp(forecast["month"]).strftime("%B %Y")
     options = report.options
     if not (options.daily_budget or options.monthly_budget):
@@ -85,13 +82,22 @@ def summary(report: CostReport) -> list[tuple[str, str, str]]:
         ("Total cost", _usd(t["cost_usd"]), f"{t['requests']:,} requests"),
         ("Active users", f"{unit['active_users']:,}",
          f"{_usd(unit['cost_per_active_user'])} per active user"),
-        ("Cost per message", _usd(unit["cost_per_request"], 4), "one request per message"),
-        (f"Forecast {month}",
-         _usd(projected) if projected is not None else "not enough data",
-         forecast["basis"]),
+        ("Cost per message", _usd(unit["cost_per_request"]), "one request per message"),
+        _forecast(forecast, month),
         ("Cache saved", _usd(saved), "net of the cache-write premium")
-        if report.priced else ("Cache saved", "not priced", "build_report(..., price=...)"),
+        if saved is not None else ("Cache saved", "not priced", "build_report(..., price=...)"),
         ("Wasted spend", _usd(wasted_usd), f"{share:.1%} on failed or cut answers"),
         budget,
         ("Partial days", f"{days}", "hatched in charts, marked in tables" if days else "none"),
     ]  # fmt: skip
+
+
+def _forecast(row: pd.Series, month: str) -> tuple[str, str, str]:
+    """The forecast card: the month's actual total once it is over, else the range."""
+    projected = row["projected_month_usd"]
+    if str(row["basis"]).startswith(projection.ACTUAL):
+        return (f"{month} (actual)", _usd(projected), row["basis"])
+    if projected is None or pd.isna(projected):
+        return (f"Forecast {month}", "not enough data", row["basis"])
+    spread = f"{_usd(row['low_usd'])} to {_usd(row['high_usd'])}"
+    return (f"Forecast {month}", _usd(projected), f"range {spread}; {row['basis']}")

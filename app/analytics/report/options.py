@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+import pandas as pd
+
 from app.analytics import load, projection
 
 
@@ -37,6 +39,7 @@ class ReportOptions:
     since: datetime
     until: datetime
     user_id: str | None = None
+    user_email: str | None = None  # the one user's email, for titles (else looked up)
     model: str | None = None
     month: date | None = None  # the month to project (None: the last complete day's)
     daily_budget: Decimal | None = None
@@ -52,6 +55,16 @@ class ReportOptions:
     def as_of(self) -> date:
         """The window's last UTC day (the day holding the instant just before `until`)."""
         return (self.until.astimezone(UTC) - timedelta(microseconds=1)).date()
+
+    def observed_days(self, since: datetime | None = None) -> pd.DatetimeIndex:
+        """The UTC days from `since` (default: the window's start) to the window's last day,
+        cut at now: the days a table of days has a row for (0 where nothing was spent)."""
+        end = self.coverage.end
+        first = (since or self.since).astimezone(UTC).date()
+        if end <= (since or self.since):
+            return pd.DatetimeIndex([], name="day")
+        last = min(self.as_of, (end.astimezone(UTC) - timedelta(microseconds=1)).date())
+        return pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq="D", name="day")
 
     @property
     def coverage(self) -> projection.Coverage:

@@ -90,7 +90,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 def _markdown(report: CostReport, pngs: dict[str, Path]) -> str:
     facts = "\n".join(f"- **{label}:** {value} ({note})" for label, value, note in summary(report))
-    parts = [f"# Cost report\n\n{subtitle(report.options)}\n\n{facts}\n"]
+    parts = [f"# Cost report\n\n{subtitle(report.options, report.user_email)}\n\n{facts}\n"]
     parts += [f"![{CHART_TITLES[stem]}]({path.name})\n" for stem, path in pngs.items()]
     for stem, table in report.tables().items():
         if stem in _TITLES:
@@ -172,11 +172,12 @@ def _html(report: CostReport, images: dict[str, bytes]) -> str:
             if len(table) > PAGE_ROWS else ""
         )  # fmt: skip
         sections.append(f"<section><h2>{html.escape(_TITLES[stem])}</h2>{body}{more}</section>")
+    caption = subtitle(report.options, report.user_email)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>Cost report</title><style>{_CSS}</style></head><body>"
-        f'<h1>Cost report</h1><p class="sub">{html.escape(subtitle(report.options))}</p>'
+        f'<h1>Cost report</h1><p class="sub">{html.escape(caption)}</p>'
         f'<div class="summary">{cards}</div><div class="charts">{figures}</div>'
         f"{''.join(sections)}</body></html>\n"
     )
@@ -185,7 +186,7 @@ def _html(report: CostReport, images: dict[str, bytes]) -> str:
 def write_steps(formats: Iterable[str]) -> int:
     """The progress steps `write_report` reports for `formats` (charts, CSV, HTML)."""
     chosen = set(formats)
-    return len(CHART_TITLES) + ("csv" in chosen) + ("html" in chosen)
+    return len(CHART_TITLES) - 1 + ("csv" in chosen) + ("html" in chosen)  # 3 or 4 charts
 
 
 def write_report(

@@ -24,6 +24,7 @@ from app.local.auth.bodycap import BodyCap
 from app.local.auth.config import CONFIG_KEY, AuthConfig, load_auth_config
 from app.local.auth.disabled import disabled_routes
 from app.local.auth.errors import EXCEPTION_HANDLERS
+from app.local.auth.gated import gated_routes
 from app.local.auth.links import generate_link
 from app.local.auth.ratelimit import RateLimiter
 from app.local.auth.routes import meta, signup, token, user
@@ -41,6 +42,7 @@ def create_app(ctx: StackContext) -> Starlette:
             Route("/user", user.user_endpoint, methods=["GET", "PUT"]),
             Route("/logout", user.logout, methods=["POST"]),
             Route("/.well-known/jwks.json", meta.jwks, methods=["GET"]),
+            Route("/.well-known/openid-configuration", meta.openid_configuration, methods=["GET"]),
             Route("/settings", meta.settings, methods=["GET"]),
             Route("/health", meta.health, methods=["GET"]),
             Route("/otp", flows.otp_endpoint, methods=["POST"]),
@@ -52,6 +54,7 @@ def create_app(ctx: StackContext) -> Starlette:
             Route("/invite", flows.invite_endpoint, methods=["POST"]),
             Route("/admin/generate_link", generate_link, methods=["POST"]),
             *disabled_routes(),
+            *gated_routes(),
             *admin_routes(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -1,5 +1,8 @@
 """Who is calling the Auth stand-in: GoTrue's `requireAuthentication` and `requireAdmin`.
 
+As GoTrue 2.195+, a banned user's access token is refused (403 `user_banned`) on every route
+that requires authentication, even though it still verifies.
+
 After the gateway, `Authorization` always holds a JWT (the user's, or the API key's role JWT).
 Verification failures are 403 `bad_jwt` — not 401: GoTrue answers 401 only when there is no
 usable `Bearer` header at all (wire reference §3.1, §3.3).
@@ -82,6 +85,8 @@ async def authenticate(request: Request, keys: LocalKeys, conn: AsyncConnection[
         raise bad_session
     if session_id is not None and not session_alive:
         raise forbidden("session_not_found", "Session from session_id claim in JWT does not exist")
+    if store.is_banned(user):  # GoTrue >= 2.195: a token issued before the ban stops working
+        raise forbidden("user_banned", "User is banned")
     identities = (await store.identities_of(conn, [user_id]))[user_id]
     return Caller(claims=claims, user=user, identities=identities, session_id=session_id)
 

@@ -181,7 +181,8 @@ def check_profile(
 
 @dataclass
 class JwtVerifier:
-    """`keys.verify` (ES256 by kid, HS256 for API keys, 30 s leeway) with a bounded cache."""
+    """`keys.verify` (ES256/RS256 by kid; HS256 over the legacy secret while it is in the JWKS;
+    30 s leeway) with a bounded cache."""
 
     keys: LocalKeys
     max_entries: int = 1024
@@ -210,7 +211,9 @@ class JwtVerifier:
                 return cached
             del self._cache[token]
         try:
-            claims = self.keys.verify(token, leeway=self.leeway)
+            claims = self.keys.verify(
+                token, leeway=self.leeway, accept_secret=self.keys.secret_in_jwks
+            )
         except InvalidToken as exc:
             raise jwt_error(str(exc)) from exc
         if not isinstance(claims, dict):

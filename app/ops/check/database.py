@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from app.db.attestation_keys import describe_source, missing_key_advice
 from app.db.migrate import applied_versions, discover
 from app.db.problems import connect_problem
 from app.ops.check.project import Project, error_code, error_message
@@ -41,18 +42,21 @@ def check_migrations(p: Project) -> Result:
         except psycopg.Error as exc:
             return Result("migrations", "fail", connect_problem(exc, p.db_url, p.db_source))
         how = "the database"
+    elif p.skip_migrations:
+        return Result("migrations", "skip", "not verified (--skip-migrations)")
     else:
         response = p.http.get(
             f"{p.base}/rest/v1/schema_migrations",
             params={"select": "version"},
-            headers=p.headers(p.service_key) | {"Accept-Profile": "supabase_migrations"},
+            headers=p.secret.headers() | {"Accept-Profile": "supabase_migrations"},
         )
-        if response.status_code != 200:
+        if response.status_code != 200:  # not verified is not passed
             return Result(
                 "migrations",
-                "skip",
-                "the Data API does not expose supabase_migrations "
-                f"({error_message(response)}): pass --db-url (the session pooler DSN) to compare",
+                "fail",
+                "not verified: DATABASE_URL is not set and the Data API does not expose"
+                f" supabase_migrations ({error_message(response)}); pass --db-url (the session"
+                " pooler DSN) to compare, or --skip-migrations",
             )
         applied = {str(row["version"]) for row in response.json()}
         how = "the Data API"
@@ -148,9 +152,12 @@ def check_attestation(p: Project) -> Result:
         return Result("attestation key", "fail", "the database accepts any MAC")
     if answer.json() is not True:
         return Result(
-            "attestation key",
-            "fail",
-            "the database does not hold BILLING_ATTESTATION_KEY: every turn would be refused; "
-            "add it to private.attestation_keys (`chat-stream migrate` does)",
+            "attestation key", "fail", missing_key_advice(p.db_source if p.db_url else "")
         )
-    return Result("attestation key", "ok", "the database accepts BILLING_ATTESTATION_KEY")
+    source = p.rpc("chat_attestation_source", {"p_probe": probe, "p_mac": right})
+    held = describe_source(source.json() if source.status_code == 200 else None)
+    return Result(
+        "attestation key",
+        "ok",
+        "the database accepts BILLING_ATTESTATION_KEY" + (f" ({held})" if held else ""),
+    )

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from app.config import Settings
+from app.config.keys import ApiKey, publishable_key, secret_key
 
 
 @dataclass
@@ -18,21 +19,24 @@ class Project:
     db_url: str
     db_source: str
     migrations_dir: Path
+    skip_migrations: bool = False  # the operator chose not to verify them (`--skip-migrations`)
 
     @property
     def base(self) -> str:
         return self.settings.supabase_url.rstrip("/")
 
-    def headers(self, key: str) -> dict[str, str]:
-        return {"apikey": key, "Authorization": f"Bearer {key}"}
+    @property
+    def publishable(self) -> ApiKey:
+        return publishable_key(self.settings)
 
     @property
-    def service_key(self) -> str:
-        return self.settings.supabase_service_role_key.get_secret_value()
+    def secret(self) -> ApiKey:
+        return secret_key(self.settings)
 
     def rpc(self, name: str, args: dict[str, Any]) -> httpx.Response:
+        """An RPC with the secret key (in `apikey` only, unless it is a legacy JWT key)."""
         return self.http.post(
-            f"{self.base}/rest/v1/rpc/{name}", json=args, headers=self.headers(self.service_key)
+            f"{self.base}/rest/v1/rpc/{name}", json=args, headers=self.secret.headers()
         )
 
 

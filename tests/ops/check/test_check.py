@@ -41,9 +41,9 @@ def test_check_healthy_project_passes_every_check(
     assert code == 0
     by_name = {line.split(":")[0][5:]: line[:4].strip() for line in out}
     assert by_name == {
-        "jwks": "ok",
-        "anon key": "ok",
-        "service role key": "ok",
+        "signing keys": "ok",
+        "publishable key": "ok",
+        "secret key": "ok",
         "issuer": "ok",
         "migrations": "ok",
         "rpc chat_begin": "ok",
@@ -55,10 +55,47 @@ def test_check_healthy_project_passes_every_check(
     }
 
 
-def test_check_migrations_without_db_url_skip_through_the_data_api(project: Settings) -> None:
+def test_check_migrations_without_db_url_fail_as_not_verified(project: Settings) -> None:
     migrations = results(project)["migrations"]
-    assert migrations.status == "skip"
-    assert "pass --db-url" in migrations.detail
+    assert migrations.status == "fail"
+    assert migrations.detail.startswith("not verified: DATABASE_URL is not set")
+    assert "pass --db-url" in migrations.detail and "--skip-migrations" in migrations.detail
+
+
+def test_check_migrations_without_db_url_skipped_on_request(project: Settings) -> None:
+    migrations = results(project, skip_migrations=True)["migrations"]
+    assert migrations.line() == "skip migrations: not verified (--skip-migrations)"
+
+
+def test_check_cli_without_database_url_exits_one_unless_told_to_skip_migrations(
+    local_stack: LocalStack, stack_server: ServerThread, tmp_path: Path
+) -> None:
+    # At INFO, so a library's line (httpx writes one per request) would show up among the checks.
+    env = stack_env(local_stack, tmp_path, LOG_LEVEL="INFO")
+    env.pop("DATABASE_URL", None)
+
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "check", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    unverified, skipped = check(), check("--skip-migrations")
+
+    assert unverified.returncode == 1
+    assert [line for line in unverified.stdout.splitlines() if line.startswith("fail")] == [
+        next(line for line in unverified.stdout.splitlines() if line.startswith("fail migrations"))
+    ]
+    assert "fail migrations: not verified" in unverified.stdout
+    assert skipped.returncode == 0, skipped.stdout
+    assert "skip migrations: not verified (--skip-migrations)" in skipped.stdout.splitlines()
+    for run in (unverified, skipped):
+        assert run.stderr == ""  # nothing but the checks: no library lines among them
+        assert all(line[:5] in ("ok   ", "fail ", "skip ") for line in run.stdout.splitlines())
 
 
 def test_check_provider_is_not_tried_without_the_flag(project: Settings) -> None:
@@ -72,13 +109,13 @@ def test_check_provider_is_not_tried_without_the_flag(project: Settings) -> None
     [
         (
             {"supabase_anon_key": SecretStr("not-the-anon-key")},
-            "anon key",
-            "SUPABASE_ANON_KEY was refused (HTTP 401 Invalid API key)",
+            "publishable key",
+            "SUPABASE_ANON_KEY (not-th…) was refused (HTTP 401 Invalid API key)",
         ),
         (
             {"supabase_service_role_key": "<anon>"},
-            "service role key",
-            "SUPABASE_SERVICE_ROLE_KEY was refused for an admin read (HTTP 403",
+            "secret key",
+            "SUPABASE_SERVICE_ROLE_KEY (eyJhbG…) was refused for an admin read (HTTP 403",
         ),
         (
             {"jwt_issuer": "https://another.supabase.co/auth/v1"},
@@ -88,8 +125,8 @@ def test_check_provider_is_not_tried_without_the_flag(project: Settings) -> None
         ({"jwt_issuer": ""}, "issuer", "JWT_ISSUER is not set (tokens' iss is not checked)"),
         (
             {"auth_mode": "hs256", "supabase_jwt_secret": SecretStr("s" * 40)},
-            "jwks",
-            "the project signs with asymmetric keys (ES256 kid=",
+            "signing keys",
+            "AUTH_MODE=hs256 refuses every token signed now: set AUTH_MODE=rotation",
         ),
         (
             {"outbox_dir": "<under a file>"},
@@ -120,11 +157,11 @@ def test_check_misconfiguration_fails_its_check_with_one_line(
     assert "\n" not in problems[name]
 
 
-def test_check_unreachable_project_fails_jwks_with_the_url(project: Settings) -> None:
+def test_check_unreachable_project_fails_signing_keys_with_the_url(project: Settings) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     problems = failed(change(project, supabase_url=url, jwt_issuer=f"{url}/auth/v1"))
-    assert problems["jwks"].startswith(f"cannot reach {url}/auth/v1/.well-known/jwks.json")
-    assert set(problems) >= {"jwks", "anon key", "rpc chat_begin"}
+    assert problems["signing keys"].startswith(f"cannot reach {url}/auth/v1/.well-known/jwks.json")
+    assert set(problems) >= {"signing keys", "publishable key", "rpc chat_begin"}
 
 
 def test_check_migrations_missing_from_the_database_fail_with_the_versions(
@@ -183,7 +220,7 @@ def test_check_provider_at_a_wrong_base_url_fails_naming_the_setting(
 
 
 def test_check_setting_serve_needs_is_a_config_error_before_any_probe(project: Settings) -> None:
-    with pytest.raises(ConfigError, match="SUPABASE_SERVICE_ROLE_KEY is not set"):
+    with pytest.raises(ConfigError, match="SUPABASE_SECRET_KEY is not set"):
         list(collect(change(project, supabase_service_role_key=SecretStr(""))))
 
 

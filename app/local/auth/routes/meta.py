@@ -1,4 +1,5 @@
-"""What describes the service rather than a user: the JWKS, `/settings` and `/health`."""
+"""What describes the service rather than a user: the JWKS, the OpenID configuration (GoTrue
+serves it whether or not its OAuth server is on), `/settings` and `/health`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,50 @@ GOTRUE_VERSION = "v2.189.0"  # the version the Supabase CLI bundles
 async def jwks(request: Request) -> Response:
     ctx: StackContext = request.app.state.ctx
     return json_response(ctx.keys.jwks(), headers={"Cache-Control": "public, max-age=600"})
+
+
+async def openid_configuration(request: Request) -> Response:
+    """GoTrue's `WellKnownOpenID` (v2.189: no `offline_access` scope, no registration endpoint
+    while the OAuth server is off)."""
+    ctx: StackContext = request.app.state.ctx
+    issuer = ctx.jwt_issuer.rstrip("/")
+    body = {
+        "issuer": ctx.jwt_issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "scopes_supported": ["openid", "profile", "email", "phone"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "HS256", "ES256"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "claims_supported": [
+            "sub",
+            "aud",
+            "iss",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "email",
+            "email_verified",
+            "phone_number",
+            "phone_number_verified",
+            "name",
+            "picture",
+            "preferred_username",
+            "updated_at",
+        ],
+        "code_challenge_methods_supported": ["S256", "plain"],
+    }
+    return json_response(body, headers={"Cache-Control": "public, max-age=600"})
 
 
 async def settings(request: Request) -> Response:

@@ -1,36 +1,51 @@
-"""Resumable streams: a live turn's events, kept for the client that reconnects.
+"""A live turn's events, kept for the client that reconnects; and who stops the upstream.
 
-Every event of a turn is published here once, encoded with its id (`<turn_id>:<seq>`). The client
-that started the turn is written to directly, as before. When it leaves, the turn is not cancelled
-at once: for `DISCONNECT_GRACE_SECONDS` it keeps streaming into the feed, and a resume on this
-worker replays what it missed and follows live. A resume may land on another worker: so while no
-client listens, the producer checkpoints the new tokens into the turn's row every
-`CHECKPOINT_SECONDS` (only then: a turn whose client stays connected costs no extra write; one
-that lost it costs one write per interval until it ends or is cancelled), and a
-follower on another worker polls them (`chat_turn_progress`), which also tells this producer to keep
-going past the grace window. Nobody back in time: the turn is cancelled and stored as partial,
-exactly as a disconnect always was.
+`TurnFeed.run` drives a turn: every event is published here once, numbered (`seq` from 1), and
+delivered to the client that started the turn while it listens. When that client leaves, the
+turn is not cancelled at once: for the disconnect grace it keeps streaming into the feed, and a
+resume on this worker (`follow`) replays what it missed and follows live. A resume may land on
+another worker: so while no client listens, the feed checkpoints the new tokens into the turn's
+row every `checkpoint_seconds` (only then: a turn whose client stays connected costs no extra
+write; one that lost it costs one write per interval until it ends), and a follower elsewhere
+polls them (`chat_turn_progress`), which also tells this feed to keep going past the grace.
+
+Nobody back in time, no grace at all, or the drain's deadline: the feed cancels the task that
+runs the turn. `Turn.events()` then closes the upstream (it costs money) and stores the partial
+answer and its usage, shielded, before the cancellation goes on (`chat/turn.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from app.api.sse import encode_event
-from app.core.domain import Caller, TextDelta, TurnEvent
+from app.chat.policy import ChatPolicy
+from app.chat.turn import Turn
+from app.core.domain import Caller, Failed, TextDelta, TurnEvent
 from app.core.ports import ChatStore
 from app.errors import AppError
+from app.user_messages import user_message
 
 logger = logging.getLogger(__name__)
 
+# Hands one numbered event to the client that started the turn; False when it has left.
+Deliver = Callable[[int, TurnEvent], Awaitable[bool]]
 
-@dataclass(frozen=True)
-class FeedPolicy:
-    grace_seconds: float
-    checkpoint_seconds: float
+
+class FeedState(enum.Enum):
+    ATTACHED = "attached"  # streaming; the client that started the turn listens
+    DETACHED = "detached"  # streaming; that client left: grace, followers, checkpoints
+    INTERRUPTED = "interrupted"  # the drain ended it while its client listened: it gets `retry`
+    ENDED = "ended"  # finished with its final event (done or error): followers replay it
+    CUT_SHORT = "cut_short"  # finished with no final event: a resume asks the database
+
+    @property
+    def streaming(self) -> bool:
+        return self not in (FeedState.ENDED, FeedState.CUT_SHORT)
 
 
 @dataclass
@@ -38,61 +53,74 @@ class TurnFeed:
     turn_id: str
     caller: Caller
     store: ChatStore
-    policy: FeedPolicy
+    policy: ChatPolicy
     registry: FeedRegistry
-    chunks: list[bytes] = field(default_factory=list)  # event seq n is chunks[n - 1]
-    texts: list[str] = field(default_factory=list)  # the tokens, for checkpoints
-    attached: bool = True  # the client that started the turn still listens
-    done: bool = False
-    ended: bool = False  # the final event (done or error) was published
-    interrupted: bool = False  # ended by a drain, not by its client
+    events: list[TurnEvent] = field(default_factory=list)  # event seq n is events[n - 1]
+    state: FeedState = FeedState.ATTACHED
     followers: int = 0
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    _producer: asyncio.Task[None] | None = None
+    _producer: asyncio.Task[object] | None = None
     _grace: asyncio.TimerHandle | None = None
     _checkpoints: asyncio.Task[None] | None = None
-    _followed_elsewhere: bool = False
+    _followed_elsewhere: bool = False  # a worker elsewhere polled since the grace was armed
 
-    def bind(self, producer: asyncio.Task[None]) -> None:
-        self._producer = producer
+    async def run(self, turn: Turn, deliver: Deliver) -> None:
+        """Drive `turn` to its end: publish each event, deliver it while the client listens.
 
-    def publish(self, event: TurnEvent) -> bytes:
-        chunk = encode_event(event, self.turn_id, len(self.chunks) + 1)
-        self.chunks.append(chunk)
-        if isinstance(event, TextDelta):
-            self.texts.append(event.text)
-        else:
-            self.ended = True
+        Runs in the task the feed cancels when the turn must stop (no resume in time, the drain).
+        """
+        self._producer = asyncio.current_task()
+        try:
+            async with aclosing(turn.events()) as events:
+                async for event in events:
+                    seq = self.publish(event)
+                    if self.state is not FeedState.DETACHED and not await deliver(seq, event):
+                        self.detach()
+        except asyncio.CancelledError:
+            if self.state is not FeedState.INTERRUPTED:
+                raise
+            # A drain ended the turn (stored as it stands): the client should ask again.
+            retry = Failed("retry", user_message("retry"))
+            await deliver(self.publish(retry), retry)
+        finally:
+            self.finish()
+
+    def publish(self, event: TurnEvent) -> int:
+        """Keep `event` for followers; its seq."""
+        self.events.append(event)
         if self._waiters:
             self._wake()
-        return chunk
+        return len(self.events)
 
     def interrupt(self) -> None:
         """A deploy's grace ran out: end the turn now (it stores what it has)."""
-        self.interrupted = True
+        if self.state is FeedState.ATTACHED:
+            self.state = FeedState.INTERRUPTED
         self._cancel_producer()
 
     def detach(self) -> None:
         """The starting client left: grace begins (or the turn ends now when there is none)."""
-        if not self.attached:
+        if self.state is not FeedState.ATTACHED:
             return
-        self.attached = False
+        self.state = FeedState.DETACHED
         if self.policy.grace_seconds <= 0:
             self._cancel_producer()
             return
         self._arm_grace()
-        if self._checkpoints is None and not self.done:
+        if self._checkpoints is None:
             self._checkpoints = asyncio.ensure_future(self._checkpoint_loop())
 
     def finish(self) -> None:
-        self.done = True
+        attached = self.state in (FeedState.ATTACHED, FeedState.INTERRUPTED)
+        ended = bool(self.events) and not isinstance(self.events[-1], TextDelta)
+        self.state = FeedState.ENDED if ended else FeedState.CUT_SHORT
         self._wake()
         self.registry.finished()
         if self._grace is not None:
             self._grace.cancel()
         if self._checkpoints is not None:
             self._checkpoints.cancel()
-        if (self.attached and not self.followers) or not self.ended:
+        if (attached and not self.followers) or not ended:
             # Nobody will resume it here, or it was cut short: a resume then gets the stored
             # (partial) answer from the database, with the event that says so.
             self.registry.drop(self.turn_id)
@@ -101,8 +129,8 @@ class TurnFeed:
             keep = max(self.policy.grace_seconds, 1.0)
             loop.call_later(keep, self.registry.drop, self.turn_id)
 
-    async def follow(self, after: int) -> AsyncIterator[bytes]:
-        """The events after seq `after`, then live ones until the turn ends."""
+    async def follow(self, after: int) -> AsyncGenerator[tuple[int, TurnEvent], None]:
+        """The events after seq `after`, numbered, then live ones until the turn ends."""
         self.followers += 1
         if self._grace is not None:
             self._grace.cancel()
@@ -110,19 +138,18 @@ class TurnFeed:
         try:
             position = max(after, 0)
             while True:
-                if position < len(self.chunks):
-                    batch = self.chunks[position:]
-                    position += len(batch)
-                    yield b"".join(batch)
+                if position < len(self.events):
+                    position += 1
+                    yield position, self.events[position - 1]
                     continue
-                if self.done:
+                if not self.state.streaming:
                     return
                 waiter = asyncio.get_running_loop().create_future()
                 self._waiters.append(waiter)
                 await waiter
         finally:
             self.followers -= 1
-            if not self.followers and not self.attached and not self.done:
+            if not self.followers and self.state is FeedState.DETACHED:
                 self._arm_grace()
 
     # --- internals ----------------------------------------------------------------------------
@@ -140,7 +167,7 @@ class TurnFeed:
 
     def _grace_over(self) -> None:
         self._grace = None
-        if self.followers or self.done:
+        if self.followers or not self.state.streaming:
             return
         if self._followed_elsewhere:  # a worker elsewhere polled lately: give it another round
             self._followed_elsewhere = False
@@ -154,11 +181,11 @@ class TurnFeed:
             self._producer.cancel()
 
     async def _checkpoint_loop(self) -> None:
-        saved = 0
+        saved = 0  # tokens checkpointed so far (the events before the final one are all tokens)
         try:
-            while not self.done:
+            while self.state.streaming:
                 if not self.followers:  # a follower here needs no checkpoint
-                    parts = self.texts[saved:]
+                    parts = [e.text for e in self.events[saved:] if isinstance(e, TextDelta)]
                     try:
                         followed = await self.store.checkpoint(
                             self.caller, self.turn_id, saved, parts
@@ -175,8 +202,9 @@ class TurnFeed:
 class FeedRegistry:
     """The live turns of this worker, by turn id."""
 
-    def __init__(self, policy: FeedPolicy) -> None:
+    def __init__(self, policy: ChatPolicy, store: ChatStore) -> None:
         self.policy = policy
+        self._store = store
         self._feeds: dict[str, TurnFeed] = {}
         self._ended = asyncio.Event()  # set whenever a turn ends (the drain waits on it)
 
@@ -198,14 +226,14 @@ class FeedRegistry:
                 return not self.active()
         return True
 
-    def open(self, turn_id: str, caller: Caller, store: ChatStore) -> TurnFeed:
-        feed = TurnFeed(turn_id, caller, store, self.policy, self)
+    def open(self, turn_id: str, caller: Caller) -> TurnFeed:
+        feed = TurnFeed(turn_id, caller, self._store, self.policy, self)
         self._feeds[turn_id] = feed
         return feed
 
     def active(self) -> list[TurnFeed]:
         """The turns still streaming on this worker."""
-        return [feed for feed in self._feeds.values() if not feed.done]
+        return [feed for feed in self._feeds.values() if feed.state.streaming]
 
     def get(self, turn_id: str) -> TurnFeed | None:
         return self._feeds.get(turn_id)
