@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # when set, else by asking Auth once; jwks: asymmetric only; hs256: the secret only;
     # strict: ask Supabase Auth (GET /auth/v1/user) every time.
     auth_mode: Literal["rotation", "jwks", "hs256", "strict"] = "rotation"
+    # Every mode but strict: a token's session (sign-out) and user (ban) are confirmed with
+    # Supabase Auth at most this often, per session (0: never; tokens then live until `exp`).
+    session_check_seconds: float = Field(default=60.0, ge=0)
     supabase_jwt_secret: SecretStr = SecretStr("")
     # The project's JWKS as inline JSON: verify with these keys and never fetch.
     supabase_jwks: str = ""
