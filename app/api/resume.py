@@ -8,7 +8,7 @@ are JSON.
 
 from __future__ import annotations
 
-from contextlib import aclosing
+from contextlib import ExitStack, aclosing
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -31,17 +31,26 @@ async def resume(request: Request, turn_id: str) -> Response:
     if canonical is None:
         return error_response(NotFound("not a turn id"))
     turn_id = canonical
+    slot = ExitStack()  # this follower's place: per turn, per user, and among the open streams
     try:
         after = parse_last_event_id(request.headers.get("last-event-id"), turn_id)
         caller = await services.verifier.verify(authorization_header(request))
+        services.admission.check()
+        slot.enter_context(services.followers.hold(turn_id, caller.user_id))
         events = await services.resumer.resume(caller, turn_id, after)
     except AppError as exc:
+        slot.close()
         return error_response(exc)
+    services.admission.open_streams += 1
 
     async def produce(emit: Emit) -> None:
-        async with aclosing(events):
-            async for seq, event in events:
-                await emit(encode_event(event, turn_id, seq))
+        try:
+            async with aclosing(events):
+                async for seq, event in events:
+                    await emit(encode_event(event, turn_id, seq))
+        finally:
+            services.admission.open_streams -= 1
+            slot.close()
 
     return EventStreamResponse(
         produce,

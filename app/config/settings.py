@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     # X-Forwarded-For when FORWARDED_ALLOW_IPS trusts it); 0: no bound.
     max_pending_requests_per_worker: int = Field(default=256, ge=0)
     max_pending_requests_per_client: int = Field(default=8, ge=0)
+    # Resume followers on one worker: per turn and per user (429 above; 0: no bound). Each also
+    # counts as an open stream for MAX_STREAMS_PER_WORKER.
+    max_followers_per_turn: int = Field(default=4, ge=0)
+    max_followers_per_user: int = Field(default=8, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     # Final-write durability: retries with backoff, then a local outbox replayed later.
     finish_retries: int = 3

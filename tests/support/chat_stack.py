@@ -38,7 +38,7 @@ class ChatStack:
 
     def new_user(self, *, expires_in: int = 3600, now: int | None = None) -> User:
         """A user row in auth.users (the trigger adds the profile) and an access token for it."""
-        user_id = str(uuid.uuid4())
+        user_id, session_id = str(uuid.uuid4()), str(uuid.uuid4())
         email = f"u-{user_id[:8]}@example.com"
         with psycopg.connect(self.superuser_dsn, autocommit=True) as conn:
             conn.execute(
@@ -46,10 +46,17 @@ class ChatStack:
                 " values (%s, %s, 'authenticated', 'authenticated', now(), now())",
                 (user_id, email),
             )
+            # A live session, as a sign-in makes: the service confirms it (SESSION_CHECK_SECONDS).
+            conn.execute(
+                "insert into auth.sessions (id, user_id, created_at, updated_at, aal)"
+                " values (%s, %s, now(), now(), 'aal1')",
+                (session_id, user_id),
+            )
         token = self.ctx.keys.user_access_token(
             user_id=user_id,
             issuer=self.ctx.jwt_issuer,
             email=email,
+            session_id=session_id,
             expires_in=expires_in,
             now=now,
         )
