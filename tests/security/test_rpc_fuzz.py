@@ -409,6 +409,27 @@ def test_rpc_catalogue_covers_the_attested_chat_functions_and_hides_the_services
             assert fn.attested and fn.definer and fn.volatile
 
 
+def test_the_services_own_rpcs_refuse_a_signed_in_user(chat_stack: ChatStack) -> None:
+    user = chat_stack.new_user()
+    conv = user.conversation()
+    args = {
+        "chat_attestation_check": {"p_probe": "x", "p_mac": "0" * 64},
+        "chat_checkpoint": {"p_turn": "{}", "p_attestation": "0" * 64},
+        "chat_finish": {"p_record": "{}", "p_attestation": "0" * 64},
+        "chat_renew": {"p_turn": "{}", "p_attestation": "0" * 64},
+        "chat_sweep": {},
+        "chat_turn_progress": {"p_turn": "{}", "p_attestation": "0" * 64},
+    }
+    assert set(args) == set(SERVICE_ONLY)
+    for name, body in args.items():
+        response = rest(chat_stack, user, "POST", f"rpc/{name}", body=body)
+        assert response.status_code in (401, 403), (name, response.status_code, response.text)
+        assert response.json()["code"] == "42501", (name, response.text)  # permission denied
+    assert chat_stack.rows(
+        "select count(*) from private.turns where conversation_id = %s", conv
+    ) == [(0,)]
+
+
 def test_every_rpc_an_authenticated_user_may_execute_survives_hostile_arguments(
     chat_stack: ChatStack,
 ) -> None:
