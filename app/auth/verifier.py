@@ -83,7 +83,12 @@ class TokenVerifier:
         )
         # Every mode but strict (which asks Auth each time) confirms the session now and then.
         self._sessions = (
-            SessionCheck(self._auth_server, settings.session_check_seconds, clock=clock)
+            SessionCheck(
+                self._auth_server,
+                settings.session_check_seconds,
+                clock=clock,
+                wall_clock=wall_clock,
+            )
             if self._mode != "strict" and base and apikey_headers
             else None
         )

@@ -81,3 +81,13 @@ async def test_session_check_zero_seconds_never_asks() -> None:
     auth = FakeAuth()
     await SessionCheck(auth, 0).ensure("t", CLAIMS)
     assert auth.calls == 0
+
+
+@pytest.mark.anyio
+async def test_session_check_skips_a_token_past_exp_within_the_leeway() -> None:
+    auth = FakeAuth()
+    check = SessionCheck(auth, 60, wall_clock=lambda: 1000.0)
+    await check.ensure("t", CLAIMS | {"exp": 990})
+    assert auth.calls == 0
+    await check.ensure("t", CLAIMS | {"exp": 1010})
+    assert auth.calls == 1
