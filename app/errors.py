@@ -6,6 +6,7 @@
     ├── NotFound (404)              no such conversation, or someone else's (indistinguishable)
     │   └── TurnNotFound            no such turn to resume, or someone else's
     ├── Conflict (409)              a turn with this clientMessageId is still being answered
+    │   └── ClientMessageIdReused   the same clientMessageId with a different message
     ├── TooLarge (413)              body over the cap, refused before parsing
     ├── UnsupportedMediaType (415)  not application/json
     │   └── UnsupportedEncoding     a Content-Encoding other than identity
@@ -90,6 +91,13 @@ class Conflict(AppError):
 
     code, status = "turn_in_flight", 409
     title = "This message is still being answered"
+
+
+class ClientMessageIdReused(Conflict):
+    """One clientMessageId, one message: a different text under a used id is not a retry."""
+
+    code, title = "client_message_id_reused", "This clientMessageId was used for another message"
+    user_message = "I already have a different message under that id. Send it again as new."
 
 
 class TooLarge(AppError):

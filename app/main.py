@@ -18,6 +18,8 @@ from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
 from app.api.errors import install_error_handlers
+from app.api.followers import Followers
+from app.api.pending import PendingRequests
 from app.api.request_id import RequestIdMiddleware
 from app.api.trace import TraceContextMiddleware
 from app.auth import TokenVerifier
@@ -183,6 +185,14 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
                 max_streams=settings.max_streams_per_worker,
             ),
             lag_monitor=lag_monitor,
+            followers=Followers(
+                per_turn=settings.max_followers_per_turn,
+                per_user=settings.max_followers_per_user,
+            ),
+            pending=PendingRequests(
+                per_worker=settings.max_pending_requests_per_worker,
+                per_client=settings.max_pending_requests_per_client,
+            ),
             settings=settings,
             verifier=verifier,
             chat=chat,

@@ -6,7 +6,7 @@ Exit status 0 when nothing unexpected happened: every client saw a complete stre
 event its injected fault calls for, its own disconnect, or (a killed worker's turns) a stream
 cut after its first token; exactly one usage row per billed upstream request; stored costs equal
 the stand-in's billing wherever usage was reported; each killed turn one `abandoned` row, input
-estimated, output unknown, priced at the reserved model's input rate.
+estimated and output as the service last reported it, priced at the reserved model's rates.
 
 Example:
     .venv/bin/python -m bench.load_proof --json .local/bench/load_proof.json

@@ -4,7 +4,7 @@ what the stand-in billed?
 
 The join key is the input token count (see `proof_plan`): request i, its stand-in ledger entry
 and its usage row all carry `base + i`. A killed turn's `abandoned` row carries the database's
-own estimate instead (system prompt + history, characters / 4, without the stand-in's framing),
+own estimate instead (system prompt + history, UTF-8 bytes, without the stand-in's framing),
 so it is joined by its user: every request is the only turn of its own user.
 """
 
@@ -51,16 +51,17 @@ class Verdict:
     estimated_cost_billed: Decimal = Decimal(0)
     estimated_gap_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
     input_mismatches: int = 0
-    # Turns whose worker was killed: one `abandoned` row each, input estimated, output unknown.
+    # Turns whose worker was killed: one `abandoned` row each, input and output estimated.
     killed_requests: int = 0
     rows_per_killed_request: Counter[int] = field(default_factory=Counter)
     abandoned_rows: int = 0
     abandoned_rows_flagged: int = 0  # estimated, output_unknown, tokens_out = 0
-    abandoned_rows_priced_at_input_rate: int = 0
+    abandoned_rows_priced_as_estimated: int = 0
     abandoned_rows_for_other_requests: int = 0
     abandoned_tokens_in_stored: int = 0
     abandoned_tokens_in_billed: int = 0
-    abandoned_tokens_out_billed: int = 0  # what the estimate could not know
+    abandoned_tokens_out_stored: int = 0  # the output the service last reported
+    abandoned_tokens_out_billed: int = 0
     abandoned_cost_stored: Decimal = Decimal(0)
     abandoned_cost_billed: Decimal = Decimal(0)
 
@@ -85,7 +86,7 @@ class Verdict:
             and set(self.rows_per_killed_request) <= {1}
             and self.abandoned_rows == self.killed_requests
             and self.abandoned_rows_flagged == self.abandoned_rows
-            and self.abandoned_rows_priced_at_input_rate == self.abandoned_rows
+            and self.abandoned_rows_priced_as_estimated == self.abandoned_rows
             and self.abandoned_rows_for_other_requests == 0
         )
 
@@ -116,10 +117,11 @@ class Verdict:
             "rows_per_killed_request": {str(k): v for k, v in self.rows_per_killed_request.items()},
             "abandoned_rows": self.abandoned_rows,
             "abandoned_rows_flagged": self.abandoned_rows_flagged,
-            "abandoned_rows_priced_at_input_rate": self.abandoned_rows_priced_at_input_rate,
+            "abandoned_rows_priced_as_estimated": self.abandoned_rows_priced_as_estimated,
             "abandoned_rows_for_other_requests": self.abandoned_rows_for_other_requests,
             "abandoned_tokens_in_stored": self.abandoned_tokens_in_stored,
             "abandoned_tokens_in_billed": self.abandoned_tokens_in_billed,
+            "abandoned_tokens_out_stored": self.abandoned_tokens_out_stored,
             "abandoned_tokens_out_billed": self.abandoned_tokens_out_billed,
             "abandoned_cost_stored": str(self.abandoned_cost_stored),
             "abandoned_cost_billed": str(self.abandoned_cost_billed),
@@ -256,15 +258,19 @@ def reconcile(
 def _count_abandoned(
     verdict: Verdict, row: Mapping[str, Any], billed: Usage, billed_cost: Decimal, price: PriceFn
 ) -> None:
-    """A killed turn's row: input as estimated at begin, output unknown, the input rate only."""
+    """A killed turn's row: input as estimated at begin, output as last reported (a renewal or a
+    checkpoint; none: 0 and output_unknown), each at the model's rate."""
     tokens_in = int(row["tokens_in"])
     stored_cost = Decimal(str(row["cost_usd"]))
     verdict.abandoned_rows += 1
+    tokens_out = int(row["tokens_out"])
+    # Estimated; output_unknown exactly when the service never reported any output (then 0).
     verdict.abandoned_rows_flagged += bool(
-        row["estimated"] and row.get("output_unknown") and int(row["tokens_out"]) == 0
+        row["estimated"] and bool(row.get("output_unknown")) == (tokens_out == 0)
     )
-    at_input_rate = price(str(row["model"]), Usage(input_tokens=tokens_in, output_tokens=0))
-    verdict.abandoned_rows_priced_at_input_rate += stored_cost == at_input_rate
+    estimate = Usage(input_tokens=tokens_in, output_tokens=tokens_out)
+    verdict.abandoned_rows_priced_as_estimated += stored_cost == price(str(row["model"]), estimate)
+    verdict.abandoned_tokens_out_stored += tokens_out
     verdict.abandoned_tokens_in_stored += tokens_in
     verdict.abandoned_tokens_in_billed += (
         billed.input_tokens + billed.cache_read_tokens + billed.cache_write_tokens

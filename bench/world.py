@@ -83,11 +83,18 @@ class World:
                     " now(), now() from unnest(%s::uuid[]) as u",
                     (ids,),
                 )
+                # One live session each (the id is the user's): the service confirms it.
+                conn.execute(
+                    "insert into auth.sessions (id, user_id, created_at, updated_at, aal)"
+                    " select u, u, now(), now(), 'aal1' from unnest(%s::uuid[]) as u",
+                    (ids,),
+                )
             for user_id in ids:
                 token = self.keys.user_access_token(
                     user_id=user_id,
                     issuer=self.issuer,
                     email=f"bench-{user_id}@example.com",
+                    session_id=user_id,
                     expires_in=TOKEN_LIFETIME_S,
                 )
                 self.users.append(BenchUser(user_id, token))

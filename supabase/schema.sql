@@ -80,10 +80,14 @@ begin
                                    provider, model, tokens_in, tokens_out, cost_usd, status,
                                    estimated, output_unknown, price_source)
     select e.turn_id, e.turn_id, e.turn_id, e.user_id,
-           (select c.id from public.conversations c where c.id = e.conversation_id),
-           e.provider, e.model, e.input_tokens_estimate, 0,
-           round(e.input_tokens_estimate * e.input_usd_per_mtok / 1000000, 8),
-           'abandoned', true, true, 'estimate:abandoned-turn'
+           (select c.id from public.conversations c
+             where c.id = e.conversation_id and c.user_id = e.user_id
+               and (e.conversation_created_at is null
+                    or c.created_at = e.conversation_created_at)),
+           e.provider, e.model, e.input_tokens_estimate, coalesce(e.output_tokens_estimate, 0),
+           round(e.input_tokens_estimate * e.input_usd_per_mtok / 1000000
+                 + coalesce(e.output_tokens_estimate, 0) * e.output_usd_per_mtok / 1000000, 8),
+           'abandoned', true, e.output_tokens_estimate is null, 'estimate:abandoned-turn'
       from expired e
     on conflict (request_id) do nothing
     returning 1
@@ -197,30 +201,18 @@ declare
   v_limits public.user_limits%rowtype;
   v_daily numeric;
   v_monthly numeric;
-  v_rpm integer;
   v_streams integer;
   v_count integer;
   v_spent numeric;
   v_reserved numeric;
   v_wait integer;
-  v_oldest timestamptz;
 begin
+  perform private.check_rate(p_user, p_caps);
+
   select * into v_limits from public.user_limits l where l.user_id = p_user;
   v_daily := coalesce(v_limits.daily_budget_usd, (p_caps ->> 'daily_usd')::numeric, 0);
   v_monthly := coalesce(v_limits.monthly_budget_usd, (p_caps ->> 'monthly_usd')::numeric, 0);
-  v_rpm := coalesce(v_limits.rate_limit_per_minute, (p_caps ->> 'rate_per_minute')::integer, 0);
   v_streams := coalesce(v_limits.max_concurrent_streams, (p_caps ->> 'max_streams')::integer, 0);
-
-  if v_rpm > 0 then
-    select count(*), min(t.created_at) into v_count, v_oldest from private.turns t
-     where t.user_id = p_user and t.created_at > v_now - interval '1 minute';
-    if v_count >= v_rpm then
-      v_wait := ceil(extract(epoch from (v_oldest + interval '1 minute' - v_now)));
-      raise exception 'rate limit: % requests per minute', v_rpm
-        using errcode = 'PT429', detail = format('retry_after=%s', greatest(v_wait, 1)),
-              hint = 'rate_limited';
-    end if;
-  end if;
 
   if v_streams > 0 then
     select count(*) into v_count from private.turns t
@@ -262,6 +254,45 @@ $$;
 ALTER FUNCTION "private"."check_guards"("p_user" "uuid", "p_reserve" numeric, "p_caps" "jsonb") OWNER TO "postgres";
 
 --
+-- Name: check_rate("uuid", "jsonb"); Type: FUNCTION; Schema: private; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "private"."check_rate"("p_user" "uuid", "p_caps" "jsonb") RETURNS "void"
+    LANGUAGE "plpgsql" STABLE SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+declare
+  v_now timestamptz := now();
+  v_rpm integer;
+  v_turns integer;
+  v_replays integer;
+  v_oldest timestamptz;
+  v_oldest_replay timestamptz;
+  v_wait integer;
+begin
+  select l.rate_limit_per_minute into v_rpm from public.user_limits l where l.user_id = p_user;
+  v_rpm := coalesce(v_rpm, (p_caps ->> 'rate_per_minute')::integer, 0);
+  if v_rpm <= 0 then
+    return;
+  end if;
+  select count(*), min(t.created_at) into v_turns, v_oldest from private.turns t
+   where t.user_id = p_user and t.created_at > v_now - interval '1 minute';
+  select count(*), min(r.created_at) into v_replays, v_oldest_replay from private.replays r
+   where r.user_id = p_user and r.created_at > v_now - interval '1 minute';
+  if v_turns + v_replays >= v_rpm then
+    v_wait := ceil(extract(epoch from (least(v_oldest, v_oldest_replay) + interval '1 minute'
+                                       - v_now)));
+    raise exception 'rate limit: % requests per minute', v_rpm
+      using errcode = 'PT429', detail = format('retry_after=%s', greatest(v_wait, 1)),
+            hint = 'rate_limited';
+  end if;
+end;
+$$;
+
+
+ALTER FUNCTION "private"."check_rate"("p_user" "uuid", "p_caps" "jsonb") OWNER TO "postgres";
+
+--
 -- Name: history_window("uuid", "uuid", timestamp with time zone, "uuid", integer, integer); Type: FUNCTION; Schema: private; Owner: postgres
 --
 
@@ -276,7 +307,7 @@ CREATE OR REPLACE FUNCTION "private"."history_window"("p_conversation" "uuid", "
            sum(t.tokens) over () as total,
            count(*) over () as messages
       from public.messages m
-     cross join lateral (select ceil(char_length(m.content) / 4.0)::integer as tokens) t
+     cross join lateral (select octet_length(convert_to(m.content, 'UTF8')) as tokens) t
      where m.conversation_id = p_conversation
        and m.user_id = p_user
        and m.role in ('user', 'assistant')
@@ -766,12 +797,15 @@ declare
   v_turn jsonb;
   v_turn_id uuid;
   v_conversation uuid;
+  v_conversation_created_at timestamptz;
   v_client uuid;
   v_content text;
+  v_stored_content text;
   v_message_id uuid;
   v_created_at timestamptz;
   v_answer_id uuid;
   v_answer text;
+  v_answer_turn uuid;
   v_history jsonb;
   v_history_tokens integer;
   v_existing private.turns%rowtype;
@@ -786,7 +820,8 @@ begin
   v_content := v_turn ->> 'content';
 
   -- Missing and not yours are the same answer (404).
-  perform 1 from public.conversations c where c.id = v_conversation and c.user_id = v_user;
+  select c.created_at into v_conversation_created_at
+    from public.conversations c where c.id = v_conversation and c.user_id = v_user;
   if not found then
     raise exception 'conversation not found' using errcode = 'PT404';
   end if;
@@ -803,18 +838,28 @@ begin
     raise exception 'this turn belongs to another user' using errcode = '42501';
   else
     perform private.abandon_expired(v_user);
+    delete from private.replays r
+     where r.user_id = v_user and r.created_at <= now() - interval '1 minute';
 
     if v_client is not null then
-      select m.id, m.created_at into v_message_id, v_created_at
+      select m.id, m.created_at, m.content into v_message_id, v_created_at, v_stored_content
         from public.messages m
        where m.conversation_id = v_conversation and m.client_message_id = v_client
          and m.user_id = v_user and m.role = 'user';
+      if found and v_stored_content is distinct from v_content then
+        -- One clientMessageId, one message: a different text under it is a client bug (or a
+        -- guess), not a retry. Nothing is stored.
+        raise exception 'this clientMessageId was sent with a different message'
+          using errcode = 'PT409', hint = 'client_message_id_reused';
+      end if;
       if found then
         -- A retry of a turn that has a completed answer gets that answer back: nothing is
-        -- generated, reserved or billed again. A failed or partial turn is generated anew.
-        select m.id, m.content into v_answer_id, v_answer
+        -- generated, reserved or billed again, but it is a request (the rate limit counts it).
+        -- A failed or partial turn is generated anew.
+        select m.id, m.content, m.turn_id into v_answer_id, v_answer, v_answer_turn
           from public.messages m
          where m.conversation_id = v_conversation
+           and m.user_id = v_user
            and m.role = 'assistant'
            and m.status = 'completed'
            and (m.created_at, m.id) > (v_created_at, v_message_id)
@@ -828,9 +873,13 @@ begin
          order by m.created_at, m.id
          limit 1;
         if found then
+          perform private.check_rate(v_user, v_turn -> 'caps');
+          insert into private.replays (user_id, turn_id)
+          values (v_user, coalesce(v_answer_turn, v_turn_id));
           return jsonb_build_object(
             'user_message_id', v_message_id,
             'replayed', true,
+            'turn_id', v_answer_turn,
             'history', '[]'::jsonb,
             'answer', jsonb_build_object('id', v_answer_id, 'content', v_answer)
           );
@@ -853,18 +902,19 @@ begin
       insert into public.messages (conversation_id, user_id, role, content, client_message_id,
                                    token_count)
       values (v_conversation, v_user, 'user', v_content, v_client,
-              ceil(char_length(v_content) / 4.0)::integer)
+              octet_length(convert_to(v_content, 'UTF8')))
       returning id, created_at into v_message_id, v_created_at;
     end if;
 
-    insert into private.turns (turn_id, user_id, conversation_id, user_message_id,
-                               client_message_id, reserve_usd, provider, model,
-                               input_usd_per_mtok, expires_at)
-    values (v_turn_id, v_user, v_conversation, v_message_id, v_client,
+    insert into private.turns (turn_id, user_id, conversation_id, conversation_created_at,
+                               user_message_id, client_message_id, reserve_usd, provider, model,
+                               input_usd_per_mtok, output_usd_per_mtok, expires_at)
+    values (v_turn_id, v_user, v_conversation, v_conversation_created_at, v_message_id, v_client,
             greatest((v_turn -> 'reserve' ->> 'usd')::numeric, 0),
             coalesce(v_turn -> 'reserve' ->> 'provider', 'unknown'),
             coalesce(v_turn -> 'reserve' ->> 'model', 'unknown'),
             greatest(coalesce((v_turn -> 'reserve' ->> 'input_usd_per_mtok')::numeric, 0), 0),
+            greatest(coalesce((v_turn -> 'reserve' ->> 'output_usd_per_mtok')::numeric, 0), 0),
             now() + make_interval(secs => greatest((v_turn ->> 'lease_seconds')::integer, 1)));
   end if;
 
@@ -896,10 +946,15 @@ CREATE OR REPLACE FUNCTION "public"."chat_checkpoint"("p_turn" "text", "p_attest
 declare
   v_turn jsonb;
   v_followed timestamptz;
+  v_output integer;
 begin
-  v_turn := private.attested_call('chat_checkpoint', p_turn, p_attestation);
+  v_turn := private.attested_call('chat_checkpoint', p_turn, p_attestation, true);
+  v_output := case when v_turn ->> 'output_tokens' is not null
+                   then least(greatest((v_turn ->> 'output_tokens')::numeric, 0), 2147483647)
+              end;
   update private.turns t
-     set parts = coalesce(t.parts, '[]'::jsonb) || coalesce(v_turn -> 'parts', '[]'::jsonb)
+     set parts = coalesce(t.parts, '[]'::jsonb) || coalesce(v_turn -> 'parts', '[]'::jsonb),
+         output_tokens_estimate = greatest(t.output_tokens_estimate, v_output)
    where t.turn_id = (v_turn ->> 'turn_id')::uuid
      and t.user_id = (v_turn ->> 'user_id')::uuid
      and t.state = 'streaming'
@@ -924,15 +979,26 @@ declare
   v_turn jsonb;
   v_followed timestamptz;
   v_stop timestamptz;
+  v_output integer;
 begin
-  v_turn := private.attested_call('chat_checkpoint_signals', p_turn, p_attestation);
+  v_turn := private.attested_call('chat_checkpoint_signals', p_turn, p_attestation, true);
+  v_output := case when jsonb_typeof(v_turn -> 'output_tokens') = 'number'
+                   then least(greatest((v_turn ->> 'output_tokens')::numeric, 0), 2147483647)
+              end;
   if jsonb_typeof(v_turn -> 'parts') = 'array' and jsonb_array_length(v_turn -> 'parts') > 0 then
     update private.turns t
-       set parts = coalesce(t.parts, '[]'::jsonb) || (v_turn -> 'parts')
+       set parts = coalesce(t.parts, '[]'::jsonb) || (v_turn -> 'parts'),
+           output_tokens_estimate = greatest(t.output_tokens_estimate, v_output)
      where t.turn_id = (v_turn ->> 'turn_id')::uuid
        and t.user_id = (v_turn ->> 'user_id')::uuid
        and t.state = 'streaming'
        and coalesce(jsonb_array_length(t.parts), 0) = (v_turn ->> 'from')::integer;
+  elsif v_output is not null then
+    update private.turns t
+       set output_tokens_estimate = greatest(t.output_tokens_estimate, v_output)
+     where t.turn_id = (v_turn ->> 'turn_id')::uuid
+       and t.user_id = (v_turn ->> 'user_id')::uuid
+       and t.state = 'streaming';
   end if;
   select t.followed_at, t.stop_requested_at into v_followed, v_stop
     from private.turns t
@@ -957,6 +1023,7 @@ CREATE OR REPLACE FUNCTION "public"."chat_finish"("p_record" "text", "p_attestat
     SET "search_path" TO ''
     AS $$
 declare
+  v_conversation_created_at timestamptz;
   v_record jsonb;
   v_user uuid;
   v_turn_id uuid;
@@ -974,13 +1041,16 @@ begin
   perform pg_advisory_xact_lock(hashtextextended('chat-stream:turns:' || v_user::text, 0));
 
   -- Serialises with the sweeper: a turn is either finished here or abandoned there, never both.
-  select t.state into v_state from private.turns t
+  select t.state, t.conversation_created_at into v_state, v_conversation_created_at
+    from private.turns t
    where t.turn_id = v_turn_id and t.user_id = v_user
      for update;
 
-  -- The conversation may have been deleted while the answer streamed: keep the usage anyway.
+  -- The conversation may have been deleted while the answer streamed (and perhaps re-created
+  -- under the same id, which makes it another conversation): keep the usage anyway.
   select c.id into v_conversation from public.conversations c
-   where c.id = (v_record ->> 'conversation_id')::uuid and c.user_id = v_user;
+   where c.id = (v_record ->> 'conversation_id')::uuid and c.user_id = v_user
+     and (v_conversation_created_at is null or c.created_at = v_conversation_created_at);
 
   v_message_id := nullif(v_record -> 'message' ->> 'id', '')::uuid;
   if v_message_id is not null then
@@ -1076,10 +1146,17 @@ CREATE OR REPLACE FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation
     AS $$
 declare
   v_turn jsonb;
+  v_output integer;
 begin
-  v_turn := private.attested_call('chat_renew', p_turn, p_attestation);
+  v_turn := private.attested_call('chat_renew', p_turn, p_attestation, true);
+  v_output := case when v_turn ->> 'output_tokens' is not null
+                   then least(greatest((v_turn ->> 'output_tokens')::numeric, 0), 2147483647)
+              end;
   update private.turns t
-     set expires_at = now() + make_interval(secs => greatest((v_turn ->> 'lease_seconds')::integer, 1))
+     set expires_at = now()
+                      + make_interval(secs => least(greatest((v_turn ->> 'lease_seconds')::bigint,
+                                                             1), 86400)::integer),
+         output_tokens_estimate = greatest(t.output_tokens_estimate, v_output)
    where t.turn_id = (v_turn ->> 'turn_id')::uuid
      and t.user_id = (v_turn ->> 'user_id')::uuid
      and t.state = 'streaming';
@@ -1091,36 +1168,41 @@ $$;
 ALTER FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation" "text") OWNER TO "postgres";
 
 --
--- Name: chat_stop("uuid"); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: chat_stop("text", "text"); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
-CREATE OR REPLACE FUNCTION "public"."chat_stop"("p_turn_id" "uuid") RETURNS "text"
+CREATE OR REPLACE FUNCTION "public"."chat_stop"("p_turn" "text", "p_attestation" "text") RETURNS "text"
     LANGUAGE "plpgsql" SECURITY DEFINER
     SET "search_path" TO ''
     AS $$
 declare
-  v_user uuid := (select auth.uid());
+  v_turn jsonb;
+  v_user uuid;
+  v_turn_id uuid;
   v_state text;
 begin
-  if v_user is null or p_turn_id is null then
+  v_turn := private.attested_call('chat_stop', p_turn, p_attestation, true);
+  v_user := (v_turn ->> 'user_id')::uuid;
+  v_turn_id := (v_turn ->> 'turn_id')::uuid;
+  if v_user is null or v_turn_id is null then
     return null;
   end if;
   update private.turns t
      set stop_requested_at = coalesce(t.stop_requested_at, now())
-   where t.turn_id = p_turn_id and t.user_id = v_user and t.state = 'streaming'
+   where t.turn_id = v_turn_id and t.user_id = v_user and t.state = 'streaming'
   returning t.state into v_state;
   if found then
     return v_state;
   end if;
   select t.state into v_state
     from private.turns t
-   where t.turn_id = p_turn_id and t.user_id = v_user;
+   where t.turn_id = v_turn_id and t.user_id = v_user;
   return v_state;
 end;
 $$;
 
 
-ALTER FUNCTION "public"."chat_stop"("p_turn_id" "uuid") OWNER TO "postgres";
+ALTER FUNCTION "public"."chat_stop"("p_turn" "text", "p_attestation" "text") OWNER TO "postgres";
 
 --
 -- Name: chat_sweep(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -1142,32 +1224,39 @@ $$;
 ALTER FUNCTION "public"."chat_sweep"() OWNER TO "postgres";
 
 --
--- Name: chat_turn_progress("uuid", integer); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: chat_turn_progress("text", "text"); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
-CREATE OR REPLACE FUNCTION "public"."chat_turn_progress"("p_turn_id" "uuid", "p_after" integer DEFAULT 0) RETURNS "jsonb"
+CREATE OR REPLACE FUNCTION "public"."chat_turn_progress"("p_turn" "text", "p_attestation" "text") RETURNS "jsonb"
     LANGUAGE "plpgsql" SECURITY DEFINER
     SET "search_path" TO ''
     AS $$
 declare
-  v_user uuid := (select auth.uid());
+  v_call jsonb;
+  v_user uuid;
+  v_turn_id uuid;
+  v_after integer;
   v_turn private.turns%rowtype;
-  v_after integer := greatest(coalesce(p_after, 0), 0);
   v_message record;
 begin
-  if v_user is null then
-    return null;
+  v_call := private.attested_call('chat_turn_progress', p_turn, p_attestation, true);
+  v_user := (v_call ->> 'user_id')::uuid;
+  v_turn_id := (v_call ->> 'turn_id')::uuid;
+  v_after := least(greatest(coalesce((v_call ->> 'after')::bigint, 0), 0), 2147483647)::integer;
+  if coalesce((v_call ->> 'follow')::boolean, false) then
+    update private.turns t
+       set followed_at = now()
+     where t.turn_id = v_turn_id and t.user_id = v_user
+    returning t.* into v_turn;
+  else
+    select * into v_turn from private.turns t where t.turn_id = v_turn_id and t.user_id = v_user;
   end if;
-  update private.turns t
-     set followed_at = now()
-   where t.turn_id = p_turn_id and t.user_id = v_user
-  returning t.* into v_turn;
   if not found then
     return null;
   end if;
   select m.id, m.content into v_message
     from public.messages m
-   where m.turn_id = p_turn_id and m.user_id = v_user and m.role = 'assistant'
+   where m.turn_id = v_turn_id and m.user_id = v_user and m.role = 'assistant'
    limit 1;
   return jsonb_build_object(
     'state', v_turn.state,
@@ -1188,7 +1277,7 @@ end;
 $$;
 
 
-ALTER FUNCTION "public"."chat_turn_progress"("p_turn_id" "uuid", "p_after" integer) OWNER TO "postgres";
+ALTER FUNCTION "public"."chat_turn_progress"("p_turn" "text", "p_attestation" "text") OWNER TO "postgres";
 
 --
 -- Name: conversation_cost_summary(timestamp with time zone, timestamp with time zone, "uuid", "text"); Type: FUNCTION; Schema: public; Owner: postgres
@@ -1672,6 +1761,41 @@ ALTER TABLE "private"."attestation_keys" ALTER COLUMN "id" ADD GENERATED ALWAYS 
 
 
 --
+-- Name: replays; Type: TABLE; Schema: private; Owner: postgres
+--
+
+CREATE TABLE IF NOT EXISTS "private"."replays" (
+    "id" bigint NOT NULL,
+    "user_id" "uuid" NOT NULL,
+    "turn_id" "uuid" NOT NULL,
+    "created_at" timestamp with time zone DEFAULT "now"() NOT NULL
+);
+
+
+ALTER TABLE "private"."replays" OWNER TO "postgres";
+
+--
+-- Name: TABLE "replays"; Type: COMMENT; Schema: private; Owner: postgres
+--
+
+COMMENT ON TABLE "private"."replays" IS 'Retries of answered clientMessageIds (the stored answer sent again): they count against the per-minute rate limit; rows older than a minute are deleted by the user''s next begin.';
+
+
+--
+-- Name: replays_id_seq; Type: SEQUENCE; Schema: private; Owner: postgres
+--
+
+ALTER TABLE "private"."replays" ALTER COLUMN "id" ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME "private"."replays_id_seq"
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: turns; Type: TABLE; Schema: private; Owner: postgres
 --
 
@@ -1694,9 +1818,14 @@ CREATE TABLE IF NOT EXISTS "private"."turns" (
     "followed_at" timestamp with time zone,
     "token_lengths" "jsonb",
     "final" "jsonb",
+    "output_tokens_estimate" integer,
+    "output_usd_per_mtok" numeric(14,6) DEFAULT 0 NOT NULL,
+    "conversation_created_at" timestamp with time zone,
     "stop_requested_at" timestamp with time zone,
     CONSTRAINT "turns_input_tokens_estimate_check" CHECK (("input_tokens_estimate" >= 0)),
     CONSTRAINT "turns_input_usd_per_mtok_check" CHECK (("input_usd_per_mtok" >= (0)::numeric)),
+    CONSTRAINT "turns_output_tokens_estimate_check" CHECK (("output_tokens_estimate" >= 0)),
+    CONSTRAINT "turns_output_usd_per_mtok_check" CHECK (("output_usd_per_mtok" >= (0)::numeric)),
     CONSTRAINT "turns_reserve_usd_check" CHECK (("reserve_usd" >= (0)::numeric)),
     CONSTRAINT "turns_state_check" CHECK (("state" = ANY (ARRAY['streaming'::"text", 'finished'::"text", 'abandoned'::"text"])))
 );
@@ -1709,6 +1838,20 @@ ALTER TABLE "private"."turns" OWNER TO "postgres";
 --
 
 COMMENT ON TABLE "private"."turns" IS 'One row per chat turn; streaming rows are reservations, expired ones become abandoned usage.';
+
+
+--
+-- Name: COLUMN "turns"."output_tokens_estimate"; Type: COMMENT; Schema: private; Owner: postgres
+--
+
+COMMENT ON COLUMN "private"."turns"."output_tokens_estimate" IS 'Output streamed so far (an upper bound, tokens), as of the last renewal or checkpoint; null: never reported.';
+
+
+--
+-- Name: COLUMN "turns"."conversation_created_at"; Type: COMMENT; Schema: private; Owner: postgres
+--
+
+COMMENT ON COLUMN "private"."turns"."conversation_created_at" IS 'The conversation''s created_at at begin: a conversation deleted and re-created under the same id is not this turn''s.';
 
 
 --
@@ -1990,6 +2133,14 @@ ALTER TABLE ONLY "private"."attestation_keys"
 
 
 --
+-- Name: replays replays_pkey; Type: CONSTRAINT; Schema: private; Owner: postgres
+--
+
+ALTER TABLE ONLY "private"."replays"
+    ADD CONSTRAINT "replays_pkey" PRIMARY KEY ("id");
+
+
+--
 -- Name: turns turns_pkey; Type: CONSTRAINT; Schema: private; Owner: postgres
 --
 
@@ -2083,6 +2234,13 @@ ALTER TABLE ONLY "public"."user_limits"
 
 ALTER TABLE ONLY "public"."users"
     ADD CONSTRAINT "users_pkey" PRIMARY KEY ("id");
+
+
+--
+-- Name: replays_user_created_idx; Type: INDEX; Schema: private; Owner: postgres
+--
+
+CREATE INDEX "replays_user_created_idx" ON "private"."replays" USING "btree" ("user_id", "created_at");
 
 
 --
@@ -2238,6 +2396,14 @@ ALTER TABLE "public"."usage_logs" ENABLE ALWAYS TRIGGER "usage_logs_rollup_updat
 --
 
 CREATE OR REPLACE TRIGGER "users_touch_updated_at" BEFORE UPDATE ON "public"."users" FOR EACH ROW EXECUTE FUNCTION "public"."touch_updated_at"();
+
+
+--
+-- Name: replays replays_user_id_fkey; Type: FK CONSTRAINT; Schema: private; Owner: postgres
+--
+
+ALTER TABLE ONLY "private"."replays"
+    ADD CONSTRAINT "replays_user_id_fkey" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE CASCADE;
 
 
 --
@@ -2498,6 +2664,13 @@ REVOKE ALL ON FUNCTION "private"."check_guards"("p_user" "uuid", "p_reserve" num
 
 
 --
+-- Name: FUNCTION "check_rate"("p_user" "uuid", "p_caps" "jsonb"); Type: ACL; Schema: private; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "private"."check_rate"("p_user" "uuid", "p_caps" "jsonb") FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION "history_window"("p_conversation" "uuid", "p_user" "uuid", "p_until" timestamp with time zone, "p_message_id" "uuid", "p_budget" integer, "p_max_messages" integer); Type: ACL; Schema: private; Owner: postgres
 --
 
@@ -2597,7 +2770,6 @@ GRANT ALL ON FUNCTION "public"."alerts_retry"("p_id" bigint, "p_retry_seconds" n
 --
 
 REVOKE ALL ON FUNCTION "public"."chat_attestation_check"("p_probe" "text", "p_mac" "text") FROM PUBLIC;
-GRANT ALL ON FUNCTION "public"."chat_attestation_check"("p_probe" "text", "p_mac" "text") TO "authenticated";
 GRANT ALL ON FUNCTION "public"."chat_attestation_check"("p_probe" "text", "p_mac" "text") TO "service_role";
 
 
@@ -2622,7 +2794,7 @@ GRANT ALL ON FUNCTION "public"."chat_begin"("p_turn" "text", "p_attestation" "te
 --
 
 REVOKE ALL ON FUNCTION "public"."chat_checkpoint"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
-GRANT ALL ON FUNCTION "public"."chat_checkpoint"("p_turn" "text", "p_attestation" "text") TO "authenticated";
+GRANT ALL ON FUNCTION "public"."chat_checkpoint"("p_turn" "text", "p_attestation" "text") TO "service_role";
 
 
 --
@@ -2630,7 +2802,7 @@ GRANT ALL ON FUNCTION "public"."chat_checkpoint"("p_turn" "text", "p_attestation
 --
 
 REVOKE ALL ON FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
-GRANT ALL ON FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text") TO "authenticated";
+GRANT ALL ON FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_attestation" "text") TO "service_role";
 
 
 --
@@ -2638,7 +2810,6 @@ GRANT ALL ON FUNCTION "public"."chat_checkpoint_signals"("p_turn" "text", "p_att
 --
 
 REVOKE ALL ON FUNCTION "public"."chat_finish"("p_record" "text", "p_attestation" "text") FROM PUBLIC;
-GRANT ALL ON FUNCTION "public"."chat_finish"("p_record" "text", "p_attestation" "text") TO "authenticated";
 GRANT ALL ON FUNCTION "public"."chat_finish"("p_record" "text", "p_attestation" "text") TO "service_role";
 
 
@@ -2657,15 +2828,15 @@ GRANT ALL ON FUNCTION "public"."chat_ping"() TO "service_role";
 --
 
 REVOKE ALL ON FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
-GRANT ALL ON FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation" "text") TO "authenticated";
+GRANT ALL ON FUNCTION "public"."chat_renew"("p_turn" "text", "p_attestation" "text") TO "service_role";
 
 
 --
--- Name: FUNCTION "chat_stop"("p_turn_id" "uuid"); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION "chat_stop"("p_turn" "text", "p_attestation" "text"); Type: ACL; Schema: public; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION "public"."chat_stop"("p_turn_id" "uuid") FROM PUBLIC;
-GRANT ALL ON FUNCTION "public"."chat_stop"("p_turn_id" "uuid") TO "authenticated";
+REVOKE ALL ON FUNCTION "public"."chat_stop"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."chat_stop"("p_turn" "text", "p_attestation" "text") TO "service_role";
 
 
 --
@@ -2677,11 +2848,11 @@ GRANT ALL ON FUNCTION "public"."chat_sweep"() TO "service_role";
 
 
 --
--- Name: FUNCTION "chat_turn_progress"("p_turn_id" "uuid", "p_after" integer); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION "chat_turn_progress"("p_turn" "text", "p_attestation" "text"); Type: ACL; Schema: public; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION "public"."chat_turn_progress"("p_turn_id" "uuid", "p_after" integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION "public"."chat_turn_progress"("p_turn_id" "uuid", "p_after" integer) TO "authenticated";
+REVOKE ALL ON FUNCTION "public"."chat_turn_progress"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."chat_turn_progress"("p_turn" "text", "p_attestation" "text") TO "service_role";
 
 
 --
@@ -2786,6 +2957,13 @@ GRANT ALL ON FUNCTION "public"."usage_user_days"("p_since" timestamp with time z
 REVOKE ALL ON FUNCTION "public"."user_by_email"("p_email" "text") FROM PUBLIC;
 GRANT ALL ON FUNCTION "public"."user_by_email"("p_email" "text") TO "authenticated";
 GRANT ALL ON FUNCTION "public"."user_by_email"("p_email" "text") TO "service_role";
+
+
+--
+-- Name: TABLE "replays"; Type: ACL; Schema: private; Owner: postgres
+--
+
+GRANT SELECT ON TABLE "private"."replays" TO "service_role";
 
 
 --

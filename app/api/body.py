@@ -25,6 +25,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 from starlette.requests import ClientDisconnect, Request
 
+from app.api.headers import content_length
 from app.errors import (
     BadRequest,
     BodyTimeout,
@@ -63,12 +64,8 @@ class ChatStreamBody(BaseModel):
 async def read_capped(request: Request, limit: int, *, timeout: float) -> bytes:  # noqa: ASYNC109
     """Refuse an oversized body from its Content-Length, or as soon as it grows past `limit`."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise TooLarge(f"declared {declared} bytes > {limit}")
-        except ValueError as exc:
-            raise BadRequest("invalid Content-Length header") from exc
+    if declared is not None and content_length(declared) > limit:
+        raise TooLarge(f"declared {declared} bytes > {limit}")
     chunks: list[bytes] = []
     size = 0
     try:

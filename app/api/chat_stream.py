@@ -1,14 +1,16 @@
 """POST /functions/v1/chat-stream — the HTTP edge of a chat turn.
 
-Capacity first (503 + Retry-After, before any work), then body rules and the token (JSON errors),
-then `begin` (404/409/429/503 as JSON), then the SSE response: the turn's feed (`chat/feed.py`)
-runs it and hands each event here to encode and send. The outcome is observed once.
+Body rules and the token first (JSON errors; bounded apart as pending requests), then capacity
+(503 + Retry-After, before any database call or money), then `begin` (404/409/429/503 as JSON),
+then the SSE response: the turn's feed (`chat/feed.py`) runs it and hands each event here to
+encode and send. The outcome is observed once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,16 +39,19 @@ async def chat_stream(request: Request) -> Response:
     try:
         if services.drain.draining:
             raise ShuttingDown("draining for a restart")
-        services.admission.check()  # past capacity: 503 before any work or money
-        services.admission.starting += 1
-        try:
+        # Until its body is read and its token verified a request holds no turn slot: it is
+        # bounded on its own, per worker and per client address (api/pending.py).
+        with services.pending.hold(request.client.host if request.client else ""):
             raw = await read_capped(
                 request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
             )
             check_content_type(request)
             body = parse_body(raw, max_chars=settings.max_message_chars)
             caller = await services.verifier.verify(authorization_header(request))
-            fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
+        fields |= {"user_id": caller.user_id, "conversation_id": str(body.conversation_id)}
+        services.admission.check()  # past capacity: 503 before any database call or money
+        services.admission.starting += 1
+        try:
             start = TurnStart(
                 conversation_id=str(body.conversation_id),
                 content=body.message,
@@ -56,6 +61,9 @@ async def chat_stream(request: Request) -> Response:
             )
             fields["turn_id"] = start.turn_id
             context = await services.chat.begin(caller, start)
+            if context.turn_id is not None:  # a replay answers as the turn it replays
+                start = replace(start, turn_id=context.turn_id)
+                fields["turn_id"] = start.turn_id
         finally:
             services.admission.starting -= 1
     except AppError as exc:

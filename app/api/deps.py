@@ -10,6 +10,8 @@ from starlette.responses import JSONResponse
 
 from app.api.admission import Admission, LagMonitor
 from app.api.drain import Drain
+from app.api.followers import Followers
+from app.api.pending import PendingRequests
 from app.chat.feed import FeedRegistry
 from app.chat.resume import Resumer
 from app.chat.service import ChatService
@@ -43,5 +45,9 @@ class Services:
         default_factory=lambda: Admission(lag=lambda: 0.0, max_lag_seconds=0, max_streams=0)
     )
     lag_monitor: LagMonitor = field(default_factory=LagMonitor)
+    followers: Followers = field(default_factory=lambda: Followers(per_turn=0, per_user=0))
+    pending: PendingRequests = field(
+        default_factory=lambda: PendingRequests(per_worker=0, per_client=0)
+    )
     provider_problems: Callable[[], list[str]] = field(default=lambda: [])
     readiness: tuple[float, JSONResponse] | None = None

@@ -8,8 +8,7 @@ are JSON.
 
 from __future__ import annotations
 
-import uuid
-from contextlib import aclosing
+from contextlib import ExitStack, aclosing
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -17,9 +16,10 @@ from starlette.responses import Response
 from app.api.body import authorization_header
 from app.api.deps import Services
 from app.api.errors import error_response
+from app.api.headers import canonical_uuid, last_event_seq
 from app.api.sse import Emit, encode_event
 from app.api.stream import EventStreamResponse
-from app.errors import AppError, BadRequest, TurnNotFound
+from app.errors import AppError, TurnNotFound
 
 router = APIRouter()
 
@@ -27,21 +27,30 @@ router = APIRouter()
 @router.get("/functions/v1/chat-stream/turns/{turn_id}")
 async def resume(request: Request, turn_id: str) -> Response:
     services: Services = request.app.state.services
-    try:
-        turn_id = str(uuid.UUID(turn_id))
-    except ValueError:
+    canonical = canonical_uuid(turn_id)
+    if canonical is None:
         return error_response(TurnNotFound("not a turn id"))
+    turn_id = canonical
+    slot = ExitStack()  # this follower's place: per turn, per user, and among the open streams
     try:
         after = parse_last_event_id(request.headers.get("last-event-id"), turn_id)
         caller = await services.verifier.verify(authorization_header(request))
+        services.admission.check()
+        slot.enter_context(services.followers.hold(turn_id, caller.user_id))
         events = await services.resumer.resume(caller, turn_id, after)
     except AppError as exc:
+        slot.close()
         return error_response(exc)
+    services.admission.open_streams += 1
 
     async def produce(emit: Emit) -> None:
-        async with aclosing(events):
-            async for seq, event in events:
-                await emit(encode_event(event, turn_id, seq))
+        try:
+            async with aclosing(events):
+                async for seq, event in events:
+                    await emit(encode_event(event, turn_id, seq))
+        finally:
+            services.admission.open_streams -= 1
+            slot.close()
 
     return EventStreamResponse(
         produce,
@@ -51,10 +60,6 @@ async def resume(request: Request, turn_id: str) -> Response:
 
 
 def parse_last_event_id(value: str | None, turn_id: str) -> int:
-    """The seq a resume continues after: 0 without the header, else `<turn_id>:<seq>`'s seq."""
-    if not value:
-        return 0
-    owner, _, seq = value.strip().rpartition(":")
-    if owner != turn_id or not seq.isdigit():
-        raise BadRequest("Last-Event-ID must be an event id of this turn (<turn_id>:<seq>)")
-    return int(seq)
+    """The seq a resume continues after: 0 without the header, else `<turn_id>:<seq>`'s seq,
+    parsed strictly (ASCII digits, bounded: `app/api/headers.py`)."""
+    return last_event_seq(value, turn_id)

@@ -61,7 +61,9 @@ class AuthServer:
             if status is None or status == 429 or status >= 500:
                 logger.warning("Supabase Auth unavailable for GET /user: %r", exc)
                 raise AuthUnavailable(f"auth server answered {status}") from exc
-            raise TokenRefused("revoked", f"auth server refused the token ({status})") from exc
+            raise TokenRefused(
+                "revoked", f"auth server refused the token ({status})", status=status
+            ) from exc
         except ValueError as exc:  # a 200 whose body is not a user (pydantic's ValidationError)
             raise AuthUnavailable("auth server sent invalid JSON") from exc
         if answer is None or answer.user.id != claims["sub"]:

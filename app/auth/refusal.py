@@ -33,6 +33,7 @@ REFUSAL_REASONS: tuple[RefusalReason, ...] = get_args(RefusalReason)
 class TokenRefused(AuthError):
     """A refused token and why, for operators (logs and metrics); clients get `user_message`."""
 
-    def __init__(self, reason: RefusalReason, detail: str) -> None:
+    def __init__(self, reason: RefusalReason, detail: str, *, status: int | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.auth_status = status  # Supabase Auth's HTTP status, when it was Auth that refused

@@ -43,6 +43,7 @@ from app.auth.cache import VERIFIED_CACHE_SIZE, VerifiedToken, VerifiedTokens
 from app.auth.claims import ClaimRules
 from app.auth.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, SigningKeys, StaticJwks
 from app.auth.refusal import TokenRefused
+from app.auth.sessions import SessionCheck
 from app.config import Settings
 from app.config.keys import publishable_key
 from app.core.domain import Caller
@@ -80,6 +81,17 @@ class TokenVerifier:
             http,
             headers=apikey_headers,
             timeout_seconds=settings.db_timeout_seconds,
+        )
+        # Every mode but strict (which asks Auth each time) confirms the session now and then.
+        self._sessions = (
+            SessionCheck(
+                self._auth_server,
+                settings.session_check_seconds,
+                clock=clock,
+                wall_clock=wall_clock,
+            )
+            if self._mode != "strict" and base and apikey_headers
+            else None
         )
         self._secret = settings.supabase_jwt_secret.get_secret_value().encode()
         self._keys: SigningKeys | None = None
@@ -138,7 +150,10 @@ class TokenVerifier:
 
     async def verify(self, authorization_header: str | None) -> Caller:
         with tracing.span("auth.verify", **{"auth.mode": self._mode}):
-            return await self._verify(authorization_header)
+            caller = await self._verify(authorization_header)
+            if self._sessions is not None:  # sign-outs and bans, within SESSION_CHECK_SECONDS
+                await self._sessions.ensure(caller.token, caller.claims)
+            return caller
 
     async def _verify(self, authorization_header: str | None) -> Caller:
         token = bearer_token(authorization_header)

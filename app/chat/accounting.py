@@ -7,7 +7,6 @@ with output estimated from what was relayed and the row marked `estimated`.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,12 +22,16 @@ from app.core.domain import (
 from app.core.ports import PriceBook, Provider
 from app.errors import AppError
 
-CHARS_PER_TOKEN = 4
-
 
 def estimate_tokens(text: str) -> int:
-    """Rough token count for text a provider did not count for us (~4 characters a token)."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
+    """An upper bound on the tokens of text a provider did not count for us: its UTF-8 bytes.
+
+    Byte-level BPE tokenizers (Anthropic's, OpenAI's) make every token of at least one byte, so
+    no text (emoji, CJK, combining marks) can make this smaller than what the provider bills;
+    English is counted about four times too high. The database counts the same way
+    (`private.history_window`, migration 20261206000210).
+    """
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def trim_history(history: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
@@ -82,16 +85,21 @@ class Attempt:
             return False
         return self.deltas > 0 or (self.reported is not None and self.reported.total_tokens > 0)
 
+    @property
+    def output_estimate(self) -> int:
+        """The output so far, an upper bound: what was reported, or the deltas or the bytes."""
+        reported = self.reported.output_tokens if self.reported else 0
+        return max(reported, self.deltas, estimate_tokens(self.text))
+
     def usage(self, prompt_estimate: int) -> Usage:
         """Reported usage when the stream finished; otherwise reported-or-estimated, marked."""
         if self.completed and self.reported is not None:
             return self.reported
         reported = self.reported or Usage()
-        estimated_output = max(self.deltas, estimate_tokens(self.text))
         return Usage(
             input_tokens=reported.input_tokens
             or (0 if reported.prompt_tokens else prompt_estimate),
-            output_tokens=max(reported.output_tokens, estimated_output),
+            output_tokens=self.output_estimate,
             cache_read_tokens=reported.cache_read_tokens,
             cache_write_tokens=reported.cache_write_tokens,
             estimated=True,

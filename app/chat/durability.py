@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.chat.policy import ChatPolicy
@@ -69,13 +70,23 @@ async def persist_shielded(
 
 class Lease:
     """Keeps a streaming turn's reservation alive: renewed every half lease by one timer per
-    turn, whatever the provider or the client is doing. A renewal that fails is logged and left:
-    the turn's finish still settles it, and an expired lease only costs an estimate that a late
-    finish replaces."""
+    turn, whatever the provider or the client is doing, as the service (the user's token may
+    expire mid-answer). Each renewal also records `output()`, the output streamed so far (an
+    upper bound), which the turn is billed with if its worker dies. A renewal that fails is
+    logged and left: the turn's finish still settles it, and an expired lease only costs an
+    estimate that a late finish replaces."""
 
-    def __init__(self, store: ChatStore, caller: Caller, turn_id: str, seconds: int) -> None:
+    def __init__(
+        self,
+        store: ChatStore,
+        caller: Caller,
+        turn_id: str,
+        seconds: int,
+        output: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._store, self._caller, self._turn_id = store, caller, turn_id
         self._seconds = seconds
+        self._output = output
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._handle = self._loop.call_later(seconds / 2, self._due)
@@ -87,7 +98,7 @@ class Lease:
 
     async def _renew(self) -> None:
         try:
-            await self._store.renew(self._caller, self._turn_id, self._seconds)
+            await self._store.renew(self._caller, self._turn_id, self._seconds, self._output())
         except AppError as exc:
             logger.warning("could not renew turn %s: %s", self._turn_id, exc.detail or exc.code)
 

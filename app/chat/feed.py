@@ -7,7 +7,8 @@ resume on this worker (`follow`) replays what it missed and follows live. A resu
 another worker: so while no client listens, the feed checkpoints the new tokens into the turn's
 row every `checkpoint_seconds` (only then: a turn whose client stays connected costs no extra
 write; one that lost it costs one write per interval until it ends), and a follower elsewhere
-polls them (`chat_turn_progress`), which also tells this feed to keep going past the grace.
+reads them (`chat_turn_progress`: its first read marks the turn followed, and this feed then
+runs the turn to its end; later reads write nothing).
 
 Nobody back in time, no grace at all, or the drain's deadline: the feed cancels the task that
 runs the turn. `Turn.events()` then closes the upstream (it costs money) and stores the partial
@@ -64,7 +65,7 @@ class TurnFeed:
     _grace: asyncio.TimerHandle | None = None
     _watch: asyncio.Task[None] | None = None
     _nudge: asyncio.Event = field(default_factory=asyncio.Event)  # nobody here listens now
-    _followed_elsewhere: bool = False  # a worker elsewhere polled since the grace was armed
+    _followed_elsewhere: bool = False  # resumed on another worker: run to the end
 
     async def run(self, turn: Turn, deliver: Deliver) -> None:
         """Drive `turn` to its end: publish each event, deliver it while the client listens.
@@ -182,9 +183,7 @@ class TurnFeed:
         self._grace = None
         if self.followers or not self.state.streaming:
             return
-        if self._followed_elsewhere:  # a worker elsewhere polled lately: give it another round
-            self._followed_elsewhere = False
-            self._arm_grace()
+        if self._followed_elsewhere:  # resumed on another worker: it reads until the end
             return
         logger.info("nobody resumed turn %s within the grace window", self.turn_id)
         self._end(Cut.LEFT)

@@ -48,7 +48,9 @@ class Resumer:
                 seq += 1
                 yield seq, TextDelta(text)
             await asyncio.sleep(self._poll)
-            latest = await self._store.progress(caller, turn_id, seq)
+            # A read: the first call marked the turn followed (its producer then runs it to its
+            # end), so following writes nothing.
+            latest = await self._store.progress(caller, turn_id, seq, follow=False)
             if latest is None:
                 return
             progress = latest

@@ -33,7 +33,8 @@ class ChatService:
         """The terms `begin` decides with, all from the policy (a user's `user_limits` row wins in
         the database). The reservation is the worst case this turn could cost: a full history
         window and every output token on the dearest configured model. If the worker dies, the
-        turn is billed at the primary model's input rate on the estimated prompt."""
+        turn is billed at the primary model's rates on the estimated prompt and the output it last
+        reported (upper bounds: UTF-8 bytes)."""
         p, pricer, providers = self.policy, self._parts.pricer, self._parts.providers
         system_tokens = estimate_tokens(p.system_prompt)
         input_bound = p.history_token_budget + system_tokens + estimate_tokens(turn.content)
@@ -48,6 +49,7 @@ class ChatService:
                 provider=primary.name,
                 model=model,
                 input_usd_per_mtok=pricer.worst_case_cost(primary.name, model, 10**6, 0),
+                output_usd_per_mtok=pricer.worst_case_cost(primary.name, model, 0, 10**6),
                 system_tokens=system_tokens,
                 lease_seconds=p.reservation_ttl_seconds,
             ),

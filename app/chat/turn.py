@@ -107,8 +107,14 @@ class Turn:
             total=self._started + policy.total_timeout,
             idle=policy.idle_timeout,
         )
-        lease = Lease(parts.store, self._caller, start.turn_id, policy.reservation_ttl_seconds)
         attempts: list[Attempt] = []
+        lease = Lease(
+            parts.store,
+            self._caller,
+            start.turn_id,
+            policy.reservation_ttl_seconds,
+            output=lambda: sum(a.output_estimate for a in attempts if a.billed),
+        )
         error: ProviderError | None = None
         try:
             async with aclosing(

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # when set, else by asking Auth once; jwks: asymmetric only; hs256: the secret only;
     # strict: ask Supabase Auth (GET /auth/v1/user) every time.
     auth_mode: Literal["rotation", "jwks", "hs256", "strict"] = "rotation"
+    # Every mode but strict: a token's session (sign-out) and user (ban) are confirmed with
+    # Supabase Auth at most this often, per session (0: never; tokens then live until `exp`).
+    session_check_seconds: float = Field(default=60.0, ge=0)
     supabase_jwt_secret: SecretStr = SecretStr("")
     # The project's JWKS as inline JSON: verify with these keys and never fetch.
     supabase_jwks: str = ""
@@ -121,6 +124,15 @@ class Settings(BaseSettings):
     # loop runs this late on average (ms), or when it holds this many open streams (0: no bound).
     admission_max_lag_ms: float = Field(default=250.0, ge=0)
     max_streams_per_worker: int = Field(default=0, ge=0)
+    # Requests whose body is still arriving or whose token is not yet verified: bounded apart
+    # from the turns (they hold no turn slot), per worker and per client address (the proxy's
+    # X-Forwarded-For when FORWARDED_ALLOW_IPS trusts it); 0: no bound.
+    max_pending_requests_per_worker: int = Field(default=256, ge=0)
+    max_pending_requests_per_client: int = Field(default=8, ge=0)
+    # Resume followers on one worker: per turn and per user (429 above; 0: no bound). Each also
+    # counts as an open stream for MAX_STREAMS_PER_WORKER.
+    max_followers_per_turn: int = Field(default=4, ge=0)
+    max_followers_per_user: int = Field(default=8, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     # Final-write durability: retries with backoff, then a local outbox replayed later.
     finish_retries: int = 3

@@ -147,7 +147,8 @@ class Caps:
 @dataclass(frozen=True)
 class Reservation:
     """What a turn holds from begin to finish: its worst-case cost against the budgets, and what
-    it is billed at if its worker dies (the estimated prompt at this model's input rate)."""
+    it is billed at if its worker dies (the estimated prompt at this model's input rate, the
+    output it last reported at the output rate)."""
 
     usd: Decimal
     provider: str
@@ -155,6 +156,7 @@ class Reservation:
     input_usd_per_mtok: Decimal
     system_tokens: int
     lease_seconds: int
+    output_usd_per_mtok: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ class TurnContext:
 
     history: tuple[ChatMessage, ...]
     answer: StoredAnswer | None = None  # a retry of a turn already answered: send this back
+    turn_id: str | None = None  # a replay keeps the original turn's id
 
 
 @dataclass(frozen=True)

@@ -40,15 +40,19 @@ class Provider(Protocol):
 
 
 class ChatStore(Protocol):
-    """Persistence as the caller, attested (docs/design.md §13). One round trip each."""
+    """Persistence, attested (docs/design.md §13): `begin` as the caller (their token checked
+    once), the rest as the service. One round trip each."""
 
     async def begin(self, caller: Caller, turn: TurnStart, terms: TurnTerms) -> TurnContext:
         """Open the turn: ownership (NotFound), one answer per clientMessageId (Conflict), the
         guards (RateLimited/OverBudget) and the reservation, the user message, the history."""
         ...
 
-    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
-        """Extend a streaming turn's lease, so it is not taken for a dead worker's."""
+    async def renew(
+        self, caller: Caller, turn_id: str, lease_seconds: int, output_tokens: int | None = None
+    ) -> bool:
+        """Extend a streaming turn's lease, so it is not taken for a dead worker's; record the
+        output streamed so far (an upper bound), which an abandoned turn is billed with."""
         ...
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
@@ -56,10 +60,15 @@ class ChatStore(Protocol):
         ...
 
     async def checkpoint(
-        self, caller: Caller, turn_id: str, start: int, parts: list[str]
+        self,
+        caller: Caller,
+        turn_id: str,
+        start: int,
+        parts: list[str],
+        output_tokens: int | None = None,
     ) -> TurnSignals:
-        """Append tokens (maybe none) to a streaming turn's checkpoint; whether another worker
-        follows it and whether its user asked to stop it."""
+        """Append tokens (maybe none) to a streaming turn's checkpoint, with the output streamed so
+        far; whether another worker follows it and whether its user asked to stop it."""
         ...
 
     async def stop(self, caller: Caller, turn_id: str) -> str | None:
@@ -67,8 +76,11 @@ class ChatStore(Protocol):
         when it is not a turn of theirs."""
         ...
 
-    async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:
-        """The caller's own turn as stored (None: not theirs, or none), marked as followed."""
+    async def progress(
+        self, caller: Caller, turn_id: str, after: int, *, follow: bool = True
+    ) -> TurnProgress | None:
+        """The caller's own turn as stored (None: not theirs, or none); `follow` marks it
+        followed (its producer keeps going), otherwise it is only read."""
         ...
 
 

@@ -1,8 +1,12 @@
-"""ChatStore on Supabase: supabase-py `.rpc()` as the calling user, so RLS decides.
+"""ChatStore on Supabase: supabase-py `.rpc()`, attested.
 
-One shared PostgREST client (and its httpx pool) carries no user auth; each call works on a cheap
-per-request copy that carries the caller's token (`schema("public").auth(jwt)` copies headers and
-shares the session and its connection pool). Never `.auth()` or close the shared client.
+A turn begins as the calling user (`chat_begin` with their token, so the database knows who asks):
+that is where the user's token is checked, once. Everything the service records after that (lease
+renewals, checkpoints, the finish, a follower's reads) it records as itself with the secret key,
+so a turn that outlives its user's token keeps its lease and is stored at once (docs/design.md
+§13). One shared PostgREST client per key (and one httpx pool) carries no user auth; a user's call
+works on a cheap copy that carries their token (`schema("public").auth(jwt)` copies headers and
+shares the session). Never `.auth()` or close a shared client.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from app.core.domain import (
 )
 from app.errors import (
     AuthError,
+    ClientMessageIdReused,
     Conflict,
     KeyRefused,
     NotFound,
@@ -55,6 +60,7 @@ _AUTH_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
 _GATEWAY_KEY_REFUSALS = {"Invalid API key", "No API key found in request"}
 _RETRY_AFTER = re.compile(r"retry_after=(\d+)")
 _NOT_FOUND_CODES = {"PT404", "42501"}
+_REUSED_HINT = "client_message_id_reused"
 # SQLSTATE classes 22 (data exception) and 23 (integrity violation): the same write fails again.
 _PERMANENT_CLASSES = {"22", "23"}
 
@@ -74,6 +80,8 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
         if pgrst in _NOT_FOUND_CODES:
             raise NotFound(f"{operation}: {pgrst}") from exc
         if pgrst == "PT409":
+            if exc.hint == _REUSED_HINT:
+                raise ClientMessageIdReused(f"{operation}: {exc.message}") from exc
             raise Conflict(f"{operation}: {exc.message}") from exc
         if pgrst == "PT403":
             raise StoreError(
@@ -217,6 +225,7 @@ def begin_payload(caller: Caller, turn: TurnStart, terms: TurnTerms, now: float)
             "provider": reservation.provider,
             "model": reservation.model,
             "input_usd_per_mtok": str(reservation.input_usd_per_mtok),
+            "output_usd_per_mtok": str(reservation.output_usd_per_mtok),
         },
         "caps": {
             "daily_usd": str(caps.daily_usd),
@@ -257,27 +266,33 @@ class SupabaseChatStore:
             ChatMessage(role=m["role"], content=m["content"]) for m in data.get("history") or ()
         )
         answer = data.get("answer")
+        original = data.get("turn_id")
         return TurnContext(
             history=history,
             answer=StoredAnswer(str(answer["id"]), str(answer["content"]))
             if isinstance(answer, dict)
             else None,
+            turn_id=str(original) if isinstance(answer, dict) and original else None,
         )
 
-    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
-        payload = {
+    async def renew(
+        self, caller: Caller, turn_id: str, lease_seconds: int, output_tokens: int | None = None
+    ) -> bool:
+        payload: dict[str, Any] = {
             "v": 1,
             "iat": int(time.time()),
             "user_id": caller.user_id,
             "turn_id": turn_id,
             "lease_seconds": lease_seconds,
         }
+        if output_tokens is not None:
+            payload["output_tokens"] = output_tokens
         params = self._attestor.params("chat_renew", payload, field="p_turn")
-        return bool(await self._rpc(self._as(caller.token), "chat_renew", params))
+        return bool(await self._rpc(self._service_client(), "chat_renew", params))
 
     async def finish(self, caller: Caller, record: TurnRecord) -> FinishResult:
         params = self._finish_params(finish_params(caller.user_id, record))
-        return _finish_result(await self._rpc(self._as(caller.token), "chat_finish", params))
+        return _finish_result(await self._rpc(self._service_client(), "chat_finish", params))
 
     async def finish_as_service(self, spooled: dict[str, Any]) -> FinishResult:
         """Replay a spooled write with the service role (the user's token may have expired)."""
@@ -286,9 +301,14 @@ class SupabaseChatStore:
         return _finish_result(await self._rpc(service, "chat_finish", params))
 
     async def checkpoint(
-        self, caller: Caller, turn_id: str, start: int, parts: list[str]
+        self,
+        caller: Caller,
+        turn_id: str,
+        start: int,
+        parts: list[str],
+        output_tokens: int | None = None,
     ) -> TurnSignals:
-        payload = {
+        payload: dict[str, Any] = {
             "v": 1,
             "iat": int(time.time()),
             "user_id": caller.user_id,
@@ -296,22 +316,36 @@ class SupabaseChatStore:
             "from": start,
             "parts": parts,
         }
+        if output_tokens is not None:
+            payload["output_tokens"] = output_tokens
         params = self._attestor.params("chat_checkpoint_signals", payload, field="p_turn")
-        data = await self._rpc(self._as(caller.token), "chat_checkpoint_signals", params)
+        data = await self._rpc(self._service_client(), "chat_checkpoint_signals", params)
         if not isinstance(data, dict):
             return TurnSignals()
         return TurnSignals(followed=data.get("followed") is True, stop=data.get("stop") is True)
 
     async def stop(self, caller: Caller, turn_id: str) -> str | None:
-        state = await self._rpc(self._as(caller.token), "chat_stop", {"p_turn_id": turn_id})
+        """As the service, for the user whose token the edge verified (attested like a renewal)."""
+        payload = {"v": 1, "iat": int(time.time()), "user_id": caller.user_id, "turn_id": turn_id}
+        params = self._attestor.params("chat_stop", payload, field="p_turn")
+        state = await self._rpc(self._service_client(), "chat_stop", params)
         return state if isinstance(state, str) else None
 
-    async def progress(self, caller: Caller, turn_id: str, after: int) -> TurnProgress | None:
-        data = await self._rpc(
-            self._as(caller.token),
-            "chat_turn_progress",
-            {"p_turn_id": turn_id, "p_after": after},
-        )
+    async def progress(
+        self, caller: Caller, turn_id: str, after: int, *, follow: bool = True
+    ) -> TurnProgress | None:
+        """The caller's own turn (the service verified who they are), read as the service;
+        `follow` also marks it followed, so its producer keeps going past the grace window."""
+        payload = {
+            "v": 1,
+            "iat": int(time.time()),
+            "user_id": caller.user_id,
+            "turn_id": turn_id,
+            "after": after,
+            "follow": follow,
+        }
+        params = self._attestor.params("chat_turn_progress", payload, field="p_turn")
+        data = await self._rpc(self._service_client(), "chat_turn_progress", params)
         if not isinstance(data, dict):
             return None
         lengths = data.get("token_lengths")
@@ -336,7 +370,10 @@ class SupabaseChatStore:
 
     def _service_client(self) -> AsyncPostgrestClient:
         if self._service is None:
-            raise StoreError("no service role key configured to replay the outbox")
+            raise StoreError(
+                "no service role key configured (SUPABASE_SERVICE_ROLE_KEY): the service records"
+                " renewals, checkpoints and finishes with it"
+            )
         return self._service.schema("public")
 
     def _finish_params(self, record: dict[str, Any]) -> dict[str, str]:

@@ -25,6 +25,7 @@ create or replace function public.chat_finish(p_record text, p_attestation text)
   set search_path = ''
 as $$
 declare
+  v_conversation_created_at timestamptz;
   v_record jsonb;
   v_user uuid;
   v_turn_id uuid;
@@ -38,13 +39,16 @@ begin
   v_turn_id := (v_record ->> 'turn_id')::uuid;
 
   -- Serialises with the sweeper: a turn is either finished here or abandoned there, never both.
-  select t.state into v_state from private.turns t
+  select t.state, t.conversation_created_at into v_state, v_conversation_created_at
+    from private.turns t
    where t.turn_id = v_turn_id and t.user_id = v_user
      for update;
 
-  -- The conversation may have been deleted while the answer streamed: keep the usage anyway.
+  -- The conversation may have been deleted while the answer streamed (and perhaps re-created
+  -- under the same id, which makes it another conversation): keep the usage anyway.
   select c.id into v_conversation from public.conversations c
-   where c.id = (v_record ->> 'conversation_id')::uuid and c.user_id = v_user;
+   where c.id = (v_record ->> 'conversation_id')::uuid and c.user_id = v_user
+     and (v_conversation_created_at is null or c.created_at = v_conversation_created_at);
 
   v_message_id := nullif(v_record -> 'message' ->> 'id', '')::uuid;
   if v_message_id is not null then

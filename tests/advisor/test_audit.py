@@ -76,7 +76,7 @@ def test_inventory_names_the_last_migration_that_changed_an_object_and_its_calle
         "authenticated, service_role",
     )
     assert found["public.chat_begin(p_turn text, p_attestation text)"].migration == (
-        "20261201000100_attested_turns"
+        "20261206000220_turn_identity"
     )
     assert found["private.attested(p_kind text, p_payload text, p_mac text)"].migration == (
         "20261206000100_attestation_key_vault"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from app.local.server import ServerThread
 from app.local.stack import LocalStack, build_app
 from app.main import create_app
 from app.user_messages import user_message
-from tests.support.chat_stack import ChatStack, chat_settings, stream
+from tests.support.chat_stack import ChatStack, chat_settings, start_chat_stack, stream
 
 
 @pytest.mark.anyio
@@ -128,3 +130,73 @@ def test_chat_stream_overloaded_worker_refuses_with_503_retry_after_before_any_w
     )
     assert served_again.status == 200
     assert len(served_again.tokens) == 3
+
+
+@contextlib.contextmanager
+def stalled_bodies(stack: ChatStack, n: int) -> Iterator[list[socket.socket]]:
+    """`n` connections that send a chat request's headers and 3 bytes of a 1,000-byte body, no
+    token, and then nothing."""
+    url = httpx.URL(stack.url)
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.create_connection((url.host, url.port or 80), timeout=30)
+            sock.sendall(
+                b"POST /functions/v1/chat-stream HTTP/1.1\r\nHost: " + url.netloc + b"\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"m'
+            )
+            socks.append(sock)
+        time.sleep(0.3)  # let the service take them in
+        yield socks
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def four_streams(
+    local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChatStack]:
+    stack = start_chat_stack(
+        local_stack,
+        tmp_path_factory.mktemp("outbox-four"),
+        max_streams_per_worker=4,
+        max_pending_requests_per_client=6,
+        body_timeout_seconds=2.0,
+        admission_max_lag_ms=0,
+    )
+    yield stack
+    assert stack.server is not None
+    stack.server.stop()
+
+
+@pytest.mark.slow
+def test_unauthenticated_bodies_in_flight_take_no_turn_slot(four_streams: ChatStack) -> None:
+    stack = four_streams
+    user = stack.new_user()
+    conv = user.conversation()
+
+    with stalled_bodies(stack, 4):
+        served = stream(stack, user, {"message": "me [[standin tokens=3]]", "conversationId": conv})
+
+    assert served.status == 200, served.body
+    assert len(served.tokens) == 3
+
+
+@pytest.mark.slow
+def test_pending_requests_are_bounded_per_client_and_cut_at_the_body_timeout(
+    four_streams: ChatStack,
+) -> None:
+    stack = four_streams
+    user = stack.new_user()
+    conv = user.conversation()
+    body = {"message": "me [[standin tokens=1]]", "conversationId": conv}
+
+    with stalled_bodies(stack, 6) as socks:
+        refused = stream(stack, user, body)  # the seventh pending request from this address
+        cut = [sock.recv(4096).split(b" ", 2)[1] for sock in socks]  # after BODY_TIMEOUT_SECONDS
+        after = stream(stack, user, body)
+
+    assert refused.status == 429 and refused.body["code"] == "rate_limited", refused.body
+    assert cut == [b"408"] * 6
+    assert after.status == 200 and after.last["type"] == "done"

@@ -267,7 +267,7 @@ def test_database_down_at_the_end_spools_to_outbox_and_replays_when_back(
         stack.server.stop()
 
 
-def test_token_expiring_mid_stream_is_replayed_with_the_service_role(
+def test_token_expiring_mid_stream_is_stored_by_the_service_at_once(
     chat_stack: ChatStack,
 ) -> None:
     # Valid at the start only thanks to the 30 s leeway; past it by the end of a ~3 s stream.
@@ -282,3 +282,5 @@ def test_token_expiring_mid_stream_is_replayed_with_the_service_role(
             break
         time.sleep(0.1)
     assert counts(chat_stack, conv) == (1, 1, 1)
+    outbox = Path(chat_stack.settings.outbox_dir)
+    assert not list(outbox.glob("**/*.json")), "stored through the outbox, not at once"

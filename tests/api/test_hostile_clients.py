@@ -773,14 +773,15 @@ def test_chat_stream_two_authorization_headers_are_refused_with_400(
 def test_chat_stream_token_of_a_deleted_user_is_refused_without_storing(
     chat_stack: ChatStack,
 ) -> None:
-    """The token still verifies (local JWKS mode), but the user and their rows are gone: 404."""
+    """The token still verifies locally, but the user is gone: Auth says so when the service
+    confirms the session (SESSION_CHECK_SECONDS), so it is a 401, and nothing is stored."""
     user = chat_stack.new_user()
     conv = user.conversation()
     chat_stack.rows("delete from auth.users where id = %s returning id", user.id)
 
     response = post(chat_stack, body_for(conv), json_headers(user))
 
-    assert_error_json(response, 404, "not_found")
+    assert_error_json(response, 401, "unauthorized")
     assert chat_stack.rows("select count(*) from public.messages where user_id = %s", user.id) == [
         (0,)
     ]

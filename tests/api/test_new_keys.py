@@ -97,12 +97,19 @@ def test_serve_starts_and_streams_with_only_the_2026_key_names(
             " values (%s, %s, 'authenticated', 'authenticated', now(), now())",
             (user_id, f"k-{user_id[:8]}@example.com"),
         )
+        conn.execute(  # a live session, which the service confirms with Auth
+            "insert into auth.sessions (id, user_id, created_at, updated_at, aal)"
+            " values (%s, %s, now(), now(), 'aal1')",
+            (user_id, user_id),
+        )
         row = conn.execute(
             "insert into public.conversations (user_id, title) values (%s, 'keys') returning id",
             (user_id,),
         ).fetchone()
     assert row is not None
-    token = local_stack.keys.user_access_token(user_id=user_id, issuer=local_stack.ctx.jwt_issuer)
+    token = local_stack.keys.user_access_token(
+        user_id=user_id, issuer=local_stack.ctx.jwt_issuer, session_id=user_id
+    )
 
     with (
         serve(

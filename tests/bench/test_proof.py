@@ -202,7 +202,7 @@ def test_reconcile_counts_a_killed_turns_abandoned_row_apart_and_prices_it() -> 
         Decimal("0.11"),
     )
     assert (verdict.killed_requests, verdict.abandoned_rows) == (1, 1)
-    assert verdict.abandoned_rows_flagged == verdict.abandoned_rows_priced_at_input_rate == 1
+    assert verdict.abandoned_rows_flagged == verdict.abandoned_rows_priced_as_estimated == 1
     assert (verdict.abandoned_tokens_in_stored, verdict.abandoned_tokens_in_billed) == (90, 104)
     assert verdict.abandoned_tokens_out_billed == 42
     assert verdict.abandoned_cost_stored == Decimal("0.09")
@@ -290,3 +290,21 @@ def test_reconcile_flags_a_client_that_saw_the_wrong_ending() -> None:
 
     assert verdict.unexpected == ["#0 normal: error_event (wanted done)"]
     assert not verdict.ok
+
+
+def test_reconcile_prices_an_abandoned_rows_reported_output_and_refuses_a_wrong_flag() -> None:
+    reported = abandoned("user-4", 90, "0.11", tokens_out=20, output_unknown=False)
+    unflagged = abandoned("user-4", 90, "0.11", tokens_out=20)  # output known, flagged unknown
+    mispriced = abandoned("user-4", 90, "0.09", tokens_out=20, output_unknown=False)
+
+    good = reconcile(
+        KILLED_REQUESTS, KILLED_SAMPLES, KILLED_LEDGER, [*LIVE_ROWS, reported], price, OWNERS
+    )
+
+    assert good.ok, good.as_json()
+    assert good.abandoned_tokens_out_stored == 20
+    for row in (unflagged, mispriced):
+        verdict = reconcile(
+            KILLED_REQUESTS, KILLED_SAMPLES, KILLED_LEDGER, [*LIVE_ROWS, row], price, OWNERS
+        )
+        assert not verdict.ok

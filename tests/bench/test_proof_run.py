@@ -35,7 +35,7 @@ async def test_run_proof_records_the_killed_workers_turn_as_one_abandoned_row(
     verdict, killed = results["verdict"], results["killed_worker"]
     assert verdict["ok"], verdict
     assert (verdict["killed_requests"], verdict["abandoned_rows"]) == (1, 1)
-    assert verdict["abandoned_rows_flagged"] == verdict["abandoned_rows_priced_at_input_rate"] == 1
+    assert verdict["abandoned_rows_flagged"] == verdict["abandoned_rows_priced_as_estimated"] == 1
     assert verdict["abandoned_tokens_out_billed"] > 0
     assert (verdict["exact_rows"], verdict["usage_rows"]) == (2, 3)
     assert killed["streams_open_at_kill"] == 1

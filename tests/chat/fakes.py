@@ -91,7 +91,9 @@ class MemoryStore:
         self.terms.append(terms)
         return TurnContext(history=self.history)
 
-    async def renew(self, caller: Caller, turn_id: str, lease_seconds: int) -> bool:
+    async def renew(
+        self, caller: Caller, turn_id: str, lease_seconds: int, output_tokens: int | None = None
+    ) -> bool:
         self.renewals.append(turn_id)
         return True
 

@@ -7,6 +7,8 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.chat.accounting import estimate_tokens, trim_history
 from app.chat.service import ChatService
@@ -269,9 +271,32 @@ def test_trim_history_drops_leading_assistant_turns() -> None:
     assert trim_history(history) == history[1:]
 
 
-@pytest.mark.parametrize(("text", "tokens"), [("", 0), ("a", 1), ("abcd", 1), ("abcde", 2)])
-def test_estimate_tokens_rounds_up(text: str, tokens: int) -> None:
+FAMILY = (
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # one ZWJ emoji, 7 code points
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("", 0),
+        ("a", 1),
+        ("abcd", 4),
+        ("\u4f60\u597d", 6),  # CJK: 3 bytes a character
+        ("e\u0301", 3),  # a combining mark
+        (FAMILY, 25),
+    ],
+)
+def test_estimate_tokens_counts_utf8_bytes(text: str, tokens: int) -> None:
     assert estimate_tokens(text) == tokens
+
+
+@given(st.text())
+def test_estimate_tokens_is_never_below_one_token_per_code_point(text: str) -> None:
+    # Byte-level BPE makes every token of at least one byte, and no tokenizer makes fewer than
+    # one token per ~4 bytes either way: the bytes bound what any provider bills for the text.
+    assert estimate_tokens(text) >= len(text)
+    assert estimate_tokens(text) == len(text.encode("utf-8", "surrogatepass"))
 
 
 async def test_begin_always_reserves_the_worst_case_with_caps_from_settings() -> None:
@@ -291,11 +316,12 @@ async def test_begin_always_reserves_the_worst_case_with_caps_from_settings() ->
     assert unguarded.caps.daily_usd == 0  # no cap, but the turn still holds its reservation
     (terms,) = on.store.terms  # type: ignore[attr-defined]
     assert terms.caps.daily_usd == Decimal("5") and terms.caps.rate_per_minute == 0
-    # history budget + system prompt (10) + "hi" (1) input, plus every output token
-    assert terms.reservation.usd == Decimal(1000 + 10 + 1 + 100) / Decimal(1_000_000)
-    # a dead worker's turn is billed at the primary model's input rate ($1/M here)
+    # history budget + system prompt (40 bytes) + "hi" (2) input, plus every output token
+    assert terms.reservation.usd == Decimal(1000 + 40 + 2 + 100) / Decimal(1_000_000)
+    # a dead worker's turn is billed at the primary model's rates ($1/M here)
     assert terms.reservation.input_usd_per_mtok == Decimal(1)
-    assert terms.reservation.system_tokens == 10
+    assert terms.reservation.output_usd_per_mtok == Decimal(1)
+    assert terms.reservation.system_tokens == 40
 
 
 async def test_turn_with_guards_releases_the_reservation_even_when_nothing_was_billed() -> None:

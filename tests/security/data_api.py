@@ -7,7 +7,6 @@ against the usage rows the database stored, read as the superuser.
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 import time
@@ -133,8 +132,8 @@ def forged_usage_row(user_id: str, request_id: str, conversation_id: str | None)
 
 
 def estimate_tokens(text: str) -> int:
-    """Tokens as the database counts them for the history window: ceil(characters / 4)."""
-    return math.ceil(len(text) / 4)
+    """Tokens as the service and the database estimate them (an upper bound): UTF-8 bytes."""
+    return len(text.encode())
 
 
 def reserve_for(stack: ChatStack, message: str) -> Decimal:
@@ -209,7 +208,10 @@ def stored_rows(stack: ChatStack, user: User, n: int, *, deadline: float = 30.0)
 def assert_stored_as_billed(
     stack: ChatStack, user: User, entries: list[dict[str, Any]], *, statuses: set[str] | None = None
 ) -> Decimal:
-    """The user's stored usage is exactly what the provider billed, each row priced right.
+    """The user's stored usage is what the provider billed, each row priced right: exactly, for
+    every reported counter; at least, for the output of an answer cut off before the provider
+    reported it, which is estimated as an upper bound (UTF-8 bytes: the stand-in's tokens are
+    at most four ASCII characters, so at most four times what it billed).
 
     Returns the total stored cost.
     """
@@ -218,8 +220,14 @@ def assert_stored_as_billed(
         " cost_usd, status, estimated from public.usage_logs where user_id = %s order by id",
         user.id,
     )
-    stored = sorted((r[2], r[3], r[4], r[5]) for r in rows)
-    assert stored == billed(entries), (rows, entries)
+    stored = sorted((r[2], r[4], r[5], r[3], r[8]) for r in rows)
+    expected = sorted((i, r, w, o) for i, o, r, w in billed(entries))
+    assert [s[:3] for s in stored] == [e[:3] for e in expected], (rows, entries)
+    for (*_, out, estimated), (*_, billed_out) in zip(stored, expected, strict=True):
+        if estimated:
+            assert billed_out <= out <= 4 * billed_out, (rows, entries)
+        else:
+            assert out == billed_out, (rows, entries)
     pricer = Pricer(stack.settings)
     total = Decimal(0)
     for provider, model, t_in, t_out, c_read, c_write, cost, status, estimated in rows:

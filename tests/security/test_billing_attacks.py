@@ -469,7 +469,7 @@ def worker(chat_stack: ChatStack, tmp_path: Path) -> Iterator[tuple[subprocess.P
             proc.wait(30)
 
 
-def test_killed_worker_turn_becomes_an_abandoned_estimate_and_does_not_lock_the_user_out(
+def test_killed_worker_turn_bills_its_input_estimate_and_last_reported_output_and_frees_the_user(
     chat_stack: ChatStack, worker: tuple[subprocess.Popen[bytes], str]
 ) -> None:
     proc, url = worker
@@ -484,6 +484,8 @@ def test_killed_worker_turn_becomes_an_abandoned_estimate_and_does_not_lock_the_
     turn = BackgroundStream(f"{url}/functions/v1/chat-stream", user, ask(message, conv))
     turn.wait_streaming()
     (turn_id,) = streaming_turns(chat_stack, user)
+    time.sleep(LEASE_SECONDS / 2 + 1.5)  # one renewal: it reports the output streamed so far
+    received = "".join(e.get("content", "") for e in turn.events if e.get("type") == "token")
     os.killpg(proc.pid, signal.SIGKILL)  # the worker dies mid-stream: no finish, no outbox file
     proc.wait(30)
     turn.join()
@@ -518,10 +520,28 @@ def test_killed_worker_turn_becomes_an_abandoned_estimate_and_does_not_lock_the_
         user.id,
     )
     estimate = estimate_tokens(s.system_prompt) + estimate_tokens(message)
-    rate = Pricer(s).worst_case_cost(s.llm_provider, s.llm_model, 10**6, 0)
-    cost = (estimate * rate / 1_000_000).quantize(Decimal("0.00000001"))
+    ((output,),) = chat_stack.rows(
+        "select tokens_out from public.usage_logs where turn_id = %s", turn_id
+    )
+    # The output the service last reported (at the renewal), counted as an upper bound (UTF-8
+    # bytes): some of what the client had received by the kill, never more than all of it.
+    assert 0 < output <= estimate_tokens(received)
+    pricer = Pricer(s)
+    rate_in = pricer.worst_case_cost(s.llm_provider, s.llm_model, 10**6, 0)
+    rate_out = pricer.worst_case_cost(s.llm_provider, s.llm_model, 0, 10**6)
+    cost = ((estimate * rate_in + output * rate_out) / 1_000_000).quantize(Decimal("0.00000001"))
     assert rows == [
-        ("anthropic", s.llm_model, estimate, 0, cost, True, True, conv, "estimate:abandoned-turn")
+        (
+            "anthropic",
+            s.llm_model,
+            estimate,
+            output,
+            cost,
+            True,
+            False,
+            conv,
+            "estimate:abandoned-turn",
+        )
     ]
     assert entry["output_tokens"] > 0 and entry["input_tokens"] > 0
     assert chat_stack.rows("select state from private.turns where turn_id = %s", turn_id) == [

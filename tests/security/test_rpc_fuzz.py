@@ -45,11 +45,18 @@ from tests.support.chat_stack import ChatStack, User, stream
 pytestmark = pytest.mark.slow
 
 EXAMPLES = 150
-ATTESTED = ("chat_begin", "chat_finish", "chat_renew")
-# A user may stop their own turn: that is the feature (tests/api/test_stop.py), and it ends the
-# honest turn early by design, which "stored in full" below would then call a failure. So these
-# get every hostile argument but the id of the honest turn in flight.
-STOPS_OWN_TURN = {"chat_stop"}
+ATTESTED = ("chat_begin",)  # the one attested function a signed-in user may execute
+# The service's own bookkeeping (docs/design.md §13): the secret key's, never a user's.
+SERVICE_ONLY = (
+    "chat_attestation_check",
+    "chat_checkpoint",
+    "chat_checkpoint_signals",
+    "chat_finish",
+    "chat_renew",
+    "chat_stop",
+    "chat_sweep",
+    "chat_turn_progress",
+)
 HONEST = "honest {n} [[standin tokens=30 delay_ms=40]]"
 
 CATALOGUE = """
@@ -392,16 +399,39 @@ def snapshot(stack: ChatStack, attacker: User) -> list[list[tuple[Any, ...]]]:
     return [rows_for(stack, q, attacker.id) for q in SNAPSHOT]
 
 
-def test_rpc_catalogue_covers_the_attested_chat_functions_and_hides_the_sweeper(
+def test_rpc_catalogue_covers_the_attested_chat_functions_and_hides_the_services_own(
     chat_stack: ChatStack,
 ) -> None:
     names = {fn.name for fn in catalogue(chat_stack)}
 
     assert set(ATTESTED) <= names
-    assert "chat_sweep" not in names  # service role only
+    assert not names & set(SERVICE_ONLY)  # service role only
     for fn in catalogue(chat_stack):
         if fn.name in ATTESTED:
             assert fn.attested and fn.definer and fn.volatile
+
+
+def test_the_services_own_rpcs_refuse_a_signed_in_user(chat_stack: ChatStack) -> None:
+    user = chat_stack.new_user()
+    conv = user.conversation()
+    args = {
+        "chat_attestation_check": {"p_probe": "x", "p_mac": "0" * 64},
+        "chat_checkpoint": {"p_turn": "{}", "p_attestation": "0" * 64},
+        "chat_checkpoint_signals": {"p_turn": "{}", "p_attestation": "0" * 64},
+        "chat_finish": {"p_record": "{}", "p_attestation": "0" * 64},
+        "chat_renew": {"p_turn": "{}", "p_attestation": "0" * 64},
+        "chat_stop": {"p_turn": "{}", "p_attestation": "0" * 64},
+        "chat_sweep": {},
+        "chat_turn_progress": {"p_turn": "{}", "p_attestation": "0" * 64},
+    }
+    assert set(args) == set(SERVICE_ONLY)
+    for name, body in args.items():
+        response = rest(chat_stack, user, "POST", f"rpc/{name}", body=body)
+        assert response.status_code in (401, 403), (name, response.status_code, response.text)
+        assert response.json()["code"] == "42501", (name, response.text)  # permission denied
+    assert chat_stack.rows(
+        "select count(*) from private.turns where conversation_id = %s", conv
+    ) == [(0,)]
 
 
 def test_every_rpc_an_authenticated_user_may_execute_survives_hostile_arguments(
@@ -442,9 +472,6 @@ def test_every_rpc_an_authenticated_user_may_execute_survives_hostile_arguments(
     statuses: Counter[tuple[str, int]] = Counter()
 
     def attack(fn: Function, args: dict[str, object], get: bool) -> None:
-        if fn.name in STOPS_OWN_TURN:
-            live = set(current_ids(chat_stack, attacker, victim_ids).live)
-            args = {k: str(uuid.uuid4()) if str(v) in live else v for k, v in args.items()}
         response = call(chat_stack, attacker, fn, args, get)
         statuses[(fn.name, response.status_code)] += 1
         seen = (fn.name, repr(args)[:2000], response.status_code, response.text[:2000])

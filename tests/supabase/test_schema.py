@@ -105,19 +105,42 @@ def test_security_definer_functions_callable_by_api_roles_are_only_the_attested_
          order by 1, 2
         """
     ).fetchall()
-    # splinter 0028/0029, with the one exception the trust model makes: a definer function a
-    # signed-in user may call checks an HMAC only the service can make before it does anything.
-    # chat_turn_progress reads the caller's own turn (and marks it followed), chat_stop flags the
-    # caller's own streaming turn to stop: neither writes money.
+    # splinter 0028/0029, with the one exception the trust model makes: the turn begins as the
+    # signed-in user, through a definer function that checks an HMAC only the service can make
+    # before it does anything. Renewals, checkpoints, finishes, a follower's reads and the key
+    # check are the service's own (secret key): no API role may execute them.
+    assert rows == [("chat_begin(text,text)", "authenticated", True)]
+
+
+def test_chat_bookkeeping_functions_are_the_service_roles_alone(
+    catalogue: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    rows = catalogue.execute(
+        """
+        select p.proname, p.prosecdef,
+               has_function_privilege('service_role', p.oid, 'execute'),
+               has_function_privilege('authenticated', p.oid, 'execute'),
+               has_function_privilege('anon', p.oid, 'execute'),
+               'p_attestation' = any(p.proargnames) or 'p_mac' = any(p.proargnames)
+          from pg_proc p
+         where p.pronamespace = 'public'::regnamespace
+           and p.proname in ('chat_renew', 'chat_checkpoint', 'chat_checkpoint_signals',
+                             'chat_finish', 'chat_stop', 'chat_turn_progress',
+                             'chat_attestation_check')
+         order by 1
+        """
+    ).fetchall()
     assert rows == [
-        ("chat_attestation_check(text,text)", "authenticated", True),
-        ("chat_begin(text,text)", "authenticated", True),
-        ("chat_checkpoint(text,text)", "authenticated", True),
-        ("chat_checkpoint_signals(text,text)", "authenticated", True),
-        ("chat_finish(text,text)", "authenticated", True),
-        ("chat_renew(text,text)", "authenticated", True),
-        ("chat_stop(uuid)", "authenticated", False),
-        ("chat_turn_progress(uuid,integer)", "authenticated", False),
+        (name, True, True, False, False, True)
+        for name in (
+            "chat_attestation_check",
+            "chat_checkpoint",
+            "chat_checkpoint_signals",
+            "chat_finish",
+            "chat_renew",
+            "chat_stop",
+            "chat_turn_progress",
+        )
     ]
 
 

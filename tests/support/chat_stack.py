@@ -15,6 +15,7 @@ from httpx_sse import connect_sse
 from pydantic import SecretStr
 
 from app.config import Settings
+from app.local.auth.config import CONFIG_KEY, AuthConfig
 from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
@@ -37,7 +38,7 @@ class ChatStack:
 
     def new_user(self, *, expires_in: int = 3600, now: int | None = None) -> User:
         """A user row in auth.users (the trigger adds the profile) and an access token for it."""
-        user_id = str(uuid.uuid4())
+        user_id, session_id = str(uuid.uuid4()), str(uuid.uuid4())
         email = f"u-{user_id[:8]}@example.com"
         with psycopg.connect(self.superuser_dsn, autocommit=True) as conn:
             conn.execute(
@@ -45,14 +46,47 @@ class ChatStack:
                 " values (%s, %s, 'authenticated', 'authenticated', now(), now())",
                 (user_id, email),
             )
+            # A live session, as a sign-in makes: the service confirms it (SESSION_CHECK_SECONDS).
+            conn.execute(
+                "insert into auth.sessions (id, user_id, created_at, updated_at, aal)"
+                " values (%s, %s, now(), now(), 'aal1')",
+                (session_id, user_id),
+            )
         token = self.ctx.keys.user_access_token(
             user_id=user_id,
             issuer=self.ctx.jwt_issuer,
             email=email,
+            session_id=session_id,
             expires_in=expires_in,
             now=now,
         )
         return User(user_id, email, token, self)
+
+    def signed_up_user(self, password: str = "correct horse battery") -> User:
+        """A user who signed up through the Auth stand-in (`POST /auth/v1/signup`): its token is
+        the one Auth minted, with Auth's `jwt_expiry` and a `session_id`."""
+        email = f"s-{uuid.uuid4().hex[:10]}@example.com"
+        response = httpx.post(
+            f"{self.url}/auth/v1/signup",
+            json={"email": email, "password": password},
+            headers={"apikey": self.ctx.keys.anon_key},
+            timeout=30,
+        )
+        response.raise_for_status()
+        body = response.json()
+        return User(body["user"]["id"], email, body["access_token"], self, password=password)
+
+    def sign_in(self, user: User) -> str:
+        """A fresh access token for `user` (the password grant), as the app gets after a refresh."""
+        response = httpx.post(
+            f"{self.url}/auth/v1/token",
+            params={"grant_type": "password"},
+            json={"email": user.email, "password": user.password},
+            headers={"apikey": self.ctx.keys.anon_key},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
 
     def ledger(self, since: float = 0.0) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.url}/llm/_ledger", params={"since": since}, timeout=5)
@@ -71,6 +105,7 @@ class User:
     token: str
     stack: ChatStack
     conversations: list[str] = field(default_factory=list)
+    password: str = ""
 
     def conversation(self) -> str:
         with psycopg.connect(self.stack.superuser_dsn, autocommit=True) as conn:
@@ -166,13 +201,21 @@ def chat_settings(ctx: StackContext, outbox: Path, **overrides: object) -> Setti
 
 
 def start_chat_stack(
-    local_stack: LocalStack, outbox: Path, *, db_port: int | None = None, **overrides: object
+    local_stack: LocalStack,
+    outbox: Path,
+    *,
+    db_port: int | None = None,
+    auth_config: AuthConfig | None = None,
+    **overrides: object,
 ) -> ChatStack:
+    """The service behind the local stack's gateway; `auth_config` replaces the Auth stand-in's
+    config.toml settings (a short `jwt_expiry`, say)."""
     port = free_port()
     ctx = StackContext(
         keys=local_stack.keys,
         api_url=f"http://127.0.0.1:{port}",
         db_port=db_port or local_stack.db_port,
+        extra={CONFIG_KEY: auth_config} if auth_config is not None else {},
     )
     settings = chat_settings(ctx, outbox, **overrides)
     app = build_app(ctx, functions_app=create_app(settings))
