@@ -12,12 +12,14 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from app.alerts.delivery import AlertDelivery, deliver_forever
 from app.api import chat_stream, health, resume, stop
 from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
 from app.api.errors import install_error_handlers
 from app.api.request_id import RequestIdMiddleware
+from app.api.trace import TraceContextMiddleware
 from app.auth import TokenVerifier
 from app.auth.sighup import refetch_on_sighup
 from app.chat.feed import FeedRegistry
@@ -32,6 +34,7 @@ from app.core.pricing import Pricer
 from app.errors import AppError
 from app.llm.aiohttp_transport import HonestAiohttpTransport
 from app.llm.factory import build_providers
+from app.ops import tracing
 from app.ops.logs import configure_logging
 from app.ops.metrics import ChatMetrics
 from app.store.attestation import Attestor, key_bytes
@@ -53,6 +56,8 @@ CORS_HEADERS = [
     "x-client-info",
     "x-request-id",
     "last-event-id",
+    "traceparent",
+    "tracestate",
 ]
 CORS_EXPOSED = ["x-turn-id", "x-request-id", "retry-after"]
 
@@ -62,6 +67,7 @@ class Overrides:
     """Test seams: replace an adapter without touching the rest of the wiring."""
 
     providers: list[tuple[Provider, str]] | None = None
+    span_exporter: object | None = None  # an OpenTelemetry SpanExporter: spans on, exported there
 
 
 def chat_policy(settings: Settings) -> ChatPolicy:
@@ -102,6 +108,7 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(settings.db_timeout_seconds, connect=settings.db_timeout_seconds),
         limits=limits,
         transport=HonestAiohttpTransport(limits=limits),
+        event_hooks={"request": [tracing.inject_headers]},  # the caller's traceparent, passed on
     )
 
 
@@ -122,6 +129,9 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
     if not settings.supabase_url:
         raise RuntimeError("SUPABASE_URL is required (`make run` sets it for the local stack)")
     async with contextlib.AsyncExitStack() as stack:
+        endpoint, exporter = settings.otel_exporter_otlp_endpoint, overrides.span_exporter
+        if tracing.configure(endpoint, settings.otel_service_name, exporter=exporter):
+            stack.callback(tracing.shutdown)
         http = await stack.enter_async_context(_database_http_client(settings))
         service_key = secret_key(settings)
         store = SupabaseChatStore(
@@ -131,6 +141,7 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
             if service_key
             else None,
             timeout=settings.db_timeout_seconds,
+            budgets=alert_budgets(settings),
         )
         verifier = TokenVerifier(settings, http)
         if overrides.providers is not None:
@@ -188,6 +199,17 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         ]
         if service_key:
             background.append(asyncio.ensure_future(_sweep_forever(store, SWEEP_SECONDS)))
+        if service_key and settings.alert_webhook_url:
+            webhook = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            delivery = AlertDelivery(
+                data_api_client(settings.supabase_url, service_key, http),
+                webhook,
+                settings.alert_webhook_url,
+                settings.alert_webhook_secret.get_secret_value().encode(),
+                settings.alert_retry_seconds,
+            )
+            interval = settings.outbox_replay_seconds
+            background.append(asyncio.ensure_future(deliver_forever(delivery, interval)))
         drain.install()
         stop_refetching = refetch_on_sighup(verifier.refetch)
         try:
@@ -212,6 +234,16 @@ async def _warm_up(warm: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(pause)
     if not await warm():
         logger.warning("token verifier warm-up gave up: the first request will fetch the keys")
+
+
+def alert_budgets(settings: Settings) -> dict[str, str]:
+    """The app-wide alert thresholds `chat_finish` decides with (a user's `user_limits` wins)."""
+    return {
+        "soft_daily_usd": str(settings.soft_daily_budget_usd),
+        "soft_monthly_usd": str(settings.soft_monthly_budget_usd),
+        "daily_usd": str(settings.daily_budget_usd),
+        "monthly_usd": str(settings.monthly_budget_usd),
+    }
 
 
 def provider_problems(settings: Settings) -> list[str]:
@@ -246,6 +278,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         max_age=86400,
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TraceContextMiddleware)
     app.include_router(chat_stream.router)
     app.include_router(resume.router)
     app.include_router(stop.router)

@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from app.analytics import costs, load
+from app.analytics import costs, load, sources
 from app.analytics.reconcile import reconcile
 from app.analytics.seed import SeedSpec
 from app.analytics.seed_copy import seed_database
@@ -109,11 +109,11 @@ def _exact(units: pd.Series) -> pd.Series:
 
 # --- rollup (the analyst functions) ----------------------------------------------------------
 def rollup_per_user(dsn: str, window: load.Window) -> pd.DataFrame:
-    return costs.user_table(load.load_per_user(load.PostgresSource(dsn), window))
+    return costs.user_table(load.load_per_user(sources.PostgresSource(dsn), window))
 
 
 def rollup_per_day(dsn: str, window: load.Window) -> pd.DataFrame:
-    return costs.daily_totals(load.load_per_day_model(load.PostgresSource(dsn), window))
+    return costs.daily_totals(load.load_per_day_model(sources.PostgresSource(dsn), window))
 
 
 # --- raw scan --------------------------------------------------------------------------------

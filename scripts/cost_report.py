@@ -33,7 +33,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from app.analytics import load, money, project, report
+from app.analytics import load, money, project, report, sources
 from app.analytics.progress import progress_bar
 from app.analytics.source import resolve_source
 
@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     budgets = parser.add_argument_group("budgets (default: DAILY_BUDGET_USD, MONTHLY_BUDGET_USD)")
     budgets.add_argument("--daily-budget", type=parse_usd, metavar="USD")
     budgets.add_argument("--monthly-budget", type=parse_usd, metavar="USD")
+    budgets.add_argument(
+        "--cost-tolerance",
+        type=parse_usd,
+        metavar="USD",
+        help="flag turns whose provider-reported cost differs from ours by more"
+        " (default: PROVIDER_COST_TOLERANCE_USD)",
+    )
     source = parser.add_argument_group(
         "source (default: DATABASE_URL, else SUPABASE_URL + key, else the running local stack)"
     )
@@ -119,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def choose_source(args: argparse.Namespace) -> load.Source:
+def choose_source(args: argparse.Namespace) -> sources.Source:
     """The source `app.analytics.resolve_source` picks for the flags given."""
     return resolve_source(args.db_url, args.supabase_url, args.service_key)
 
@@ -129,7 +136,7 @@ def options_from(args: argparse.Namespace) -> report.ReportOptions:
     return report.report_options(
         project.settings(), since=args.since, until=args.until, model=args.model,
         month=args.month, daily_budget=args.daily_budget, monthly_budget=args.monthly_budget,
-        top_n=args.top,
+        top_n=args.top, cost_tolerance=args.cost_tolerance,
     )  # fmt: skip
 
 
@@ -146,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except load.SourceError as exc:
+    except sources.SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     bar = progress_bar(
@@ -167,16 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except load.FunctionsMissing as exc:
+    except sources.FunctionsMissing as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_FUNCTIONS
-    except load.SourceError as exc:
+    except sources.SourceError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     finally:
-        if isinstance(source, load.SupabaseSource):
+        if isinstance(source, sources.SupabaseSource):
             source.close()
     if cost_report.empty:
         bar.close()

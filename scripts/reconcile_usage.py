@@ -24,9 +24,9 @@ from collections.abc import Sequence
 
 import psycopg
 
-from app.analytics.load import SourceError
 from app.analytics.reconcile import reconcile
 from app.analytics.source import resolve_source
+from app.analytics.sources import SourceError
 
 EXIT_OK, EXIT_DIFFER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 _DOC = __doc__ or ""

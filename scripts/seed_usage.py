@@ -38,12 +38,12 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from app.analytics import project
-from app.analytics.load import SourceError
 from app.analytics.rates import RatesError
 from app.analytics.seed import SeedError, SeedSpec
 from app.analytics.seed_copy import seed_database
 from app.analytics.seed_guard import check_target
 from app.analytics.source import resolve_source
+from app.analytics.sources import SourceError
 from app.core.pricing import Pricer
 from app.local.postgres import SUPERUSER
 

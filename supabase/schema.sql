@@ -345,6 +345,61 @@ $$;
 ALTER FUNCTION "private"."hmac_sha256_core"("p_data" "bytea", "p_key" "bytea") OWNER TO "postgres";
 
 --
+-- Name: raise_budget_alerts("uuid", "jsonb"); Type: FUNCTION; Schema: private; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "private"."raise_budget_alerts"("p_user" "uuid", "p_budgets" "jsonb") RETURNS integer
+    LANGUAGE "plpgsql" SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+declare
+  v_day timestamptz := date_trunc('day', now() at time zone 'utc') at time zone 'utc';
+  v_month timestamptz := date_trunc('month', now() at time zone 'utc') at time zone 'utc';
+  v_limits public.user_limits%rowtype;
+  v_count integer := 0;
+  v_added integer;
+  v_period text;
+  v_start timestamptz;
+  v_soft numeric;
+  v_hard numeric;
+  v_spent numeric;
+begin
+  select * into v_limits from public.user_limits l where l.user_id = p_user;
+  foreach v_period in array array['day', 'month'] loop
+    if v_period = 'day' then
+      v_start := v_day;
+      v_soft := coalesce(v_limits.soft_daily_budget_usd,
+                         nullif(p_budgets ->> 'soft_daily_usd', '')::numeric, 0);
+      v_hard := coalesce(v_limits.daily_budget_usd,
+                         nullif(p_budgets ->> 'daily_usd', '')::numeric, 0);
+    else
+      v_start := v_month;
+      v_soft := coalesce(v_limits.soft_monthly_budget_usd,
+                         nullif(p_budgets ->> 'soft_monthly_usd', '')::numeric, 0);
+      v_hard := coalesce(v_limits.monthly_budget_usd,
+                         nullif(p_budgets ->> 'monthly_usd', '')::numeric, 0);
+    end if;
+    continue when v_soft <= 0 and v_hard <= 0;
+    select coalesce(sum(u.cost_usd), 0) into v_spent from public.usage_logs u
+     where u.user_id = p_user and u.created_at >= v_start;
+    insert into public.alerts (user_id, period, period_start, threshold, limit_usd, spent_usd)
+    select p_user, v_period, (v_start at time zone 'utc')::date, t.threshold, t.limit_usd,
+           v_spent
+      from (values ('soft', v_soft), ('hard_80', v_hard * 0.8), ('hard_100', v_hard))
+           as t (threshold, limit_usd)
+     where t.limit_usd > 0 and v_spent >= t.limit_usd
+    on conflict on constraint alerts_once_key do nothing;
+    get diagnostics v_added = row_count;
+    v_count := v_count + v_added;
+  end loop;
+  return v_count;
+end;
+$$;
+
+
+ALTER FUNCTION "private"."raise_budget_alerts"("p_user" "uuid", "p_budgets" "jsonb") OWNER TO "postgres";
+
+--
 -- Name: usage_daily_on_delete(); Type: FUNCTION; Schema: private; Owner: postgres
 --
 
@@ -553,6 +608,122 @@ $$;
 
 
 ALTER FUNCTION "private"."usage_daily_refresh_span"("p_keys" "jsonb") OWNER TO "postgres";
+
+SET default_tablespace = '';
+
+SET default_table_access_method = "heap";
+
+--
+-- Name: alerts; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE IF NOT EXISTS "public"."alerts" (
+    "id" bigint NOT NULL,
+    "user_id" "uuid" NOT NULL,
+    "period" "text" NOT NULL,
+    "period_start" "date" NOT NULL,
+    "threshold" "text" NOT NULL,
+    "limit_usd" numeric(14,6) NOT NULL,
+    "spent_usd" numeric(14,8) NOT NULL,
+    "created_at" timestamp with time zone DEFAULT "now"() NOT NULL,
+    "attempts" integer DEFAULT 0 NOT NULL,
+    "next_attempt_at" timestamp with time zone DEFAULT "now"() NOT NULL,
+    "claimed_until" timestamp with time zone,
+    "delivered_at" timestamp with time zone,
+    "last_error" "text",
+    CONSTRAINT "alerts_period_check" CHECK (("period" = ANY (ARRAY['day'::"text", 'month'::"text"]))),
+    CONSTRAINT "alerts_threshold_check" CHECK (("threshold" = ANY (ARRAY['soft'::"text", 'hard_80'::"text", 'hard_100'::"text"])))
+);
+
+
+ALTER TABLE "public"."alerts" OWNER TO "postgres";
+
+--
+-- Name: TABLE "alerts"; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON TABLE "public"."alerts" IS 'Budget alerts: one per user, period and threshold (raised by chat_finish); webhook outbox.';
+
+
+--
+-- Name: alerts_claim(integer, integer); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "public"."alerts_claim"("p_limit" integer DEFAULT 20, "p_lease_seconds" integer DEFAULT 30) RETURNS SETOF "public"."alerts"
+    LANGUAGE "plpgsql" SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+begin
+  if (select auth.role()) is distinct from 'service_role' then
+    raise exception 'service role only' using errcode = '42501';
+  end if;
+  return query
+    update public.alerts a
+       set claimed_until = now() + make_interval(secs => greatest(least(p_lease_seconds, 600), 1)),
+           attempts = a.attempts + 1
+     where a.id in (
+       select p.id from public.alerts p
+        where p.delivered_at is null and p.next_attempt_at <= now()
+          and (p.claimed_until is null or p.claimed_until < now())
+        order by p.id
+        limit greatest(least(p_limit, 500), 1)
+        for update skip locked
+     )
+    returning a.*;
+end;
+$$;
+
+
+ALTER FUNCTION "public"."alerts_claim"("p_limit" integer, "p_lease_seconds" integer) OWNER TO "postgres";
+
+--
+-- Name: alerts_delivered(bigint[]); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "public"."alerts_delivered"("p_ids" bigint[]) RETURNS integer
+    LANGUAGE "plpgsql" SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+declare
+  v_count integer;
+begin
+  if (select auth.role()) is distinct from 'service_role' then
+    raise exception 'service role only' using errcode = '42501';
+  end if;
+  update public.alerts a
+     set delivered_at = now(), claimed_until = null, last_error = null
+   where a.id = any (p_ids) and a.delivered_at is null;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
+
+ALTER FUNCTION "public"."alerts_delivered"("p_ids" bigint[]) OWNER TO "postgres";
+
+--
+-- Name: alerts_retry(bigint, numeric, "text"); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "public"."alerts_retry"("p_id" bigint, "p_retry_seconds" numeric, "p_error" "text") RETURNS boolean
+    LANGUAGE "plpgsql" SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+begin
+  if (select auth.role()) is distinct from 'service_role' then
+    raise exception 'service role only' using errcode = '42501';
+  end if;
+  update public.alerts a
+     set claimed_until = null,
+         next_attempt_at = now() + make_interval(secs => greatest(least(p_retry_seconds, 86400), 0)),
+         last_error = left(p_error, 500)
+   where a.id = p_id and a.delivered_at is null;
+  return found;
+end;
+$$;
+
+
+ALTER FUNCTION "public"."alerts_retry"("p_id" bigint, "p_retry_seconds" numeric, "p_error" "text") OWNER TO "postgres";
 
 --
 -- Name: chat_attestation_check("text", "text"); Type: FUNCTION; Schema: public; Owner: postgres
@@ -798,6 +969,10 @@ begin
   v_user := (v_record ->> 'user_id')::uuid;
   v_turn_id := (v_record ->> 'turn_id')::uuid;
 
+  -- The user's lock, taken first as chat_begin takes it: budget alerts below see every finish
+  -- of this user that committed before this one (no crossing is missed between two finishes).
+  perform pg_advisory_xact_lock(hashtextextended('chat-stream:turns:' || v_user::text, 0));
+
   -- Serialises with the sweeper: a turn is either finished here or abandoned there, never both.
   select t.state into v_state from private.turns t
    where t.turn_id = v_turn_id and t.user_id = v_user
@@ -837,25 +1012,31 @@ begin
       from jsonb_to_recordset(coalesce(v_record -> 'usage', '[]'::jsonb)) as u(
         attempt_id uuid, provider text, model text, tokens_in integer, tokens_out integer,
         cache_read_tokens integer, cache_write_tokens integer, cost_usd numeric,
-        status text, estimated boolean, ttft_ms integer, duration_ms integer, price_source text
+        status text, estimated boolean, ttft_ms integer, duration_ms integer, price_source text,
+        provider_cost_usd numeric
       )
   ), inserted as (
     insert into public.usage_logs (request_id, turn_id, attempt_id, user_id, conversation_id,
                                    message_id, provider, model, tokens_in, tokens_out,
                                    cache_read_tokens, cache_write_tokens, cost_usd, status,
-                                   estimated, ttft_ms, duration_ms, price_source)
+                                   estimated, ttft_ms, duration_ms, price_source,
+                                   provider_cost_usd)
     select i.attempt_id, v_turn_id, i.attempt_id, v_user, v_conversation, v_message_id,
            coalesce(i.provider, 'unknown'), coalesce(i.model, 'unknown'),
            coalesce(i.tokens_in, 0), coalesce(i.tokens_out, 0),
            coalesce(i.cache_read_tokens, 0), coalesce(i.cache_write_tokens, 0),
            coalesce(i.cost_usd, 0), coalesce(i.status, 'completed'),
-           coalesce(i.estimated, false), i.ttft_ms, i.duration_ms, i.price_source
+           coalesce(i.estimated, false), i.ttft_ms, i.duration_ms, i.price_source,
+           case when i.provider_cost_usd >= 0 and i.provider_cost_usd < 1000000
+                then round(i.provider_cost_usd, 8) end
       from incoming i
      where i.attempt_id is not null
     on conflict (request_id) do nothing
     returning id
   )
   select array_agg(id order by id) into v_usage_ids from inserted;
+
+  perform private.raise_budget_alerts(v_user, v_record -> 'budgets');
 
   update private.turns t
      set state = 'finished', finished_at = now(), parts = null,
@@ -1133,6 +1314,46 @@ $$;
 
 
 ALTER FUNCTION "public"."touch_updated_at"() OWNER TO "postgres";
+
+--
+-- Name: usage_cost_mismatches(timestamp with time zone, timestamp with time zone, "uuid", "text", numeric); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "public"."usage_cost_mismatches"("p_since" timestamp with time zone DEFAULT NULL::timestamp with time zone, "p_until" timestamp with time zone DEFAULT NULL::timestamp with time zone, "p_user_id" "uuid" DEFAULT NULL::"uuid", "p_model" "text" DEFAULT NULL::"text", "p_tolerance" numeric DEFAULT 0) RETURNS TABLE("turn_id" "uuid", "user_id" "uuid", "provider" "text", "model" "text", "requests" bigint, "cost_usd" numeric, "provider_cost_usd" numeric, "difference_usd" numeric, "first_at" timestamp with time zone)
+    LANGUAGE "plpgsql" STABLE PARALLEL SAFE
+    SET "search_path" TO ''
+    AS $$
+#variable_conflict use_column
+begin
+  return query
+    select t.turn_id, t.user_id, t.provider, t.model, t.requests, t.cost_usd,
+           t.provider_cost_usd, t.provider_cost_usd - t.cost_usd as difference_usd, t.first_at
+      from (
+        select coalesce(l.turn_id, l.request_id) as turn_id, l.user_id, l.provider, l.model,
+               count(*) as requests, sum(l.cost_usd) as cost_usd,
+               sum(l.provider_cost_usd) as provider_cost_usd, min(l.created_at) as first_at
+          from public.usage_logs l
+         where l.provider_cost_usd is not null
+           and l.created_at >= coalesce(p_since, '-infinity'::timestamptz)
+           and l.created_at < coalesce(p_until, 'infinity'::timestamptz)
+           and (p_user_id is null or l.user_id = p_user_id)
+           and (p_model is null or l.model = p_model)
+         group by 1, 2, 3, 4
+      ) t
+     where abs(t.provider_cost_usd - t.cost_usd) > greatest(coalesce(p_tolerance, 0), 0)
+     order by abs(t.provider_cost_usd - t.cost_usd) desc, t.turn_id;
+end;
+$$;
+
+
+ALTER FUNCTION "public"."usage_cost_mismatches"("p_since" timestamp with time zone, "p_until" timestamp with time zone, "p_user_id" "uuid", "p_model" "text", "p_tolerance" numeric) OWNER TO "postgres";
+
+--
+-- Name: FUNCTION "usage_cost_mismatches"("p_since" timestamp with time zone, "p_until" timestamp with time zone, "p_user_id" "uuid", "p_model" "text", "p_tolerance" numeric); Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON FUNCTION "public"."usage_cost_mismatches"("p_since" timestamp with time zone, "p_until" timestamp with time zone, "p_user_id" "uuid", "p_model" "text", "p_tolerance" numeric) IS 'Turns whose provider-reported cost differs from cost_usd by more than p_tolerance USD in [p_since, p_until); RLS applies.';
+
 
 --
 -- Name: usage_edges(timestamp with time zone, timestamp with time zone, "uuid", "text"); Type: FUNCTION; Schema: public; Owner: postgres
@@ -1415,10 +1636,6 @@ ALTER FUNCTION "public"."user_by_email"("p_email" "text") OWNER TO "postgres";
 COMMENT ON FUNCTION "public"."user_by_email"("p_email" "text") IS 'The user (id, email) with this email, case-insensitively; RLS applies.';
 
 
-SET default_tablespace = '';
-
-SET default_table_access_method = "heap";
-
 --
 -- Name: attestation_keys; Type: TABLE; Schema: private; Owner: postgres
 --
@@ -1492,6 +1709,20 @@ ALTER TABLE "private"."turns" OWNER TO "postgres";
 --
 
 COMMENT ON TABLE "private"."turns" IS 'One row per chat turn; streaming rows are reservations, expired ones become abandoned usage.';
+
+
+--
+-- Name: alerts_id_seq; Type: SEQUENCE; Schema: public; Owner: postgres
+--
+
+ALTER TABLE "public"."alerts" ALTER COLUMN "id" ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME "public"."alerts_id_seq"
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 
 --
@@ -1597,10 +1828,12 @@ CREATE TABLE IF NOT EXISTS "public"."usage_logs" (
     "turn_id" "uuid",
     "attempt_id" "uuid",
     "output_unknown" boolean DEFAULT false NOT NULL,
+    "provider_cost_usd" numeric(14,8),
     CONSTRAINT "usage_logs_cache_read_tokens_check" CHECK (("cache_read_tokens" >= 0)),
     CONSTRAINT "usage_logs_cache_write_tokens_check" CHECK (("cache_write_tokens" >= 0)),
     CONSTRAINT "usage_logs_cost_usd_check" CHECK (("cost_usd" >= (0)::numeric)),
     CONSTRAINT "usage_logs_duration_ms_check" CHECK (("duration_ms" >= 0)),
+    CONSTRAINT "usage_logs_provider_cost_usd_check" CHECK (("provider_cost_usd" >= (0)::numeric)),
     CONSTRAINT "usage_logs_status_check" CHECK (("status" = ANY (ARRAY['completed'::"text", 'partial'::"text", 'error'::"text", 'abandoned'::"text"]))),
     CONSTRAINT "usage_logs_tokens_in_check" CHECK (("tokens_in" >= 0)),
     CONSTRAINT "usage_logs_tokens_out_check" CHECK (("tokens_out" >= 0)),
@@ -1660,6 +1893,13 @@ COMMENT ON COLUMN "public"."usage_logs"."output_unknown" IS 'True for abandoned 
 
 
 --
+-- Name: COLUMN "usage_logs"."provider_cost_usd"; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN "public"."usage_logs"."provider_cost_usd" IS 'What the provider reported this attempt cost (OpenRouter usage.cost, plus the upstream cost when BYOK); null: not reported. cost_usd is our table price.';
+
+
+--
 -- Name: usage_logs_id_seq; Type: SEQUENCE; Schema: public; Owner: postgres
 --
 
@@ -1684,10 +1924,14 @@ CREATE TABLE IF NOT EXISTS "public"."user_limits" (
     "rate_limit_per_minute" integer,
     "max_concurrent_streams" integer,
     "updated_at" timestamp with time zone DEFAULT "now"() NOT NULL,
+    "soft_daily_budget_usd" numeric(14,6),
+    "soft_monthly_budget_usd" numeric(14,6),
     CONSTRAINT "user_limits_daily_budget_usd_check" CHECK (("daily_budget_usd" >= (0)::numeric)),
     CONSTRAINT "user_limits_max_concurrent_streams_check" CHECK (("max_concurrent_streams" >= 0)),
     CONSTRAINT "user_limits_monthly_budget_usd_check" CHECK (("monthly_budget_usd" >= (0)::numeric)),
-    CONSTRAINT "user_limits_rate_limit_per_minute_check" CHECK (("rate_limit_per_minute" >= 0))
+    CONSTRAINT "user_limits_rate_limit_per_minute_check" CHECK (("rate_limit_per_minute" >= 0)),
+    CONSTRAINT "user_limits_soft_daily_budget_usd_check" CHECK (("soft_daily_budget_usd" >= (0)::numeric)),
+    CONSTRAINT "user_limits_soft_monthly_budget_usd_check" CHECK (("soft_monthly_budget_usd" >= (0)::numeric))
 );
 
 
@@ -1698,6 +1942,20 @@ ALTER TABLE "public"."user_limits" OWNER TO "postgres";
 --
 
 COMMENT ON TABLE "public"."user_limits" IS 'Per-user caps; written by the service role only.';
+
+
+--
+-- Name: COLUMN "user_limits"."soft_daily_budget_usd"; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN "public"."user_limits"."soft_daily_budget_usd" IS 'Alert (no refusal) when the day''s spend reaches this; null: SOFT_DAILY_BUDGET_USD, 0: off.';
+
+
+--
+-- Name: COLUMN "user_limits"."soft_monthly_budget_usd"; Type: COMMENT; Schema: public; Owner: postgres
+--
+
+COMMENT ON COLUMN "public"."user_limits"."soft_monthly_budget_usd" IS 'Alert (no refusal) when the month''s spend reaches this; null: SOFT_MONTHLY_BUDGET_USD.';
 
 
 --
@@ -1737,6 +1995,22 @@ ALTER TABLE ONLY "private"."attestation_keys"
 
 ALTER TABLE ONLY "private"."turns"
     ADD CONSTRAINT "turns_pkey" PRIMARY KEY ("turn_id");
+
+
+--
+-- Name: alerts alerts_once_key; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY "public"."alerts"
+    ADD CONSTRAINT "alerts_once_key" UNIQUE ("user_id", "period", "period_start", "threshold");
+
+
+--
+-- Name: alerts alerts_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY "public"."alerts"
+    ADD CONSTRAINT "alerts_pkey" PRIMARY KEY ("id");
 
 
 --
@@ -1837,6 +2111,13 @@ CREATE INDEX "turns_streaming_user_idx" ON "private"."turns" USING "btree" ("use
 --
 
 CREATE INDEX "turns_user_created_idx" ON "private"."turns" USING "btree" ("user_id", "created_at");
+
+
+--
+-- Name: alerts_pending_idx; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX "alerts_pending_idx" ON "public"."alerts" USING "btree" ("next_attempt_at") WHERE ("delivered_at" IS NULL);
 
 
 --
@@ -1968,6 +2249,14 @@ ALTER TABLE ONLY "private"."turns"
 
 
 --
+-- Name: alerts alerts_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY "public"."alerts"
+    ADD CONSTRAINT "alerts_user_id_fkey" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE CASCADE;
+
+
+--
 -- Name: conversations conversations_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -2029,6 +2318,19 @@ ALTER TABLE ONLY "public"."user_limits"
 
 ALTER TABLE ONLY "public"."users"
     ADD CONSTRAINT "users_id_fkey" FOREIGN KEY ("id") REFERENCES "auth"."users"("id") ON DELETE CASCADE;
+
+
+--
+-- Name: alerts; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE "public"."alerts" ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: alerts alerts: read own; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY "alerts: read own" ON "public"."alerts" FOR SELECT TO "authenticated" USING ((( SELECT "auth"."uid"() AS "uid") = "user_id"));
 
 
 --
@@ -2217,6 +2519,13 @@ REVOKE ALL ON FUNCTION "private"."hmac_sha256_core"("p_data" "bytea", "p_key" "b
 
 
 --
+-- Name: FUNCTION "raise_budget_alerts"("p_user" "uuid", "p_budgets" "jsonb"); Type: ACL; Schema: private; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "private"."raise_budget_alerts"("p_user" "uuid", "p_budgets" "jsonb") FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION "usage_daily_on_delete"(); Type: ACL; Schema: private; Owner: postgres
 --
 
@@ -2249,6 +2558,38 @@ REVOKE ALL ON FUNCTION "private"."usage_daily_on_update"() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION "private"."usage_daily_refresh_span"("p_keys" "jsonb") FROM PUBLIC;
+
+
+--
+-- Name: TABLE "alerts"; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE "public"."alerts" TO "authenticated";
+GRANT SELECT ON TABLE "public"."alerts" TO "service_role";
+
+
+--
+-- Name: FUNCTION "alerts_claim"("p_limit" integer, "p_lease_seconds" integer); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "public"."alerts_claim"("p_limit" integer, "p_lease_seconds" integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."alerts_claim"("p_limit" integer, "p_lease_seconds" integer) TO "service_role";
+
+
+--
+-- Name: FUNCTION "alerts_delivered"("p_ids" bigint[]); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "public"."alerts_delivered"("p_ids" bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."alerts_delivered"("p_ids" bigint[]) TO "service_role";
+
+
+--
+-- Name: FUNCTION "alerts_retry"("p_id" bigint, "p_retry_seconds" numeric, "p_error" "text"); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "public"."alerts_retry"("p_id" bigint, "p_retry_seconds" numeric, "p_error" "text") FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."alerts_retry"("p_id" bigint, "p_retry_seconds" numeric, "p_error" "text") TO "service_role";
 
 
 --
@@ -2373,6 +2714,15 @@ REVOKE ALL ON FUNCTION "public"."handle_new_auth_user"() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION "public"."touch_updated_at"() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION "usage_cost_mismatches"("p_since" timestamp with time zone, "p_until" timestamp with time zone, "p_user_id" "uuid", "p_model" "text", "p_tolerance" numeric); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "public"."usage_cost_mismatches"("p_since" timestamp with time zone, "p_until" timestamp with time zone, "p_user_id" "uuid", "p_model" "text", "p_tolerance" numeric) FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."usage_cost_mismatches"("p_since" timestamp with time zone, "p_until" timestamp with time zone, "p_user_id" "uuid", "p_model" "text", "p_tolerance" numeric) TO "authenticated";
+GRANT ALL ON FUNCTION "public"."usage_cost_mismatches"("p_since" timestamp with time zone, "p_until" timestamp with time zone, "p_user_id" "uuid", "p_model" "text", "p_tolerance" numeric) TO "service_role";
 
 
 --

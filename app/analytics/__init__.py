@@ -35,12 +35,6 @@ from app.analytics.costs import (
     user_table,
 )
 from app.analytics.load import (
-    FunctionsMissing,
-    PostgresSource,
-    Source,
-    SourceError,
-    SourceUnreachable,
-    SupabaseSource,
     UnknownUser,
     Window,
     load_conversation_summary,
@@ -63,6 +57,14 @@ from app.analytics.report import (
     write_report,
 )
 from app.analytics.source import resolve_source
+from app.analytics.sources import (
+    FunctionsMissing,
+    PostgresSource,
+    Source,
+    SourceError,
+    SourceUnreachable,
+    SupabaseSource,
+)
 from app.analytics.views import (
     cache_savings,
     model_mix,

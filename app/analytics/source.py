@@ -18,7 +18,7 @@ Empty strings count as not given (notebook parameters are strings).
 from __future__ import annotations
 
 from app.analytics import project
-from app.analytics.load import PostgresSource, SourceUnreachable, SupabaseSource
+from app.analytics.sources import PostgresSource, SourceUnreachable, SupabaseSource
 from app.config import Settings
 
 

@@ -10,6 +10,7 @@ from app.chat.accounting import TurnOutcome
 from app.errors import AppError, OverBudget, RateLimited
 from app.ops.logs import REQUEST_LOGGER
 from app.ops.metrics import ChatMetrics
+from app.ops.tracing import current_trace_id
 
 request_log = logging.getLogger(REQUEST_LOGGER)
 
@@ -66,4 +67,5 @@ def observe_turn(
 
 def _log(fields: dict[str, Any], started: float, now: float) -> None:
     fields["duration_ms"] = round((now - started) * 1000)
+    fields["trace_id"] = current_trace_id()  # the client's W3C trace (or our span's), if any
     request_log.info("chat-stream %s", fields.get("outcome"), extra=fields)

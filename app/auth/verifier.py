@@ -46,6 +46,7 @@ from app.auth.refusal import TokenRefused
 from app.config import Settings
 from app.config.keys import publishable_key
 from app.core.domain import Caller
+from app.ops import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,10 @@ class TokenVerifier:
             logger.warning("signing keys refetched from %s", self._keys.url)
 
     async def verify(self, authorization_header: str | None) -> Caller:
+        with tracing.span("auth.verify", **{"auth.mode": self._mode}):
+            return await self._verify(authorization_header)
+
+    async def _verify(self, authorization_header: str | None) -> Caller:
         token = bearer_token(authorization_header)
         if self._mode != "strict" and (hit := self.verified.get(token, self._wall_clock())):
             if hit.key is None or await self._jwks_key(hit.kid, hit.alg) is hit.key:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from app.core.domain import (
     ChatMessage,
@@ -53,6 +54,7 @@ class Attempt:
     deltas: int = 0
     reported: Usage | None = None
     reported_model: str | None = None
+    reported_cost: Decimal | None = None  # the provider's own figure, when it sends one
     completed: bool = False
     failure: str | None = None  # the error code this attempt ended with
 
@@ -60,8 +62,10 @@ class Attempt:
     def text(self) -> str:
         return "".join(self.parts)
 
-    def merge(self, usage: Usage, model: str | None) -> None:
+    def merge(self, usage: Usage, model: str | None, cost: Decimal | None = None) -> None:
         """Counters only grow: keep the largest value each field has been reported with."""
+        if cost is not None:
+            self.reported_cost = max(cost, self.reported_cost or cost)
         prev = self.reported or Usage()
         self.reported = Usage(
             input_tokens=max(prev.input_tokens, usage.input_tokens),
@@ -132,6 +136,7 @@ def build_record(
                 status=attempt_status,
                 ttft_ms=ms(attempt.first_token_at, attempt.started),
                 duration_ms=ms(attempt.ended_at or now, attempt.started) or 0,
+                provider_cost_usd=attempt.reported_cost,
             )
         )
     return TurnRecord(

@@ -147,7 +147,7 @@ async def relay(
                                 attempt.deltas += 1
                                 yield event
                         else:
-                            attempt.merge(event.usage, event.model)
+                            attempt.merge(event.usage, event.model, event.provider_cost_usd)
                         watchdog.read(loop.time())
                         if watchdog.expired is not None:  # fired while the client was served
                             raise ProviderTimeout(watchdog.expired)

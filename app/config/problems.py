@@ -113,6 +113,17 @@ def service_problems(settings: Settings) -> list[ConfigError]:
                     f"is not set: {provider.setting}={provider.name} needs the provider's API key",
                 )
             )
+    if settings.alert_webhook_url and not settings.alert_webhook_secret.get_secret_value():
+        problems.append(
+            ConfigError("ALERT_WEBHOOK_SECRET", "is not set: ALERT_WEBHOOK_URL needs it to sign")
+        )
+    if settings.alert_webhook_url and not secret_key(settings):
+        problems.append(
+            ConfigError(
+                "SUPABASE_SECRET_KEY",
+                "is not set: ALERT_WEBHOOK_URL needs it (delivery claims alerts as the service)",
+            )
+        )
     return problems
 
 

@@ -134,12 +134,24 @@ class Settings(BaseSettings):
     # Used for models no price table knows: priced, logged as a warning, marked in the row.
     unknown_model_input_usd_per_mtok: Decimal = Decimal("15")
     unknown_model_output_usd_per_mtok: Decimal = Decimal("75")
+    # The cost report flags turns whose provider-reported cost (OpenRouter's usage.cost) and
+    # our table price differ by more than this many USD.
+    provider_cost_tolerance_usd: Decimal = Field(default=Decimal("0.000001"), ge=0)
 
     # --- Guards (budgets and rate limits); 0 disables a guard ----------------------------------
     daily_budget_usd: Decimal = Decimal("0")
     monthly_budget_usd: Decimal = Decimal("0")
     rate_limit_per_minute: int = 0
     max_concurrent_streams: int = 0
+    # Soft budgets (USD per user; 0: off): an alert, never a refusal, when a user's day or month
+    # reaches them; alerts also fire at 80% and 100% of the hard caps above. user_limits wins.
+    soft_daily_budget_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    soft_monthly_budget_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    # Where alerts are posted (JSON, signed with ALERT_WEBHOOK_SECRET; empty: rows only, no
+    # webhook) and the first retry's delay (doubling up to 5 minutes).
+    alert_webhook_url: str = ""
+    alert_webhook_secret: SecretStr = SecretStr("")
+    alert_retry_seconds: float = Field(default=2.0, gt=0)
     # A turn's lease: renewed while it streams; a dead worker's turn becomes an abandoned,
     # estimated usage row when the lease runs out.
     reservation_ttl_seconds: int = Field(default=120, ge=1)
@@ -150,6 +162,10 @@ class Settings(BaseSettings):
     workers: int = 1
     log_level: str = "INFO"
     log_json: bool = True
+    # OpenTelemetry spans (needs the `opentelemetry` extra): the OTLP/HTTP collector's base URL
+    # (spans go to <url>/v1/traces). Empty: no spans, nothing of OpenTelemetry imported.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = "chat-stream"
 
     # --- Operations: slow clients, metrics across workers -------------------------------------
     # Seconds a connection may take to send a request's headers (then 408 and closed); 0: no limit.

@@ -72,6 +72,7 @@ class UsageReport:
 
     usage: Usage
     model: str | None = None
+    provider_cost_usd: Decimal | None = None  # what the provider says it charged (OpenRouter)
 
 
 ProviderEvent = TextDelta | UsageReport
@@ -192,6 +193,7 @@ class UsageRow:
     status: TurnStatus
     ttft_ms: int | None
     duration_ms: int
+    provider_cost_usd: Decimal | None = None  # as reported on the wire; None: not reported
 
 
 @dataclass(frozen=True)

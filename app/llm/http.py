@@ -12,8 +12,9 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
-from app.core.domain import ProviderEvent
+from app.core.domain import ProviderEvent, TextDelta
 from app.errors import ProviderError, ProviderStreamError, ProviderTimeout, ProviderUnavailable
+from app.ops import tracing
 
 Transport = Literal["httpx", "aiohttp"]
 Events = AsyncGenerator[ProviderEvent, None]
@@ -53,7 +54,12 @@ def build_client(
 
         kwargs["transport"] = HonestAiohttpTransport(limits=limits)
     return httpx.AsyncClient(
-        base_url=base_url, headers=dict(headers), limits=limits, timeout=timeout, **kwargs
+        base_url=base_url,
+        headers=dict(headers),
+        limits=limits,
+        timeout=timeout,
+        event_hooks={"request": [tracing.inject_headers]},  # the caller's traceparent, passed on
+        **kwargs,
     )
 
 
@@ -123,12 +129,25 @@ async def stream_events(
 ) -> AsyncIterator[Events]:
     """The adapters' `Provider.stream`: open the stream, hand out `parse(source)`'s events, and
     close both (events first, then the upstream response) when the caller leaves."""
-    async with open_event_stream(client, provider, path, payload) as source:
-        events = parse(source)
-        try:
-            yield events
-        finally:
-            await events.aclose()
+    with tracing.span("llm.stream", **{"gen_ai.system": provider}) as span:
+        async with open_event_stream(client, provider, path, payload) as source:
+            events = _first_token_marked(parse(source), span)
+            try:
+                yield events
+            finally:
+                await events.aclose()
+
+
+async def _first_token_marked(events: Events, span: tracing.SpanLike) -> Events:
+    """The events as they come; the first text delta adds a `first_token` event to the span."""
+    try:
+        async for event in events:
+            if span is not tracing.NO_SPAN and isinstance(event, TextDelta) and event.text:
+                span.add_event("first_token")
+                span = tracing.NO_SPAN
+            yield event
+    finally:
+        await events.aclose()
 
 
 @contextlib.asynccontextmanager

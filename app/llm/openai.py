@@ -2,8 +2,9 @@
 
 Also serves OpenAI-compatible servers (vLLM, llama.cpp, Ollama, gateways) by base URL. We ask for
 `stream_options.include_usage`, so the last chunk before `data: [DONE]` has empty `choices` and the
-usage. Its `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens`; we subtract them so
-`Usage.input_tokens` is the uncached part and every token is priced once.
+usage (and, from OpenRouter, the cost: `app/llm/reported_cost.py`). Its `prompt_tokens`
+INCLUDES `prompt_tokens_details.cached_tokens`; we subtract them so `Usage.input_tokens` is the
+uncached part and every token is priced once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.core.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, 
 from app.errors import ProviderStreamError
 from app.llm.caching import PromptCache, cache_key
 from app.llm.http import Events, parse_object, stream_events, translate_errors
+from app.llm.reported_cost import reported_cost
 
 COMPLETIONS_PATH = "chat/completions"  # relative to the base URL (…/v1), as the official SDK does
 # Reasoning models accept only the default temperature and reject `max_tokens`.
@@ -118,7 +120,7 @@ async def _events(source: EventSource, provider: str) -> Events:
                         yield TextDelta(text)
                 usage = chunk.get("usage")
                 if isinstance(usage, dict):
-                    yield UsageReport(usage_from(usage), chunk.get("model"))
+                    yield UsageReport(usage_from(usage), chunk.get("model"), reported_cost(usage))
     if not finished:
         raise ProviderStreamError(f"{provider}: stream ended without data: [DONE]")
 

@@ -57,6 +57,7 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
     from app.local.auth.mailapi import create_mail_app  # noqa: PLC0415
     from app.local.llm.api import create_app as create_llm_app  # noqa: PLC0415
     from app.local.rest.api import create_app as create_rest_app  # noqa: PLC0415
+    from app.local.webhooks.sink import create_webhook_app  # noqa: PLC0415
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -103,6 +104,7 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
             ),
         ),
         Mount("/llm", create_llm_app()),
+        Mount("/webhooks", create_webhook_app()),  # the local webhook sink (budget alerts)
     ]
     if functions_app is not None:
         # The service owns its full paths (/functions/v1/chat-stream, /healthz, ...): mount at root.

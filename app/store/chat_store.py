@@ -44,6 +44,7 @@ from app.errors import (
     StoreError,
     StoreRejected,
 )
+from app.ops import tracing
 from app.store.attestation import Attestor
 from app.user_messages import user_message
 
@@ -128,6 +129,9 @@ def finish_params(user_id: str, record: TurnRecord) -> dict[str, Any]:
                 "ttft_ms": row.ttft_ms,
                 "duration_ms": row.duration_ms,
                 "price_source": row.price.source,
+                "provider_cost_usd": None
+                if row.provider_cost_usd is None
+                else str(row.provider_cost_usd),
             }
             for row in rows
         ],
@@ -231,8 +235,11 @@ class SupabaseChatStore:
         *,
         service: AsyncPostgrestClient | None = None,
         timeout: float = 2.5,
+        budgets: dict[str, str] | None = None,
     ) -> None:
         self._shared = postgrest
+        # The alert thresholds from settings, attested with each finish (user_limits wins).
+        self._budgets = budgets
         self._attestor = attestor
         self._service = service
         self._timeout = timeout
@@ -333,6 +340,8 @@ class SupabaseChatStore:
         return self._service.schema("public")
 
     def _finish_params(self, record: dict[str, Any]) -> dict[str, str]:
+        if self._budgets is not None and "budgets" not in record:
+            record = record | {"budgets": self._budgets}
         return self._attestor.params("chat_finish", record, field="p_record")
 
     async def ping(self) -> None:
@@ -352,13 +361,14 @@ class SupabaseChatStore:
         reach the server changes nothing.
         """
         async with _translate(fn, self._timeout):
-            for attempt in (1, 2):
-                try:
-                    return (await client.rpc(fn, params).execute()).data
-                except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                    if attempt == 2:
-                        raise
-                    logger.info("retrying %s after a dropped connection: %r", fn, exc)
+            with tracing.span(f"db.{fn}"):
+                for attempt in (1, 2):
+                    try:
+                        return (await client.rpc(fn, params).execute()).data
+                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                        if attempt == 2:
+                            raise
+                        logger.info("retrying %s after a dropped connection: %r", fn, exc)
         raise AssertionError("unreachable")
 
 

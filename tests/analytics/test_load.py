@@ -12,7 +12,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from app.analytics import load, report
+from app.analytics import load, report, sources
 from app.local.context import StackContext
 from app.local.postgres import free_port
 from app.local.server import ServerThread
@@ -58,21 +58,21 @@ def test_window_refuses_naive_or_backwards_bounds(since: datetime, until: dateti
 
 
 def test_postgres_source_with_nothing_listening_is_unreachable() -> None:
-    source = load.PostgresSource(f"postgresql://postgres:x@127.0.0.1:{free_port()}/postgres")
+    source = sources.PostgresSource(f"postgresql://postgres:x@127.0.0.1:{free_port()}/postgres")
 
-    with pytest.raises(load.SourceUnreachable, match="cannot reach"):
+    with pytest.raises(sources.SourceUnreachable, match="cannot reach"):
         load.load_per_user(source, WINDOW)
 
 
 def test_postgres_source_before_the_migration_says_functions_are_missing(
     fresh_db: FreshDatabase,
 ) -> None:
-    with pytest.raises(load.FunctionsMissing, match="apply supabase/migrations"):
-        load.load_per_user(load.PostgresSource(fresh_db.dsn), WINDOW)
+    with pytest.raises(sources.FunctionsMissing, match="apply supabase/migrations"):
+        load.load_per_user(sources.PostgresSource(fresh_db.dsn), WINDOW)
 
 
 def test_postgres_source_repr_hides_the_password(seeded_db: FreshDatabase) -> None:
-    assert "postgres@" not in repr(load.PostgresSource(seeded_db.dsn))
+    assert "postgres@" not in repr(sources.PostgresSource(seeded_db.dsn))
 
 
 # --- Supabase: supabase-py .rpc() through the PostgREST stand-in ---------------------------------
@@ -91,9 +91,9 @@ def rest_server(local_stack: LocalStack, seeded_db: FreshDatabase) -> Iterator[S
 
 
 @pytest.fixture
-def service(rest_server: ServerThread, local_stack: LocalStack) -> Iterator[load.SupabaseSource]:
+def service(rest_server: ServerThread, local_stack: LocalStack) -> Iterator[sources.SupabaseSource]:
     """supabase-py with the service role key, closed after the test."""
-    with load.SupabaseSource(rest_server.url, local_stack.keys.service_role_key) as source:
+    with sources.SupabaseSource(rest_server.url, local_stack.keys.service_role_key) as source:
         yield source
 
 
@@ -103,11 +103,11 @@ def service(rest_server: ServerThread, local_stack: LocalStack) -> Iterator[load
     ids=lambda a: a.function,
 )
 def test_supabase_source_with_service_key_equals_postgres_source(
-    service: load.SupabaseSource, seeded_db: FreshDatabase, aggregate: load.Aggregate
+    service: sources.SupabaseSource, seeded_db: FreshDatabase, aggregate: sources.Aggregate
 ) -> None:
     over_http = load.load(service, aggregate, WINDOW)
 
-    direct = load.load(load.PostgresSource(seeded_db.dsn), aggregate, WINDOW)
+    direct = load.load(sources.PostgresSource(seeded_db.dsn), aggregate, WINDOW)
     assert len(direct) > 0
     pd.testing.assert_frame_equal(over_http, direct)
 
@@ -115,22 +115,22 @@ def test_supabase_source_with_service_key_equals_postgres_source(
 def test_supabase_source_pages_through_max_rows_in_key_order(
     rest_server: ServerThread, local_stack: LocalStack, seeded_db: FreshDatabase
 ) -> None:
-    with load.SupabaseSource(
+    with sources.SupabaseSource(
         rest_server.url, local_stack.keys.service_role_key, page_size=7
     ) as supabase:
         paged = load.load_user_days(supabase, WINDOW)
 
-    direct = load.load_user_days(load.PostgresSource(seeded_db.dsn), WINDOW)
+    direct = load.load_user_days(sources.PostgresSource(seeded_db.dsn), WINDOW)
     assert len(direct) > 3 * 7
     pd.testing.assert_frame_equal(paged, direct)
 
 
 def test_supabase_source_top_conversations_come_most_expensive_first(
-    service: load.SupabaseSource, seeded_db: FreshDatabase
+    service: sources.SupabaseSource, seeded_db: FreshDatabase
 ) -> None:
     top = load.load_top_conversations(service, WINDOW, limit=5)
 
-    direct = load.load_top_conversations(load.PostgresSource(seeded_db.dsn), WINDOW, limit=5)
+    direct = load.load_top_conversations(sources.PostgresSource(seeded_db.dsn), WINDOW, limit=5)
     pd.testing.assert_frame_equal(top, direct)
     assert top["cost_usd"].tolist() == sorted(top["cost_usd"], reverse=True)
 
@@ -139,8 +139,8 @@ def test_supabase_source_with_the_anon_key_is_refused(
     rest_server: ServerThread, local_stack: LocalStack
 ) -> None:
     with (
-        load.SupabaseSource(rest_server.url, local_stack.keys.anon_key) as anon,
-        pytest.raises(load.SourceError, match="refused"),
+        sources.SupabaseSource(rest_server.url, local_stack.keys.anon_key) as anon,
+        pytest.raises(sources.SourceError, match="refused"),
     ):
         load.load_per_user(anon, WINDOW)
 
@@ -149,10 +149,10 @@ def test_supabase_source_with_nothing_listening_is_unreachable(
     local_stack: LocalStack,
 ) -> None:
     with (
-        load.SupabaseSource(
+        sources.SupabaseSource(
             f"http://127.0.0.1:{free_port()}", local_stack.keys.service_role_key
         ) as nowhere,
-        pytest.raises(load.SourceUnreachable),
+        pytest.raises(sources.SourceUnreachable),
     ):
         load.load_per_user(nowhere, WINDOW)
 
@@ -181,8 +181,8 @@ def with_limits(local_stack: LocalStack, fresh_db: FreshDatabase) -> Iterator[Se
 def test_budget_limits_load_alike_from_both_sources_and_drive_breaches(
     with_limits: ServerThread, local_stack: LocalStack, fresh_db: FreshDatabase
 ) -> None:
-    direct = load.PostgresSource(fresh_db.dsn)
-    with load.SupabaseSource(with_limits.url, local_stack.keys.service_role_key) as service:
+    direct = sources.PostgresSource(fresh_db.dsn)
+    with sources.SupabaseSource(with_limits.url, local_stack.keys.service_role_key) as service:
         over_http = load.load_budget_limits(service, exact=True)
     limits = load.load_budget_limits(direct, exact=True)
 
@@ -197,6 +197,6 @@ def test_budget_limits_load_alike_from_both_sources_and_drive_breaches(
 
 
 def test_budget_limits_without_the_guards_table_are_empty(fresh_db: FreshDatabase) -> None:
-    limits = load.load_budget_limits(load.PostgresSource(fresh_db.dsn))
+    limits = load.load_budget_limits(sources.PostgresSource(fresh_db.dsn))
 
     assert limits.empty and list(limits.columns) == list(load.BUDGET_LIMITS.columns)

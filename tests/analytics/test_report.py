@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.analytics import charts, load, money, report
+from app.analytics import charts, money, report, sources
 from tests.analytics.seeding import SPEC
 from tests.analytics.test_charts import png_size
 from tests.support.database import FreshDatabase
@@ -24,7 +24,7 @@ def built(seeded_db: FreshDatabase) -> report.CostReport:
     options = report.ReportOptions(
         since=SPEC.start, until=SPEC.end, daily_budget=Decimal("1"), monthly_budget=Decimal("4")
     )
-    return report.build_report(load.PostgresSource(seeded_db.dsn), options)
+    return report.build_report(sources.PostgresSource(seeded_db.dsn), options)
 
 
 def test_write_report_all_formats_writes_tables_pages_and_charts(
@@ -66,7 +66,7 @@ def test_write_report_html_stands_alone_without_external_requests(
 
 def test_report_summary_says_no_budget_set_without_budgets(seeded_db: FreshDatabase) -> None:
     options = report.ReportOptions(since=SPEC.start, until=SPEC.end)
-    built = report.build_report(load.PostgresSource(seeded_db.dsn), options)
+    built = report.build_report(sources.PostgresSource(seeded_db.dsn), options)
 
     facts = {label: value for label, value, _ in report.summary(built)}
 
@@ -87,7 +87,7 @@ def test_report_frames_are_float_for_pandas_and_exact_tables_decimal(
 
 
 def test_report_for_one_model_keeps_only_that_model(seeded_db: FreshDatabase) -> None:
-    source = load.PostgresSource(seeded_db.dsn)
+    source = sources.PostgresSource(seeded_db.dsn)
     options = report.ReportOptions(since=SPEC.start, until=SPEC.end, model="gpt-4o")
 
     built = report.build_report(source, options)

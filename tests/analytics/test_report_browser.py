@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from app import analytics
-from app.analytics import charts, load, report
+from app.analytics import charts, load, report, sources
 from app.core.pricing import Pricer
 from tests.analytics.seeding import SPEC
 from tests.analytics.test_charts import png_size
@@ -91,7 +91,7 @@ def test_report_html_in_headless_chromium_fits_the_width_and_loads_every_image(
         since=SPEC.start, until=SPEC.end, daily_budget=Decimal("1"), monthly_budget=Decimal("4")
     )
     price = Pricer(make_settings()).price
-    built = report.build_report(load.PostgresSource(seeded_db.dsn), options, price=price)
+    built = report.build_report(sources.PostgresSource(seeded_db.dsn), options, price=price)
     screenshot, verdict = _render(built, tmp_path)
     shutil.copy(screenshot, "/tmp/analytics-report-screenshot.png")  # kept to look at
 
@@ -107,7 +107,7 @@ def test_report_html_in_headless_chromium_fits_the_width_and_loads_every_image(
 def test_report_html_for_one_user_in_headless_chromium_names_them_and_draws_no_empty_charts(
     seeded_db: FreshDatabase, tmp_path: Path
 ) -> None:
-    source = load.PostgresSource(seeded_db.dsn)
+    source = sources.PostgresSource(seeded_db.dsn)
     email = str(load.load_per_user(source, load.Window(SPEC.start, SPEC.end))["email"].iloc[0])
     built = analytics.cost_report(
         source, since=SPEC.start, until=SPEC.end, user=email, settings=make_settings()
@@ -130,7 +130,7 @@ def test_report_html_without_prices_says_so_and_still_fits_the_width(
     seeded_db: FreshDatabase, tmp_path: Path
 ) -> None:
     options = report.ReportOptions(since=SPEC.start, until=SPEC.end)
-    built = report.build_report(load.PostgresSource(seeded_db.dsn), options)  # no price
+    built = report.build_report(sources.PostgresSource(seeded_db.dsn), options)  # no price
 
     _, verdict = _render(built, tmp_path)
 

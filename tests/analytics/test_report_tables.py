@@ -13,7 +13,7 @@ import pytest
 from matplotlib import pyplot as plt
 
 from app import analytics
-from app.analytics import load, report
+from app.analytics import load, report, sources
 from app.analytics.report import display_table
 from tests.analytics.seeding import SPEC
 from tests.support.database import FreshDatabase, make_settings
@@ -28,7 +28,7 @@ def built(seeded_db: FreshDatabase) -> report.CostReport:
     options = report.ReportOptions(
         since=SPEC.start - timedelta(days=BEFORE), until=SPEC.end, now=SPEC.end
     )
-    return report.build_report(load.PostgresSource(seeded_db.dsn), options)
+    return report.build_report(sources.PostgresSource(seeded_db.dsn), options)
 
 
 @pytest.fixture(autouse=True)
@@ -81,13 +81,13 @@ def test_report_weeks_say_how_many_days_they_have_and_compare_only_complete_week
 def test_load_frames_hold_money_as_floats_that_plot(
     seeded_db: FreshDatabase, loader: object
 ) -> None:
-    frame = loader(load.PostgresSource(seeded_db.dsn), load.Window(SPEC.start, SPEC.end))  # type: ignore[operator]
+    frame = loader(sources.PostgresSource(seeded_db.dsn), load.Window(SPEC.start, SPEC.end))  # type: ignore[operator]
     money = [c for c in frame.columns if analytics.money.is_money_column(c)]
 
     assert money and all(frame[c].dtype == "float64" for c in money)
     assert frame.plot() is not None  # "no numeric data to plot" while money was Decimal objects
     exact = loader(  # type: ignore[operator]
-        load.PostgresSource(seeded_db.dsn), load.Window(SPEC.start, SPEC.end), exact=True
+        sources.PostgresSource(seeded_db.dsn), load.Window(SPEC.start, SPEC.end), exact=True
     )
     assert all(isinstance(v, Decimal) for c in money for v in exact[c].dropna())
 
@@ -96,7 +96,7 @@ def test_report_every_frame_plots_even_when_the_window_is_empty(
     built: report.CostReport, seeded_db: FreshDatabase
 ) -> None:
     nothing = report.build_report(
-        load.PostgresSource(seeded_db.dsn),
+        sources.PostgresSource(seeded_db.dsn),
         report.ReportOptions(since=datetime(2001, 1, 1, tzinfo=UTC),
                              until=datetime(2001, 1, 8, tzinfo=UTC)),
     )  # fmt: skip
@@ -135,7 +135,7 @@ def test_cost_report_one_call_reads_source_prices_and_budgets_from_the_settings(
 
 
 def test_cost_report_for_one_user_by_email_names_them(seeded_db: FreshDatabase) -> None:
-    source = load.PostgresSource(seeded_db.dsn)
+    source = sources.PostgresSource(seeded_db.dsn)
     email = str(load.load_per_user(source, load.Window(SPEC.start, SPEC.end))["email"].iloc[0])
 
     built = analytics.cost_report(
@@ -152,7 +152,7 @@ def test_cost_report_for_one_user_by_email_names_them(seeded_db: FreshDatabase) 
 def test_report_forecast_shows_a_range_and_a_finished_month_says_actual(
     seeded_db: FreshDatabase,
 ) -> None:
-    source = load.PostgresSource(seeded_db.dsn)
+    source = sources.PostgresSource(seeded_db.dsn)
     running = report.build_report(
         source, report.ReportOptions(since=SPEC.start, until=SPEC.end, now=SPEC.end)
     )
@@ -197,7 +197,7 @@ def test_report_options_observed_days_stop_at_now() -> None:
 def test_shaping_functions_take_the_float_frames_and_answer_exactly(
     seeded_db: FreshDatabase,
 ) -> None:
-    source, window = load.PostgresSource(seeded_db.dsn), load.Window(SPEC.start, SPEC.end)
+    source, window = sources.PostgresSource(seeded_db.dsn), load.Window(SPEC.start, SPEC.end)
     floats = load.load_per_user(source, window)
     exact = load.load_per_user(source, window, exact=True)
 

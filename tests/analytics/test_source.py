@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.analytics import project
-from app.analytics.load import PostgresSource, SourceUnreachable, SupabaseSource
 from app.analytics.source import resolve_source
+from app.analytics.sources import PostgresSource, SourceUnreachable, SupabaseSource
 from app.config import Settings
 from app.local.stack import LocalStack
 from tests.support.database import make_settings

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import psycopg
 import pytest
 
-from app.analytics import load, report
+from app.analytics import report, sources
 from tests.analytics.seeding import SPEC
 from tests.support.database import FreshDatabase
 
@@ -51,7 +51,7 @@ def test_report_per_user_and_total_costs_equal_independent_sql_sums(
     assert SPEC.start < SINCE < UNTIL < SPEC.end  # the window cuts through the seeded days
     options = report.ReportOptions(since=SINCE, until=UNTIL)
 
-    built = report.build_report(load.PostgresSource(seeded_db.dsn), options)
+    built = report.build_report(sources.PostgresSource(seeded_db.dsn), options)
 
     expected = _independent_sums(seeded_db.dsn, SINCE, UNTIL)
     exact = built.exact["users"]
@@ -73,7 +73,7 @@ def test_report_per_user_and_total_costs_equal_independent_sql_sums(
 
 def test_report_tables_add_up_to_the_same_total(seeded_db: FreshDatabase) -> None:
     built = report.build_report(
-        load.PostgresSource(seeded_db.dsn), report.ReportOptions(since=SINCE, until=UNTIL)
+        sources.PostgresSource(seeded_db.dsn), report.ReportOptions(since=SINCE, until=UNTIL)
     )
     total = built.totals["cost_usd"]
 
@@ -91,7 +91,7 @@ def test_report_for_one_user_matches_that_users_rows(seeded_db: FreshDatabase) -
     user = max(expected, key=lambda u: expected[u])
 
     built = report.build_report(
-        load.PostgresSource(seeded_db.dsn),
+        sources.PostgresSource(seeded_db.dsn),
         report.ReportOptions(since=SINCE, until=UNTIL, user_id=user),
     )
 

@@ -100,9 +100,9 @@ def test_db_push_applies_every_migration_then_migrate_finds_nothing_and_check_pa
         "stores it in Vault as billing_attestation_key)",
     )
     assert {name: status for name, (status, _) in after.items()} == {
-        "jwks": "ok",
-        "anon key": "ok",
-        "service role key": "ok",
+        "signing keys": "ok",
+        "publishable key": "ok",
+        "secret key": "ok",
         "issuer": "ok",
         "migrations": "ok",
         "rpc chat_begin": "ok",

@@ -21,11 +21,11 @@ from decimal import Decimal
 
 import pandas as pd
 
-from app.analytics import costs, load, money, projection, views
+from app.analytics import costs, load, money, projection, provider_cost, sources, views
 from app.analytics.report.options import ReportOptions
 
 Progress = Callable[[str], None]
-STEPS = 7  # progress steps `build_report` reports
+STEPS = 8  # progress steps `build_report` reports
 _EIGHT = Decimal("0.00000001")
 
 
@@ -54,6 +54,9 @@ class CostReport:
     partial_days: set[pd.Timestamp] = field(default_factory=set)
     exact: dict[str, pd.DataFrame] = field(default_factory=dict)
     priced: bool = False  # cache savings were priced
+    # Provider-reported cost against the table price (`app.analytics.provider_cost`).
+    cost_reconciliation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cost_mismatches: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def empty(self) -> bool:
@@ -80,7 +83,7 @@ class CostReport:
 TABLE_ORDER = (
     "totals", "unit_costs", "app_forecast", "models", "cache_savings", "wasted_spend", "daily",
     "weekly", "top_users", "projection", "budget_breaches", "anomalies", "conversation_summary",
-    "top_conversations", "users", "daily_by_model",
+    "top_conversations", "users", "daily_by_model", "cost_reconciliation", "cost_mismatches",
 )  # fmt: skip
 
 
@@ -99,7 +102,7 @@ def _with_email(frame: pd.DataFrame, emails: pd.Series, after: str = "user_id") 
 
 
 def build_report(
-    source: load.Source,
+    source: sources.Source,
     options: ReportOptions,
     progress: Progress | None = None,
     price: views.PriceFn | None = None,
@@ -133,6 +136,8 @@ def build_report(
     )
     step("loading budget overrides")
     limits = load.load_budget_limits(source, options.user_id, exact=True)
+    step("loading provider-reported cost mismatches")
+    mismatches, by_model = provider_cost.reconciliation(source, window, options.cost_tolerance)
 
     step("shaping tables")
     cover = projection.coverage(first_needed, options.until, options.now)
@@ -179,6 +184,8 @@ def build_report(
         "users": costs.user_table(per_user),
         "daily_by_model": costs.daily_cost_by_model(per_day_model, days).reset_index(),
         "user_days": user_days,
+        "cost_reconciliation": by_model,
+        "cost_mismatches": _with_email(mismatches, emails),
     }
     floats = {stem: money.to_float(table) for stem, table in exact.items()}
     wide = costs.daily_cost_by_model(per_day_model, days)
@@ -204,4 +211,6 @@ def build_report(
         partial_days=partial,
         exact=exact,
         priced=price is not None,
+        cost_reconciliation=floats["cost_reconciliation"],
+        cost_mismatches=floats["cost_mismatches"],
     )

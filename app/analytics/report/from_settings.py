@@ -17,7 +17,7 @@ import dataclasses
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from app.analytics import load, project
+from app.analytics import load, project, sources
 from app.analytics.report.build import CostReport, Progress, build_report
 from app.analytics.report.options import (
     ReportOptions,
@@ -61,6 +61,7 @@ def report_options(
     monthly_budget: Amount = None,
     top_n: int = 20,
     now: datetime | None = None,
+    cost_tolerance: Amount = None,
 ) -> ReportOptions:
     """Options from loose values (strings welcome); budgets default to the settings'.
 
@@ -77,11 +78,12 @@ def report_options(
         daily_budget=_budget(daily_budget, settings.daily_budget_usd),
         monthly_budget=_budget(monthly_budget, settings.monthly_budget_usd),
         top_n=top_n, now=now,
+        cost_tolerance=_budget(cost_tolerance, settings.provider_cost_tolerance_usd) or Decimal(0),
     )  # fmt: skip
 
 
 def cost_report(
-    source: load.Source | None = None,
+    source: sources.Source | None = None,
     *,
     options: ReportOptions | None = None,
     since: Moment = None,
@@ -98,7 +100,7 @@ def cost_report(
     """The cost report, priced and budgeted from the settings (see the module docstring).
 
     `options` (from `report_options`) replaces the window arguments; `user` (an email or an
-    id) is looked up in the source. Raises `load.UnknownUser`, `load.SourceError`.
+    id) is looked up in the source. Raises `load.UnknownUser`, `sources.SourceError`.
     """
     config = settings or project.settings()
     if options is None:
@@ -117,5 +119,5 @@ def cost_report(
             options = dataclasses.replace(options, user_id=user_id, user_email=email)
         return build_report(chosen, options, progress, Pricer(config).price)
     finally:
-        if source is None and isinstance(chosen, load.SupabaseSource):
+        if source is None and isinstance(chosen, sources.SupabaseSource):
             chosen.close()

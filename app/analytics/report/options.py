@@ -45,6 +45,8 @@ class ReportOptions:
     daily_budget: Decimal | None = None
     monthly_budget: Decimal | None = None
     top_n: int = 20
+    # Provider-reported and table cost differing by more than this (USD) flag a turn.
+    cost_tolerance: Decimal = Decimal("0.000001")
     now: datetime | None = None  # None: the clock (days after now are not over yet)
 
     @property

@@ -46,6 +46,8 @@ _TITLES = {
     "conversation_summary": "Cost per conversation",
     "top_conversations": "Most expensive conversations",
     "users": "All users",
+    "cost_reconciliation": "Provider-reported cost vs our price, by model",
+    "cost_mismatches": "Turns whose provider-reported cost differs",
 }
 # Columns left out of the page (they are in the CSV).
 _TOKEN_KINDS = ["tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens"]

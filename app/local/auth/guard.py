@@ -40,7 +40,7 @@ _REASONS = {
 
 
 @dataclass(frozen=True)
-class Caller:
+class SignedInUser:
     """A verified user token with its user row, identities and (optional) session id."""
 
     claims: dict[str, Any]
@@ -67,7 +67,9 @@ def bearer_claims(request: Request, keys: LocalKeys) -> dict[str, Any]:
         ) from exc
 
 
-async def authenticate(request: Request, keys: LocalKeys, conn: AsyncConnection[Any]) -> Caller:
+async def authenticate(
+    request: Request, keys: LocalKeys, conn: AsyncConnection[Any]
+) -> SignedInUser:
     """GoTrue's requireAuthentication: a user token whose user and session still exist."""
     claims = bearer_claims(request, keys)
     sub = claims.get("sub")
@@ -88,7 +90,7 @@ async def authenticate(request: Request, keys: LocalKeys, conn: AsyncConnection[
     if store.is_banned(user):  # GoTrue >= 2.195: a token issued before the ban stops working
         raise forbidden("user_banned", "User is banned")
     identities = (await store.identities_of(conn, [user_id]))[user_id]
-    return Caller(claims=claims, user=user, identities=identities, session_id=session_id)
+    return SignedInUser(claims=claims, user=user, identities=identities, session_id=session_id)
 
 
 def _session_claim(claims: dict[str, Any]) -> tuple[uuid.UUID | None, AuthApiError | None]:

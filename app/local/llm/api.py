@@ -151,6 +151,7 @@ class StandIn:
             model,
             forced(usage, knobs.cache_read, None),
             include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+            cost=knobs.cost,
         )
         limit = max_tokens or OPENAI_DEFAULT_MAX_TOKENS
         return self._respond(request, wire, knobs, body, messages, limit)
@@ -183,6 +184,7 @@ class StandIn:
                 input_tokens=wire.usage.input_tokens,
                 cache_read_tokens=wire.usage.cache_read,
                 cache_write_tokens=wire.usage.cache_write,
+                traceparent=request.headers.get("traceparent"),
             )
         )
         tokens = answer_tokens(last_user_text(messages), count)

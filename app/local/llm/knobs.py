@@ -50,6 +50,7 @@ class Knobs:
     hold_s: float = 300.0  # how long `hang` and `stall` hold the connection at most
     cache_read: int | None = None  # force the reported cache-read tokens
     cache_write: int | None = None  # force the reported cache-write tokens
+    cost: float | None = None  # OpenAI wire: report `usage.cost` (USD) as OpenRouter does
 
     def replace(self, pairs: Iterable[tuple[str, str]]) -> Knobs:
         """A copy with `name=value` pairs applied (names as in headers or directives)."""
@@ -77,7 +78,7 @@ def _convert(name: str, value: str) -> object:
         raise KnobError(f"standin: knob {name} wants a number, got {value!r}") from None
     if number < 0:
         raise KnobError(f"standin: knob {name} must not be negative")
-    return number if field.type == "float" else int(number)
+    return number if str(field.type).startswith("float") else int(number)
 
 
 def from_headers(knobs: Knobs, headers: Mapping[str, str]) -> Knobs:

@@ -31,6 +31,7 @@ class LedgerEntry:
     cache_write_tokens: int = 0
     output_tokens: int = 0  # tokens sent before the end, the fault or the disconnect
     client_disconnected: bool = False
+    traceparent: str | None = None  # the W3C trace context the caller sent, as sent
     outcome: str = "open"  # completed | client_disconnected | refused | http_<status> | dropped …
     started_at: float = dataclasses.field(default_factory=time.monotonic)
     first_token_at: float | None = None

@@ -187,10 +187,13 @@ class OpenAIWire:
 
     api = "openai"
 
-    def __init__(self, model: str, usage: PromptUsage, *, include_usage: bool) -> None:
+    def __init__(
+        self, model: str, usage: PromptUsage, *, include_usage: bool, cost: float | None = None
+    ) -> None:
         self.model = model
         self.usage = usage
         self.include_usage = include_usage
+        self.cost = cost  # reported in the usage object as OpenRouter does, when set
         self.completion_id = "chatcmpl-" + secrets.token_urlsafe(21)
         self.request_id = "req_" + uuid.uuid4().hex
         self.created = int(time.time())
@@ -245,6 +248,15 @@ class OpenAIWire:
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
             },
+        } | self._openrouter_cost()
+
+    def _openrouter_cost(self) -> dict[str, Any]:
+        if self.cost is None:
+            return {}
+        return {
+            "cost": self.cost,
+            "is_byok": False,
+            "cost_details": {"upstream_inference_cost": None},
         }
 
     def finale(self, output_tokens: int, *, truncated: bool) -> bytes:

@@ -29,7 +29,7 @@ from app.local.rest.request import route_path
 from app.local.rest.rpc_route import rpc_request
 from app.local.rest.settings import RestSettings, load_settings
 from app.local.rest.table_route import table_request
-from app.local.rest.tx import Caller, Transactor
+from app.local.rest.tx import RequestRole, Transactor
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ class RestApp:
             raise errors.unavailable()
         return self.ctx.rest_pool
 
-    def _caller(self, request: Request) -> Caller:
+    def _caller(self, request: Request) -> RequestRole:
         role, claims = self.jwt.claims(request.headers.get("authorization"))
-        return Caller(role, claims)
+        return RequestRole(role, claims)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -108,28 +108,30 @@ def _project(
     aggregated = False
     embedded_exprs: list[sql.Composable] = []
     # Inside an embed each key appears once (PostgreSQL would call a repeated one ambiguous
-    # when a spread or a related order names it); JSON keeps one of them anyway.
+    # when a spread or a related order names it). The last one wins, as in PostgREST's output
+    # read by a JSON parser: `*, first_user:users!first_user(*)` gives the embedded row.
     unique = bool(path)
 
-    def add(expr: sql.Composable, label: str) -> bool:
+    def add(expr: sql.Composable, label: str) -> None:
+        select = sql.SQL("{} AS {}").format(expr, sql.Identifier(label))
         if unique and label in labels:
-            return False
-        selects.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(label)))
+            selects[labels.index(label)] = select
+            return
+        selects.append(select)
         labels.append(label)
-        return True
 
     for item in items:
         if isinstance(item, SelectEmbed):
             embedded = _embed(ctx, origin, target, item, path + (item.label,))
             joins.append(embedded.join)
             for expr, label in embedded.selects:
-                if add(expr, label):
-                    embedded_exprs.append(expr)
+                add(expr, label)
+                embedded_exprs.append(expr)
             embeds[item.label] = embedded.ref
         elif isinstance(item, SelectStar) and ((ctx.explicit_star and not path) or unique):
             for name in target.columns:
-                if add(_qualified(target, name), name):
-                    group.append(_qualified(target, name))
+                add(_qualified(target, name), name)
+                group.append(_qualified(target, name))
         elif isinstance(item, SelectStar):
             selects.append(
                 sql.SQL("{}.*").format(target.qualifier) if target.qualifier else sql.SQL("*")
@@ -138,8 +140,7 @@ def _project(
             group.extend(_qualified(target, c) for c in target.columns)
         else:
             expr = field_expression(item, target, ctx.bind)
-            if not add(expr, field_label(item)):
-                continue
+            add(expr, field_label(item))
             if item.aggregate is not None or is_legacy_count(item, target):
                 aggregated = True
             else:

@@ -31,14 +31,14 @@ from app.local.rest.response import (
 from app.local.rest.rpc import Call, resolve, rpc_statement
 from app.local.rest.schema import Catalogue
 from app.local.rest.settings import RestSettings
-from app.local.rest.tx import Caller, Plan, Transactor
+from app.local.rest.tx import Plan, RequestRole, Transactor
 
 
 async def rpc_request(
     tx: Transactor,
     settings: RestSettings,
     request: Request,
-    caller: Caller,
+    caller: RequestRole,
     name: str,
     headers: dict[str, str],
     extra: dict[str, str],

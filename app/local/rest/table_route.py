@@ -32,7 +32,7 @@ from app.local.rest.schema import Catalogue
 from app.local.rest.settings import RestSettings
 from app.local.rest.sql.statement import read_statement
 from app.local.rest.sql.target import Binder, Statement, Target, with_computed
-from app.local.rest.tx import Caller, Plan, Transactor
+from app.local.rest.tx import Plan, RequestRole, Transactor
 from app.local.rest.write import delete_statement, insert_statement, put_keys, update_statement
 
 
@@ -40,7 +40,7 @@ async def table_request(
     tx: Transactor,
     settings: RestSettings,
     request: Request,
-    caller: Caller,
+    caller: RequestRole,
     name: str,
     headers: dict[str, str],
     extra: dict[str, str],

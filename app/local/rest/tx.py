@@ -33,7 +33,9 @@ _STALE_SQLSTATES = {"42P01", "42703", "42883"}
 
 
 @dataclass(frozen=True)
-class Caller:
+class RequestRole:
+    """The role a request runs as (from its JWT, or anon) and the claims SQL can read."""
+
     role: str
     claims: dict[str, Any]
 
@@ -118,7 +120,7 @@ class Transactor:
             return await self.schema.get(conn, schema or self.settings.default_schema)
 
     async def run(
-        self, info: RequestInfo, caller: Caller, planner: Planner, schema: str | None = None
+        self, info: RequestInfo, caller: RequestRole, planner: Planner, schema: str | None = None
     ) -> tuple[Plan, Outcome]:
         started = time.monotonic()
         name = schema or self.settings.default_schema
@@ -134,7 +136,12 @@ class Transactor:
             return plan, await self._transaction(conn, info, caller, cat, plan)
 
     async def _transaction(
-        self, conn: AsyncConnection, info: RequestInfo, caller: Caller, cat: Catalogue, plan: Plan
+        self,
+        conn: AsyncConnection,
+        info: RequestInfo,
+        caller: RequestRole,
+        cat: Catalogue,
+        plan: Plan,
     ) -> Outcome:
         await conn.set_read_only(plan.read_only)
         outcome = Outcome(None, 0, "[]")
@@ -150,7 +157,7 @@ class Transactor:
             await conn.set_read_only(False)
 
     async def _execute(
-        self, conn: AsyncConnection, caller: Caller, plan: Plan, statement: Statement
+        self, conn: AsyncConnection, caller: RequestRole, plan: Plan, statement: Statement
     ) -> Outcome:
         if plan.explain is not None:
             return await self._explain(conn, caller, plan.explain, statement)
@@ -182,7 +189,11 @@ class Transactor:
         return outcome
 
     async def _explain(
-        self, conn: AsyncConnection, caller: Caller, words: tuple[str, ...], statement: Statement
+        self,
+        conn: AsyncConnection,
+        caller: RequestRole,
+        words: tuple[str, ...],
+        statement: Statement,
     ) -> Outcome:
         """The statement's plan instead of its result (the words come from `_EXPLAIN_WORDS`)."""
         options = sql.SQL(", ").join(sql.SQL(_EXPLAIN_WORDS[w]) for w in words)
@@ -200,7 +211,7 @@ class Transactor:
         return Outcome(None, 1, body)
 
     async def _preamble(
-        self, conn: AsyncConnection, info: RequestInfo, caller: Caller, cat: Catalogue
+        self, conn: AsyncConnection, info: RequestInfo, caller: RequestRole, cat: Catalogue
     ) -> None:
         settings = [
             ("search_path", self.settings.search_path(cat.schema)),

@@ -59,6 +59,19 @@ async def test_embed_many_to_one_is_an_object(anon: AsyncClient) -> None:
     assert res.data[3]["users"] == {"username": "kiwicopple", "status": "OFFLINE"}
 
 
+async def test_embed_aliased_as_a_column_of_star_replaces_that_column(anon: AsyncClient) -> None:
+    """postgrest-js: `best_friends!first_user(*, first_user:users!first_user(*))` — inside the
+    embed the alias names the column too, and the embedded row is what PostgREST returns."""
+    res = (
+        await anon.table("users")
+        .select("first_friend_of:best_friends!first_user(*, first_user:users!first_user(username))")
+        .eq("username", "supabot")
+        .execute()
+    )
+    friends = res.data[0]["first_friend_of"]
+    assert friends and all(f["first_user"] == {"username": "supabot"} for f in friends)
+
+
 async def test_embed_one_to_many_is_an_array_empty_when_none(anon: AsyncClient) -> None:
     res = await anon.table("channels").select("slug, messages(id)").order("id").execute()
     assert res.data == [
