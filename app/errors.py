@@ -97,7 +97,6 @@ class ClientMessageIdReused(Conflict):
     """One clientMessageId, one message: a different text under a used id is not a retry."""
 
     code, title = "client_message_id_reused", "This clientMessageId was used for another message"
-    user_message = "I already have a different message under that id. Send it again as new."
 
 
 class TooLarge(AppError):

@@ -55,6 +55,9 @@ USER_MESSAGES: Mapping[str, str] = MappingProxyType(
             "I can't find that answer. If you still need it, send your message again."
         ),
         "turn_in_flight": "I'm still answering that one. Give me a moment.",
+        "client_message_id_reused": (
+            "I already have a different message under that id. Send it again as new."
+        ),
         "expired": "I can't pick that answer up where it stopped any more; here is what I kept.",
         # --- limits -----------------------------------------------------------------------------
         "rate_limited": "Let's take a breath. You can continue {when}.",
