@@ -31,7 +31,7 @@ import orjson
 
 from app.core.domain import FinishResult, TurnRecord
 from app.errors import AppError, StoreError
-from app.store.chat_store import finish_params
+from app.store.payloads import finish_params
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pytest
 
 from app.core.domain import Caller, Caps, Reservation, TurnStart, TurnTerms
 from app.store.attestation import Attestor, key_bytes
-from app.store.chat_store import begin_payload
+from app.store.payloads import begin_payload
 from tests.security.data_api import (
     BackgroundStream,
     assert_stored_as_billed,
