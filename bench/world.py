@@ -90,16 +90,26 @@ class World:
                     (ids,),
                 )
             for user_id in ids:
-                token = self.keys.user_access_token(
-                    user_id=user_id,
-                    issuer=self.issuer,
-                    email=f"bench-{user_id}@example.com",
-                    session_id=user_id,
-                    expires_in=TOKEN_LIFETIME_S,
-                )
-                self.users.append(BenchUser(user_id, token))
+                self.users.append(BenchUser(user_id, self.access_token(user_id)))
         self._top_up(self.users[:count], conversations_each)
         return self.users[:count]
+
+    def access_token(
+        self,
+        user_id: str,
+        *,
+        issued_at: float | None = None,
+        expires_in: int = TOKEN_LIFETIME_S,
+    ) -> str:
+        """The user's access token as Supabase Auth signs it (the session's id is the user's)."""
+        return self.keys.user_access_token(
+            user_id=user_id,
+            issuer=self.issuer,
+            email=f"bench-{user_id}@example.com",
+            session_id=user_id,
+            expires_in=expires_in,
+            now=None if issued_at is None else int(issued_at),
+        )
 
     def _top_up(self, users: list[BenchUser], each: int) -> None:
         short = [(u, each - len(u.conversations)) for u in users if len(u.conversations) < each]
