@@ -7,10 +7,13 @@ event its injected fault calls for, its own disconnect, or (a killed worker's tu
 cut after its first token; exactly one usage row per billed upstream request; stored costs equal
 the stand-in's billing wherever usage was reported; each killed turn one `abandoned` row, input
 estimated and output as the service last reported it, priced at the reserved model's rates.
+With `--token-lifetime`, every token expires while its answer streams: still no `abandoned` row
+but the killed turns', and no finish left in the outbox.
 
 Example:
     .venv/bin/python -m bench.load_proof --json .local/bench/load_proof.json
     .venv/bin/python -m bench.load_proof --count 100 --seconds 15   # a quick one
+    .venv/bin/python -m bench.load_proof --count 200 --seconds 30 --token-lifetime 3
 """
 
 from __future__ import annotations

@@ -27,8 +27,10 @@ from app.core.domain import Usage
 from app.core.pricing import Pricer
 from bench.client import SERVICE, Call, OpenStreams, Sample, connector, stream_once
 from bench.procs import Procs
-from bench.proof_check import reconcile
+from bench.proof_check import is_abandoned, reconcile
 from bench.proof_plan import MIX, ProofRequest, plan_requests
+from bench.proof_tokens import LEASE_S as TOKENS_LEASE_S
+from bench.proof_tokens import ExpiringTokens
 from bench.stack import Guards, Service, Stack
 from bench.world import BenchUser, World, service_body
 
@@ -82,19 +84,24 @@ async def _fire(
     anon_key: str,
     requests: list[ProofRequest],
     users: list[BenchUser],
+    tokens: ExpiringTokens | None = None,
 ) -> dict[int, Sample]:
+    """Each request at its time; with `tokens`, its token minted as it is sent."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     samples: dict[int, Sample] = {}
 
     async def one(request: ProofRequest, user: BenchUser) -> None:
         await asyncio.sleep(max(0.0, start + request.send_at - loop.time()))
+        token = user.token if tokens is None else tokens.mint(request.index, user)
         if request.killed and doomed is not None:
-            call = _call(doomed.service, anon_key, user, request)
+            call = _call(doomed.service, anon_key, token, user, request)
             gauge: OpenStreams | None = doomed.first_tokens
         else:
-            call, gauge = _call(service, anon_key, user, request), None
+            call, gauge = _call(service, anon_key, token, user, request), None
         samples[request.index] = await stream_once(session, call, SERVICE, timeout=120, gauge=gauge)
+        if tokens is not None:
+            tokens.end(request.index)
 
     await asyncio.gather(*(one(r, u) for r, u in zip(requests, users, strict=True)))
     return samples
@@ -122,9 +129,11 @@ async def _kill_and_sweep(
     return doomed.as_json() | swept | {"swept_by_the_live_service": by_others}
 
 
-def _call(service: Service, anon_key: str, user: BenchUser, request: ProofRequest) -> Call:
+def _call(
+    service: Service, anon_key: str, token: str, user: BenchUser, request: ProofRequest
+) -> Call:
     headers = {
-        "authorization": f"Bearer {user.token}",
+        "authorization": f"Bearer {token}",
         "apikey": anon_key,
         "content-type": "application/json",
     }
@@ -223,10 +232,17 @@ async def run_proof(
     workers: int,
     say: Callable[[str], None] = print,  # noqa: T202
     plan: Sequence[ProofRequest] | None = None,
+    token_lifetime_s: int | None = None,
 ) -> dict[str, Any]:
     """The proof of `plan_requests(count, seconds, seed)`, or of `plan` when given (its
-    indices 0..n-1, each request a turn of its own user)."""
-    requests = list(plan) if plan is not None else plan_requests(count, seconds, seed)
+    indices 0..n-1, each request a turn of its own user). With `token_lifetime_s`, every token
+    stops being valid that long after its request is sent (`proof_tokens`), the planned answers
+    stream for at least twice that, and the live service runs on a short lease."""
+    if plan is not None:
+        requests = list(plan)
+    else:
+        min_stream_s = 2.0 * token_lifetime_s if token_lifetime_s else 0.0
+        requests = plan_requests(count, seconds, seed, min_stream_s=min_stream_s)
     count = len(requests)
     stack = Stack(procs, procs.run_dir)
     try:
@@ -235,7 +251,12 @@ async def run_proof(
         assert stack.keys is not None
         world = World(stack.superuser_dsn, stack.keys, stack.issuer)
         users = world.ensure_users(count, conversations_each=1)
-        service = stack.start_service(workers, Guards())
+        tokens = None
+        live_env: dict[str, str] = {}
+        if token_lifetime_s is not None:
+            tokens = ExpiringTokens(world, token_lifetime_s)
+            live_env["RESERVATION_TTL_SECONDS"] = str(TOKENS_LEASE_S)
+        service = stack.start_service(workers, Guards(), env=live_env)
         killed = [r.index for r in requests if r.killed]
         doomed = None
         if killed:
@@ -251,15 +272,26 @@ async def run_proof(
         abandoned: dict[str, Any] = {}
         async with aiohttp.ClientSession(connector=connector()) as session:
             anon = stack.status["anon_key"]
-            firing = _fire(session, service, doomed, anon, requests, users)
-            if doomed is None:
-                samples = await firing
-            else:
-                killing = _kill_and_sweep(stack, doomed, requests, users)
-                samples, abandoned = await asyncio.gather(firing, killing)
+            firing = _fire(session, service, doomed, anon, requests, users, tokens)
+            running = asyncio.Event()
+            running.set()
+            sweeping = None
+            if tokens is not None:
+                sweeping = asyncio.ensure_future(tokens.sweep_while(running, lambda: _sweep(stack)))
+            try:
+                if doomed is None:
+                    samples = await firing
+                else:
+                    killing = _kill_and_sweep(stack, doomed, requests, users)
+                    samples, abandoned = await asyncio.gather(firing, killing)
+            finally:
+                running.clear()
+                if sweeping is not None:
+                    await sweeping
         streamed_s = time.monotonic() - started
         user_ids = [u.id for u in users]
         settle_s = await _settle(stack.superuser_dsn, user_ids, stack.standin_url, since)
+        swept_after = await _sweep(stack) if tokens is not None else 0
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{stack.standin_url}/_ledger", params={"since": since}) as r:
                 ledger = await r.json()
@@ -274,6 +306,20 @@ async def run_proof(
 
     owners = {user.id: index for index, user in enumerate(users)}
     verdict = reconcile(requests, samples, ledger, rows, price, owners)
+    expiring: dict[str, Any] = {}
+    if tokens is not None:
+        if abandoned:  # the proof's own sweeps during the run took some of the killed turns
+            by_live = abandoned["swept_by_the_live_service"] - tokens.swept_during_run
+            abandoned["swept_by_the_live_service"] = max(by_live, 0)
+        killed_users = {u.id for u, r in zip(users, requests, strict=True) if r.killed}
+        live_abandoned = sum(
+            1 for row in rows if is_abandoned(row) and row["user_id"] not in killed_users
+        )
+        expiring = tokens.as_json() | {
+            "swept_after_run": swept_after,
+            "abandoned_rows_of_live_turns": live_abandoned,
+            "ok": live_abandoned == 0 and spooled == 0 and verdict.ok,
+        }
     return {
         "count": count,
         "seconds": seconds,
@@ -286,6 +332,7 @@ async def run_proof(
         "spooled_files_left": spooled,
         "killed_worker": abandoned,
         "verdict": verdict.as_json(),
+        "expiring_tokens": expiring,
     }
 
 

@@ -10,6 +10,7 @@ the database records each as an `abandoned` estimate once its lease runs out (`p
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -97,8 +98,11 @@ class ProofRequest:
         return "error_event", self.after
 
 
-def plan_requests(count: int, seconds: float, seed: int) -> list[ProofRequest]:
-    """`count` requests spread evenly over `seconds`, kinds drawn from MIX in proportion."""
+def plan_requests(
+    count: int, seconds: float, seed: int, *, min_stream_s: float = 0.0
+) -> list[ProofRequest]:
+    """`count` requests spread evenly over `seconds`, kinds drawn from MIX in proportion; with
+    `min_stream_s`, each answer is slowed (its `delay_ms`) to stream at least that long."""
     rng = random.Random(seed)
     kinds = [kind for kind, share in MIX.items() for _ in range(share)]
     pool = [kinds[i % len(kinds)] for i in range(count)]
@@ -108,7 +112,7 @@ def plan_requests(count: int, seconds: float, seed: int) -> list[ProofRequest]:
         tokens = rng.randint(20, 200)
         after = rng.randint(0, tokens - 1) if kind in MID_STREAM else 0
         leave_at = rng.randint(1, tokens - 1) if kind == "leave" else None
-        delay_ms = rng.randint(20, 50)
+        delay_ms = max(rng.randint(20, 50), math.ceil(1000 * min_stream_s / tokens))
         send_at = seconds * index / count + rng.uniform(0, seconds / count)
         if kind == KILLED:
             tokens = rng.randint(KILLED_MIN_TOKENS, KILLED_MAX_TOKENS)
