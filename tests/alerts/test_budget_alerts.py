@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from pydantic import SecretStr
 
@@ -132,6 +133,7 @@ def two_workers(
         # 50 turns at once on a shared 2-core box, 10 per user serialised by the user's lock:
         # this test judges alerts, not latency.
         "admission_max_lag_ms": 0,
+        "max_pending_requests_per_client": 0,  # 50 users' requests, all from this one address
         "db_timeout_seconds": 30.0,
         "llm_availability_budget": 30.0,
         "llm_idle_timeout": 30.0,
@@ -158,10 +160,13 @@ def test_two_workers_fifty_concurrent_turns_one_signed_alert_per_user_and_thresh
     first, second = two_workers
     users = [first.new_user() for _ in range(5)]
     conversations = {user.id: user.conversation() for user in users}
-    # The same users as the second worker's issuer signs them (each stack has its own issuer).
+    # The same users (and sessions) as the second worker's issuer signs them (each stack has its
+    # own issuer); the service confirms the session a token names.
     as_second = {
         u.id: User(u.id, u.email, second.ctx.keys.user_access_token(
-            user_id=u.id, issuer=second.ctx.jwt_issuer, email=u.email), second)
+            user_id=u.id, issuer=second.ctx.jwt_issuer, email=u.email,
+            session_id=jwt.decode(u.token, options={"verify_signature": False})["session_id"],
+        ), second)
         for u in users
     }  # fmt: skip
     httpx.post(f"{sink_url}/api/v1/down", params={"seconds": 600}).raise_for_status()
