@@ -8,6 +8,7 @@ answer 503 for N seconds (0: back up at once), so delivery retries can be tested
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,9 @@ class WebhookSink:
         try:
             seconds = float(request.query_params.get("seconds", "0"))
         except ValueError:
-            return JSONResponse({"error": "seconds must be a number"}, status_code=400)
+            seconds = math.nan
+        if not math.isfinite(seconds):  # nan and inf would reach JSON (a 500) and the clock
+            return JSONResponse({"error": "seconds must be a finite number"}, status_code=400)
         self.down_until = time.monotonic() + max(seconds, 0.0)
         return JSONResponse({"down_for": max(seconds, 0.0)})
 
