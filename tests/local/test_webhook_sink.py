@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from starlette.testclient import TestClient
 
-from app.local.webhooks.sink import create_webhook_app
+from app.local.webhooks.sink import MAX_BODY_BYTES, create_webhook_app
 
 
 @pytest.mark.parametrize("seconds", ["nan", "inf", "-inf", "1e400", "abc", "", "0x10"])
@@ -26,3 +28,32 @@ def test_the_sink_goes_down_for_a_finite_number_of_seconds_and_comes_back() -> N
     assert client.post("/alerts", content=b"{}").status_code == 503
     assert client.post("/api/v1/down", params={"seconds": "0"}).json() == {"down_for": 0.0}
     assert client.post("/alerts", content=b"{}").status_code == 200
+
+
+def test_the_sink_stops_reading_a_body_as_soon_as_it_passes_the_cap() -> None:
+    chunk = b"x" * 65536
+    sent = 0
+    answer: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        nonlocal sent
+        sent += 1
+        return {"type": "http.request", "body": chunk, "more_body": sent < 100_000}  # 6.5 GB
+
+    async def send(message: dict[str, object]) -> None:
+        answer.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/alerts",
+        "headers": [],
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "server": ("x", 80),
+    }
+    asyncio.run(create_webhook_app()(scope, receive, send))  # type: ignore[arg-type]
+
+    assert answer[0]["status"] == 413
+    assert sent * len(chunk) <= MAX_BODY_BYTES + len(chunk)  # not the 6.5 GB it was offered
