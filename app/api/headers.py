@@ -12,8 +12,9 @@ import uuid
 from app.errors import BadRequest
 
 MAX_SEQ = 10**9 - 1  # an event's seq: far above any answer's token count, far below int4
-MAX_CONTENT_LENGTH_DIGITS = 18  # 10**18 bytes: more than any cap, less than int8
+MAX_CONTENT_LENGTH_DIGITS = 40  # past any cap (read as "too large"), cheap to read
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_CONTENT_LENGTH = re.compile(rf"[0-9]{{1,{MAX_CONTENT_LENGTH_DIGITS}}}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -43,7 +44,10 @@ def last_event_seq(value: str | None, turn_id: str) -> int:
 
 
 def content_length(value: str) -> int:
-    """A Content-Length header: ASCII digits, bounded (RFC 9110 §8.6)."""
-    return ascii_digits(
-        value.strip(), name="Content-Length", maximum=10**MAX_CONTENT_LENGTH_DIGITS - 1
-    )
+    """A Content-Length header: ASCII digits, bounded in length (RFC 9110 §8.6). It is only
+    compared with the body cap, never stored: 10**19 bytes is a body too large (413), not an
+    unreadable header (400)."""
+    value = value.strip()
+    if not _CONTENT_LENGTH.fullmatch(value):
+        raise BadRequest(f"Content-Length must be at most {MAX_CONTENT_LENGTH_DIGITS} ASCII digits")
+    return int(value)

@@ -12,16 +12,16 @@ from __future__ import annotations
 from app.chat.feed import FeedRegistry
 from app.core.domain import Caller
 from app.core.ports import ChatStore
-from app.errors import NotFound
+from app.errors import TurnNotFound
 
 
 async def stop_turn(feeds: FeedRegistry, store: ChatStore, caller: Caller, turn_id: str) -> bool:
     """True when the turn was streaming and is now told to stop; False when it had already
-    ended (nothing to stop). `NotFound` when it is not a turn of the caller's."""
+    ended (nothing to stop). `TurnNotFound` when it is not a turn of the caller's."""
     feed = feeds.get(turn_id)
     if feed is not None and feed.caller.user_id == caller.user_id and feed.stop():
         return True
     state = await store.stop(caller, turn_id)
     if state is None:
-        raise NotFound("no such turn for this user")
+        raise TurnNotFound("no such turn for this user")
     return state == "streaming"

@@ -552,6 +552,21 @@ def test_chat_stream_declared_length_over_the_cap_is_413_before_any_body_is_sent
     assert time.monotonic() - began < 2.0
 
 
+@pytest.mark.parametrize("declared", ["9999999999999999999", "18446744073709551615"])
+def test_chat_stream_declared_length_past_eighteen_digits_is_413_too_large_not_400_unreadable(
+    chat_stack: ChatStack, declared: str
+) -> None:
+    user = chat_stack.new_user()
+    answer = raw_request(
+        chat_stack,
+        _head(chat_stack, user, f"Content-Length: {declared}", "Expect: 100-continue\n"),
+        read_for=2.0,
+    )
+    assert status_of(answer) == 413
+    assert json_of(answer)["code"] == "payload_too_large"
+    assert user_messages(chat_stack, user) == []
+
+
 def test_chat_stream_endless_chunked_body_is_413_while_the_client_is_still_sending(
     chat_stack: ChatStack,
 ) -> None:

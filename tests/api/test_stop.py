@@ -157,9 +157,29 @@ def test_stop_of_another_users_turn_is_404_and_the_turn_streams_on(stoppable: Ch
     listener.join(30)
 
     assert (refused.status_code, unknown.status_code, not_an_id.status_code) == (404, 404, 404)
-    assert refused.json()["code"] == "not_found"
+    assert refused.json()["code"] == "turn_not_found"
     assert len(_tokens(listener.events)) == 30
     assert listener.events[-1][1]["type"] == "done" and "stopped" not in listener.events[-1][1]
+
+
+def test_stop_of_an_unknown_turn_says_the_turn_is_not_found_and_reads_the_id_as_resume_does(
+    stoppable: ChatStack,
+) -> None:
+    owner, stranger = stoppable.new_user(), stoppable.new_user()
+    listener = Listener(stoppable.endpoint, owner, owner.conversation(), "x [[standin tokens=2]]")
+    listener.join(30)
+    turn = listener.turn_id
+    spellings = [f"urn:uuid:{turn}", "{" + turn + "}", turn.replace("-", ""), "\u0660" * 32]
+
+    answers = [post_stop(stoppable.url, stranger, turn)]
+    answers += [post_stop(stoppable.url, owner, spelling) for spelling in spellings]
+
+    for answer in answers:  # someone else's turn, or not a turn id: what resume answers
+        assert answer.status_code == 404
+        assert answer.json()["code"] == "turn_not_found"
+        assert "conversation" not in answer.json()["userMessage"]
+    upper = post_stop(stoppable.url, owner, turn.upper())
+    assert upper.json() == {"turnId": turn, "state": "ended"}
 
 
 def test_stop_of_a_turn_that_already_ended_changes_nothing(stoppable: ChatStack) -> None:

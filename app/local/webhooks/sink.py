@@ -8,6 +8,7 @@ answer 503 for N seconds (0: back up at once), so delivery retries can be tested
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +32,11 @@ class WebhookSink:
         if time.monotonic() < self.down_until:
             self.refused += 1
             return JSONResponse({"error": "the sink is down"}, status_code=503)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        body = bytearray()  # read up to the cap, no further: a 5 GB POST is refused at 1 MiB
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return JSONResponse({"error": "body too large"}, status_code=413)
         del self.received[: max(0, len(self.received) - MAX_KEPT + 1)]
         self.received.append(
             {
@@ -55,7 +58,9 @@ class WebhookSink:
         try:
             seconds = float(request.query_params.get("seconds", "0"))
         except ValueError:
-            return JSONResponse({"error": "seconds must be a number"}, status_code=400)
+            seconds = math.nan
+        if not math.isfinite(seconds):  # nan and inf would reach JSON (a 500) and the clock
+            return JSONResponse({"error": "seconds must be a finite number"}, status_code=400)
         self.down_until = time.monotonic() + max(seconds, 0.0)
         return JSONResponse({"down_for": max(seconds, 0.0)})
 
