@@ -31,6 +31,15 @@ LEASE_SECONDS = 30
 BATCH = 20
 
 
+def stored_error(failure: httpx.HTTPError | int) -> str:
+    """What `public.alerts.last_error` keeps: the kind of failure, never its text. The row is the
+    user's to read (RLS), and an exception's text names the operator's webhook host and port; the
+    whole text goes to the service's log only."""
+    if isinstance(failure, int):
+        return f"HTTP {failure}"
+    return type(failure).__name__
+
+
 def backoff(attempts: int, first: float) -> float:
     """Seconds before the next try after `attempts` failed ones (1, 2, 4, … × first, capped)."""
     return float(min(first * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
@@ -83,13 +92,13 @@ class AlertDelivery:
         try:
             response = await self.http.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            detail, error = f"{type(exc).__name__}: {exc}", stored_error(exc)
         else:
             if response.is_success:
                 return True
-            error = f"HTTP {response.status_code}"
+            detail = error = stored_error(response.status_code)
         delay = backoff(int(row.get("attempts") or 1), self.retry_seconds)
-        logger.warning("alert %s not delivered (%s); retrying in %.0fs", row["id"], error, delay)
+        logger.warning("alert %s not delivered (%s); retrying in %.0fs", row["id"], detail, delay)
         await self._rpc(
             "alerts_retry", {"p_id": row["id"], "p_retry_seconds": delay, "p_error": error}
         )
