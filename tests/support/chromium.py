@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-FLAGS = (
+# Headless, and quiet on this machine's closed network (no background or update requests).
+HEADLESS_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0",
 )  # fmt: skip
+FLAGS = (*HEADLESS_FLAGS, "--remote-debugging-port=0")
 
 
 def chromium_path() -> str:
