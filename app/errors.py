@@ -42,6 +42,7 @@ class AppError(Exception):
     code = "internal_error"
     status = 500
     title = "Internal error"  # safe to show a client; `detail` is for logs only
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, detail: str = "", *, code: str | None = None) -> None:
         super().__init__(detail or self.code)

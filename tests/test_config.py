@@ -29,6 +29,17 @@ def test_settings_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.llm_availability_budget == 2.5
 
 
+def test_settings_read_jwt_secret_as_the_legacy_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`JWT_SECRET` is the name Supabase's own services read; both names set the one secret."""
+    monkeypatch.setenv("JWT_SECRET", "the-legacy-secret-of-at-least-32-characters")
+    assert (
+        Settings(_env_file=None).supabase_jwt_secret.get_secret_value()
+        == "the-legacy-secret-of-at-least-32-characters"
+    )
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", "the-supabase-name-wins-when-both-are-set-0123")
+    assert Settings(_env_file=None).supabase_jwt_secret.get_secret_value().startswith("the-supa")
+
+
 def test_settings_reject_wrong_types(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_PORT", "not-a-port")
     with pytest.raises(ValueError, match="db_port"):

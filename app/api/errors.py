@@ -8,14 +8,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from app.errors import (
-    AppError,
-    BodyTimeout,
-    Overloaded,
-    ShuttingDown,
-    TooLarge,
-    _Throttled,
-)
+from app.errors import AppError, BodyTimeout, TooLarge
 from app.user_messages import user_message
 
 logger = logging.getLogger(__name__)
@@ -29,7 +22,7 @@ _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed"}
 
 def error_response(exc: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
     out = dict(headers or {})
-    if isinstance(exc, _Throttled | ShuttingDown | Overloaded):
+    if exc.retry_after is not None:
         out["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, _BODY_LEFT_UNREAD):
         out["Connection"] = "close"

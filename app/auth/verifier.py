@@ -7,7 +7,8 @@ One `TokenVerifier` is built in the app's lifespan with the `Settings` and the s
   asymmetric token (ES256, RS256, …) is verified against the project's public keys
   (`app.auth.jwks`); an HS256 token with `SUPABASE_JWT_SECRET` when it is set, else by one call
   to Supabase Auth (`GET /auth/v1/user`, `app.auth.auth_server`), remembered like any verified
-  token. So tokens signed by the legacy secret (in use or previously used) and by a new key are
+  token, within a per-worker budget of Auth calls (`app.auth.auth_calls`). So tokens signed by
+  the legacy secret (in use or previously used) and by a new key are
   both accepted while both are valid, and nothing else is.
 - `jwks`: asymmetric tokens only, against the public keys.
 - `hs256`: verify with the legacy shared secret `SUPABASE_JWT_SECRET` (HS256 only).
@@ -37,6 +38,7 @@ from typing import Any
 import httpx
 import jwt
 
+from app.auth.auth_calls import AuthCalls
 from app.auth.auth_server import AuthServer
 from app.auth.bearer import bearer_token
 from app.auth.cache import VERIFIED_CACHE_SIZE, VerifiedToken, VerifiedTokens
@@ -126,7 +128,17 @@ class TokenVerifier:
         else:
             self._secret = b""
         # rotation without the secret: HS256 tokens are Auth's to judge (needs SUPABASE_URL).
-        self._ask_auth_for_hs256 = self._mode == "rotation" and not self._secret and bool(base)
+        # Bounded (`app.auth.auth_calls`): a forged HS256 token is free to mint, a call is not.
+        self._hs256_by_auth = (
+            AuthCalls(
+                self._auth_server.confirm,
+                per_second=settings.auth_confirm_per_second,
+                clock=clock,
+                wall_clock=wall_clock,
+            )
+            if self._mode == "rotation" and not self._secret and base
+            else None
+        )
 
     async def warm(self) -> bool:
         """Fetch the JWKS ahead of the first request (lifespan): True once the keys are held.
@@ -183,9 +195,9 @@ class TokenVerifier:
         elif alg == "HS256" and self._secret:
             claims = self._rules.decode(token, self._secret, ["HS256"])
             self._remember(token, claims, None, kid, alg)
-        elif alg == "HS256" and self._ask_auth_for_hs256:
+        elif alg == "HS256" and self._hs256_by_auth is not None:
             claims = self._rules.decode(token, None, ["HS256"])
-            await self._auth_server.confirm(token, claims)
+            await self._hs256_by_auth.confirm(token, claims)
             self._remember(token, claims, None, kid, alg)
         else:
             raise TokenRefused("algorithm", _refusal(self._mode, alg))

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -69,7 +69,14 @@ class Settings(BaseSettings):
     # Every mode but strict: a token's session (sign-out) and user (ban) are confirmed with
     # Supabase Auth at most this often, per session (0: never; tokens then live until `exp`).
     session_check_seconds: float = Field(default=60.0, ge=0)
-    supabase_jwt_secret: SecretStr = SecretStr("")
+    # The legacy HS256 secret; `JWT_SECRET`, the name Supabase's own services read, also works.
+    supabase_jwt_secret: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("supabase_jwt_secret", "jwt_secret"),
+    )
+    # Rotation mode without the secret: new HS256 tokens this worker may ask Auth about per
+    # second (the bucket holds twice this); past it 503 auth_unavailable, Retry-After.
+    auth_confirm_per_second: float = Field(default=20.0, gt=0)
     # The project's JWKS as inline JSON: verify with these keys and never fetch.
     supabase_jwks: str = ""
     jwt_audience: str = "authenticated"

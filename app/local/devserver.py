@@ -40,10 +40,11 @@ def service_settings(settings: Settings, stack: LocalStack) -> Settings:
     ctx = stack.ctx
     update: dict[str, object] = {
         "supabase_url": ctx.api_url,
-        "supabase_anon_key": SecretStr(ctx.keys.anon_key),
-        "supabase_service_role_key": SecretStr(ctx.keys.service_role_key),
+        # The 2026 key names, as a new project has them; the legacy JWT keys stay unset.
+        "supabase_publishable_key": SecretStr(ctx.keys.publishable_key),
+        "supabase_secret_key": SecretStr(ctx.keys.secret_key),
         "billing_attestation_key": SecretStr(ctx.keys.attestation_key.decode()),
-        "auth_mode": "jwks",
+        "auth_mode": "rotation",
         "jwt_issuer": ctx.jwt_issuer,
         "outbox_dir": stack.stack_dir / "outbox",
     }
@@ -82,7 +83,7 @@ def demo_curl(ctx: StackContext, demo: dict[str, str]) -> str:
     return (
         f"curl -sSN {ctx.api_url}/functions/v1/chat-stream \\\n"
         f"  -H 'Authorization: Bearer {demo['token']}' \\\n"
-        f"  -H 'apikey: {ctx.keys.anon_key}' \\\n"
+        f"  -H 'apikey: {ctx.keys.publishable_key}' \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}'"
     )

@@ -152,6 +152,30 @@ async def test_verify_rotation_without_the_secret_asks_auth_once_for_an_hs256_to
     ]
 
 
+async def test_verify_rotation_without_the_secret_bounds_the_auth_calls_of_forged_tokens(
+    rotation: Rotation,
+) -> None:
+    """Forged HS256 tokens are free to mint: a flood of them costs Auth at most the budget."""
+    async with httpx.AsyncClient() as http:
+        verifier = TokenVerifier(rotation.settings(auth_confirm_per_second=2), http)
+        outcomes, refused = [], []
+        for _ in range(40):
+            forged = rotation.hs256(str(uuid.uuid4()), secret="forged-secret-0123456789abcdefghij")
+            try:
+                await verifier.verify(f"Bearer {forged}")
+            except AuthUnavailable:
+                outcomes.append("503")
+            except AuthError:
+                outcomes.append("401")
+                refused.append(forged)
+        for _ in range(10):  # a refused token again: refused with no call at all
+            with pytest.raises(AuthError):
+                await verifier.verify(f"Bearer {refused[0]}")
+
+    assert len(rotation.project.user_requests) == 4  # twice the per-second rate
+    assert outcomes.count("401") == 4 and outcomes.count("503") == 36
+
+
 async def test_verify_rotation_without_the_secret_refuses_an_hs256_token_auth_refuses(
     rotation: Rotation,
 ) -> None:
