@@ -1,4 +1,5 @@
-"""`chat-stream` command line: dev, status, keys (rotate, revoke, provision), migrate, serve, check.
+"""`chat-stream` command line: dev, status, keys (rotate, revoke, restore, provision), migrate,
+serve, check.
 
 A wrong or missing setting is one line naming its environment variable, then exit 2 (no
 traceback): `ConfigError` from `app.config`, or a database that refuses the DSN.
@@ -87,7 +88,7 @@ def _provision_key(settings: Settings, db_url: str) -> None:
 
 
 def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    """`keys provision` acts on a database; `list`, `rotate` and `revoke` on the local stack."""
+    """`keys provision` acts on a database; the others on the local stack's signing keys."""
     if args.keys_command == "provision":
         return _cmd_keys_provision(args, settings)
     return _cmd_local_signing_keys(args)
@@ -265,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--algorithm", choices=["ES256", "RS256"], default="ES256")
     revoke = keys_sub.add_parser("revoke", help="drop a key that no longer signs")
     revoke.add_argument("kid")
+    restore = keys_sub.add_parser("restore", help="undo a revoke: the key is previously used again")
+    restore.add_argument("kid")
     provision = keys_sub.add_parser(
         "provision",
         help="add BILLING_ATTESTATION_KEY (or a new key, printed once) to private.attestation_keys",

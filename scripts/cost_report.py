@@ -14,8 +14,8 @@ Examples:
     # Forecast November although the window runs into December:
     .venv/bin/python scripts/cost_report.py --since 2026-11-01 --month 2026-11 --out report/
 
-    # A Supabase project, with the service role key from the environment:
-    SUPABASE_SERVICE_ROLE_KEY=... .venv/bin/python scripts/cost_report.py \\
+    # A Supabase project, with its secret key from the environment:
+    SUPABASE_SECRET_KEY=sb_secret_... .venv/bin/python scripts/cost_report.py \\
         --supabase-url https://<ref>.supabase.co --format html --out report/
 
 Exit codes: 0 report written; 1 no usage in the window (nothing written); 2 usage error;
@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--db-url", help="PostgreSQL DSN (as postgres/service role: all users)")
     source.add_argument("--supabase-url", help="Supabase project URL (uses .rpc(), not raw rows)")
     source.add_argument(
-        "--service-key", help="service role key (default: env SUPABASE_SERVICE_ROLE_KEY)"
+        "--service-key",
+        help="the project's secret key (default: env SUPABASE_SECRET_KEY, else the legacy "
+        "SUPABASE_SERVICE_ROLE_KEY)",
     )
     return parser
 

@@ -3,9 +3,10 @@
 The first of these that is given wins:
 
 1. an explicit `db_url` (a PostgreSQL DSN) or `supabase_url` (with `service_key`, else the
-   settings' `SUPABASE_SERVICE_ROLE_KEY`); both at once is an error;
+   settings' secret key: `SUPABASE_SECRET_KEY`, the `SUPABASE_SECRET_KEYS` default, then the
+   legacy `SUPABASE_SERVICE_ROLE_KEY`, as `app.config.keys` picks it); both at once is an error;
 2. `DATABASE_URL` from the settings (the environment, then `.env`);
-3. `SUPABASE_URL` with `SUPABASE_SERVICE_ROLE_KEY` from the settings;
+3. `SUPABASE_URL` with that secret key from the settings;
 4. the running local stack (`make run`): its database;
 5. nothing: `SourceUnreachable`, saying what to pass.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 from app.analytics import project
 from app.analytics.sources import PostgresSource, SourceUnreachable, SupabaseSource
 from app.config import Settings
+from app.config.keys import secret_key
 
 
 def resolve_source(
@@ -43,11 +45,12 @@ def resolve_source(
         raise ValueError("this needs a PostgreSQL database URL, not a Supabase URL")
     if db_url:
         return PostgresSource(db_url)
-    key = service_key or config.supabase_service_role_key.get_secret_value()
+    key = service_key or secret_key(config).value.get_secret_value()
     if supabase_url:
         if not key:
             raise ValueError(
-                "a Supabase URL needs the service role key (SUPABASE_SERVICE_ROLE_KEY)"
+                "a Supabase URL needs the project's secret key (SUPABASE_SECRET_KEY, or the "
+                "legacy service role key SUPABASE_SERVICE_ROLE_KEY)"
             )
         return SupabaseSource(supabase_url, key)
     if from_settings and config.database_url:

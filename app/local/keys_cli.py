@@ -1,4 +1,4 @@
-"""`chat-stream keys list|rotate|revoke`: rehearse a signing-key rotation on the local stack.
+"""`chat-stream keys list|rotate|revoke|restore`: rehearse a key rotation on the local stack.
 
 They edit the file `[auth] signing_keys_path` names (`supabase gen signing-key` writes the same
 file); the stack reads it when it starts, so restart `chat-stream dev` after each step:
@@ -6,6 +6,7 @@ file); the stack reads it when it starts, so restart `chat-stream dev` after eac
     chat-stream keys rotate --standby   # a new key, published in the JWKS, signing nothing
     chat-stream keys rotate             # the standby key signs; the old one: previously used
     chat-stream keys revoke <kid>       # its tokens get 401 from the next start on
+    chat-stream keys restore <kid>      # undo: previously used again, its tokens verify
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ def run(args: argparse.Namespace, config_path: Path = CONFIG_PATH) -> int:
             print(f"in use: {now['kid']} ({signing_keys.algorithm_of(now)})")
         elif args.keys_command == "revoke":
             signing_keys.revoke(path, args.kid)
-            print(f"revoked: {args.kid}")
-        for status in signing_keys.statuses(signing_keys.read_keys(path)):
+            print(
+                f"revoked: {args.kid} (kept in {signing_keys.revoked_path(path)}; `restore` undoes)"
+            )
+        elif args.keys_command == "restore":
+            signing_keys.restore(path, args.kid)
+            print(f"restored: {args.kid}, previously used")
+        listed = signing_keys.statuses(signing_keys.read_keys(path))
+        for status in listed + signing_keys.revoked_statuses(path):
             print(f"  {status.kid}  {status.algorithm}  {status.state}")
     except signing_keys.SigningKeysError as exc:
         print(f"chat-stream keys: {exc}", file=sys.stderr)

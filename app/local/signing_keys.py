@@ -8,6 +8,10 @@ it stands in the file: the signing key is *in use*; verify-only keys listed befo
 *standby* (published, signing nothing yet); keys after it are *previously used* (their tokens
 still verify); a key no longer in the file is *revoked*. `rotate` and `revoke` rewrite the file;
 the stack reads it when it starts.
+
+As on the platform, every step but deletion can be undone: `revoke` keeps the key it drops in a
+sibling file (`<name>.revoked.json`, which the CLI's stack never reads), and `restore` puts it back
+as previously used.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 Algorithm = Literal["ES256", "RS256"]
-State = Literal["standby", "in use", "previously used"]
+State = Literal["standby", "in use", "previously used", "revoked"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 _PUBLIC_MEMBERS = {"EC": ("crv", "x", "y"), "RSA": ("n", "e")}
@@ -95,7 +99,7 @@ def signs(jwk: dict[str, Any]) -> bool:
     return ops is None or "sign" in ops
 
 
-def read_keys(path: Path) -> list[dict[str, Any]]:
+def read_keys(path: Path, *, may_sign: bool = True) -> list[dict[str, Any]]:
     """The file's keys, each checked to be a usable private key; at least one may sign."""
     try:
         data = json.loads(Path(path).read_text())
@@ -107,7 +111,7 @@ def read_keys(path: Path) -> list[dict[str, Any]]:
         raise SigningKeysError(f"signing_keys_path {path} must hold a JSON array of JWKs")
     for jwk in data:
         private_key(jwk)
-    if not any(signs(k) for k in data):
+    if may_sign and not any(signs(k) for k in data):
         raise SigningKeysError(f"no key in {path} may sign (key_ops without 'sign')")
     return data
 
@@ -123,6 +127,24 @@ def statuses(keys: Sequence[dict[str, Any]]) -> list[KeyStatus]:
         state: State = "in use" if i == current else "standby" if i < current else "previously used"
         out.append(KeyStatus(str(jwk.get("kid", "")), algorithm_of(jwk), state))
     return out
+
+
+def revoked_path(path: Path) -> Path:
+    """Where `revoke` keeps the keys it dropped, beside the file (never published)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.revoked.json")
+
+
+def read_revoked(path: Path) -> list[dict[str, Any]]:
+    """The keys revoked from `path` and not restored, oldest first (none: an empty list)."""
+    kept = revoked_path(path)
+    return read_keys(kept, may_sign=False) if kept.exists() else []
+
+
+def revoked_statuses(path: Path) -> list[KeyStatus]:
+    return [
+        KeyStatus(str(k.get("kid", "")), algorithm_of(k), "revoked") for k in read_revoked(path)
+    ]
 
 
 def generate(algorithm: Algorithm) -> dict[str, Any]:
@@ -178,7 +200,18 @@ def revoke(path: Path, kid: str) -> None:
         raise SigningKeysError(f"no key {kid!r} in {path}")
     if index == signing_index(keys):
         raise SigningKeysError(f"key {kid} is in use: rotate to another key before revoking it")
+    write_keys(revoked_path(path), [*read_revoked(path), keys[index] | {"key_ops": ["verify"]}])
     write_keys(path, keys[:index] + keys[index + 1 :])
+
+
+def restore(path: Path, kid: str) -> None:
+    """Undo `revoke`: the key is published again, last in the file (previously used)."""
+    revoked = read_revoked(path)
+    index = next((i for i, k in enumerate(revoked) if k.get("kid") == kid), None)
+    if index is None:
+        raise SigningKeysError(f"no revoked key {kid!r} beside {path}")
+    write_keys(path, [*read_keys(path), revoked[index]])
+    write_keys(revoked_path(path), revoked[:index] + revoked[index + 1 :])
 
 
 def write_keys(path: Path, keys: Sequence[dict[str, Any]]) -> None:

@@ -90,10 +90,13 @@ def rest_server(local_stack: LocalStack, seeded_db: FreshDatabase) -> Iterator[S
         yield server
 
 
-@pytest.fixture
-def service(rest_server: ServerThread, local_stack: LocalStack) -> Iterator[sources.SupabaseSource]:
-    """supabase-py with the service role key, closed after the test."""
-    with sources.SupabaseSource(rest_server.url, local_stack.keys.service_role_key) as source:
+@pytest.fixture(params=["secret_key", "service_role_key"])
+def service(
+    request: pytest.FixtureRequest, rest_server: ServerThread, local_stack: LocalStack
+) -> Iterator[sources.SupabaseSource]:
+    """supabase-py with the 2026 secret key or the legacy service role key, closed after."""
+    key = getattr(local_stack.keys, request.param)
+    with sources.SupabaseSource(rest_server.url, key) as source:
         yield source
 
 

@@ -43,6 +43,8 @@ def _where(source: PostgresSource | SupabaseSource) -> str:
         ({}, {"database_url": ENV_DB, "supabase_url": "http://x", "supabase_service_role_key": "k"},
          ENV_DB),
         ({}, {"supabase_url": "http://127.0.0.1:1", "supabase_service_role_key": "k"}, "supabase"),
+        ({}, {"supabase_url": "http://127.0.0.1:1", "supabase_secret_key": "sb_secret_k"},
+         "supabase"),  # a 2026 project has only the secret key
         ({}, {"supabase_url": "http://127.0.0.1:1"}, LOCAL),  # no key: not a usable source
         ({}, {}, LOCAL),
         ({"db_url": "", "supabase_url": "", "service_key": ""}, {}, LOCAL),  # notebook defaults
@@ -74,7 +76,7 @@ def test_resolve_source_sql_only_skips_supabase_settings(tmp_path: Path) -> None
     ("arguments", "message"),
     [
         ({"db_url": "postgresql://a", "supabase_url": "http://b"}, "not both"),
-        ({"supabase_url": "http://b"}, "service role key"),
+        ({"supabase_url": "http://b"}, "SUPABASE_SECRET_KEY"),
     ],
 )
 def test_resolve_source_contradictory_or_incomplete_arguments_are_refused(

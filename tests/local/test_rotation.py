@@ -118,7 +118,7 @@ def _file_keys(project: Path) -> list[dict[str, object]]:
     return keys
 
 
-def test_rotation_from_a_cli_rs256_key_to_es256_keeps_old_tokens_until_revoked(
+def test_rotation_from_a_cli_rs256_key_to_es256_keeps_old_tokens_until_revoked_and_restored(
     local_stack: LocalStack, project: Path
 ) -> None:
     (cli_key,) = _file_keys(project)
@@ -156,6 +156,13 @@ def test_rotation_from_a_cli_rs256_key_to_es256_keeps_old_tokens_until_revoked(
         assert _data_api(url, new_token).status_code == 200
         jwks = httpx.get(f"{url}/auth/v1/.well-known/jwks.json").json()
         assert [k["kid"] for k in jwks["keys"]] == [es_kid]
+
+    _keys(project, "restore", rs_kid)  # every step but deletion can be undone
+    with _serve(local_stack, project) as url:
+        assert _data_api(url, old_token).status_code == 200
+        jwks = httpx.get(f"{url}/auth/v1/.well-known/jwks.json").json()
+        assert [k["kid"] for k in jwks["keys"]] == [es_kid, rs_kid]
+        assert jwt.get_unverified_header(_sign_up(url))["kid"] == es_kid
 
 
 def test_with_a_signing_keys_file_the_legacy_keys_are_signed_by_its_first_key(

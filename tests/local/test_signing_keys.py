@@ -73,6 +73,22 @@ def test_lifecycle_standby_in_use_previously_used_revoked(tmp_path: Path) -> Non
     assert [k["kid"] for k in signing_keys.read_keys(path)] == [standby["kid"]]
 
 
+def test_a_revoked_key_is_kept_aside_and_restore_makes_it_previously_used(tmp_path: Path) -> None:
+    path = _file(tmp_path, "RS256")
+    (original,) = signing_keys.read_keys(path)
+    now = signing_keys.rotate(path, "ES256")
+    signing_keys.revoke(path, original["kid"])
+
+    assert [k["kid"] for k in signing_keys.read_keys(path)] == [now["kid"]]  # not published
+    assert [s.state for s in signing_keys.revoked_statuses(path)] == ["revoked"]
+    signing_keys.restore(path, original["kid"])
+    assert _states(path) == ["in use", "previously used"]
+    assert signing_keys.read_keys(path)[1]["kid"] == original["kid"]
+    assert signing_keys.read_revoked(path) == []
+    with pytest.raises(signing_keys.SigningKeysError, match="no revoked key"):
+        signing_keys.restore(path, original["kid"])
+
+
 def test_revoking_the_key_in_use_is_refused(tmp_path: Path) -> None:
     path = _file(tmp_path, "ES256")
     (only,) = signing_keys.read_keys(path)
