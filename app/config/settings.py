@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = 30
     jwks_cache_seconds: int = 600
     jwks_min_refresh_seconds: float = 5.0
+    # `chat-stream check` only: a personal access token for the Management API, which says which
+    # signing key is standby, in use, previously used or revoked (the public JWKS cannot).
+    supabase_access_token: SecretStr = SecretStr("")
+    supabase_project_ref: str = ""  # empty: read from SUPABASE_URL (https://<ref>.supabase.co)
+    supabase_management_api_url: str = "https://api.supabase.com"
 
     # --- LLM providers ------------------------------------------------------------------------
     llm_provider: ProviderName = "anthropic"

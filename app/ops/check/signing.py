@@ -9,8 +9,11 @@ every one of them. So the check also reads the header of a freshly issued token:
 2. else the legacy anon key's header, a JWT the project signed (on hosted projects it stays HS256
    after a rotation, so this says less, and the detail says so).
 
-The JWKS does not say which of the other published keys are standby and which previously used,
-so they are listed together. Nothing else is written.
+The JWKS does not say which of the other published keys are standby and which previously used.
+With `SUPABASE_ACCESS_TOKEN` (a personal access token) the Management API does
+(`GET /v1/projects/{ref}/config/auth/signing-keys`: each key's status, the legacy HS256 secret
+included), and the report names each key's state and whether the legacy secret is still valid;
+without it they are listed together. Nothing else is written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -29,6 +33,21 @@ from app.ops.check.result import Result
 
 ASYMMETRIC_KTY = frozenset({"EC", "RSA", "OKP"})
 NAME = "signing keys"
+# The Management API's statuses, as the report names them.
+STATES = {
+    "standby": "standby",
+    "in_use": "in use",
+    "previously_used": "previously used",
+    "revoked": "revoked",
+}
+
+
+@dataclass(frozen=True)
+class KeyStates:
+    """What the Management API says: each asymmetric key's state by kid, and the legacy secret's."""
+
+    by_kid: dict[str, str]
+    legacy: str | None  # the HS256 secret's state; None: the project lists none
 
 
 @dataclass(frozen=True)
@@ -57,11 +76,82 @@ def check_signing_keys(p: Project) -> Result:
     except (ValueError, AttributeError):
         return Result(NAME, "fail", f"{url} is not a JWKS document")
     published = [k for k in keys if k.get("kty") in ASYMMETRIC_KTY]
-    return assess(p.settings.auth_mode, published, fresh_signer(p))
+    states = key_states(p)
+    if isinstance(states, Result):
+        return states
+    return assess(p.settings.auth_mode, published, fresh_signer(p), states)
 
 
-def assess(mode: str, published: list[dict[str, Any]], signer: Signer | None) -> Result:
+def assess(
+    mode: str,
+    published: list[dict[str, Any]],
+    signer: Signer | None,
+    states: KeyStates | None = None,
+) -> Result:
     """The report for these published keys and this signer under `AUTH_MODE=mode`."""
+    result = _assess(mode, published, signer, states)
+    if states is None:
+        return result
+    legacy = states.legacy or "not listed"
+    return Result(
+        NAME, result.status, f"{result.detail} (Management API: the legacy JWT secret is {legacy})"
+    )
+
+
+def key_states(p: Project) -> KeyStates | Result | None:
+    """Each key's state from the Management API; None without an access token."""
+    token = p.settings.supabase_access_token.get_secret_value()
+    if not token:
+        return None
+    ref = p.settings.supabase_project_ref or _ref_of(p.base)
+    if not ref:
+        return Result(
+            NAME,
+            "fail",
+            "SUPABASE_ACCESS_TOKEN is set but the project ref is unknown: set "
+            "SUPABASE_PROJECT_REF (SUPABASE_URL is not https://<ref>.supabase.co)",
+        )
+    base = p.settings.supabase_management_api_url.rstrip("/")
+    url = f"{base}/v1/projects/{ref}/config/auth/signing-keys"
+    try:
+        response = p.http.get(url, headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        return Result(NAME, "fail", f"cannot reach the Management API {url}: {exc!r}")
+    if response.status_code != 200:
+        return Result(
+            NAME,
+            "fail",
+            f"the Management API answered HTTP {response.status_code} for {url}: check "
+            "SUPABASE_ACCESS_TOKEN (a personal access token with access to the project)",
+        )
+    try:
+        listed = [k for k in response.json().get("keys", []) if isinstance(k, dict)]
+    except (ValueError, AttributeError):
+        return Result(NAME, "fail", f"the Management API's {url} is not a signing-keys list")
+    by_kid: dict[str, str] = {}
+    legacy: str | None = None
+    for key in listed:
+        state = STATES.get(str(key.get("status")), str(key.get("status")))
+        if key.get("algorithm") == "HS256":
+            legacy = state
+            continue
+        jwk = key.get("public_jwk")
+        kid = jwk.get("kid") if isinstance(jwk, dict) and jwk.get("kid") else key.get("id")
+        by_kid[str(kid)] = state
+    return KeyStates(by_kid, legacy)
+
+
+def _ref_of(base: str) -> str:
+    host = urlsplit(base).hostname or ""
+    return host.removesuffix(".supabase.co") if host.endswith(".supabase.co") else ""
+
+
+def _assess(
+    mode: str,
+    published: list[dict[str, Any]],
+    signer: Signer | None,
+    states: KeyStates | None,
+) -> Result:
     if signer is not None and not signer.fresh and signer.alg == "HS256" and published:
         signer = None  # an HS256 anon key says nothing about keys published since
     if signer is not None and signer.alg != "HS256":
@@ -70,13 +160,15 @@ def assess(mode: str, published: list[dict[str, Any]], signer: Signer | None) ->
                 NAME, "fail", f"the key that signs now, {signer.describe()}, is not in the JWKS"
             )
         others = [k for k in published if k.get("kid") != signer.kid]
-        said = f"signs now: {signer.describe()}; {_listed(others)}"
+        said = f"signs now: {signer.describe()}; {_listed(others, states)}"
         if mode == "hs256":
             return Result(
                 NAME,
                 "fail",
                 f"{said}. AUTH_MODE=hs256 refuses every token signed now: set AUTH_MODE=rotation",
             )
+        if mode == "jwks" and states is not None and states.legacy in (None, "revoked"):
+            return Result(NAME, "ok", f"{said}. AUTH_MODE=jwks accepts every valid token")
         if mode == "jwks":
             return Result(
                 NAME,
@@ -86,7 +178,7 @@ def assess(mode: str, published: list[dict[str, Any]], signer: Signer | None) ->
             )
         return Result(NAME, "ok", f"{said}. AUTH_MODE={mode} accepts every valid token")
     if signer is not None:  # HS256: any published key is standby (or previously used)
-        said = f"signs now: {signer.describe()}; {_listed(published)}"
+        said = f"signs now: {signer.describe()}; {_listed(published, states)}"
         if mode == "jwks":
             return Result(
                 NAME,
@@ -103,7 +195,7 @@ def assess(mode: str, published: list[dict[str, Any]], signer: Signer | None) ->
                 "once it is rotated in: set AUTH_MODE=rotation before rotating",
             )
         return Result(NAME, "ok", f"{said}. AUTH_MODE={mode} accepts every valid token")
-    said = f"cannot tell which key signs now (no fresh token); {_listed(published)}"
+    said = f"cannot tell which key signs now (no fresh token); {_listed(published, states)}"
     if mode == "jwks" and not published:
         return Result(
             NAME,
@@ -175,8 +267,15 @@ def _signer(header: dict[str, Any], source: str, *, fresh: bool = True) -> Signe
     return Signer(alg, kid if isinstance(kid, str) else None, source, fresh)
 
 
-def _listed(keys: list[dict[str, Any]]) -> str:
+def _listed(keys: list[dict[str, Any]], states: KeyStates | None = None) -> str:
     if not keys:
         return "no other key published"
+    if states is not None:
+        named = ", ".join(
+            f"{k.get('alg', k.get('kty'))} kid={k.get('kid')} "
+            f"{states.by_kid.get(str(k.get('kid')), 'not listed by the Management API')}"
+            for k in keys
+        )
+        return f"published, not signing: {named}"
     named = ", ".join(f"{k.get('alg', k.get('kty'))} kid={k.get('kid')}" for k in keys)
     return f"published, not signing (standby or previously used): {named}"

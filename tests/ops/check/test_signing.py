@@ -32,6 +32,8 @@ from tests.support.database import make_settings
 PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
 SECRET = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
 JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+ACCESS_TOKEN = "sbp_personal-access-token-for-the-check-tests"
+REF = "abcdefghijklmnopqrst"
 
 
 @dataclass
@@ -41,6 +43,10 @@ class FakeProject:
     users: dict[str, str] = field(default_factory=dict)  # id -> email
     deleted: list[str] = field(default_factory=list)
     secret_as_bearer: list[str] = field(default_factory=list)  # paths that got Bearer sb_secret_
+    extra: list[SigningKey] = field(default_factory=list)  # published after the standby key
+    # The Management API's view: kid -> status, and the legacy HS256 secret's status.
+    statuses: dict[str, str] = field(default_factory=dict)
+    legacy_status: str = "in_use"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +59,21 @@ def fake_server() -> Iterator[tuple[str, FakeProject]]:
         return request.headers.get("apikey") == SECRET
 
     async def jwks(request: Request) -> Response:
-        return JSONResponse({"keys": [state.standby.public_jwk()]})
+        return JSONResponse({"keys": [k.public_jwk() for k in [state.standby, *state.extra]]})
+
+    async def signing_keys(request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+            return JSONResponse({"message": "Unauthorized"}, 401)
+        assert request.path_params["ref"] == REF
+        listed = [
+            {"id": str(uuid.uuid4()), "algorithm": "HS256", "status": state.legacy_status,
+             "public_jwk": None, "created_at": "2021-01-01T00:00:00Z"},
+        ] + [
+            {"id": kid, "algorithm": "ES256", "status": status,
+             "public_jwk": {"kid": kid, "kty": "EC"}, "created_at": "2026-12-01T00:00:00Z"}
+            for kid, status in state.statuses.items()
+        ]  # fmt: skip
+        return JSONResponse({"keys": listed})
 
     async def users(request: Request) -> Response:
         if not admin(request):
@@ -87,6 +107,7 @@ def fake_server() -> Iterator[tuple[str, FakeProject]]:
             Route("/auth/v1/admin/users", users, methods=["POST"]),
             Route("/auth/v1/admin/users/{user_id}", user, methods=["DELETE"]),
             Route("/auth/v1/token", token, methods=["POST"]),
+            Route("/v1/projects/{ref}/config/auth/signing-keys", signing_keys),
         ]
     )
     with ServerThread(app, free_port()) as server:
@@ -192,6 +213,93 @@ def test_check_without_admin_access_reads_the_legacy_anon_keys_header(
 
     assert status == "ok"
     assert detail.startswith(f"signs now: ES256 kid={state.standby.kid} (read from the legacy anon")
+
+
+def with_management_api(url: str, **settings: Any) -> tuple[str, str]:
+    return run(
+        url,
+        supabase_access_token=ACCESS_TOKEN,
+        supabase_project_ref=REF,
+        supabase_management_api_url=url,
+        **settings,
+    )
+
+
+def test_check_with_the_management_api_names_the_standby_key_and_the_legacy_secret_in_use(
+    fake: tuple[str, FakeProject],
+) -> None:
+    url, state = fake
+    state.statuses = {state.standby.kid: "standby"}
+
+    status, detail = with_management_api(url, auth_mode="jwks")
+
+    assert status == "fail"  # tokens are still HS256: jwks would refuse them all
+    assert f"published, not signing: ES256 kid={state.standby.kid} standby." in detail
+    assert detail.endswith("(Management API: the legacy JWT secret is in use)")
+
+
+def test_check_with_the_management_api_tells_standby_from_previously_used(
+    fake: tuple[str, FakeProject],
+) -> None:
+    url, state = fake
+    current, old = new_key(), new_key()
+    state.signing, state.extra = current, [current, old]
+    state.statuses = {
+        state.standby.kid: "standby",
+        current.kid: "in_use",
+        old.kid: "previously_used",
+    }
+    state.legacy_status = "previously_used"
+
+    status, detail = with_management_api(url, auth_mode="jwks")
+
+    assert status == "ok"
+    assert detail.startswith(f"signs now: ES256 kid={current.kid}")
+    assert f"ES256 kid={state.standby.kid} standby, ES256 kid={old.kid} previously used" in detail
+    assert "AUTH_MODE=jwks refuses HS256 tokens issued before the rotation" in detail
+    assert detail.endswith("the legacy JWT secret is previously used)")
+
+
+def test_check_with_the_management_api_once_the_legacy_secret_is_revoked_jwks_is_enough(
+    fake: tuple[str, FakeProject],
+) -> None:
+    url, state = fake
+    state.signing = state.standby
+    state.statuses = {state.standby.kid: "in_use"}
+    state.legacy_status = "revoked"
+
+    status, detail = with_management_api(url, auth_mode="jwks")
+
+    assert status == "ok"
+    assert "AUTH_MODE=jwks accepts every valid token" in detail
+    assert "refuses HS256" not in detail
+
+
+def test_check_with_a_wrong_access_token_fails_and_says_which_setting(
+    fake: tuple[str, FakeProject],
+) -> None:
+    url, _ = fake
+
+    status, detail = run(
+        url,
+        supabase_access_token="sbp_wrong",
+        supabase_project_ref=REF,
+        supabase_management_api_url=url,
+    )
+
+    assert status == "fail"
+    assert "answered HTTP 401" in detail and "SUPABASE_ACCESS_TOKEN" in detail
+    assert "sbp_wrong" not in detail
+
+
+def test_check_with_an_access_token_but_no_ref_asks_for_supabase_project_ref(
+    fake: tuple[str, FakeProject],
+) -> None:
+    url, _ = fake  # http://127.0.0.1:<port>: no ref in the URL
+
+    status, detail = run(url, supabase_access_token=ACCESS_TOKEN)
+
+    assert status == "fail" and "SUPABASE_PROJECT_REF" in detail
 
 
 STANDBY = [{"kty": "EC", "alg": "ES256", "kid": "new"}]
