@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
+import unicodedata
 import uuid
 from typing import Annotated
 
@@ -35,7 +36,6 @@ from app.errors import (
     UnsupportedMediaType,
 )
 
-_BOM_CHAR = "\ufeff"  # Python's str.strip() keeps it; the seed's JavaScript trim() did not
 _UUID_TEXT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -103,6 +103,13 @@ def authorization_header(request: Request) -> str | None:
     return values[0] if values else None
 
 
+def _visible(message: str) -> bool:
+    """Any character but whitespace and invisible format characters (Unicode Cf: zero-width
+    space and joiners, word joiner, BOM, bidi marks, soft hyphen): a message of only those shows
+    the user nothing, so it is as empty as one JavaScript's trim() leaves empty."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in message)
+
+
 def parse_body(raw: bytes, *, max_chars: int) -> ChatStreamBody:
     raw = raw.removeprefix(codecs.BOM_UTF8)
     if not raw.strip():
@@ -118,7 +125,7 @@ def parse_body(raw: bytes, *, max_chars: int) -> ChatStreamBody:
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in err["loc"]) or "body" for err in exc.errors()})
         raise BadRequest(f"invalid or missing field(s): {', '.join(fields)}") from exc
-    if not body.message.replace(_BOM_CHAR, " ").strip():  # what JavaScript's trim() removes
+    if not _visible(body.message):
         raise BadRequest("message must not be empty", code="message_empty")
     if len(body.message) > max_chars:
         raise BadRequest(f"message is longer than {max_chars} characters", code="message_too_long")

@@ -227,6 +227,13 @@ REFUSED_BODIES: list[tuple[str, bytes, dict[str, str], int, str]] = [
         400,
         "message_empty",
     ),
+    (  # invisible format characters: zero-width space/joiners, word joiner, LRM, soft hyphen
+        "message-only-zero-width",
+        b'{"message":"\\u200b\\u200c\\u200d\\u2060\\u200e\\u00ad \\u200b","conversationId":"CONV"}',
+        {},
+        400,
+        "message_empty",
+    ),
     ("message-object", b'{"message":{},"conversationId":"CONV"}', {}, 400, "invalid_request"),
     ("conversation-null", b'{"message":"hi","conversationId":null}', {}, 400, "invalid_request"),
     (
