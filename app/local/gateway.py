@@ -10,6 +10,12 @@ Authorization unless it is `Bearer sb_…` (dropped, never forwarded); else `Bea
 `forward_legacy_key_as_is` — the legacy JWT `apikey` value itself, with no `Bearer ` (so GoTrue
 answers "This endpoint requires a valid Bearer token" where it wants a user).
 
+A legacy key need not be the stack's own string: any JWT signed by one of the stack's keys with
+role `anon` or `service_role` (`minted_key`, from `signed_api_key`) stands for itself. The CLI's
+Kong forwards every `apikey` unchecked, so clients that mint their keys from the project's
+signing key work there (auth-js's suite does); here they work too, and a junk or foreign-signed
+key is still 401.
+
 `passthrough_prefixes` are Kong's open services (`/verify`, `/callback`, `/authorize`): no key
 is checked and no header is touched. `open_paths` need no key but get one handled when sent.
 """
@@ -21,6 +27,8 @@ from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.local.keys import ANON_ROLE, SERVICE_ROLE, InvalidToken, LocalKeys
 
 NO_KEY = {
     "message": "No API key found in request",
@@ -48,6 +56,7 @@ class ApiKeyGateway:
         open_paths: Iterable[str] = (),
         passthrough_prefixes: Iterable[str] = (),
         forward_legacy_key_as_is: bool = False,
+        minted_key: Callable[[str], bool] = lambda _: False,
     ) -> None:
         self.app = app
         self.key_to_jwt = key_to_jwt  # apikey value -> Bearer JWT for that role
@@ -55,6 +64,7 @@ class ApiKeyGateway:
         self.open_paths = tuple(open_paths)
         self.passthrough = tuple(passthrough_prefixes)
         self.forward_legacy_key_as_is = forward_legacy_key_as_is
+        self.minted_key = minted_key  # a legacy JWT key signed by the stack, not its own string
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -74,8 +84,10 @@ class ApiKeyGateway:
             return
         mapping = self.key_to_jwt()
         if apikey not in mapping:
-            await _reject(send, BAD_KEY)
-            return
+            if not self.minted_key(apikey):
+                await _reject(send, BAD_KEY)
+                return
+            mapping = {apikey: apikey}
         if apikey in self.secret_keys() and _from_browser(headers):
             await _reject(send, SECRET_IN_BROWSER)
             return
@@ -97,6 +109,22 @@ class ApiKeyGateway:
         root: str = scope.get("root_path", "")
         relative = path[len(root) :] if root and path.startswith(root) else path
         return any(relative == p or relative.startswith(p + "/") for p in self.passthrough)
+
+
+def signed_api_key(keys: Callable[[], LocalKeys]) -> Callable[[str], bool]:
+    """Whether a value is a legacy API key signed by the stack's keys: a JWT that `keys()`
+    verifies (any key of the set, or HS256 over the legacy secret) with role anon/service_role."""
+
+    def check(value: str) -> bool:
+        if value.startswith("sb_") or value.count(".") != 2:
+            return False
+        try:
+            claims = keys().verify(value)
+        except InvalidToken:
+            return False
+        return claims.get("role") in (ANON_ROLE, SERVICE_ROLE)
+
+    return check
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

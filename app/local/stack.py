@@ -27,7 +27,7 @@ from app.db.attestation_keys import provision_attestation_key
 from app.db.migrate import Migration, apply_migrations, default_migrations_dir
 from app.local.cluster import prepare_local_cluster
 from app.local.context import StackContext
-from app.local.gateway import ApiKeyGateway
+from app.local.gateway import ApiKeyGateway, signed_api_key
 from app.local.keys_config import KeysConfig, load_keys_config, stack_keys
 from app.local.pg_install import find_install
 from app.local.postgres import EmbeddedPostgres
@@ -94,13 +94,17 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
                 ),
                 passthrough_prefixes=("/verify", "/callback", "/authorize"),
                 forward_legacy_key_as_is=True,
+                minted_key=signed_api_key(lambda: ctx.keys),
             ),
         ),
         Mount("/mail", create_mail_app(ctx)),  # the local mail sink (Mailpit's API shape)
         Mount(
             "/rest/v1",
             ApiKeyGateway(
-                create_rest_app(ctx), key_to_jwt=ctx.api_keys, secret_keys=ctx.secret_api_keys
+                create_rest_app(ctx),
+                key_to_jwt=ctx.api_keys,
+                secret_keys=ctx.secret_api_keys,
+                minted_key=signed_api_key(lambda: ctx.keys),
             ),
         ),
         Mount("/llm", create_llm_app()),

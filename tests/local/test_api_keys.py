@@ -10,10 +10,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import jwt
 import pytest
 from postgrest.exceptions import APIError
 from supabase_auth.errors import AuthApiError
 
+from app.local import signing_keys
 from app.local.keys import DEFAULT_PUBLISHABLE_KEY, DEFAULT_SECRET_KEY
 from app.local.server import ServerThread
 from app.local.stack import LocalStack
@@ -201,3 +203,60 @@ async def test_publishable_key_client_gets_api_errors_not_500s_on_a_bad_filter(
     with pytest.raises(APIError) as bad:
         await client.table("conversations").select("nope").execute()
     assert bad.value.code == "42703"
+
+
+def _minted(local_stack: LocalStack, how: str, role: str = "anon") -> str:
+    """A legacy API key the client signed itself (auth-js's suite mints its keys so)."""
+    claims = {"iss": "supabase-demo", "role": role, "exp": 1983812996, "iat": 1768925145}
+    if how == "signing key":
+        return local_stack.keys.sign_access_token(claims)
+    if how == "legacy secret":
+        return jwt.encode(claims, local_stack.keys.jwt_secret, algorithm="HS256")
+    foreign = signing_keys.generate("ES256")
+    return jwt.encode(
+        claims,
+        signing_keys.private_key(foreign),
+        algorithm="ES256",
+        headers={"kid": foreign["kid"]},
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["signing key", "legacy secret"])
+async def test_a_legacy_key_minted_with_the_stacks_keys_is_served_on_auth_and_rest(
+    local_stack: LocalStack, stack_server: ServerThread, http: httpx.AsyncClient, how: str
+) -> None:
+    """Not the stack's own string, but signed by its keys with role anon: it stands for itself."""
+    key = _minted(local_stack, how)
+    assert key not in local_stack.ctx.api_keys()
+
+    signup = await http.post(
+        f"{stack_server.url}/auth/v1/signup",
+        json={"email": new_email(), "password": PASSWORD},
+        headers={"apikey": key},
+    )
+    assert signup.status_code == 200, signup.text
+    rows = await http.get(
+        f"{stack_server.url}/rest/v1/conversations",
+        params={"limit": 1},
+        headers={"apikey": key, "Authorization": f"Bearer {signup.json()['access_token']}"},
+    )
+
+    assert rows.status_code == 200 and rows.json() == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("how", "role"), [("foreign key", "anon"), ("signing key", "authenticated")]
+)
+async def test_a_minted_key_signed_elsewhere_or_for_another_role_is_invalid(
+    local_stack: LocalStack,
+    stack_server: ServerThread,
+    http: httpx.AsyncClient,
+    how: str,
+    role: str,
+) -> None:
+    key = _minted(local_stack, how, role)
+    for path in ("/auth/v1/signup", "/rest/v1/conversations"):
+        res = await http.post(f"{stack_server.url}{path}", json={}, headers={"apikey": key})
+        assert res.status_code == 401 and res.json()["message"] == "Invalid API key", path
