@@ -18,6 +18,10 @@ key is still 401.
 
 `passthrough_prefixes` are Kong's open services (`/verify`, `/callback`, `/authorize`): no key
 is checked and no header is touched. `open_paths` need no key but get one handled when sent.
+With `key_required=False` (`/auth/v1`, as the CLI's Kong has no key-auth there) every path is
+open that way: a request without a key reaches GoTrue as sent, and GoTrue judges its
+Authorization; a key that is sent must still be a valid one. Hosted Supabase refuses a keyless
+request at the gateway (design §8 records the difference).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class ApiKeyGateway:
         passthrough_prefixes: Iterable[str] = (),
         forward_legacy_key_as_is: bool = False,
         minted_key: Callable[[str], bool] = lambda _: False,
+        key_required: bool = True,
     ) -> None:
         self.app = app
         self.key_to_jwt = key_to_jwt  # apikey value -> Bearer JWT for that role
@@ -65,6 +70,7 @@ class ApiKeyGateway:
         self.passthrough = tuple(passthrough_prefixes)
         self.forward_legacy_key_as_is = forward_legacy_key_as_is
         self.minted_key = minted_key  # a legacy JWT key signed by the stack, not its own string
+        self.key_required = key_required
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -76,7 +82,7 @@ class ApiKeyGateway:
             return
         headers = [(k, v) for k, v in scope["headers"]]
         apikey = _header(headers, b"apikey") or _query_param(scope, "apikey")
-        if path.endswith(self.open_paths) and not apikey:
+        if not apikey and (not self.key_required or path.endswith(self.open_paths)):
             await self.app(scope, receive, send)
             return
         if not apikey:

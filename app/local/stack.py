@@ -95,6 +95,7 @@ def build_app(ctx: StackContext, *, functions_app: ASGIApp | None = None) -> Sta
                 passthrough_prefixes=("/verify", "/callback", "/authorize"),
                 forward_legacy_key_as_is=True,
                 minted_key=signed_api_key(lambda: ctx.keys),
+                key_required=False,  # the CLI's Kong checks no key on /auth/v1
             ),
         ),
         Mount("/mail", create_mail_app(ctx)),  # the local mail sink (Mailpit's API shape)
