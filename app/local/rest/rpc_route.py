@@ -59,8 +59,8 @@ async def rpc_request(
             assert body is not None
             arg_names = set(body.value) if isinstance(body.value, dict) else set()
             query = parse_query(pairs)
-            fn = resolve(cat, name, arg_names, whole_body=True)
-            if fn.single_unnamed_json:
+            fn = resolve(cat, name, arg_names, post=True)
+            if fn.single_unnamed is not None:
                 call = Call(fn, body.text, ())
             else:
                 if not isinstance(body.value, dict):
@@ -74,7 +74,7 @@ async def rpc_request(
                 if k not in RESERVED and (k in known or not looks_like_filter(v))
             }
             query = parse_query([(k, v) for k, v in pairs if k not in args])
-            fn = resolve(cat, name, set(args), whole_body=False)
+            fn = resolve(cat, name, set(args), post=False)
             args_json = orjson.dumps(args).decode()
             call = Call(fn, args_json, tuple(sorted(args)))
         offset, limit = page_bounds(query.offset, query.limit, rng)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 
+from app.local.rest.fuzzy import closest
 from app.local.rest.lineage import target_columns
 from app.local.rest.relations import ForeignKey, Relation, Relationship, computed, derive
 
@@ -38,6 +39,7 @@ where c.relnamespace = %(schema)s::regnamespace and c.relkind in ('r', 'v', 'm',
 
 _FUNCTIONS = """
 select p.oid::int8, p.proname, p.provolatile::text, p.proretset, p.pronargdefaults,
+  p.prorows = 1,
   format_type(p.prorettype, null), rt.typname, rt.typtype::text,
   coalesce((select json_agg(json_build_object(
       'name', coalesce(a.name, ''), 'mode', coalesce(a.mode, 'i'),
@@ -88,6 +90,8 @@ order by s.setdatabase
 """
 
 AUTHENTICATOR = "authenticator"
+_UNNAMED_CALLABLE = ("bytea", "json", "jsonb", "text", "xml")
+_TRUE = ("true", "on", "1")
 MAX_ROWS = 1000  # Supabase's [api] max_rows default, for every level of a read
 
 # Role settings PostgREST applies per request (`SET LOCAL`) that a non-superuser may set.
@@ -140,6 +144,7 @@ class Function:
     inputs: tuple[Argument, ...]
     columns: dict[str, Column]  # of a composite/TABLE result; empty for scalars
     schema: str = "public"
+    rows_one: bool = False  # `SETOF … ROWS 1`: PostgREST embeds it as one row, like a non-set
 
     @property
     def read_only(self) -> bool:
@@ -148,6 +153,23 @@ class Function:
     @property
     def returns_composite(self) -> bool:
         return bool(self.columns)
+
+    @property
+    def callable(self) -> bool:
+        """PostgREST's schema cache leaves out a function with more than one unnamed argument,
+        or one that is not bytea, json, jsonb, text or xml (`funcsSqlQuery`): `/rpc` cannot
+        call it (a computed field such as `f(table)` is still selected by name)."""
+        unnamed = [a for a in self.inputs if not a.name]
+        if not unnamed:
+            return True
+        return len(unnamed) == 1 and unnamed[0].type in _UNNAMED_CALLABLE
+
+    @property
+    def single_unnamed(self) -> Argument | None:
+        """The argument of a function of one unnamed argument (called with the whole body)."""
+        if len(self.inputs) == 1 and not self.inputs[0].name:
+            return self.inputs[0]
+        return None
 
     @property
     def single_unnamed_json(self) -> bool:
@@ -189,8 +211,8 @@ class Catalogue:
         return f"Perhaps you meant the table '{self.schema}.{close[0]}'" if close else None
 
     def function_hint(self, name: str) -> str | None:
-        close = difflib.get_close_matches(name, list(self.functions), n=1)
-        return f"Perhaps you meant to call the function {self.schema}.{close[0]}" if close else None
+        close = closest(name, self.functions)
+        return f"Perhaps you meant to call the function {self.schema}.{close}" if close else None
 
 
 async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catalogue:
@@ -227,8 +249,11 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
             oid: target_columns(action)
             for oid, action in await (await conn.execute(_VIEWS)).fetchall()
         }
+        every: list[Function] = []  # computed fields and relationships need no `/rpc` call
         for row in await (await conn.execute(_FUNCTIONS, params)).fetchall():
-            oid, name, vol, retset, ndefaults, rettype, retbase, rettyptype, args, cols = row
+            oid, name, vol, retset, ndefaults, one_row, rettype, retbase, rettyptype, args, cols = (
+                row
+            )
             all_args = orjson.loads(args)
             inputs = [a for a in all_args if a["mode"] in ("i", "b", "v")]
             outputs = [a for a in all_args if a["mode"] in ("o", "b", "t")]
@@ -240,7 +265,7 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                 columns = {a["name"]: Column(a["name"], a["type"], a["type"]) for a in outputs}
             if rettyptype != "c" and not (outputs and columns):
                 columns = {}
-            cat.functions.setdefault(name, []).append(
+            every.append(
                 Function(
                     oid=oid,
                     name=name,
@@ -254,6 +279,7 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                     ),
                     columns=columns,
                     schema=schema,
+                    rows_one=retset and one_row,
                 )
             )
         for role, config in await (await conn.execute(_ROLE_SETTINGS)).fetchall():
@@ -263,35 +289,38 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                     cat.config[key] = value
                 if key in APPLIED_ROLE_SETTINGS:
                     cat.role_settings.setdefault(role, {})[key] = value
-    for fns in cat.functions.values():
-        for fn in fns:
-            if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void or fn.returns_composite:
-                continue
-            arg = fn.inputs[0].type.removeprefix(f"{schema}.").strip('"')
-            if arg in cat.tables:
-                cat.computed.setdefault(arg, {})[fn.name] = fn.schema
+    for fn in every:
+        if fn.callable:
+            cat.functions.setdefault(fn.name, []).append(fn)
+    for fn in every:
+        if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void or fn.returns_composite:
+            continue
+        arg = fn.inputs[0].type.removeprefix(f"{schema}.").strip('"')
+        if arg in cat.tables:
+            cat.computed.setdefault(arg, {})[fn.name] = fn.schema
     relations = {
         t.oid: Relation(t.oid, t.name, t.is_view, frozenset(t.primary_key))
         for t in cat.tables.values()
     }
     cat.relationships = derive(relations, fks, views)
     tables = {t.name: t.is_view for t in cat.tables.values()}
-    for rel in computed(_row_functions(cat), tables):
+    for rel in computed(_row_functions(cat, every), tables):
         cat.relationships.setdefault(rel.table, []).append(rel)
     return cat
 
 
-def _row_functions(cat: Catalogue) -> list[tuple[str, str, str, str, bool]]:
+def _row_functions(
+    cat: Catalogue, functions: list[Function]
+) -> list[tuple[str, str, str, str, bool]]:
     """Functions of one table's row type that return another table's rows."""
     out = []
-    for fns in cat.functions.values():
-        for fn in fns:
-            if len(fn.inputs) != 1:
-                continue
-            arg = fn.inputs[0].type.removeprefix(f"{cat.schema}.").strip('"')
-            result = fn.return_type.removeprefix(f"{cat.schema}.").strip('"')
-            if arg in cat.tables and result in cat.tables:
-                out.append((fn.schema, fn.name, arg, result, fn.returns_set))
+    for fn in functions:
+        if len(fn.inputs) != 1:
+            continue
+        arg = fn.inputs[0].type.removeprefix(f"{cat.schema}.").strip('"')
+        result = fn.return_type.removeprefix(f"{cat.schema}.").strip('"')
+        if arg in cat.tables and result in cat.tables:
+            out.append((fn.schema, fn.name, arg, result, fn.returns_set and not fn.rows_one))
     return out
 
 
