@@ -45,7 +45,8 @@ async def rpc_request(
     schema: str,
 ) -> Response:
     method = request.method
-    accept = parse_accept(headers.get("accept"), plan_enabled=settings.plan_enabled)
+    plan_enabled = await tx.plan_enabled(headers.get("accept"), schema)
+    accept = parse_accept(headers.get("accept"), plan_enabled=plan_enabled)
     prefs = preferences(request, settings)
     pairs = query_pairs(request)
     raw = await read_body(request) if method == "POST" else b""

@@ -200,11 +200,13 @@ class Catalogue:
     @property
     def aggregates_enabled(self) -> bool:
         """`alter role authenticator set pgrst.db_aggregates_enabled = 'true'` (off by default)."""
-        return self.config.get("pgrst.db_aggregates_enabled", "false").lower() in (
-            "true",
-            "on",
-            "1",
-        )
+        return self.config.get("pgrst.db_aggregates_enabled", "false").lower() in _TRUE
+
+    @property
+    def plan_enabled(self) -> bool:
+        """`alter role authenticator set pgrst.db_plan_enabled = 'true'`: PostgREST reads its
+        in-database config from the role (`db-config`, on in Supabase) as it reads the file."""
+        return self.config.get("pgrst.db_plan_enabled", "false").lower() in _TRUE
 
     def table_hint(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, list(self.tables), n=1)

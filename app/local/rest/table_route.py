@@ -47,7 +47,8 @@ async def table_request(
     schema: str,
 ) -> Response:
     method = request.method
-    accept = parse_accept(headers.get("accept"), plan_enabled=settings.plan_enabled)
+    plan_enabled = await tx.plan_enabled(headers.get("accept"), schema)
+    accept = parse_accept(headers.get("accept"), plan_enabled=plan_enabled)
     prefs = preferences(request, settings)
     query = parse_query(query_pairs(request))
     write = method in ("POST", "PUT", "PATCH", "DELETE")

@@ -119,6 +119,15 @@ class Transactor:
         async with self._pool().connection() as conn:
             return await self.schema.get(conn, schema or self.settings.default_schema)
 
+    async def plan_enabled(self, accept: str | None, schema: str | None = None) -> bool:
+        """Whether an `application/vnd.pgrst.plan` Accept may be answered: `db-plan-enabled`
+        from the settings, or set in the database on the authenticator role."""
+        if self.settings.plan_enabled:
+            return True
+        if accept is None or "vnd.pgrst.plan" not in accept.lower():
+            return False
+        return (await self.catalogue(schema)).plan_enabled
+
     async def run(
         self, info: RequestInfo, caller: RequestRole, planner: Planner, schema: str | None = None
     ) -> tuple[Plan, Outcome]:
