@@ -21,12 +21,21 @@ from app.local.rest.fuzzy import closest
 from app.local.rest.lineage import target_columns
 from app.local.rest.relations import ForeignKey, Relation, Relationship, computed, derive
 
+# A column's default as PostgREST's schema cache reads it (a domain's, an identity's nextval).
 _TABLES = """
 select c.oid::int8, c.relname, c.relkind::text,
   coalesce((select json_agg(json_build_object(
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-      'base', t.typname) order by a.attnum)
+      'base', t.typname,
+      'default', case
+        when t.typbasetype != 0 and ad.adbin is null then pg_get_expr(t.typdefaultbin, 0)
+        when a.attidentity = 'd' then (select format('nextval(%%L)', d.objid::regclass)
+          from pg_depend d where d.classid = 'pg_class'::regclass and d.deptype = 'i'
+            and d.refobjid = a.attrelid and d.refobjsubid = a.attnum limit 1)
+        when a.attgenerated = 's' then null
+        else pg_get_expr(ad.adbin, ad.adrelid) end) order by a.attnum)
     from pg_attribute a join pg_type t on t.oid = a.atttypid
+    left join pg_attrdef ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]'::json)::text,
   coalesce((select array_agg(a.attname::text order by k.ord)
     from pg_constraint con
@@ -105,6 +114,7 @@ class Column:
     name: str
     type: str  # format_type() text, e.g. "timestamp with time zone"
     base: str  # pg_type.typname, e.g. "tsvector"
+    default: str | None = None  # the SQL of its default, from the catalogue
 
 
 @dataclass(frozen=True)
@@ -231,7 +241,8 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
         params = {"schema": schema}
         for oid, name, kind, cols, pk in await (await conn.execute(_TABLES, params)).fetchall():
             columns = {
-                c["name"]: Column(c["name"], c["type"], c["base"]) for c in orjson.loads(cols)
+                c["name"]: Column(c["name"], c["type"], c["base"], c["default"])
+                for c in orjson.loads(cols)
             }
             cat.tables[name] = Table(name, kind, columns, tuple(pk), oid, schema)
         fks = [
