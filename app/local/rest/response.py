@@ -12,7 +12,14 @@ import orjson
 from starlette.responses import Response
 
 from app.local.rest import errors
-from app.local.rest.headers import CSV_MEDIA, OBJECT_MEDIA, PLAN_MEDIA, Accept, Preferences
+from app.local.rest.headers import (
+    CSV_MEDIA,
+    GEOJSON_MEDIA,
+    OBJECT_MEDIA,
+    PLAN_MEDIA,
+    Accept,
+    Preferences,
+)
 from app.local.rest.schema import MAX_ROWS
 from app.local.rest.tx import Outcome
 
@@ -45,6 +52,8 @@ def content_range(lower: int, rows: int, total: int | None) -> str:
 def _media(accept: Accept) -> str:
     if accept.csv:
         return f"{CSV_MEDIA}; charset=utf-8"
+    if accept.geojson:
+        return f"{GEOJSON_MEDIA}; charset=utf-8"
     return f"{OBJECT_MEDIA}; charset=utf-8" if accept.singular else errors.JSON_TYPE
 
 

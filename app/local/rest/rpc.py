@@ -72,6 +72,7 @@ def rpc_statement(
     singular: bool,
     with_body: bool,
     csv: bool = False,
+    geojson: bool = False,
 ) -> Statement:
     fn = call.function
     bind = Binder()
@@ -135,6 +136,7 @@ def rpc_statement(
         binder=bind,
         projection=projection,
         csv=csv and fn.returns_set,
+        geojson=geojson,
     )
 
 

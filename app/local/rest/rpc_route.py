@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.local.rest import errors
 from app.local.rest.body import Body, parse_body
 from app.local.rest.embed import check_aggregates
-from app.local.rest.headers import parse_accept
+from app.local.rest.headers import GEOJSON_MEDIA, parse_accept
 from app.local.rest.limits import read_body
 from app.local.rest.query import RESERVED, looks_like_filter, parse_query, parse_range_header
 from app.local.rest.request import (
@@ -79,6 +79,8 @@ async def rpc_request(
             args_json = orjson.dumps(args).decode()
             call = Call(fn, args_json, tuple(sorted(args)))
         offset, limit = page_bounds(query.offset, query.limit, rng)
+        if accept.geojson and not fn.returns_set:  # the stand-in builds it for sets only
+            raise errors.unacceptable(GEOJSON_MEDIA)
         check_aggregates(cat, query)
         stmt = rpc_statement(
             cat,
@@ -90,6 +92,7 @@ async def rpc_request(
             singular=accept.singular,
             with_body=method != "HEAD",
             csv=accept.csv,
+            geojson=accept.geojson,
         )
         strict = prefs.handling == "strict" and prefs.max_affected is not None
         if strict and not fn.returns_set:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.local.rest import errors
 from app.local.rest.body import parse_body, put_body
 from app.local.rest.embed import check_aggregates, has_embeds, project
-from app.local.rest.headers import parse_accept
+from app.local.rest.headers import GEOJSON_MEDIA, parse_accept
 from app.local.rest.limits import read_body
 from app.local.rest.query import parse_query, parse_range_header
 from app.local.rest.request import (
@@ -87,6 +87,7 @@ async def table_request(
                 binder=bind,
                 projection=project(cat, name, target, query, bind),
                 csv=accept.csv,
+                geojson=accept.geojson,
             )
             return Plan(
                 stmt,
@@ -97,6 +98,8 @@ async def table_request(
                 explain=explain_options(accept),
             )
         assert body is not None or method == "DELETE"
+        if accept.geojson:  # the stand-in builds GeoJSON for reads only
+            raise errors.unacceptable(GEOJSON_MEDIA)
         put = method == "PUT"
         if put:
             assert body is not None

@@ -1,5 +1,6 @@
 """What postgrest-js's suite needs of the stand-in beyond the filter grammar, over raw HTTP:
-in-database `pgrst.db_plan_enabled` and `missing=default` as PostgREST evaluates it."""
+in-database `pgrst.db_plan_enabled`, `missing=default` as PostgREST evaluates it, and GeoJSON
+without PostGIS."""
 
 from __future__ import annotations
 
@@ -80,3 +81,12 @@ async def test_missing_default_evaluates_each_default_for_every_row(call: Any) -
     )
     assert res.status_code == 201, res.text
     assert [row["id"] for row in res.json()] == [100, 2]
+
+
+async def test_geojson_without_postgis_is_postgresqls_missing_function(call: Any) -> None:
+    """PostgREST always offers application/geo+json and builds it with ST_AsGeoJSON: without
+    PostGIS that is PostgreSQL's 42883 (404), not 406."""
+    res = await call("GET", "notes", Accept="application/geo+json")
+    assert res.status_code == 404
+    assert res.json()["code"] == "42883"
+    assert res.json()["message"] == "function st_asgeojson(record) does not exist"
