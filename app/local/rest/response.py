@@ -25,7 +25,10 @@ from app.local.rest.tx import Outcome
 
 
 def page_bounds(
-    q_offset: int | None, q_limit: int | None, rng: tuple[int, int | None] | None
+    q_offset: int | None,
+    q_limit: int | None,
+    rng: tuple[int, int | None] | None,
+    max_rows: int = MAX_ROWS,
 ) -> tuple[int, int]:
     """(offset, limit): `offset`/`limit` intersected with the Range header, capped at max-rows."""
     lower, length = rng if rng else (0, None)
@@ -38,8 +41,8 @@ def page_bounds(
         )
         if end is not None
     ]
-    limit = max(0, min(ends) - start) if ends else MAX_ROWS
-    return start, min(limit, MAX_ROWS)
+    limit = max(0, min(ends) - start) if ends else max_rows
+    return start, min(limit, max_rows)
 
 
 def content_range(lower: int, rows: int, total: int | None) -> str:

@@ -137,6 +137,7 @@ def rpc_statement(
         projection=projection,
         csv=csv and fn.returns_set,
         geojson=geojson,
+        max_rows=cat.max_rows,
     )
 
 

@@ -78,7 +78,7 @@ async def rpc_request(
             fn = resolve(cat, name, set(args), post=False)
             args_json = orjson.dumps(args).decode()
             call = Call(fn, args_json, tuple(sorted(args)))
-        offset, limit = page_bounds(query.offset, query.limit, rng)
+        offset, limit = page_bounds(query.offset, query.limit, rng, settings.max_rows)
         if accept.geojson and not fn.returns_set:  # the stand-in builds it for sets only
             raise errors.unacceptable(GEOJSON_MEDIA)
         check_aggregates(cat, query)

@@ -101,7 +101,7 @@ order by s.setdatabase
 AUTHENTICATOR = "authenticator"
 _UNNAMED_CALLABLE = ("bytea", "json", "jsonb", "text", "xml")
 _TRUE = ("true", "on", "1")
-MAX_ROWS = 1000  # Supabase's [api] max_rows default, for every level of a read
+MAX_ROWS = 1000  # Supabase's [api] max_rows default
 
 # Role settings PostgREST applies per request (`SET LOCAL`) that a non-superuser may set.
 APPLIED_ROLE_SETTINGS = frozenset(
@@ -206,6 +206,7 @@ class Catalogue:
     # return one value (PostgREST's computed fields).
     computed: dict[str, dict[str, str]] = field(default_factory=dict)
     loaded_at: float = 0.0
+    max_rows: int = MAX_ROWS  # `[api] max_rows`, which caps every level of a read
 
     @property
     def aggregates_enabled(self) -> bool:
@@ -340,7 +341,8 @@ def _row_functions(
 class SchemaCache:
     """One catalogue per exposed schema of one database; concurrent misses share a reload."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int = MAX_ROWS) -> None:
+        self.max_rows = max_rows
         self._catalogues: dict[str, Catalogue] = {}
         self._stale: set[str] = set()
         self._lock = asyncio.Lock()
@@ -366,5 +368,6 @@ class SchemaCache:
                 return cat
             self._stale.discard(schema)
             cat = await load_catalogue(conn, schema)
+            cat.max_rows = self.max_rows
             self._catalogues[schema] = cat
             return cat

@@ -59,7 +59,7 @@ async def table_request(
     body = parse_body(await read_body(request)) if method in ("POST", "PUT", "PATCH") else None
     mode = prefs.return_ or "minimal"
     rng = parse_range_header(headers.get("range")) if method in ("GET", "HEAD") else None
-    offset, limit = page_bounds(query.offset, query.limit, rng)
+    offset, limit = page_bounds(query.offset, query.limit, rng, settings.max_rows)
 
     def planner(cat: Catalogue) -> Plan:
         table = cat.tables.get(name)
@@ -88,6 +88,7 @@ async def table_request(
                 projection=project(cat, name, target, query, bind),
                 csv=accept.csv,
                 geojson=accept.geojson,
+                max_rows=cat.max_rows,
             )
             return Plan(
                 stmt,

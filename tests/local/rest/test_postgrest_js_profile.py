@@ -90,3 +90,24 @@ async def test_geojson_without_postgis_is_postgresqls_missing_function(call: Any
     assert res.status_code == 404
     assert res.json()["code"] == "42883"
     assert res.json()["message"] == "function st_asgeojson(record) does not exist"
+
+
+async def test_max_rows_from_the_settings_caps_reads_and_embeds(
+    local_stack: LocalStack, http: tuple[httpx.AsyncClient, StatusLog]
+) -> None:
+    """`[api] max_rows` (here 2, through the stack's override) caps the top level and each
+    embedded level of a read, as PostgREST's db-max-rows."""
+    three = """
+    create table public.lists (id int primary key);
+    create table public.items (id int primary key, list_id int references public.lists);
+    insert into public.lists values (1), (2), (3);
+    insert into public.items values (1, 1), (2, 1), (3, 1);
+    grant select on public.lists, public.items to anon;
+    """
+    with served_database(local_stack, three, migrate=False, rest={"max_rows": 2}) as db:
+        res = await http[0].get(
+            f"{db.url}/rest/v1/lists?select=id,items(id)&order=id",
+            headers={"apikey": local_stack.keys.publishable_key},
+        )
+    assert res.json() == [{"id": 1, "items": [{"id": 1}, {"id": 2}]}, {"id": 2, "items": []}]
+    assert res.headers["content-range"] == "0-1/*"

@@ -78,6 +78,7 @@ def read_statement(
     projection: Projection | None = None,
     csv: bool = False,
     geojson: bool = False,
+    max_rows: int = MAX_ROWS,
 ) -> Statement:
     """A read of `source` (a relation, or a materialized RPC result) with filters and paging;
     `projection` (from `embed`, built with the same binder) replaces the plain select."""
@@ -98,7 +99,7 @@ def read_statement(
         total: sql.Composable = sql.SQL("NULL::bigint")
     elif count == "estimated":  # exact up to max-rows, then the planner's estimate
         total = sql.SQL("(SELECT pg_catalog.count(*) FROM ({} LIMIT {}) pgrst_counted)").format(
-            counted, sql.Literal(MAX_ROWS + 1)
+            counted, sql.Literal(max_rows + 1)
         )
     elif count:
         total = sql.SQL("(SELECT pg_catalog.count(*) FROM ({}) pgrst_counted)").format(counted)
