@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -82,6 +83,10 @@ def load_sql(dsn: str, files: Sequence[Path]) -> None:
                 conn.execute(path.read_text())  # many statements, no parameters
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.local.rest.serve",
@@ -97,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         sys.stderr.write(f"not a file: {', '.join(map(str, missing))}\n")
         return 2
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down: as SystemExit, not a default
+    # death, so the embedded PostgreSQL is stopped and its folder removed.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="rest-serve-") as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pgdata", free_port(), find_install(), durable=False)
         pg.start()
