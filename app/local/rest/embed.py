@@ -19,7 +19,7 @@ from psycopg import sql
 from app.local.rest.disambiguation import find
 from app.local.rest.errors import RestError, not_embedded
 from app.local.rest.relations import Relationship
-from app.local.rest.schema import MAX_ROWS, Catalogue
+from app.local.rest.schema import Catalogue
 from app.local.rest.sql.filters import where_clause
 from app.local.rest.sql.order import order_clause, page_clause
 from app.local.rest.sql.projection import field_expression, field_label, is_legacy_count
@@ -226,7 +226,7 @@ def _embed(
         sql.SQL(" AND ").join(where),
         inner.group,
         order_clause(params.order, inner.target, bind),
-        page_clause(_capped(params.limit), params.offset, bind),
+        page_clause(_capped(params.limit, ctx.cat.max_rows), params.offset, bind),
     )
     join_kind = sql.SQL(" INNER" if item.join == "inner" else " LEFT")
     empty = not item.items
@@ -270,8 +270,8 @@ def find_error_for_rows(cat: Catalogue, origin: str, item: SelectEmbed) -> RestE
     )
 
 
-def _capped(limit: int | None) -> int:
-    return MAX_ROWS if limit is None else min(limit, MAX_ROWS)
+def _capped(limit: int | None, max_rows: int) -> int:
+    return max_rows if limit is None else min(limit, max_rows)
 
 
 def _join_conditions(

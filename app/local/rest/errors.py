@@ -162,16 +162,24 @@ def no_relationship(table: str, other: str, schema: str = "public") -> RestError
 
 
 def function_not_found(
-    name: str, args: list[str], hint: str | None, schema: str = "public"
+    name: str, args: list[str], hint: str | None, schema: str = "public", *, post: bool = True
 ) -> RestError:
+    """PGRST202 worded as PostgREST's `NoRpc` (a JSON body: "or with a single unnamed
+    json/jsonb parameter"; one key: "parameter")."""
     listed = ", ".join(sorted(args))
-    searched = f"with parameters {listed}" if args else "without parameters"
+    if not args:
+        called, searched = " without parameters", " without parameters"
+    else:
+        plural = "s" if len(args) > 1 else ""
+        called, searched = f"({listed})", f" with parameter{plural} {listed}"
+    if post:
+        searched += " or with a single unnamed json/jsonb parameter"
     return RestError(
         404,
         "PGRST202",
-        f"Could not find the function {schema}.{name}({listed}) in the schema cache",
-        f"Searched for the function {schema}.{name} {searched} or with a single unnamed "
-        "json/jsonb parameter, but no matches were found in the schema cache.",
+        f"Could not find the function {schema}.{name}{called} in the schema cache",
+        f"Searched for the function {schema}.{name}{searched}, but no matches were found in "
+        "the schema cache.",
         hint,
     )
 

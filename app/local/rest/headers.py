@@ -112,6 +112,9 @@ def parse_prefer(values: list[str], *, allow_tx: bool = False) -> Preferences:
 
 
 CSV_MEDIA = "text/csv"
+# Always offered, as in PostgREST (`initialMediaHandlers`): the body is PostGIS's
+# `ST_AsGeoJSON` of each row, so without PostGIS PostgreSQL answers 42883 (404).
+GEOJSON_MEDIA = "application/geo+json"
 
 
 PLAN_MEDIA = "application/vnd.pgrst.plan"
@@ -124,13 +127,14 @@ class Accept:
     singular: bool = False
     strip_nulls: bool = False
     csv: bool = False
+    geojson: bool = False
     plan: str | None = None  # "json" or "text": answer the statement's EXPLAIN instead
     plan_options: tuple[str, ...] = ()
     plan_for: str = "application/json"
 
 
 def parse_accept(value: str | None, *, plan_enabled: bool = False) -> Accept:
-    """JSON array (the default, also for `*/*`), single object, CSV, the execution plan
+    """JSON array (the default, also for `*/*`), single object, CSV, GeoJSON, the execution plan
     (`application/vnd.pgrst.plan[+json|+text]; options=analyze|verbose; for="…"`, only with
     `db-plan-enabled`, off as on Supabase), or 406 PGRST107."""
     if not value or not value.strip():
@@ -145,6 +149,8 @@ def parse_accept(value: str | None, *, plan_enabled: bool = False) -> Accept:
             return Accept(singular=True, strip_nulls=strip)
         if media == CSV_MEDIA:
             return Accept(csv=True)
+        if media == GEOJSON_MEDIA:
+            return Accept(geojson=True)
         if media in _JSON_MEDIA:
             return Accept(strip_nulls=strip)
     raise unacceptable(value.strip())

@@ -12,13 +12,23 @@ import orjson
 from starlette.responses import Response
 
 from app.local.rest import errors
-from app.local.rest.headers import CSV_MEDIA, OBJECT_MEDIA, PLAN_MEDIA, Accept, Preferences
+from app.local.rest.headers import (
+    CSV_MEDIA,
+    GEOJSON_MEDIA,
+    OBJECT_MEDIA,
+    PLAN_MEDIA,
+    Accept,
+    Preferences,
+)
 from app.local.rest.schema import MAX_ROWS
 from app.local.rest.tx import Outcome
 
 
 def page_bounds(
-    q_offset: int | None, q_limit: int | None, rng: tuple[int, int | None] | None
+    q_offset: int | None,
+    q_limit: int | None,
+    rng: tuple[int, int | None] | None,
+    max_rows: int = MAX_ROWS,
 ) -> tuple[int, int]:
     """(offset, limit): `offset`/`limit` intersected with the Range header, capped at max-rows."""
     lower, length = rng if rng else (0, None)
@@ -31,8 +41,8 @@ def page_bounds(
         )
         if end is not None
     ]
-    limit = max(0, min(ends) - start) if ends else MAX_ROWS
-    return start, min(limit, MAX_ROWS)
+    limit = max(0, min(ends) - start) if ends else max_rows
+    return start, min(limit, max_rows)
 
 
 def content_range(lower: int, rows: int, total: int | None) -> str:
@@ -45,6 +55,8 @@ def content_range(lower: int, rows: int, total: int | None) -> str:
 def _media(accept: Accept) -> str:
     if accept.csv:
         return f"{CSV_MEDIA}; charset=utf-8"
+    if accept.geojson:
+        return f"{GEOJSON_MEDIA}; charset=utf-8"
     return f"{OBJECT_MEDIA}; charset=utf-8" if accept.singular else errors.JSON_TYPE
 
 

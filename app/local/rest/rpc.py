@@ -27,35 +27,38 @@ class Call:
     arg_names: tuple[str, ...]
 
 
-def resolve(cat: Catalogue, name: str, arg_names: set[str], *, whole_body: bool) -> Function:
+def resolve(cat: Catalogue, name: str, arg_names: set[str], *, post: bool) -> Function:
     """The one function called `name` whose arguments fit `arg_names`; else PGRST202/203.
 
-    `whole_body`: the request has a body that could go to a single unnamed json/jsonb argument.
+    PostgREST's `findProc`: a function matches when the keys are its required arguments plus
+    any of its optional ones (an unnamed argument's name is ""); only when none matches does a
+    POST fall back to a function of one unnamed json/jsonb argument, which takes the body.
     """
     candidates = cat.functions.get(name, [])
     named: list[Function] = []
-    unnamed_json: list[Function] = []
+    fallback: list[Function] = []
     for fn in candidates:
-        if fn.single_unnamed_json:
-            if whole_body:
-                unnamed_json.append(fn)
-            continue
-        if any(not a.name for a in fn.inputs):
-            continue
-        names = {a.name for a in fn.inputs}
-        required = {a.name for a in fn.inputs if not a.has_default}
-        if required <= arg_names <= names:
+        if _fits(fn, arg_names):
             named.append(fn)
-    if len(named) > 1:
-        exact = [fn for fn in named if len(fn.inputs) == len(arg_names)]
-        named = exact if len(exact) == 1 else named
-    matches = named or unnamed_json
+        elif post and fn.single_unnamed_json:
+            fallback.append(fn)
+    matches = named or fallback
     if not matches:
         hint = None if candidates else cat.function_hint(name)
-        raise function_not_found(name, sorted(arg_names), hint, cat.schema)
+        raise function_not_found(name, sorted(arg_names), hint, cat.schema, post=post)
     if len(matches) > 1:
-        raise ambiguous_function([fn.signature() for fn in matches])
+        # In the order of PostgREST's derived `Ord` on its routines: by their arguments.
+        ordered = sorted(matches, key=lambda fn: [(a.name, a.type) for a in fn.inputs])
+        raise ambiguous_function([fn.signature() for fn in ordered])
     return matches[0]
+
+
+def _fits(fn: Function, arg_names: set[str]) -> bool:
+    if not fn.inputs:
+        return not arg_names
+    names = {a.name for a in fn.inputs}
+    required = {a.name for a in fn.inputs if not a.has_default}
+    return required <= arg_names <= names
 
 
 def rpc_statement(
@@ -69,15 +72,18 @@ def rpc_statement(
     singular: bool,
     with_body: bool,
     csv: bool = False,
+    geojson: bool = False,
 ) -> Statement:
     fn = call.function
     bind = Binder()
     proc = sql.Identifier(fn.schema, fn.name)
     args_from: sql.Composable
-    if fn.single_unnamed_json and call.args_json is not None:
-        cast = sql.SQL(fn.inputs[0].type)  # "json" or "jsonb", checked by single_unnamed_json
+    unnamed = fn.single_unnamed
+    if unnamed is not None and call.args_json is not None:
+        # PostgREST's `OnePosParam`: the whole body, cast to the argument's type (one of the
+        # types `Function.callable` allows, from the catalogue, never from the request).
         args_from = sql.SQL("")
-        invocation = sql.SQL("{}({}::{})").format(proc, bind(call.args_json), cast)
+        invocation = sql.SQL("{}({}::{})").format(proc, bind(call.args_json), sql.SQL(unnamed.type))
     elif call.arg_names:
         types = {a.name: a.type for a in fn.inputs}
         # Type names come from format_type() in the catalogue, never from the request.
@@ -102,8 +108,13 @@ def rpc_statement(
     prelude = sql.SQL("pgrst_call AS MATERIALIZED (SELECT pgrst_call.* FROM {}{} AS {})").format(
         args_from, invocation, alias
     )
-    target = Target(fn.name, fn.columns, sql.Identifier("pgrst_call"))
     origin = fn.return_type.removeprefix(f"{cat.schema}.")
+    target = Target(
+        fn.name,
+        fn.columns,
+        sql.Identifier("pgrst_call"),
+        computed=_computed_on_result(cat, origin) if not scalar else {},
+    )
     projection = (
         project(cat, origin if origin in cat.tables else fn.name, target, query, bind)
         if not scalar
@@ -125,4 +136,21 @@ def rpc_statement(
         binder=bind,
         projection=projection,
         csv=csv and fn.returns_set,
+        geojson=geojson,
+        max_rows=cat.max_rows,
     )
+
+
+def _computed_on_result(cat: Catalogue, origin: str) -> dict[str, sql.Composable]:
+    """The computed fields of the table a function returns rows of, called on each result row
+    (PostgREST selects from the call itself, whose rows have the table's type; the
+    materialized result's rows are records, so each is cast back to it)."""
+    if origin not in cat.tables:
+        return {}
+    row_type = sql.Identifier(cat.schema, origin)
+    return {
+        name: sql.SQL("{}({}::{})").format(
+            sql.Identifier(schema, name), sql.Identifier("pgrst_call"), row_type
+        )
+        for name, schema in cat.computed.get(origin, {}).items()
+    }

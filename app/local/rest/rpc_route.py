@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.local.rest import errors
 from app.local.rest.body import Body, parse_body
 from app.local.rest.embed import check_aggregates
-from app.local.rest.headers import parse_accept
+from app.local.rest.headers import GEOJSON_MEDIA, parse_accept
 from app.local.rest.limits import read_body
 from app.local.rest.query import RESERVED, looks_like_filter, parse_query, parse_range_header
 from app.local.rest.request import (
@@ -45,7 +45,8 @@ async def rpc_request(
     schema: str,
 ) -> Response:
     method = request.method
-    accept = parse_accept(headers.get("accept"), plan_enabled=settings.plan_enabled)
+    plan_enabled = await tx.plan_enabled(headers.get("accept"), schema)
+    accept = parse_accept(headers.get("accept"), plan_enabled=plan_enabled)
     prefs = preferences(request, settings)
     pairs = query_pairs(request)
     raw = await read_body(request) if method == "POST" else b""
@@ -59,8 +60,8 @@ async def rpc_request(
             assert body is not None
             arg_names = set(body.value) if isinstance(body.value, dict) else set()
             query = parse_query(pairs)
-            fn = resolve(cat, name, arg_names, whole_body=True)
-            if fn.single_unnamed_json:
+            fn = resolve(cat, name, arg_names, post=True)
+            if fn.single_unnamed is not None:
                 call = Call(fn, body.text, ())
             else:
                 if not isinstance(body.value, dict):
@@ -74,10 +75,12 @@ async def rpc_request(
                 if k not in RESERVED and (k in known or not looks_like_filter(v))
             }
             query = parse_query([(k, v) for k, v in pairs if k not in args])
-            fn = resolve(cat, name, set(args), whole_body=False)
+            fn = resolve(cat, name, set(args), post=False)
             args_json = orjson.dumps(args).decode()
             call = Call(fn, args_json, tuple(sorted(args)))
-        offset, limit = page_bounds(query.offset, query.limit, rng)
+        offset, limit = page_bounds(query.offset, query.limit, rng, settings.max_rows)
+        if accept.geojson and not fn.returns_set:  # the stand-in builds it for sets only
+            raise errors.unacceptable(GEOJSON_MEDIA)
         check_aggregates(cat, query)
         stmt = rpc_statement(
             cat,
@@ -89,6 +92,7 @@ async def rpc_request(
             singular=accept.singular,
             with_body=method != "HEAD",
             csv=accept.csv,
+            geojson=accept.geojson,
         )
         strict = prefs.handling == "strict" and prefs.max_affected is not None
         if strict and not fn.returns_set:

@@ -17,15 +17,25 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 
+from app.local.rest.fuzzy import closest
 from app.local.rest.lineage import target_columns
 from app.local.rest.relations import ForeignKey, Relation, Relationship, computed, derive
 
+# A column's default as PostgREST's schema cache reads it (a domain's, an identity's nextval).
 _TABLES = """
 select c.oid::int8, c.relname, c.relkind::text,
   coalesce((select json_agg(json_build_object(
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-      'base', t.typname) order by a.attnum)
+      'base', t.typname,
+      'default', case
+        when t.typbasetype != 0 and ad.adbin is null then pg_get_expr(t.typdefaultbin, 0)
+        when a.attidentity = 'd' then (select format('nextval(%%L)', d.objid::regclass)
+          from pg_depend d where d.classid = 'pg_class'::regclass and d.deptype = 'i'
+            and d.refobjid = a.attrelid and d.refobjsubid = a.attnum limit 1)
+        when a.attgenerated = 's' then null
+        else pg_get_expr(ad.adbin, ad.adrelid) end) order by a.attnum)
     from pg_attribute a join pg_type t on t.oid = a.atttypid
+    left join pg_attrdef ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]'::json)::text,
   coalesce((select array_agg(a.attname::text order by k.ord)
     from pg_constraint con
@@ -38,6 +48,7 @@ where c.relnamespace = %(schema)s::regnamespace and c.relkind in ('r', 'v', 'm',
 
 _FUNCTIONS = """
 select p.oid::int8, p.proname, p.provolatile::text, p.proretset, p.pronargdefaults,
+  p.prorows = 1,
   format_type(p.prorettype, null), rt.typname, rt.typtype::text,
   coalesce((select json_agg(json_build_object(
       'name', coalesce(a.name, ''), 'mode', coalesce(a.mode, 'i'),
@@ -88,7 +99,9 @@ order by s.setdatabase
 """
 
 AUTHENTICATOR = "authenticator"
-MAX_ROWS = 1000  # Supabase's [api] max_rows default, for every level of a read
+_UNNAMED_CALLABLE = ("bytea", "json", "jsonb", "text", "xml")
+_TRUE = ("true", "on", "1")
+MAX_ROWS = 1000  # Supabase's [api] max_rows default
 
 # Role settings PostgREST applies per request (`SET LOCAL`) that a non-superuser may set.
 APPLIED_ROLE_SETTINGS = frozenset(
@@ -101,6 +114,7 @@ class Column:
     name: str
     type: str  # format_type() text, e.g. "timestamp with time zone"
     base: str  # pg_type.typname, e.g. "tsvector"
+    default: str | None = None  # the SQL of its default, from the catalogue
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,7 @@ class Function:
     inputs: tuple[Argument, ...]
     columns: dict[str, Column]  # of a composite/TABLE result; empty for scalars
     schema: str = "public"
+    rows_one: bool = False  # `SETOF … ROWS 1`: PostgREST embeds it as one row, like a non-set
 
     @property
     def read_only(self) -> bool:
@@ -148,6 +163,23 @@ class Function:
     @property
     def returns_composite(self) -> bool:
         return bool(self.columns)
+
+    @property
+    def callable(self) -> bool:
+        """PostgREST's schema cache leaves out a function with more than one unnamed argument,
+        or one that is not bytea, json, jsonb, text or xml (`funcsSqlQuery`): `/rpc` cannot
+        call it (a computed field such as `f(table)` is still selected by name)."""
+        unnamed = [a for a in self.inputs if not a.name]
+        if not unnamed:
+            return True
+        return len(unnamed) == 1 and unnamed[0].type in _UNNAMED_CALLABLE
+
+    @property
+    def single_unnamed(self) -> Argument | None:
+        """The argument of a function of one unnamed argument (called with the whole body)."""
+        if len(self.inputs) == 1 and not self.inputs[0].name:
+            return self.inputs[0]
+        return None
 
     @property
     def single_unnamed_json(self) -> bool:
@@ -174,23 +206,26 @@ class Catalogue:
     # return one value (PostgREST's computed fields).
     computed: dict[str, dict[str, str]] = field(default_factory=dict)
     loaded_at: float = 0.0
+    max_rows: int = MAX_ROWS  # `[api] max_rows`, which caps every level of a read
 
     @property
     def aggregates_enabled(self) -> bool:
         """`alter role authenticator set pgrst.db_aggregates_enabled = 'true'` (off by default)."""
-        return self.config.get("pgrst.db_aggregates_enabled", "false").lower() in (
-            "true",
-            "on",
-            "1",
-        )
+        return self.config.get("pgrst.db_aggregates_enabled", "false").lower() in _TRUE
+
+    @property
+    def plan_enabled(self) -> bool:
+        """`alter role authenticator set pgrst.db_plan_enabled = 'true'`: PostgREST reads its
+        in-database config from the role (`db-config`, on in Supabase) as it reads the file."""
+        return self.config.get("pgrst.db_plan_enabled", "false").lower() in _TRUE
 
     def table_hint(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, list(self.tables), n=1)
         return f"Perhaps you meant the table '{self.schema}.{close[0]}'" if close else None
 
     def function_hint(self, name: str) -> str | None:
-        close = difflib.get_close_matches(name, list(self.functions), n=1)
-        return f"Perhaps you meant to call the function {self.schema}.{close[0]}" if close else None
+        close = closest(name, self.functions)
+        return f"Perhaps you meant to call the function {self.schema}.{close}" if close else None
 
 
 async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catalogue:
@@ -207,7 +242,8 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
         params = {"schema": schema}
         for oid, name, kind, cols, pk in await (await conn.execute(_TABLES, params)).fetchall():
             columns = {
-                c["name"]: Column(c["name"], c["type"], c["base"]) for c in orjson.loads(cols)
+                c["name"]: Column(c["name"], c["type"], c["base"], c["default"])
+                for c in orjson.loads(cols)
             }
             cat.tables[name] = Table(name, kind, columns, tuple(pk), oid, schema)
         fks = [
@@ -227,8 +263,11 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
             oid: target_columns(action)
             for oid, action in await (await conn.execute(_VIEWS)).fetchall()
         }
+        every: list[Function] = []  # computed fields and relationships need no `/rpc` call
         for row in await (await conn.execute(_FUNCTIONS, params)).fetchall():
-            oid, name, vol, retset, ndefaults, rettype, retbase, rettyptype, args, cols = row
+            oid, name, vol, retset, ndefaults, one_row, rettype, retbase, rettyptype, args, cols = (
+                row
+            )
             all_args = orjson.loads(args)
             inputs = [a for a in all_args if a["mode"] in ("i", "b", "v")]
             outputs = [a for a in all_args if a["mode"] in ("o", "b", "t")]
@@ -240,7 +279,7 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                 columns = {a["name"]: Column(a["name"], a["type"], a["type"]) for a in outputs}
             if rettyptype != "c" and not (outputs and columns):
                 columns = {}
-            cat.functions.setdefault(name, []).append(
+            every.append(
                 Function(
                     oid=oid,
                     name=name,
@@ -254,6 +293,7 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                     ),
                     columns=columns,
                     schema=schema,
+                    rows_one=retset and one_row,
                 )
             )
         for role, config in await (await conn.execute(_ROLE_SETTINGS)).fetchall():
@@ -263,42 +303,46 @@ async def load_catalogue(conn: AsyncConnection, schema: str = "public") -> Catal
                     cat.config[key] = value
                 if key in APPLIED_ROLE_SETTINGS:
                     cat.role_settings.setdefault(role, {})[key] = value
-    for fns in cat.functions.values():
-        for fn in fns:
-            if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void or fn.returns_composite:
-                continue
-            arg = fn.inputs[0].type.removeprefix(f"{schema}.").strip('"')
-            if arg in cat.tables:
-                cat.computed.setdefault(arg, {})[fn.name] = fn.schema
+    for fn in every:
+        if fn.callable:
+            cat.functions.setdefault(fn.name, []).append(fn)
+    for fn in every:
+        if len(fn.inputs) != 1 or fn.returns_set or fn.returns_void or fn.returns_composite:
+            continue
+        arg = fn.inputs[0].type.removeprefix(f"{schema}.").strip('"')
+        if arg in cat.tables:
+            cat.computed.setdefault(arg, {})[fn.name] = fn.schema
     relations = {
         t.oid: Relation(t.oid, t.name, t.is_view, frozenset(t.primary_key))
         for t in cat.tables.values()
     }
     cat.relationships = derive(relations, fks, views)
     tables = {t.name: t.is_view for t in cat.tables.values()}
-    for rel in computed(_row_functions(cat), tables):
+    for rel in computed(_row_functions(cat, every), tables):
         cat.relationships.setdefault(rel.table, []).append(rel)
     return cat
 
 
-def _row_functions(cat: Catalogue) -> list[tuple[str, str, str, str, bool]]:
+def _row_functions(
+    cat: Catalogue, functions: list[Function]
+) -> list[tuple[str, str, str, str, bool]]:
     """Functions of one table's row type that return another table's rows."""
     out = []
-    for fns in cat.functions.values():
-        for fn in fns:
-            if len(fn.inputs) != 1:
-                continue
-            arg = fn.inputs[0].type.removeprefix(f"{cat.schema}.").strip('"')
-            result = fn.return_type.removeprefix(f"{cat.schema}.").strip('"')
-            if arg in cat.tables and result in cat.tables:
-                out.append((fn.schema, fn.name, arg, result, fn.returns_set))
+    for fn in functions:
+        if len(fn.inputs) != 1:
+            continue
+        arg = fn.inputs[0].type.removeprefix(f"{cat.schema}.").strip('"')
+        result = fn.return_type.removeprefix(f"{cat.schema}.").strip('"')
+        if arg in cat.tables and result in cat.tables:
+            out.append((fn.schema, fn.name, arg, result, fn.returns_set and not fn.rows_one))
     return out
 
 
 class SchemaCache:
     """One catalogue per exposed schema of one database; concurrent misses share a reload."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int = MAX_ROWS) -> None:
+        self.max_rows = max_rows
         self._catalogues: dict[str, Catalogue] = {}
         self._stale: set[str] = set()
         self._lock = asyncio.Lock()
@@ -324,5 +368,6 @@ class SchemaCache:
                 return cat
             self._stale.discard(schema)
             cat = await load_catalogue(conn, schema)
+            cat.max_rows = self.max_rows
             self._catalogues[schema] = cat
             return cat

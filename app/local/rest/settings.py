@@ -2,8 +2,10 @@
 
 `schemas` are the exposed schemas (the first is the default; others are chosen with
 `Accept-Profile` / `Content-Profile`), `extra_search_path` follows the request's schema in
-`search_path`, and `max_rows` caps every level of a read. `PGRST_DB_TX_END` chooses whether
-`Prefer: tx=…` may override the end of a transaction (PostgREST's `db-tx-end`). A stack can
+`search_path`, `max_rows` caps every level of a read, and `auto_expose_new_tables` (unset is
+true, as in the CLI) says whether new objects in `public` are granted to the API roles.
+`PGRST_DB_TX_END` chooses whether `Prefer: tx=…` may override the end of a transaction
+(PostgREST's `db-tx-end`). A stack can
 override any of them with `ctx.extra["rest"]` (tests serve extra schemas that way).
 """
 
@@ -29,6 +31,8 @@ class RestSettings:
     extra_search_path: tuple[str, ...] = ("public", "extensions")
     tx_end: str = DEFAULT_TX_END
     plan_enabled: bool = False  # PostgREST's `db-plan-enabled`; off, as on Supabase
+    max_rows: int = 1000
+    auto_expose_new_tables: bool = True
 
     @property
     def default_schema(self) -> str:
@@ -63,4 +67,11 @@ def load_settings(
     tx_end = str(api.get("tx_end") or os.environ.get(TX_END_ENV) or DEFAULT_TX_END)
     plan = api.get("plan_enabled", os.environ.get(PLAN_ENV, ""))
     enabled = plan is True or str(plan).strip().lower() in ("1", "true", "on")
-    return RestSettings(schemas, extra, tx_end.strip().lower(), enabled)
+    return RestSettings(
+        schemas,
+        extra,
+        tx_end.strip().lower(),
+        enabled,
+        int(api.get("max_rows") or 1000),
+        api.get("auto_expose_new_tables", True) is not False,
+    )

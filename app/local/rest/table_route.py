@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.local.rest import errors
 from app.local.rest.body import parse_body, put_body
 from app.local.rest.embed import check_aggregates, has_embeds, project
-from app.local.rest.headers import parse_accept
+from app.local.rest.headers import GEOJSON_MEDIA, parse_accept
 from app.local.rest.limits import read_body
 from app.local.rest.query import parse_query, parse_range_header
 from app.local.rest.request import (
@@ -47,7 +47,8 @@ async def table_request(
     schema: str,
 ) -> Response:
     method = request.method
-    accept = parse_accept(headers.get("accept"), plan_enabled=settings.plan_enabled)
+    plan_enabled = await tx.plan_enabled(headers.get("accept"), schema)
+    accept = parse_accept(headers.get("accept"), plan_enabled=plan_enabled)
     prefs = preferences(request, settings)
     query = parse_query(query_pairs(request))
     write = method in ("POST", "PUT", "PATCH", "DELETE")
@@ -58,7 +59,7 @@ async def table_request(
     body = parse_body(await read_body(request)) if method in ("POST", "PUT", "PATCH") else None
     mode = prefs.return_ or "minimal"
     rng = parse_range_header(headers.get("range")) if method in ("GET", "HEAD") else None
-    offset, limit = page_bounds(query.offset, query.limit, rng)
+    offset, limit = page_bounds(query.offset, query.limit, rng, settings.max_rows)
 
     def planner(cat: Catalogue) -> Plan:
         table = cat.tables.get(name)
@@ -86,6 +87,8 @@ async def table_request(
                 binder=bind,
                 projection=project(cat, name, target, query, bind),
                 csv=accept.csv,
+                geojson=accept.geojson,
+                max_rows=cat.max_rows,
             )
             return Plan(
                 stmt,
@@ -96,6 +99,8 @@ async def table_request(
                 explain=explain_options(accept),
             )
         assert body is not None or method == "DELETE"
+        if accept.geojson:  # the stand-in builds GeoJSON for reads only
+            raise errors.unacceptable(GEOJSON_MEDIA)
         put = method == "PUT"
         if put:
             assert body is not None

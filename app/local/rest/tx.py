@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.local.rest import errors
 from app.local.rest.errors import RestError
-from app.local.rest.schema import MAX_ROWS, Catalogue, Function, SchemaCache
+from app.local.rest.schema import Catalogue, Function, SchemaCache
 from app.local.rest.settings import RestSettings
 from app.local.rest.sql.target import Statement
 
@@ -113,11 +113,20 @@ class Transactor:
     ) -> None:
         self._pool = pool
         self.settings = settings or RestSettings()
-        self.schema = SchemaCache()
+        self.schema = SchemaCache(self.settings.max_rows)
 
     async def catalogue(self, schema: str | None = None) -> Catalogue:
         async with self._pool().connection() as conn:
             return await self.schema.get(conn, schema or self.settings.default_schema)
+
+    async def plan_enabled(self, accept: str | None, schema: str | None = None) -> bool:
+        """Whether an `application/vnd.pgrst.plan` Accept may be answered: `db-plan-enabled`
+        from the settings, or set in the database on the authenticator role."""
+        if self.settings.plan_enabled:
+            return True
+        if accept is None or "vnd.pgrst.plan" not in accept.lower():
+            return False
+        return (await self.catalogue(schema)).plan_enabled
 
     async def run(
         self, info: RequestInfo, caller: RequestRole, planner: Planner, schema: str | None = None
@@ -173,7 +182,7 @@ class Transactor:
                 estimate = _plan_rows(explained[0] if explained else None)
                 if plan.count == "planned":
                     total = estimate
-                elif total is not None and total > MAX_ROWS and estimate is not None:
+                elif total is not None and total > self.settings.max_rows and estimate is not None:
                     total = max(total, estimate)
         except psycopg.Error as exc:
             if exc.sqlstate in _STALE_SQLSTATES:

@@ -2,7 +2,8 @@
 
 The request body reaches PostgreSQL as one bound `json` value that `json_populate_record(set)`
 turns into rows of the table's own type, so PostgreSQL converts every value exactly as PostgREST
-lets it. Bulk inserts are one INSERT statement; `missing=default` uses `DEFAULT` for absent keys.
+lets it. Bulk inserts are one INSERT statement; `missing=default` merges each row over its
+columns' defaults, as PostgREST does.
 """
 
 from __future__ import annotations
@@ -150,12 +151,8 @@ def insert_statement(
     array_text = body.text if isinstance(value, list) else f"[{body.text}]"
     payload = bind(array_text)
     cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
-    if missing_default and any(n not in row for row in rows for n in names):
-        source = sql.SQL("VALUES {}").format(
-            sql.SQL(", ").join(
-                _values_row(rel, payload, i, row, names) for i, row in enumerate(rows)
-            )
-        )
+    if missing_default and names:
+        source = _with_defaults(table, rel, payload, names, cols)
     else:
         source = sql.SQL(
             "SELECT {} FROM json_populate_recordset(NULL::{}, {}::json) pgrst_body{}"
@@ -204,17 +201,27 @@ def _put_match(table: Table, keys: dict[str, str] | None, bind: Binder) -> sql.C
     )
 
 
-def _values_row(
-    rel: sql.Composable, payload: sql.Composable, index: int, row: dict[str, Any], names: list[str]
+def _with_defaults(
+    table: Table,
+    rel: sql.Composable,
+    payload: sql.Composable,
+    names: list[str],
+    cols: sql.Composable,
 ) -> sql.Composable:
-    record = sql.SQL("json_populate_record(NULL::{}, ({}::json -> {}))").format(
-        rel, payload, sql.Literal(index)
-    )
-    cells = [
-        sql.SQL("({}).{}").format(record, sql.Identifier(n)) if n in row else sql.SQL("DEFAULT")
+    """`Prefer: missing=default` as PostgREST builds it (`fromJsonBodyF`): every row is merged
+    over an object of the columns' defaults, so each default (a sequence's `nextval` too) is
+    evaluated once per row, also where the row has the key."""
+    defaults = [
+        sql.SQL("{}, {}").format(sql.Literal(n), sql.SQL(default))  # SQL from the catalogue
         for n in names
+        if (default := table.columns[n].default) is not None
     ]
-    return sql.SQL("({})").format(sql.SQL(", ").join(cells))
+    return sql.SQL(
+        "SELECT {cols} FROM (SELECT {payload}::jsonb AS json_data) pgrst_payload, "
+        "LATERAL (SELECT jsonb_agg(jsonb_build_object({defaults}) || elem) AS val "
+        "FROM jsonb_array_elements(pgrst_payload.json_data) elem) pgrst_json_defs, "
+        "LATERAL jsonb_populate_recordset(NULL::{rel}, pgrst_json_defs.val) pgrst_body"
+    ).format(cols=cols, payload=payload, defaults=sql.SQL(", ").join(defaults), rel=rel)
 
 
 def _on_conflict(

@@ -39,3 +39,20 @@ def test_settings_tx_end_from_environment(
     settings = load_settings(path=tmp_path / "missing.toml")
     assert (settings.tx_override, settings.tx_rollback_default) == (override, rollback)
     assert settings.schemas == ("public",)
+
+
+def test_settings_postgrest_js_profile_exposes_personal_and_auto_exposes_public() -> None:
+    profile = Path(__file__).resolve().parents[3] / "supabase" / "postgrest-js.toml"
+    settings = load_settings(path=profile)
+    assert settings.schemas == ("public", "personal", "graphql_public")
+    assert (settings.max_rows, settings.auto_expose_new_tables) == (1000, True)
+
+
+def test_settings_auto_expose_is_off_only_when_set_false(tmp_path: Path) -> None:
+    """The CLI grants new `public` objects to the API roles unless the key says false; the
+    project's config.toml says false."""
+    toml = tmp_path / "config.toml"
+    toml.write_text("[api]\nmax_rows = 50\n")
+    assert load_settings(path=toml).auto_expose_new_tables is True
+    assert load_settings(path=toml).max_rows == 50
+    assert load_settings().auto_expose_new_tables is False

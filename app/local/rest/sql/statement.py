@@ -30,6 +30,7 @@ def result_select(
     scalar: bool,
     with_body: bool,
     csv: bool = False,
+    geojson: bool = False,
     inserted: sql.Composable | None = None,
 ) -> sql.Composable:
     """`total, page_total, body, inserted, response_headers, response_status` over
@@ -41,6 +42,11 @@ def result_select(
         body = sql.SQL("NULL::text")
     elif csv:
         body = sql.SQL("{} || E'\\n' || {}").format(_CSV_HEADER, _CSV_BODY)
+    elif geojson:  # PostgREST's `asGeoJsonF`
+        body = sql.SQL(
+            "json_build_object('type', 'FeatureCollection', 'features',"
+            " coalesce(json_agg(ST_AsGeoJSON(_postgrest_t)::json), '[]'))::text"
+        )
     elif singular:
         body = sql.SQL("coalesce((json_agg({})->0)::text, 'null')").format(value)
     else:
@@ -71,6 +77,8 @@ def read_statement(
     binder: Binder | None = None,
     projection: Projection | None = None,
     csv: bool = False,
+    geojson: bool = False,
+    max_rows: int = MAX_ROWS,
 ) -> Statement:
     """A read of `source` (a relation, or a materialized RPC result) with filters and paging;
     `projection` (from `embed`, built with the same binder) replaces the plain select."""
@@ -91,7 +99,7 @@ def read_statement(
         total: sql.Composable = sql.SQL("NULL::bigint")
     elif count == "estimated":  # exact up to max-rows, then the planner's estimate
         total = sql.SQL("(SELECT pg_catalog.count(*) FROM ({} LIMIT {}) pgrst_counted)").format(
-            counted, sql.Literal(MAX_ROWS + 1)
+            counted, sql.Literal(max_rows + 1)
         )
     elif count:
         total = sql.SQL("(SELECT pg_catalog.count(*) FROM ({}) pgrst_counted)").format(counted)
@@ -111,7 +119,14 @@ def read_statement(
     )
     stmt = sql.SQL("WITH {} {}").format(
         sql.SQL(", ").join(ctes),
-        result_select(total=total, singular=singular, scalar=scalar, with_body=with_body, csv=csv),
+        result_select(
+            total=total,
+            singular=singular,
+            scalar=scalar,
+            with_body=with_body,
+            csv=csv,
+            geojson=geojson,
+        ),
     )
     explain = None
     if count in ("planned", "estimated"):
