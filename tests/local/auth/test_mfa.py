@@ -376,3 +376,24 @@ def test_mfa_admin_soft_delete_of_a_user_deletes_its_factors(
 
     assert res.status_code == 200, res.text
     assert http.get(f"/admin/users/{user_id}/factors", headers=admin).json() == []
+
+
+def test_mfa_admin_renames_a_factor_and_answers_it(
+    http: httpx.Client, local_stack: LocalStack
+) -> None:
+    account = _sign_up(http)
+    factor = _enroll(http, account, friendly_name="old")
+    user_id = _claims(account.access_token)["sub"]
+    admin = _bearer(local_stack.keys.service_role_key) | {
+        "apikey": local_stack.keys.service_role_key
+    }
+
+    res = http.put(
+        f"/admin/users/{user_id}/factors/{factor['id']}",
+        json={"friendly_name": "new"},
+        headers=admin,
+    )
+
+    assert (res.json()["id"], res.json()["friendly_name"]) == (factor["id"], "new")
+    user = http.get("/user", headers=_bearer(account.access_token)).json()
+    assert [f["friendly_name"] for f in user["factors"]] == ["new"]

@@ -100,7 +100,7 @@ async def _owned_factor(
 
 def _ip(request: Request) -> str:
     """The address a challenge is bound to (GoTrue's GetIPAddress: the peer, locally)."""
-    return client_info(request)["ip"] or "0.0.0.0"  # noqa: S104 - an address, not a bind
+    return client_info(request)["ip"] or "0.0.0.0"
 
 
 def _session_of(caller: SignedInUser, action: str) -> uuid.UUID:
