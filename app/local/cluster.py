@@ -27,8 +27,12 @@ def bootstrap_sql() -> str:
     return resources.files("app.local").joinpath("sql/bootstrap.sql").read_text()
 
 
+_AUTH_UPGRADES = ("sql/auth_flows.sql", "sql/auth_mfa.sql")
+
+
 def auth_upgrades_sql() -> str:
-    return resources.files("app.local").joinpath("sql/auth_flows.sql").read_text()
+    folder = resources.files("app.local")
+    return "\n".join(folder.joinpath(name).read_text() for name in _AUTH_UPGRADES)
 
 
 def ensure_auth_upgrades(superuser_dsn: str) -> None:

@@ -183,8 +183,11 @@ class LocalKeys:
         now: int | None = None,
         is_anonymous: bool = False,
         amr_method: str = "password",
+        aal: str = "aal1",
+        amr: list[dict[str, Any]] | None = None,
     ) -> str:
-        """An access token with the claims Supabase Auth puts in one."""
+        """An access token with the claims Supabase Auth puts in one; `amr` (a session's
+        recorded methods) replaces the single `amr_method` entry."""
         iat = int(now if now is not None else time.time())
         claims = {
             "iss": issuer,
@@ -201,8 +204,8 @@ class LocalKeys:
             ),
             "user_metadata": user_metadata or {},
             "role": AUTHENTICATED_ROLE,
-            "aal": "aal1",
-            "amr": [{"method": amr_method, "timestamp": iat}],
+            "aal": aal,
+            "amr": amr if amr is not None else [{"method": amr_method, "timestamp": iat}],
             "session_id": session_id or str(uuid.uuid4()),
             "is_anonymous": is_anonymous,
         }

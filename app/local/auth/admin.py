@@ -28,6 +28,7 @@ from app.local.auth.errors import (
     not_found,
     unprocessable,
 )
+from app.local.auth.factors import factor_json, factors_of
 from app.local.auth.guard import require_admin
 from app.local.auth.params import (
     AdminDeleteBody,
@@ -51,8 +52,6 @@ def admin_routes() -> list[Route]:
     return [
         Route("/admin/users", users_collection, methods=["GET", "POST"]),
         Route("/admin/users/{user_id}", user_item, methods=["GET", "PUT", "DELETE"]),
-        Route("/admin/users/{user_id}/factors", user_factors, methods=["GET"]),
-        Route("/admin/users/{user_id}/factors/{factor_id}", user_factor, methods=["PUT", "DELETE"]),
     ]
 
 
@@ -82,38 +81,10 @@ async def user_item(request: Request) -> Response:
     return await _delete(request, ctx, user)
 
 
-async def _existing_user(request: Request) -> store.Row:
-    ctx: StackContext = request.app.state.ctx
-    require_admin(request, ctx.keys)
-    try:
-        user_id = uuid.UUID(request.path_params["user_id"])
-    except ValueError as exc:
-        raise not_found("validation_failed", "user_id must be an UUID") from exc
-    async with store.read(ctx) as conn:
-        user = await store.find_user(conn, user_id)
-    if user is None:
-        raise not_found("user_not_found", "User not found")
-    return user
-
-
-async def user_factors(request: Request) -> Response:
-    """MFA enrolment is off locally, so no user has a factor."""
-    await _existing_user(request)
-    return json_response([])
-
-
-async def user_factor(request: Request) -> Response:
-    await _existing_user(request)
-    try:
-        uuid.UUID(request.path_params["factor_id"])
-    except ValueError as exc:
-        raise not_found("validation_failed", "factor_id must be an UUID") from exc
-    raise not_found("mfa_factor_not_found", "Factor not found")
-
-
 async def _user_response(conn: AsyncConnection[Any], user: store.Row) -> Response:
     identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
-    return json_response(user_json(user, identities))
+    factors = (await factors_of(conn, [user["id"]]))[user["id"]]
+    return json_response(user_json(user, identities, [factor_json(f) for f in factors]))
 
 
 # --- create ---------------------------------------------------------------------------------------
@@ -189,7 +160,10 @@ async def _list(request: Request, ctx: StackContext) -> Response:
     async with store.read(ctx) as conn:
         rows, total = await store.list_users(conn, page=max(page, 1), per_page=per_page, text=text)
         identities = await store.identities_of(conn, [r["id"] for r in rows])
-    users = [user_json(r, identities[r["id"]]) for r in rows]
+        factors = await factors_of(conn, [r["id"] for r in rows])
+    users = [
+        user_json(r, identities[r["id"]], [factor_json(f) for f in factors[r["id"]]]) for r in rows
+    ]
     return json_response(
         {"users": users, "aud": store.AUDIENCE},
         headers={"X-Total-Count": str(total), "Link": _links(request, page, per_page, total)},

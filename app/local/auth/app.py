@@ -4,11 +4,12 @@ Routes, bodies, statuses and error shapes follow GoTrue's (supabase/auth) handle
 supabase-py's auth client sends and expects: signup (autoconfirm, or a confirmation mail with
 `enable_confirmations`; anonymous when no credentials), the password, refresh-token (with the reuse
 interval), PKCE, id_token and web3 grants, `/user`, `/logout`, JWKS, `/settings`, `/health`, the
-admin API (`admin`), the email flows (`flows`, `verify`, `links`) and GoTrue's default-config
-"disabled" answers (`disabled`). Settings come from `supabase/config.toml` (`config`); per-IP rate
-limits (`ratelimit`) and a body cap on every route (`bodycap`) guard it. Users, identities,
-sessions, refresh tokens and PKCE flow state live in the `auth` tables (`store`); mails go to the
-local sink (`mail`). Passwords are bcrypt hashes computed off the event loop. Every request that
+admin API (`admin`), MFA factors (`routes.mfa`), the email flows (`flows`, `verify`, `links`)
+and GoTrue's default-config "disabled" answers (`disabled`). Settings come from
+`supabase/config.toml` (`config`); per-IP rate limits (`ratelimit`) and a body cap on every
+route (`bodycap`) guard it. Users, identities, sessions, refresh tokens, PKCE flow state and MFA
+factors live in the `auth` tables (`store`, `sessions`, `factors`); mails go to
+the local sink (`mail`). Passwords are bcrypt hashes computed off the event loop. Every request that
 writes runs in one transaction.
 """
 
@@ -28,6 +29,7 @@ from app.local.auth.gated import gated_routes
 from app.local.auth.links import generate_link
 from app.local.auth.ratelimit import RateLimiter
 from app.local.auth.routes import meta, signup, token, user
+from app.local.auth.routes.mfa import mfa_routes
 from app.local.auth.verify import verify_endpoint
 from app.local.context import StackContext
 
@@ -56,6 +58,7 @@ def create_app(ctx: StackContext) -> Starlette:
             *disabled_routes(),
             *gated_routes(),
             *admin_routes(),
+            *mfa_routes(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

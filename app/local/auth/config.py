@@ -57,8 +57,30 @@ class EmailConfig:
 
 
 @dataclass(frozen=True)
+class FactorSwitches:
+    """`[auth.mfa.totp]`, `[auth.mfa.web_authn]`, `[auth.mfa.phone]`: off in the CLI's template."""
+
+    enroll_enabled: bool = False
+    verify_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class MfaConfig:
+    """`[auth.mfa]`. The expiries are GoTrue's defaults (`GOTRUE_MFA_*_EXPIRY_DURATION`), which
+    the CLI does not set."""
+
+    max_enrolled_factors: int = 10
+    max_verified_factors: int = 10
+    challenge_expiry_seconds: int = 300
+    factor_expiry_seconds: int = 300
+    totp: FactorSwitches = field(default_factory=FactorSwitches)
+    web_authn: FactorSwitches = field(default_factory=FactorSwitches)
+    phone: FactorSwitches = field(default_factory=FactorSwitches)
+
+
+@dataclass(frozen=True)
 class AuthConfig:
-    """`[auth]`, with `[auth.email]` and `[auth.rate_limit]`."""
+    """`[auth]`, with `[auth.email]`, `[auth.rate_limit]` and `[auth.mfa]`."""
 
     site_url: str = "http://127.0.0.1:3000"
     additional_redirect_urls: tuple[str, ...] = ()
@@ -71,6 +93,7 @@ class AuthConfig:
     minimum_password_length: int = 6
     email: EmailConfig = field(default_factory=EmailConfig)
     rate_limit: RateLimits = field(default_factory=RateLimits)
+    mfa: MfaConfig = field(default_factory=MfaConfig)
 
     def replace(self, **changes: Any) -> AuthConfig:
         return dataclasses.replace(self, **changes)
@@ -92,6 +115,7 @@ def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
     auth: dict[str, Any] = dict(data.get("auth") or {})
     email_section: dict[str, Any] = dict(auth.pop("email", None) or {})
     limits_section: dict[str, Any] = dict(auth.pop("rate_limit", None) or {})
+    mfa_section: dict[str, Any] = dict(auth.pop("mfa", None) or {})
     email_values = _known(EmailConfig, email_section)
     if "max_frequency" in email_section:
         email_values["max_frequency_seconds"] = _seconds(str(email_section["max_frequency"]))
@@ -102,6 +126,19 @@ def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
         **values,
         email=EmailConfig(**email_values),
         rate_limit=RateLimits(**_known(RateLimits, limits_section)),
+        mfa=_mfa_config(mfa_section),
+    )
+
+
+def _mfa_config(section: dict[str, Any]) -> MfaConfig:
+    def switches(kind: str) -> FactorSwitches:
+        return FactorSwitches(**_known(FactorSwitches, dict(section.get(kind) or {})))
+
+    return MfaConfig(
+        max_enrolled_factors=int(section.get("max_enrolled_factors", 10)),
+        totp=switches("totp"),
+        web_authn=switches("web_authn"),
+        phone=switches("phone"),
     )
 
 

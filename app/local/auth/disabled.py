@@ -1,15 +1,12 @@
 """What a default-config GoTrue answers for the features the local stack leaves off.
 
-SAML SSO, MFA enrolment (`[auth.mfa.*] enroll_enabled = false` in the CLI's template), manual
-identity linking (`enable_manual_linking = false`), OAuth and OIDC providers, web3. Same status,
-`error_code` and message as GoTrue (middleware.go, mfa.go, admin.go, token_oidc.go, web3.go,
-external.go), after the same checks in the same order (a session first where GoTrue's route
-requires one).
+SAML SSO, manual identity linking (`enable_manual_linking = false`), OAuth and OIDC providers,
+web3 (MFA answers its own switches, `routes.mfa`). Same status, `error_code` and message as
+GoTrue (middleware.go, admin.go, token_oidc.go, web3.go, external.go), after the same checks in
+the same order (a session first where GoTrue's route requires one).
 """
 
 from __future__ import annotations
-
-import uuid
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,13 +17,12 @@ from app.local.auth.errors import (
     AuthApiError,
     OAuthError,
     bad_request,
-    forbidden,
     not_found,
     unprocessable,
 )
 from app.local.auth.guard import authenticate
 from app.local.auth.issue import ctx_of
-from app.local.auth.params import FactorBody, IdTokenBody, parse_body
+from app.local.auth.params import IdTokenBody, parse_body
 
 # GoTrue's built-in OIDC providers and the issuer each one names when it is off.
 _OIDC_ISSUERS = {
@@ -76,38 +72,6 @@ async def sso(_: Request) -> Response:
     raise _saml_disabled()
 
 
-async def _signed_in_not_anonymous(request: Request) -> store.Row:
-    ctx = ctx_of(request)
-    async with store.read(ctx) as conn:
-        caller = await authenticate(request, ctx.keys, conn)
-    if caller.user["is_anonymous"]:
-        raise forbidden("no_authorization", "Anonymous user not allowed to perform these actions")
-    return caller.user
-
-
-async def factors(request: Request) -> Response:
-    """POST /factors: enrolment of every factor type is off in the CLI's default config."""
-    await _signed_in_not_anonymous(request)
-    body = await parse_body(request, FactorBody)
-    kinds = {"totp": "TOTP", "phone": "Phone", "webauthn": "WebAuthn"}
-    if body.factor_type not in kinds:
-        raise bad_request("validation_failed", "factor_type needs to be totp, phone, or webauthn")
-    raise unprocessable(
-        f"mfa_{body.factor_type}_enroll_not_enabled",
-        f"MFA enroll is disabled for {kinds[body.factor_type]}",
-    )
-
-
-async def factor_item(request: Request) -> Response:
-    """/factors/{id}[/verify|/challenge]: no factor can exist, so none is ever found."""
-    await _signed_in_not_anonymous(request)
-    try:
-        uuid.UUID(request.path_params["factor_id"])
-    except ValueError as exc:
-        raise not_found("validation_failed", "factor_id must be an UUID") from exc
-    raise not_found("mfa_factor_not_found", "Factor not found")
-
-
 async def identities(request: Request) -> Response:
     """/user/identities/*: a session first (the /user group), then the linking switch."""
     ctx = ctx_of(request)
@@ -155,10 +119,6 @@ def disabled_routes() -> list[Route]:
         Route("/sso", sso, methods=["POST"]),
         Route("/sso/saml/metadata", sso, methods=["GET"]),
         Route("/sso/saml/acs", sso, methods=["POST"]),
-        Route("/factors", factors, methods=["POST"]),
-        Route("/factors/{factor_id}", factor_item, methods=["DELETE"]),
-        Route("/factors/{factor_id}/verify", factor_item, methods=["POST"]),
-        Route("/factors/{factor_id}/challenge", factor_item, methods=["POST"]),
         Route("/user/identities/authorize", identities, methods=["GET"]),
         Route("/user/identities/{identity_id}", identities, methods=["DELETE"]),
         Route("/authorize", authorize, methods=["GET"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg import AsyncConnection
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from starlette.responses import Response
 from app.local.auth import sessions, store
 from app.local.auth.config import AuthConfig
 from app.local.auth.errors import json_response
+from app.local.auth.factors import Assurance, factor_json, factors_of
 from app.local.auth.mail import Mailbox, mailbox_of
 from app.local.auth.ratelimit import RateLimiter
 from app.local.auth.users import session_json, user_json
@@ -39,7 +40,12 @@ def mailbox(request: Request) -> Mailbox:
     return mailbox_of(ctx_of(request))
 
 
-def client_info(request: Request) -> dict[str, str | None]:
+class ClientInfo(TypedDict):
+    user_agent: str | None
+    ip: str | None
+
+
+def client_info(request: Request) -> ClientInfo:
     host = request.client.host if request.client else None
     return {"user_agent": request.headers.get("user-agent"), "ip": host}
 
@@ -53,7 +59,11 @@ def session_body(
     refresh_token: str,
     *,
     amr_method: str = "password",
+    assurance: Assurance | None = None,
+    factors: list[store.Row] | None = None,
 ) -> dict[str, Any]:
+    """`assurance` (the session's recorded claims) for a session that may have more than the
+    one method it began with: a refresh, an MFA verification."""
     issued_at = int(time.time())
     access_token = ctx.keys.user_access_token(
         user_id=str(user["id"]),
@@ -66,13 +76,15 @@ def session_body(
         now=issued_at,
         is_anonymous=bool(user["is_anonymous"]),
         amr_method=amr_method,
+        aal=assurance.aal if assurance else "aal1",
+        amr=assurance.amr if assurance else None,
     )
     return session_json(
         access_token=access_token,
         refresh_token=refresh_token,
         issued_at=issued_at,
         expires_in=config.jwt_expiry,
-        user=user_json(user, identities),
+        user=user_json(user, identities, [factor_json(f) for f in factors or []]),
     )
 
 
@@ -80,8 +92,11 @@ async def start_session(
     request: Request, conn: AsyncConnection[Any], user: store.Row, *, amr_method: str
 ) -> dict[str, Any]:
     """A new session for `user` (inside the caller's transaction) and its response body."""
-    session_id, refresh = await sessions.start_session(conn, user["id"], **client_info(request))
+    session_id, refresh = await sessions.start_session(
+        conn, user["id"], **client_info(request), amr_method=amr_method
+    )
     identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
+    factors = (await factors_of(conn, [user["id"]]))[user["id"]]
     return session_body(
         ctx_of(request),
         config_of(request),
@@ -90,6 +105,7 @@ async def start_session(
         session_id,
         refresh,
         amr_method=amr_method,
+        factors=factors,
     )
 
 
@@ -102,14 +118,25 @@ def session_response(
     *,
     config: AuthConfig,
     amr_method: str = "password",
+    assurance: Assurance | None = None,
+    factors: list[store.Row] | None = None,
 ) -> Response:
     return json_response(
         session_body(
-            ctx, config, user, identities, session_id, refresh_token, amr_method=amr_method
+            ctx,
+            config,
+            user,
+            identities,
+            session_id,
+            refresh_token,
+            amr_method=amr_method,
+            assurance=assurance,
+            factors=factors,
         )
     )
 
 
 async def user_response(conn: AsyncConnection[Any], user: store.Row) -> Response:
     identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
-    return json_response(user_json(user, identities))
+    factors = (await factors_of(conn, [user["id"]]))[user["id"]]
+    return json_response(user_json(user, identities, [factor_json(f) for f in factors]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -131,6 +132,19 @@ class GenerateLinkBody(_Body):
 
 class FactorBody(_Body):
     factor_type: str = ""
+    friendly_name: str = ""
+    issuer: str = ""
+    phone: str = ""
+
+
+class VerifyFactorBody(_Body):
+    challenge_id: uuid.UUID = uuid.UUID(int=0)  # absent: Go's zero UUID, which no challenge has
+    code: str = ""
+
+
+class AdminFactorBody(_Body):
+    friendly_name: str = ""
+    phone: str = ""
 
 
 class IdTokenBody(_Body):

@@ -18,6 +18,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from app.local.auth.factors import add_amr_claim
 from app.local.auth.store import INSTANCE_ID, Row, fetch_all, fetch_one, find_user, is_banned
 
 
@@ -43,9 +44,14 @@ def new_refresh_token() -> str:
 
 
 async def start_session(
-    conn: AsyncConnection[Any], user_id: uuid.UUID, *, user_agent: str | None, ip: str | None
+    conn: AsyncConnection[Any],
+    user_id: uuid.UUID,
+    *,
+    user_agent: str | None,
+    ip: str | None,
+    amr_method: str = "password",
 ) -> tuple[uuid.UUID, str]:
-    """A new session and its first refresh token."""
+    """A new session, the AMR claim of how it began, and its first refresh token."""
     session_id = uuid.uuid4()
     await fetch_one(
         conn,
@@ -53,6 +59,7 @@ async def start_session(
         " values (%s, %s, now(), now(), 'aal1', %s, %s) returning id",
         (session_id, user_id, user_agent, ip),
     )
+    await add_amr_claim(conn, session_id, amr_method)
     token = await _issue_token(conn, user_id, session_id, parent=None)
     return session_id, token
 
@@ -69,6 +76,21 @@ async def _issue_token(
         (INSTANCE_ID, token, str(user_id), parent, session_id),
     )
     return token
+
+
+async def swap_refresh_token(
+    conn: AsyncConnection[Any], user_id: uuid.UUID, session_id: uuid.UUID
+) -> str:
+    """GoTrue's GrantRefreshTokenSwap (an MFA verification): the session's active token is
+    spent and its child becomes the one the client holds."""
+    active = await fetch_all(
+        conn,
+        "update auth.refresh_tokens set revoked = true, updated_at = now()"
+        " where session_id = %s and not revoked returning token",
+        (session_id,),
+    )
+    parent = active[-1]["token"] if active else None
+    return await _issue_token(conn, user_id, session_id, parent=parent)
 
 
 async def rotate_refresh_token(

@@ -344,7 +344,8 @@ async def delete_user(conn: AsyncConnection[Any], user_id: uuid.UUID) -> None:
 
 
 async def soft_delete_user(conn: AsyncConnection[Any], user: Row) -> None:
-    """GoTrue's soft delete: keep the row, obfuscate what identifies the person.
+    """GoTrue's soft delete: keep the row, obfuscate what identifies the person, drop its MFA
+    factors.
 
     The caller ends the sessions too (`auth_sessions.end_sessions`).
     """
@@ -363,6 +364,10 @@ async def soft_delete_user(conn: AsyncConnection[Any], user: Row) -> None:
         " set provider_id = encode(sha256((%s || provider_id)::bytea), 'hex'),"
         " identity_data = '{}', updated_at = now() where user_id = %s returning id",
         (str(user_id), user_id),
+    )
+    # GoTrue hard-deletes the factors of a soft-deleted user (DeleteFactorsByUserId).
+    await fetch_all(
+        conn, "delete from auth.mfa_factors where user_id = %s returning id", (user_id,)
     )
 
 

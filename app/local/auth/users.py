@@ -68,8 +68,13 @@ def identity_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def user_json(row: dict[str, Any], identities: list[dict[str, Any]]) -> dict[str, Any]:
-    """The bare user object `/user`, `/admin/users/{id}` and sessions carry."""
+def user_json(
+    row: dict[str, Any],
+    identities: list[dict[str, Any]],
+    factors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The bare user object `/user`, `/admin/users/{id}` and sessions carry; `factors` (their
+    JSON, `factors.factor_json`) only when the user has any, as GoTrue's `omitempty`."""
     out: dict[str, Any] = {
         "id": str(row["id"]),
         "aud": row["aud"] or "",
@@ -84,6 +89,8 @@ def user_json(row: dict[str, Any], identities: list[dict[str, Any]]) -> dict[str
     _maybe(out, row, _OPTIONAL_TIMESTAMPS_3)
     out["app_metadata"] = row["raw_app_meta_data"] or {}
     out["user_metadata"] = row["raw_user_meta_data"] or {}
+    if factors:
+        out["factors"] = factors
     out["identities"] = [identity_json(i) for i in identities]
     out["created_at"] = _required(row, "created_at")
     out["updated_at"] = _required(row, "updated_at")

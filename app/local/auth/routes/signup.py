@@ -134,7 +134,9 @@ async def _anonymous_signup(request: Request, body: SignupBody) -> Response:
     )
     async with store.transaction(ctx) as conn:
         user = await store.insert_user(conn, new)
-        session_id, refresh = await sessions.start_session(conn, user["id"], **client_info(request))
+        session_id, refresh = await sessions.start_session(
+            conn, user["id"], **client_info(request), amr_method="anonymous"
+        )
     return session_response(
         ctx, user, [], session_id, refresh, config=config, amr_method="anonymous"
     )

@@ -10,6 +10,7 @@ from app.local.auth import sessions, store
 from app.local.auth.config import AuthConfig
 from app.local.auth.disabled import id_token_grant, web3_grant
 from app.local.auth.errors import OAuthError, bad_request, unprocessable
+from app.local.auth.factors import Assurance, assurance_of, factors_of
 from app.local.auth.issue import client_info, config_of, limiter_of, session_response
 from app.local.auth.params import PasswordGrantBody, RefreshGrantBody, parse_body
 from app.local.auth.passwords import password_matches, spend_dummy_compare
@@ -57,7 +58,10 @@ async def _password_grant(request: Request) -> Response:
         user = await store.record_sign_in(conn, user["id"]) or user
         session_id, refresh = await sessions.start_session(conn, user["id"], **client_info(request))
         identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
-    return session_response(ctx, user, identities, session_id, refresh, config=config_of(request))
+        user_factors = (await factors_of(conn, [user["id"]]))[user["id"]]
+    return session_response(
+        ctx, user, identities, session_id, refresh, config=config_of(request), factors=user_factors
+    )
 
 
 async def _refresh_grant(request: Request) -> Response:
@@ -73,8 +77,14 @@ async def _refresh_grant(request: Request) -> Response:
             **client_info(request),
         )
         identities: list[store.Row] = []
+        user_factors: list[store.Row] = []
+        assurance: Assurance | None = None
         if result.outcome is sessions.RefreshOutcome.ROTATED and result.user is not None:
-            identities = (await store.identities_of(conn, [result.user["id"]]))[result.user["id"]]
+            user_id = result.user["id"]
+            identities = (await store.identities_of(conn, [user_id]))[user_id]
+            user_factors = (await factors_of(conn, [user_id]))[user_id]
+            if result.session_id is not None:  # the session keeps what it proved (aal, amr)
+                assurance = await assurance_of(conn, result.session_id)
     # The transaction has committed: a reuse has revoked the token family for good.
     outcome = result.outcome
     if outcome is sessions.RefreshOutcome.NOT_FOUND:
@@ -90,7 +100,14 @@ async def _refresh_grant(request: Request) -> Response:
     assert result.user is not None
     assert result.session_id is not None
     return session_response(
-        ctx, result.user, identities, result.session_id, result.token, config=config_of(request)
+        ctx,
+        result.user,
+        identities,
+        result.session_id,
+        result.token,
+        config=config_of(request),
+        assurance=assurance,
+        factors=user_factors,
     )
 
 

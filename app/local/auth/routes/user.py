@@ -16,6 +16,7 @@ from app.local.auth.errors import (
     json_response,
     unprocessable,
 )
+from app.local.auth.factors import factor_json, factors_of
 from app.local.auth.guard import authenticate, check_audience
 from app.local.auth.issue import config_of, limiter_of, user_response
 from app.local.auth.params import (
@@ -37,8 +38,11 @@ async def user_endpoint(request: Request) -> Response:
         return await _update_user(request)
     async with store.read(ctx) as conn:
         caller = await authenticate(request, ctx.keys, conn)
-    check_audience(request, caller.claims)
-    return json_response(user_json(caller.user, caller.identities))
+        check_audience(request, caller.claims)
+        factors = (await factors_of(conn, [caller.user["id"]]))[caller.user["id"]]
+    return json_response(
+        user_json(caller.user, caller.identities, [factor_json(f) for f in factors])
+    )
 
 
 async def _update_user(request: Request) -> Response:
