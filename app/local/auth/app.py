@@ -30,6 +30,7 @@ from app.local.auth.links import generate_link
 from app.local.auth.ratelimit import RateLimiter
 from app.local.auth.routes import meta, signup, token, user
 from app.local.auth.routes.mfa import mfa_routes
+from app.local.auth.routes.passkeys import passkey_routes
 from app.local.auth.verify import verify_endpoint
 from app.local.context import StackContext
 
@@ -59,6 +60,7 @@ def create_app(ctx: StackContext) -> Starlette:
             *gated_routes(),
             *admin_routes(),
             *mfa_routes(),
+            *passkey_routes(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

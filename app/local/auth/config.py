@@ -79,6 +79,24 @@ class MfaConfig:
 
 
 @dataclass(frozen=True)
+class PasskeyConfig:
+    """`[auth.passkey]`: passkey sign-in (GoTrue's `GOTRUE_PASSKEY_*`), off as in the CLI."""
+
+    enabled: bool = False
+    max_passkeys_per_user: int = 10
+
+
+@dataclass(frozen=True)
+class WebAuthnConfig:
+    """`[auth.webauthn]`: the relying party that passkeys and WebAuthn factors are bound to."""
+
+    rp_display_name: str = ""
+    rp_id: str = ""
+    rp_origins: tuple[str, ...] = ()
+    challenge_expiry_seconds: float = 300.0  # GoTrue's challenge_expiry_duration, 5m
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     """`[auth]`, with `[auth.email]`, `[auth.rate_limit]` and `[auth.mfa]`."""
 
@@ -94,6 +112,8 @@ class AuthConfig:
     email: EmailConfig = field(default_factory=EmailConfig)
     rate_limit: RateLimits = field(default_factory=RateLimits)
     mfa: MfaConfig = field(default_factory=MfaConfig)
+    passkey: PasskeyConfig = field(default_factory=PasskeyConfig)
+    webauthn: WebAuthnConfig = field(default_factory=WebAuthnConfig)
 
     def replace(self, **changes: Any) -> AuthConfig:
         return dataclasses.replace(self, **changes)
@@ -119,6 +139,10 @@ def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
     email_values = _known(EmailConfig, email_section)
     if "max_frequency" in email_section:
         email_values["max_frequency_seconds"] = _seconds(str(email_section["max_frequency"]))
+    passkey_section: dict[str, Any] = dict(auth.pop("passkey", None) or {})
+    webauthn_section: dict[str, Any] = dict(auth.pop("webauthn", None) or {})
+    webauthn_values = _known(WebAuthnConfig, webauthn_section)
+    webauthn_values["rp_origins"] = tuple(webauthn_values.get("rp_origins") or ())
     values = _known(AuthConfig, auth)
     if "additional_redirect_urls" in values:
         values["additional_redirect_urls"] = tuple(values["additional_redirect_urls"])
@@ -126,6 +150,8 @@ def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
         **values,
         email=EmailConfig(**email_values),
         rate_limit=RateLimits(**_known(RateLimits, limits_section)),
+        passkey=PasskeyConfig(**_known(PasskeyConfig, passkey_section)),
+        webauthn=WebAuthnConfig(**webauthn_values),
         mfa=_mfa_config(mfa_section),
     )
 
@@ -143,7 +169,12 @@ def _mfa_config(section: dict[str, Any]) -> MfaConfig:
 
 
 def _known(cls: type, section: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)} - {"email", "rate_limit"}
+    names = {f.name for f in dataclasses.fields(cls)} - {
+        "email",
+        "rate_limit",
+        "passkey",
+        "webauthn",
+    }
     return {k: v for k, v in section.items() if k in names}
 
 

@@ -1,9 +1,10 @@
 """GoTrue 2.189's answers for the feature-gated routes the local stack leaves off (its defaults,
-and the CLI's template): the OAuth 2.1 server, custom OAuth/OIDC providers and passkeys.
+and the CLI's template): the OAuth 2.1 server and custom OAuth/OIDC providers (passkeys, gated by
+`[auth.passkey]`, are in `routes.passkeys`).
 
 Each answers JSON 404 `feature_disabled` ("OAuth server is disabled", "Custom OAuth providers
-are disabled") or `passkey_disabled` ("Passkeys are disabled"), after the checks GoTrue's router
-runs first: admin credentials for `/admin/…`, a signed-in user for `/user/oauth/grants`.
+are disabled"), after the checks GoTrue's router runs first: admin credentials for `/admin/…`,
+a signed-in user for `/user/oauth/grants`.
 """
 
 from __future__ import annotations
@@ -40,10 +41,6 @@ async def admin_custom_providers(request: Request) -> Response:
     raise not_found("feature_disabled", "Custom OAuth providers are disabled")
 
 
-async def passkeys(_: Request) -> Response:
-    raise not_found("passkey_disabled", "Passkeys are disabled")
-
-
 def gated_routes() -> list[Route]:
     crud = ["GET", "POST", "PUT", "DELETE"]
     return [
@@ -64,10 +61,4 @@ def gated_routes() -> list[Route]:
         ),
         Route("/admin/custom-providers", admin_custom_providers, methods=["GET", "POST"]),
         Route("/admin/custom-providers/{identifier}", admin_custom_providers, methods=crud),
-        Route("/passkeys/authentication/options", passkeys, methods=["POST"]),
-        Route("/passkeys/authentication/verify", passkeys, methods=["POST"]),
-        Route("/passkeys/registration/options", passkeys, methods=["POST"]),
-        Route("/passkeys/registration/verify", passkeys, methods=["POST"]),
-        Route("/passkeys", passkeys, methods=["GET"]),
-        Route("/passkeys/{passkey_id}", passkeys, methods=["PATCH", "DELETE"]),
     ]

@@ -154,6 +154,17 @@ class IdTokenBody(_Body):
     issuer: str = ""
 
 
+class PasskeyVerifyBody(_Body):
+    """`/passkeys/{registration,authentication}/verify`: the credential is py_webauthn's to read."""
+
+    challenge_id: str = ""
+    credential: dict[str, Any] | None = None
+
+
+class PasskeyRenameBody(_Body):
+    friendly_name: str = ""
+
+
 class PkceGrantBody(_Body):
     auth_code: str = ""
     code_verifier: str = ""
