@@ -54,6 +54,7 @@ class NewCredential:
     attestation_type: str
     backup_eligible: bool
     backed_up: bool
+    user_verified: bool
     transports: list[str]
 
 
@@ -72,8 +73,10 @@ def registration_options(
     user_name: str,
     display_name: str,
     exclude: list[bytes],
+    discoverable: bool = True,
 ) -> Ceremony:
-    """`navigator.credentials.create()` options for a discoverable credential of this user."""
+    """`navigator.credentials.create()` options for a credential of this user: discoverable
+    (a passkey, `residentKey: required`) or a second-factor key (`discouraged`)."""
     challenge = secrets.token_bytes(_CHALLENGE_BYTES)
     options = webauthn.generate_registration_options(
         rp_id=config.rp_id,
@@ -84,8 +87,12 @@ def registration_options(
         challenge=challenge,
         timeout=int(config.challenge_expiry_seconds * 1000),
         authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED,
-            require_resident_key=True,
+            resident_key=(
+                ResidentKeyRequirement.REQUIRED
+                if discoverable
+                else ResidentKeyRequirement.DISCOURAGED
+            ),
+            require_resident_key=discoverable,
             user_verification=UserVerificationRequirement.PREFERRED,
         ),
         exclude_credentials=[PublicKeyCredentialDescriptor(id=cid) for cid in exclude],
@@ -127,6 +134,7 @@ def verify_registration(
         attestation_type=_text(verified.fmt),
         backup_eligible=_text(verified.credential_device_type) == "multi_device",
         backed_up=verified.credential_backed_up,
+        user_verified=verified.user_verified,
         transports=[str(t) for t in transports] if isinstance(transports, list) else [],
     )
 
