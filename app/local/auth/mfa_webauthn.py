@@ -9,6 +9,10 @@ with py_webauthn (`webauthn_rp`) against `[auth.webauthn]`'s rp_id and rp_origin
 back the credential to keep in the factor's `web_authn_credential` (go-webauthn's JSON shape:
 byte fields in standard base64, as Go marshals them).
 
+One difference: a response that fails verification is 400 `webauthn_verification_failed`
+("Credential verification failed", GoTrue's answer for the same failure of a passkey), where
+GoTrue 2.189's MFA handler answers 500; the stand-ins never answer 5xx for a client's input.
+
 The factor rows, challenges, AAL and session step-up are the MFA framework's (`factors`,
 `routes.mfa`); this module only runs the ceremony, so it takes and returns plain values.
 """
@@ -100,8 +104,7 @@ def verify_response(
         try:
             new = webauthn_rp.verify_registration(config, response, challenge)
         except webauthn_rp.CeremonyFailed as exc:
-            # GoTrue returns go-webauthn's error as is: its generic 500.
-            raise AuthApiError(500, "unexpected_failure", "Unexpected failure") from exc
+            raise _failed() from exc
         return _credential_json(new)
     try:
         claimed = webauthn_rp.read_assertion(response)
@@ -119,10 +122,12 @@ def verify_response(
             sign_count=int(stored["authenticator"]["signCount"]),
         )
     except webauthn_rp.CeremonyFailed as exc:
-        raise AuthApiError(
-            500, "unexpected_failure", "Failed to validate WebAuthn MFA response"
-        ) from exc
+        raise _failed() from exc
     return {**stored, "authenticator": {**stored["authenticator"], "signCount": sign_count}}
+
+
+def _failed() -> AuthApiError:
+    return bad_request("webauthn_verification_failed", "Credential verification failed")
 
 
 def _stored_credential(

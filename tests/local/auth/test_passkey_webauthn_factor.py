@@ -96,7 +96,7 @@ def test_a_request_signed_by_a_key_not_of_the_user_is_refused() -> None:
             [verified],
         )
 
-    assert (refused.value.status, refused.value.code) == (500, "unexpected_failure")
+    assert (refused.value.status, refused.value.code) == (400, "webauthn_verification_failed")
 
 
 def test_a_response_to_another_challenge_is_refused() -> None:
@@ -105,7 +105,7 @@ def test_a_response_to_another_challenge_is_refused() -> None:
     first = mfa_webauthn.challenge_for(CONFIG, USER, verified, [verified])
     second = mfa_webauthn.challenge_for(CONFIG, USER, verified, [verified])
 
-    with pytest.raises(AuthApiError):
+    with pytest.raises(AuthApiError) as refused:
         mfa_webauthn.verify_response(
             CONFIG,
             second.session_data,
@@ -113,6 +113,8 @@ def test_a_response_to_another_challenge_is_refused() -> None:
             key.get(first.credential_options["publicKey"]),
             [verified],
         )
+
+    assert refused.value.code == "webauthn_verification_failed"
 
 
 def test_a_key_created_for_an_origin_outside_rp_origins_is_refused() -> None:
@@ -125,7 +127,7 @@ def test_a_key_created_for_an_origin_outside_rp_origins_is_refused() -> None:
     with pytest.raises(AuthApiError) as refused:
         mfa_webauthn.verify_response(CONFIG, made.session_data, made.kind, response, [factor])
 
-    assert refused.value.status == 500
+    assert (refused.value.status, refused.value.code) == (400, "webauthn_verification_failed")
 
 
 @pytest.mark.parametrize(
