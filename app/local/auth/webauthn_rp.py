@@ -181,5 +181,5 @@ def _as_json(options: Any) -> dict[str, Any]:
 def _translated() -> Iterator[None]:
     try:
         yield
-    except (exceptions.WebAuthnException, ValueError, KeyError, TypeError) as exc:
+    except exceptions.WebAuthnException as exc:
         raise CeremonyFailed(str(exc)) from exc
