@@ -363,7 +363,7 @@ def test_the_same_credential_cannot_be_registered_twice(server: ServerThread) ->
 def test_passkeys_off_answer_passkey_disabled_even_to_a_signed_in_user(
     standin: StandinFactory, project_config: AuthConfig
 ) -> None:
-    server = standin(project_config.without_rate_limits())
+    server = standin(project_config.without_rate_limits().replace(passkey=PasskeyConfig()))
     owner, _ = _sign_up(server)
 
     res = owner.call("POST", "/passkeys/registration/options")
