@@ -360,6 +360,18 @@ def test_the_same_credential_cannot_be_registered_twice(server: ServerThread) ->
     assert _code(res) == (422, "webauthn_credential_exists")
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+def test_settings_report_whether_passkeys_are_enabled(
+    standin: StandinFactory, project_config: AuthConfig, enabled: bool
+) -> None:
+    config = project_config.replace(passkey=PasskeyConfig(enabled=enabled))
+    server = standin(config)
+
+    body = httpx.get(f"{server.url}/auth/v1/settings", headers={"apikey": DEFAULT_PUBLISHABLE_KEY})
+
+    assert body.json()["passkeys_enabled"] is enabled
+
+
 def test_passkeys_off_answer_passkey_disabled_even_to_a_signed_in_user(
     standin: StandinFactory, project_config: AuthConfig
 ) -> None:

@@ -100,6 +100,7 @@ async def settings(request: Request) -> Response:
             "phone_autoconfirm": False,
             "sms_provider": "twilio",
             "saml_enabled": False,
+            "passkeys_enabled": config.passkey.enabled,
         }
     )
 
