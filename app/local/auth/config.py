@@ -95,6 +95,18 @@ class WebAuthnConfig:
     rp_origins: tuple[str, ...] = ()
     challenge_expiry_seconds: float = 300.0  # GoTrue's challenge_expiry_duration, 5m
 
+    def missing(self) -> str | None:
+        """The first key GoTrue requires once anything WebAuthn is on (it will not start
+        without it), or None."""
+        for key, value in (
+            ("rp_id", self.rp_id),
+            ("rp_display_name", self.rp_display_name),
+            ("rp_origins", self.rp_origins),
+        ):
+            if not value:
+                return key
+        return None
+
 
 @dataclass(frozen=True)
 class AuthConfig:
@@ -146,13 +158,22 @@ def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
     values = _known(AuthConfig, auth)
     if "additional_redirect_urls" in values:
         values["additional_redirect_urls"] = tuple(values["additional_redirect_urls"])
+    passkey = PasskeyConfig(**_known(PasskeyConfig, passkey_section))
+    webauthn = WebAuthnConfig(**webauthn_values)
+    mfa = _mfa_config(mfa_section)
+    webauthn_on = passkey.enabled or mfa.web_authn.enroll_enabled or mfa.web_authn.verify_enabled
+    if webauthn_on and (missing := webauthn.missing()):
+        raise ValueError(
+            f"[auth.webauthn] {missing} is required when [auth.passkey] or"
+            " [auth.mfa.web_authn] is enabled"
+        )
     return AuthConfig(
         **values,
         email=EmailConfig(**email_values),
         rate_limit=RateLimits(**_known(RateLimits, limits_section)),
-        passkey=PasskeyConfig(**_known(PasskeyConfig, passkey_section)),
-        webauthn=WebAuthnConfig(**webauthn_values),
-        mfa=_mfa_config(mfa_section),
+        passkey=passkey,
+        webauthn=webauthn,
+        mfa=mfa,
     )
 
 

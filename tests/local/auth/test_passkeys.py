@@ -103,7 +103,11 @@ def test_passkey_settings_are_read_from_the_auth_passkey_and_webauthn_sections()
         {
             "auth": {
                 "passkey": {"enabled": True},
-                "webauthn": {"rp_id": "example.com", "rp_origins": ["https://example.com"]},
+                "webauthn": {
+                    "rp_id": "example.com",
+                    "rp_display_name": "Example",
+                    "rp_origins": ["https://example.com"],
+                },
             }
         }
     )
@@ -358,6 +362,17 @@ def test_the_same_credential_cannot_be_registered_twice(server: ServerThread) ->
     )
 
     assert _code(res) == (422, "webauthn_credential_exists")
+
+
+@pytest.mark.parametrize("missing", ["rp_id", "rp_display_name", "rp_origins"])
+def test_passkeys_on_without_the_relying_party_is_refused_at_load_as_gotrue_refuses_to_start(
+    missing: str,
+) -> None:
+    webauthn = {"rp_id": "localhost", "rp_display_name": "app", "rp_origins": [ORIGIN]}
+    del webauthn[missing]
+
+    with pytest.raises(ValueError, match=rf"\[auth.webauthn\] {missing} is required"):
+        parse_auth_config({"auth": {"passkey": {"enabled": True}, "webauthn": webauthn}})
 
 
 @pytest.mark.parametrize("enabled", [True, False])
