@@ -26,7 +26,9 @@ def test_mfa_config_reads_the_cli_sections() -> None:
                     "totp": {"enroll_enabled": True, "verify_enabled": True},
                     "web_authn": {"enroll_enabled": True},
                     "phone": {"otp_length": 6, "template": "{{ .Code }}"},
-                }
+                },
+                # GoTrue will not start with WebAuthn factors on and no relying party.
+                "webauthn": {"rp_id": "localhost", "rp_display_name": "app", "rp_origins": ["x"]},
             }
         }
     ).mfa

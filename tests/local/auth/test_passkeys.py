@@ -373,6 +373,9 @@ def test_passkeys_on_without_the_relying_party_is_refused_at_load_as_gotrue_refu
 
     with pytest.raises(ValueError, match=rf"\[auth.webauthn\] {missing} is required"):
         parse_auth_config({"auth": {"passkey": {"enabled": True}, "webauthn": webauthn}})
+    mfa = {"web_authn": {"verify_enabled": True}}
+    with pytest.raises(ValueError, match=rf"\[auth.webauthn\] {missing} is required"):
+        parse_auth_config({"auth": {"mfa": mfa, "webauthn": webauthn}})
 
 
 @pytest.mark.parametrize("enabled", [True, False])
