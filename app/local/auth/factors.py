@@ -9,12 +9,14 @@ Factor types other than TOTP (WebAuthn, phone) use the same rows. The caller own
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from app.local.auth.store import Row, fetch_all, fetch_one
 from app.local.auth.users import rfc3339
@@ -146,6 +148,19 @@ async def delete_unverified_factors(
         "delete from auth.mfa_factors where user_id = %s and status = 'unverified'"
         " and factor_type = %s returning id",
         (user_id, factor_type),
+    )
+
+
+async def keep_webauthn_credential(
+    conn: AsyncConnection[Any], factor_id: uuid.UUID, credential: dict[str, Any]
+) -> None:
+    """GoTrue's SaveWebAuthnCredential: the key (go-webauthn JSON) and its AAGUID, if any."""
+    aaguid = base64.b64decode(credential.get("authenticator", {}).get("AAGUID") or "")
+    await fetch_one(
+        conn,
+        "update auth.mfa_factors set web_authn_credential = %s, web_authn_aaguid = %s,"
+        " updated_at = now() where id = %s returning id",
+        (Jsonb(credential), uuid.UUID(bytes=aaguid) if len(aaguid) == 16 else None, factor_id),
     )
 
 

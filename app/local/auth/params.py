@@ -140,6 +140,7 @@ class FactorBody(_Body):
 class VerifyFactorBody(_Body):
     challenge_id: uuid.UUID = uuid.UUID(int=0)  # absent: Go's zero UUID, which no challenge has
     code: str = ""
+    webauthn: dict[str, Any] | None = None  # {type, credential_response}: `mfa_webauthn`
 
 
 class AdminFactorBody(_Body):

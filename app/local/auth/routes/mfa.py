@@ -3,8 +3,9 @@
 TOTP is complete: the secret, `otpauth://` URI and QR code (`totp`), a challenge bound to the
 caller's address that expires after 300 s, and a verification that verifies the factor, adds the
 `totp` claim to the session, raises it to aal2, swaps its refresh token and ends the user's
-other aal1 sessions. WebAuthn factors enrol here (their challenge and verification need the
-WebAuthn ceremony, which this module does not do); phone factors stay off, as the stack has no
+other aal1 sessions. WebAuthn factors enrol here and go through the same challenge and
+verification, with a WebAuthn ceremony (`mfa_webauthn`: `create` registers the key on an
+unverified factor, `request` signs with it); phone factors stay off, as the stack has no
 SMS provider. Every switch is `[auth.mfa.*]` of `supabase/config.toml`; with the CLI's defaults
 every answer is GoTrue's "disabled" one.
 """
@@ -17,11 +18,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.local.auth import factors, sessions, store, totp
+from app.local.auth import factors, mfa_webauthn, sessions, store, totp
 from app.local.auth.config import AuthConfig, FactorSwitches
 from app.local.auth.errors import (
     AuthApiError,
@@ -197,13 +199,27 @@ async def challenge(request: Request) -> Response:
         caller = await _caller(request, conn)
         factor = await _owned_factor(request, conn, caller.user["id"])
         kind = factor["factor_type"]
-        if not _switches(config, kind).verify_enabled or kind != factors.TOTP:
+        if not _switches(config, kind).verify_enabled or kind == factors.PHONE:
             raise _verify_disabled(kind)
-        made = await factors.create_challenge(conn, factor["id"], ip=_ip(request))
+        ceremony = None
+        if kind == factors.WEBAUTHN:
+            owned = (await factors.factors_of(conn, [caller.user["id"]]))[caller.user["id"]]
+            ceremony = mfa_webauthn.challenge_for(config.webauthn, caller.user, factor, owned)
+        made = await factors.create_challenge(
+            conn,
+            factor["id"],
+            ip=_ip(request),
+            web_authn_session_data=Jsonb(ceremony.session_data) if ceremony else None,
+        )
     expires = made["created_at"] + dt.timedelta(seconds=config.mfa.challenge_expiry_seconds)
-    return json_response(
-        {"id": str(made["id"]), "type": kind, "expires_at": int(expires.timestamp())}
-    )
+    out: dict[str, Any] = {
+        "id": str(made["id"]),
+        "type": kind,
+        "expires_at": int(expires.timestamp()),
+    }
+    if ceremony is not None:
+        out["webauthn"] = {"type": ceremony.kind, "credential_options": ceremony.credential_options}
+    return json_response(out)
 
 
 # --- verify ---------------------------------------------------------------------------------------
@@ -218,20 +234,49 @@ async def verify(request: Request) -> Response:
     kind = factor["factor_type"]
     if not body.code and kind != factors.WEBAUTHN:
         raise bad_request("validation_failed", "Code needs to be non-empty")
-    if not _switches(config, kind).verify_enabled or kind != factors.TOTP:
+    if not _switches(config, kind).verify_enabled or kind == factors.PHONE:
         raise _verify_disabled(kind)
+    ceremony = mfa_webauthn.check_params(body.webauthn) if kind == factors.WEBAUTHN else None
     session_id = _session_of(caller, "verify a factor")
     refusal: AuthApiError | None = None
     answer: dict[str, Any] = {}
     async with store.transaction(ctx) as conn:
         refusal = await _challenge_refusal(request, conn, factor, body.challenge_id, config)
-        if refusal is None and not totp.code_is_valid(factor["secret"] or "", body.code):
+        if refusal is None and ceremony is not None:
+            refusal = await _webauthn_refusal(conn, config, factor, body.challenge_id, ceremony)
+        elif refusal is None and not totp.code_is_valid(factor["secret"] or "", body.code):
             refusal = unprocessable("mfa_verification_failed", "Invalid TOTP code entered")
         if refusal is None:
             answer = await _step_up(request, conn, caller, session_id, factor, body.challenge_id)
     if refusal is not None:  # raised after the commit: an expired challenge stays deleted
         raise refusal
     return json_response(answer)
+
+
+async def _webauthn_refusal(
+    conn: AsyncConnection[Any],
+    config: AuthConfig,
+    factor: store.Row,
+    challenge_id: uuid.UUID,
+    ceremony: tuple[str, dict[str, Any]],
+) -> AuthApiError | None:
+    """The key's proof for a WebAuthn factor (`mfa_webauthn`); a new key is kept on the factor."""
+    found = await factors.find_challenge(conn, factor["id"], challenge_id)
+    owned = (await factors.factors_of(conn, [factor["user_id"]]))[factor["user_id"]]
+    kind, response = ceremony
+    try:
+        credential = mfa_webauthn.verify_response(
+            config.webauthn,
+            (found or {}).get("web_authn_session_data") or {},
+            kind,
+            response,
+            owned,
+        )
+    except AuthApiError as refused:
+        return refused
+    if factor["status"] != "verified":
+        await factors.keep_webauthn_credential(conn, factor["id"], credential)
+    return None
 
 
 async def _challenge_refusal(
