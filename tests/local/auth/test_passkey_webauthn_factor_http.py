@@ -14,6 +14,7 @@ from app.local.auth.config import (
     AuthConfig,
     FactorSwitches,
     MfaConfig,
+    PasskeyConfig,
     WebAuthnConfig,
 )
 from app.local.keys import DEFAULT_PUBLISHABLE_KEY
@@ -101,3 +102,45 @@ def test_a_webauthn_factor_verifies_with_its_key_and_raises_the_session_to_aal2(
 
     assert (refused.status_code, refused.json()["code"]) == (400, "webauthn_verification_failed")
     assert signed.status_code == 200, signed.text
+
+
+def test_with_a_verified_factor_only_an_aal2_session_registers_a_passkey(
+    standin: StandinFactory, project_config: AuthConfig
+) -> None:
+    server = standin(
+        project_config.without_rate_limits().replace(
+            mfa=MfaConfig(web_authn=ON),
+            passkey=PasskeyConfig(enabled=True),
+            webauthn=WebAuthnConfig(rp_id=RP_ID, rp_origins=(ORIGIN,)),
+        )
+    )
+    email, password = f"wa-{uuid.uuid4().hex[:10]}@example.com", "pw-123456"
+    anon = {"apikey": DEFAULT_PUBLISHABLE_KEY}
+    token = httpx.post(
+        f"{server.url}/auth/v1/signup", json={"email": email, "password": password}, headers=anon
+    ).json()["access_token"]
+    factor = _call(server, "/factors", token, {"factor_type": "webauthn"}).json()
+    created = _call(server, f"/factors/{factor['id']}/challenge", token, {}).json()
+    response = SoftwareAuthenticator(RP_ID, ORIGIN).create(
+        created["webauthn"]["credential_options"]["publicKey"]
+    )
+    aal2 = _call(
+        server,
+        f"/factors/{factor['id']}/verify",
+        token,
+        {
+            "challenge_id": created["id"],
+            "webauthn": {"type": "create", "credential_response": response},
+        },
+    ).json()["access_token"]
+    aal1 = httpx.post(
+        f"{server.url}/auth/v1/token?grant_type=password",
+        json={"email": email, "password": password},
+        headers=anon,
+    ).json()["access_token"]
+
+    refused = _call(server, "/passkeys/registration/options", aal1, None)
+    allowed = _call(server, "/passkeys/registration/options", aal2, None)
+
+    assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_aal")
+    assert allowed.status_code == 200

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.local.auth import passkey_store, store, webauthn_rp
+from app.local.auth import factors, passkey_store, store, webauthn_rp
 from app.local.auth.config import AuthConfig
 from app.local.auth.errors import (
     AuthApiError,
@@ -118,6 +118,21 @@ async def _consume(
     return str(row["session_data"]["challenge"])
 
 
+async def _require_management_aal(conn: AsyncConnection[Any], caller: SignedInUser) -> None:
+    """GoTrue's requirePasskeyManagementAAL: with a verified MFA factor, only an aal2 session."""
+    user_id = caller.user["id"]
+    owned = (await factors.factors_of(conn, [user_id]))[user_id]
+    if not any(f["status"] == "verified" for f in owned):
+        return
+    if (
+        caller.session_id is None
+        or await factors.session_aal(conn, caller.session_id) != factors.AAL2
+    ):
+        raise forbidden(
+            "insufficient_aal", "AAL2 session is required to manage passkeys when MFA is enabled"
+        )
+
+
 # --- registration ---------------------------------------------------------------------------
 async def registration_options(request: Request) -> Response:
     config = _enabled(request)
@@ -125,6 +140,7 @@ async def registration_options(request: Request) -> Response:
     user = caller.user
     ctx = ctx_of(request)
     async with store.transaction(ctx) as conn:
+        await _require_management_aal(conn, caller)
         existing = await passkey_store.credentials_of(conn, user["id"])
         if len(existing) >= config.passkey.max_passkeys_per_user:
             raise unprocessable("too_many_passkeys", "Maximum number of passkeys reached")
@@ -153,8 +169,10 @@ async def registration_verify(request: Request) -> Response:
     config = _enabled(request)
     caller = await _signed_in(request, not_anonymous=True)
     user_id: uuid.UUID = caller.user["id"]
-    challenge_id, credential = await _verify_body(request)
     ctx = ctx_of(request)
+    async with store.read(ctx) as conn:
+        await _require_management_aal(conn, caller)
+    challenge_id, credential = await _verify_body(request)
     async with store.transaction(ctx) as conn:
         challenge = await _consume(conn, challenge_id, REGISTRATION, user_id)
     try:
@@ -268,6 +286,8 @@ async def passkey_item(request: Request) -> Response:
         if len(body.friendly_name) > _MAX_NAME:
             raise bad_request("validation_failed", "friendly_name must be 120 characters or less")
     async with store.transaction(ctx_of(request)) as conn:
+        if request.method == "DELETE":
+            await _require_management_aal(conn, caller)
         if await passkey_store.find_credential(conn, passkey_id, caller.user["id"]) is None:
             raise _passkey_not_found()
         if request.method == "PATCH":
