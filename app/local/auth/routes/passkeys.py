@@ -7,9 +7,10 @@ A sign-in names its user by the credential's user handle (the user id as text, G
 WebAuthnID) and answers a session whose `amr` is `passkey`. `[auth.passkey] enabled = false`
 (the default) answers 404 `passkey_disabled` on every route, before anything else.
 
-Not here: GoTrue's AAL2 requirement for managing passkeys of a user with a verified MFA
-factor (the stand-in has no verified factors yet), audit-log entries, and the AAGUID name list
-(every new passkey is named "Passkey", GoTrue's fallback).
+Registering or deleting a passkey needs an aal2 session once the user has a verified MFA
+factor (GoTrue's requirePasskeyManagementAAL). Not here: audit-log entries, the sign-in rate
+limit and captcha of `…/authentication/options`, and the AAGUID name list (every new passkey
+is named "Passkey", GoTrue's fallback).
 """
 
 from __future__ import annotations
