@@ -41,7 +41,7 @@ from app.ops.logs import configure_logging
 from app.ops.metrics import ChatMetrics
 from app.store.attestation import Attestor, key_bytes
 from app.store.chat_store import SupabaseChatStore
-from app.store.data_api import data_api_client
+from app.store.data_api import DataApi, data_api_client
 from app.store.outbox import Outbox, replay_forever
 
 logger = logging.getLogger(__name__)
@@ -137,11 +137,9 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         http = await stack.enter_async_context(_database_http_client(settings))
         service_key = secret_key(settings)
         store = SupabaseChatStore(
-            data_api_client(settings.supabase_url, publishable_key(settings), http),
+            DataApi(settings.supabase_url, publishable_key(settings), http),
             Attestor(key_bytes(settings.billing_attestation_key.get_secret_value())),
-            service=data_api_client(settings.supabase_url, service_key, http)
-            if service_key
-            else None,
+            service=DataApi(settings.supabase_url, service_key, http) if service_key else None,
             timeout=settings.db_timeout_seconds,
             budgets=alert_budgets(settings),
         )

@@ -1,23 +1,35 @@
-"""The Data API client for one API key: supabase-py's PostgREST client, the key in `apikey` only.
+"""The Data API for one API key: `POST /rest/v1/rpc/<fn>` on the shared pool, the key in `apikey`.
 
 `supabase.acreate_client` always sends `Authorization: Bearer <key>` when there is no session
 (`_get_auth_headers`). Supabase refuses a publishable or secret key there unless it equals
-`apikey`, and its gateway turns the `apikey` into a short-lived JWT itself. So the service builds
-the PostgREST part (`postgrest.AsyncPostgrestClient`, the class supabase-py uses) directly, with
-the headers `app.config.keys.ApiKey.headers()` gives: `apikey` only for an `sb_…` key, plus the
-Bearer for a legacy JWT key, as before. Per request `.auth(user_jwt)` copies it with the caller's
-own token as the Bearer; the shared client is never changed.
+`apikey`, and its gateway turns the `apikey` into a short-lived JWT itself. So the service never
+builds supabase-py's client: `app.config.keys.ApiKey.headers()` gives `apikey` only for an `sb_…`
+key, plus the Bearer for a legacy JWT key, as before.
+
+`DataApi` is what the chat store calls: one pooled `httpx` request per RPC, with the same headers,
+body and answers as postgrest-py's `.rpc(fn, params).execute()` (its `APIError` for an error
+answer), but none of its per-call objects (a client copy per user, a request builder, `Headers`,
+a yarl URL, pydantic models): at c=100 they were a tenth of the worker's CPU. The caller's token
+goes in that one request's headers; nothing shared ever holds it. `data_api_client` stays for the
+alert delivery, which reads tables through postgrest-py's query builder.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
+import orjson
 from postgrest import AsyncPostgrestClient
 from postgrest.constants import DEFAULT_POSTGREST_CLIENT_HEADERS
+from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_error_message
+from pydantic import ValidationError
 
 from app.config.keys import ApiKey
 
 CLIENT_INFO = "chat-stream"
+SCHEMA = "public"
 
 
 def data_api_client(
@@ -28,3 +40,44 @@ def data_api_client(
     return AsyncPostgrestClient(
         f"{supabase_url.rstrip('/')}/rest/v1", headers=headers, http_client=http
     )
+
+
+class DataApi:
+    """RPCs with one key; `rpc(..., token=jwt)` sends them as that user instead of as the key."""
+
+    __slots__ = ("_headers", "_http", "_rpc_url")
+
+    def __init__(self, supabase_url: str, key: ApiKey, http: httpx.AsyncClient) -> None:
+        self._rpc_url = f"{supabase_url.rstrip('/')}/rest/v1/rpc/"
+        self._http = http
+        self._headers = {
+            **DEFAULT_POSTGREST_CLIENT_HEADERS,
+            "Accept-Profile": SCHEMA,
+            "Content-Profile": SCHEMA,
+            "X-Client-Info": CLIENT_INFO,
+            **key.headers(),
+        }
+
+    async def rpc(self, fn: str, params: dict[str, Any], *, token: str | None = None) -> Any:
+        """The function's JSON answer; `postgrest.APIError` for an error answer, as postgrest-py."""
+        headers = self._headers
+        if token is not None:
+            headers = headers | {"Authorization": f"Bearer {token}"}
+        response = await self._http.post(
+            self._rpc_url + fn, content=orjson.dumps(params), headers=headers
+        )
+        content = response.content
+        if response.is_success:
+            try:
+                return orjson.loads(content)
+            except orjson.JSONDecodeError:
+                pass
+            try:  # what orjson refuses but `json` reads (integers past 64 bits, NaN)
+                return json.loads(content)
+            except ValueError:
+                return response.text or []  # postgrest-py's reading of a non-JSON success
+        try:
+            error = dict(APIErrorFromJSON.model_validate_json(content))
+        except ValidationError:
+            error = generate_default_error_message(response)
+        raise APIError(error)
