@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from app.api import chat_stream, health, resume, stop
 from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
+from app.api.edge import EdgeApp, edge_route
 from app.api.errors import install_error_handlers
 from app.api.followers import Followers
 from app.api.pending import PendingRequests
@@ -269,7 +271,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
             app.state.services = services
             yield
 
-    app = FastAPI(
+    app = EdgeApp(
         title="chat-stream",
         lifespan=lifespan,
         docs_url=None,
@@ -277,16 +279,20 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         openapi_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["POST", "OPTIONS", "GET"],
-        allow_headers=CORS_HEADERS,
-        expose_headers=CORS_EXPOSED,
-        max_age=86400,
-    )
+    cors: dict[str, Any] = {
+        "allow_origins": settings.cors_origins,
+        "allow_methods": ["POST", "OPTIONS", "GET"],
+        "allow_headers": CORS_HEADERS,
+        "expose_headers": CORS_EXPOSED,
+        "max_age": 86400,
+    }
+    app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(TraceContextMiddleware)
+    # A turn's POST skips the stack above (api/edge.py); its preflight and other methods do not.
+    app.edge_routes = dict.fromkeys(
+        chat_stream.PATHS, edge_route(chat_stream.chat_stream, cors=cors)
+    )
     app.include_router(chat_stream.router)
     app.include_router(resume.router)
     app.include_router(stop.router)
