@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -102,7 +103,8 @@ def chat_policy(settings: Settings) -> ChatPolicy:
 
 
 def _database_http_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client for the Data API, shared by every request; it carries no user auth.
+    """One pooled client for Auth (JWKS, GET /user) and the alert delivery's Data API reads,
+    shared by every request; it carries no user auth.
 
     httpx's API over aiohttp's connection handling, as for the providers: with two RPCs per
     chat turn, the benchmark measured about 2 ms less CPU per turn than httpx's own transport.
@@ -113,6 +115,21 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
         limits=limits,
         transport=HonestAiohttpTransport(limits=limits),
         event_hooks={"request": [tracing.inject_headers]},  # the caller's traceparent, passed on
+    )
+
+
+def _data_api_session(settings: Settings) -> aiohttp.ClientSession:
+    """The chat store's pool: aiohttp itself, no httpx on top (`store/data_api.py` says why).
+
+    The same bounds as the httpx pool; every RPC is also bounded as a whole by the store.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4.0),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.db_timeout_seconds,
+            sock_read=settings.db_timeout_seconds,
+        ),
     )
 
 
@@ -137,11 +154,12 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         if tracing.configure(endpoint, settings.otel_service_name, exporter=exporter):
             stack.callback(tracing.shutdown)
         http = await stack.enter_async_context(_database_http_client(settings))
+        rpc = await stack.enter_async_context(_data_api_session(settings))
         service_key = secret_key(settings)
         store = SupabaseChatStore(
-            DataApi(settings.supabase_url, publishable_key(settings), http),
+            DataApi(settings.supabase_url, publishable_key(settings), rpc),
             Attestor(key_bytes(settings.billing_attestation_key.get_secret_value())),
-            service=DataApi(settings.supabase_url, service_key, http) if service_key else None,
+            service=DataApi(settings.supabase_url, service_key, rpc) if service_key else None,
             timeout=settings.db_timeout_seconds,
             budgets=alert_budgets(settings),
         )

@@ -4,7 +4,7 @@ A turn begins as the calling user (`chat_begin` with their token, so the databas
 that is where the user's token is checked, once. Everything the service records after that (lease
 renewals, checkpoints, the finish, a follower's reads) it records as itself with the secret key,
 so a turn that outlives its user's token keeps its lease and is stored at once (docs/design.md
-§13). One `DataApi` per key (and one httpx pool) carries no user auth; a user's call passes their
+§13). One `DataApi` per key (and one aiohttp pool) carries no user auth; a user's call passes their
 token for that one request (`rpc(..., token=jwt)`), so no shared object ever holds it.
 """
 
@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from postgrest import APIError
 
 from app.core.domain import (
@@ -66,11 +66,14 @@ _NOT_FOUND_CODES = {"PT404", "42501"}
 _REUSED_HINT = "client_message_id_reused"
 # SQLSTATE classes 22 (data exception) and 23 (integrity violation): the same write fails again.
 _PERMANENT_CLASSES = {"22", "23"}
+# A pooled keep-alive connection the server had closed: hung up, reset (a refused connect is an
+# OSError too: retried once, at no cost), or cut mid-answer.
+_DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)
 
 
 @asynccontextmanager
 async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # noqa: ASYNC109
-    """PostgREST/httpx failures → AppErrors; every call bounded by `timeout`."""
+    """PostgREST/aiohttp failures → AppErrors; every call bounded by `timeout`."""
     try:
         async with asyncio.timeout(timeout):
             yield
@@ -101,7 +104,7 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
         raise StoreError(f"{operation}: {pgrst} {exc.message}") from exc
     except TimeoutError as exc:
         raise StoreError(f"{operation}: timed out after {timeout}s") from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise StoreError(f"{operation}: {type(exc).__name__}: {exc}") from exc
     except ValueError as exc:  # a non-JSON answer where JSON was expected
         raise StoreError(f"{operation}: unreadable answer: {exc}") from exc
@@ -272,7 +275,7 @@ class SupabaseChatStore:
                 for attempt in (1, 2):
                     try:
                         return await client.rpc(fn, params, token=token)
-                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                    except _DROPPED as exc:
                         if attempt == 2:
                             raise
                         logger.info("retrying %s after a dropped connection: %r", fn, exc)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 from postgrest import AsyncPostgrestClient
@@ -27,6 +28,7 @@ from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_er
 from pydantic import ValidationError
 
 from app.config.keys import ApiKey
+from app.ops import tracing
 
 CLIENT_INFO = "chat-stream"
 SCHEMA = "public"
@@ -45,11 +47,11 @@ def data_api_client(
 class DataApi:
     """RPCs with one key; `rpc(..., token=jwt)` sends them as that user instead of as the key."""
 
-    __slots__ = ("_headers", "_http", "_rpc_url")
+    __slots__ = ("_headers", "_rpc_url", "_session")
 
-    def __init__(self, supabase_url: str, key: ApiKey, http: httpx.AsyncClient) -> None:
+    def __init__(self, supabase_url: str, key: ApiKey, session: aiohttp.ClientSession) -> None:
         self._rpc_url = f"{supabase_url.rstrip('/')}/rest/v1/rpc/"
-        self._http = http
+        self._session = session
         self._headers = {
             **DEFAULT_POSTGREST_CLIENT_HEADERS,
             "Accept-Profile": SCHEMA,
@@ -59,25 +61,41 @@ class DataApi:
         }
 
     async def rpc(self, fn: str, params: dict[str, Any], *, token: str | None = None) -> Any:
-        """The function's JSON answer; `postgrest.APIError` for an error answer, as postgrest-py."""
-        headers = self._headers
+        """The function's JSON answer; `postgrest.APIError` for an error answer, as postgrest-py.
+
+        aiohttp's own errors (`aiohttp.ClientError`) are the caller's to translate."""
+        headers = self._headers | tracing.outbound_headers()  # the caller's W3C trace, passed on
         if token is not None:
-            headers = headers | {"Authorization": f"Bearer {token}"}
-        response = await self._http.post(
-            self._rpc_url + fn, content=orjson.dumps(params), headers=headers
-        )
-        content = response.content
-        if response.is_success:
-            try:
-                return orjson.loads(content)
-            except orjson.JSONDecodeError:
-                pass
-            try:  # what orjson refuses but `json` reads (integers past 64 bits, NaN)
-                return json.loads(content)
-            except ValueError:
-                return response.text or []  # postgrest-py's reading of a non-JSON success
-        try:
-            error = dict(APIErrorFromJSON.model_validate_json(content))
-        except ValidationError:
-            error = generate_default_error_message(response)
-        raise APIError(error)
+            headers["Authorization"] = f"Bearer {token}"
+        async with self._session.post(
+            self._rpc_url + fn, data=orjson.dumps(params), headers=headers
+        ) as response:
+            content = await response.read()
+            if 200 <= response.status < 300:
+                return _json_or_text(content)
+            raise _api_error(response, content)
+
+
+def _json_or_text(content: bytes) -> Any:
+    """postgrest-py's reading of a success: JSON, else the text, else an empty list."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # what orjson refuses but `json` reads (integers past 64 bits, NaN)
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace") or []
+
+
+def _api_error(response: aiohttp.ClientResponse, content: bytes) -> APIError:
+    """postgrest-py's error for an error answer: its JSON, else the status (and Proxy-Status)."""
+    try:
+        return APIError(dict(APIErrorFromJSON.model_validate_json(content)))
+    except ValidationError:
+        pass
+    reason = {"reason_phrase": response.reason.encode()} if response.reason else {}
+    as_httpx = httpx.Response(
+        response.status, headers=list(response.raw_headers), content=content, extensions=reason
+    )
+    return APIError(generate_default_error_message(as_httpx))

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import httpx
+import aiohttp
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -72,13 +72,13 @@ class Conversation:
     async def run(self, turns: list[tuple[str, str]]) -> list[tuple[ChatMessage, ...]]:
         """Each (question, answer): begin (the window it returns), then finish with the answer."""
         keys = self.local_stack.keys
-        async with httpx.AsyncClient() as http:
+        async with aiohttp.ClientSession() as session:
             anon = ApiKey("publishable", SecretStr(keys.anon_key), "SUPABASE_ANON_KEY")
             service = ApiKey(
                 "secret", SecretStr(keys.service_role_key), "SUPABASE_SERVICE_ROLE_KEY"
             )
             return await self._turns(
-                DataApi(self.url, anon, http), DataApi(self.url, service, http), turns
+                DataApi(self.url, anon, session), DataApi(self.url, service, session), turns
             )
 
     async def _turns(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import aiohttp
 import httpx
 import orjson
 import pytest
@@ -122,8 +123,8 @@ async def test_data_api_client_keeps_the_bearer_for_a_legacy_jwt_key(
 
 
 async def _rpc(url: str, key: ApiKey, user_token: str | None = None) -> None:
-    async with httpx.AsyncClient() as http:
-        await DataApi(url, key, http).rpc("chat_ping", {}, token=user_token)
+    async with aiohttp.ClientSession() as session:
+        await DataApi(url, key, session).rpc("chat_ping", {}, token=user_token)
 
 
 @pytest.mark.parametrize(
@@ -168,8 +169,8 @@ async def test_data_api_two_users_at_once_each_send_only_their_own_token(
 ) -> None:
     url, _ = recorder
     key = ApiKey("publishable", SecretStr(PUBLISHABLE), "SUPABASE_PUBLISHABLE_KEY")
-    async with httpx.AsyncClient() as http:
-        api = DataApi(url, key, http)
+    async with aiohttp.ClientSession() as session:
+        api = DataApi(url, key, session)
         alice, bob, keyed = await asyncio.gather(
             api.rpc("echo", {"who": "alice"}, token="alice.jwt"),
             api.rpc("echo", {"who": "bob"}, token="bob.jwt"),
@@ -198,9 +199,9 @@ async def test_data_api_reads_answers_and_errors_as_postgrest_py(
 
     async def both() -> list[object]:
         out: list[object] = []
-        async with httpx.AsyncClient() as http:
+        async with aiohttp.ClientSession() as session, httpx.AsyncClient() as http:
             for call in (
-                DataApi(url, key, http).rpc(fn, {}),
+                DataApi(url, key, session).rpc(fn, {}),
                 _postgrest_rpc(data_api_client(url, key, http), fn),
             ):
                 try:
