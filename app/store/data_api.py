@@ -16,6 +16,7 @@ alert delivery, which reads tables through postgrest-py's query builder.
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -32,6 +33,7 @@ from app.ops import tracing
 
 CLIENT_INFO = "chat-stream"
 SCHEMA = "public"
+LARGE_BODY_BYTES = 2**20
 
 
 def data_api_client(
@@ -67,9 +69,10 @@ class DataApi:
         headers = self._headers | tracing.outbound_headers()  # the caller's W3C trace, passed on
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        async with self._session.post(
-            self._rpc_url + fn, data=orjson.dumps(params), headers=headers
-        ) as response:
+        body = orjson.dumps(params)
+        # aiohttp warns (ResourceWarning) about a bytes body over 1 MB; it takes those as a stream.
+        data = body if len(body) <= LARGE_BODY_BYTES else io.BytesIO(body)
+        async with self._session.post(self._rpc_url + fn, data=data, headers=headers) as response:
             content = await response.read()
             if 200 <= response.status < 300:
                 return _json_or_text(content)

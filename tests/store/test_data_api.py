@@ -219,3 +219,17 @@ async def test_data_api_reads_answers_and_errors_as_postgrest_py(
 
 async def _postgrest_rpc(client: AsyncPostgrestClient, fn: str) -> object:
     return (await client.schema("public").rpc(fn, {}).execute()).data
+
+
+async def test_data_api_sends_a_body_over_a_megabyte_whole_without_a_warning(
+    recorder: tuple[str, list[dict[str, str | None]]],
+) -> None:
+    """A long answer's `chat_finish`: aiohttp warns about (and the tests fail on) big raw bytes."""
+    url, _ = recorder
+    key = ApiKey("secret", SecretStr(SECRET), "SUPABASE_SECRET_KEY")
+    answer = "x" * (3 * 2**20 // 2)
+    async with aiohttp.ClientSession() as session:
+        echoed = await DataApi(url, key, session).rpc("echo", {"p_record": answer})
+
+    assert echoed["body"] == {"p_record": answer}
+    assert echoed["headers"]["content-length"] == str(len(answer) + len('{"p_record":""}'))
