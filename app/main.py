@@ -7,7 +7,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -17,6 +19,7 @@ from app.api import chat_stream, health, resume, stop
 from app.api.admission import Admission, LagMonitor
 from app.api.deps import Services
 from app.api.drain import Drain
+from app.api.edge import EdgeApp, edge_route
 from app.api.errors import install_error_handlers
 from app.api.followers import Followers
 from app.api.pending import PendingRequests
@@ -41,7 +44,7 @@ from app.ops.logs import configure_logging
 from app.ops.metrics import ChatMetrics
 from app.store.attestation import Attestor, key_bytes
 from app.store.chat_store import SupabaseChatStore
-from app.store.data_api import data_api_client
+from app.store.data_api import DataApi, data_api_client
 from app.store.outbox import Outbox, replay_forever
 
 logger = logging.getLogger(__name__)
@@ -100,7 +103,8 @@ def chat_policy(settings: Settings) -> ChatPolicy:
 
 
 def _database_http_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client for the Data API, shared by every request; it carries no user auth.
+    """One pooled client for Auth (JWKS, GET /user) and the alert delivery's Data API reads,
+    shared by every request; it carries no user auth.
 
     httpx's API over aiohttp's connection handling, as for the providers: with two RPCs per
     chat turn, the benchmark measured about 2 ms less CPU per turn than httpx's own transport.
@@ -111,6 +115,21 @@ def _database_http_client(settings: Settings) -> httpx.AsyncClient:
         limits=limits,
         transport=HonestAiohttpTransport(limits=limits),
         event_hooks={"request": [tracing.inject_headers]},  # the caller's traceparent, passed on
+    )
+
+
+def _data_api_session(settings: Settings) -> aiohttp.ClientSession:
+    """The chat store's pool: aiohttp itself, no httpx on top (`store/data_api.py` says why).
+
+    The same bounds as the httpx pool; every RPC is also bounded as a whole by the store.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4.0),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.db_timeout_seconds,
+            sock_read=settings.db_timeout_seconds,
+        ),
     )
 
 
@@ -135,13 +154,12 @@ async def _services(settings: Settings, overrides: Overrides) -> AsyncIterator[S
         if tracing.configure(endpoint, settings.otel_service_name, exporter=exporter):
             stack.callback(tracing.shutdown)
         http = await stack.enter_async_context(_database_http_client(settings))
+        rpc = await stack.enter_async_context(_data_api_session(settings))
         service_key = secret_key(settings)
         store = SupabaseChatStore(
-            data_api_client(settings.supabase_url, publishable_key(settings), http),
+            DataApi(settings.supabase_url, publishable_key(settings), rpc),
             Attestor(key_bytes(settings.billing_attestation_key.get_secret_value())),
-            service=data_api_client(settings.supabase_url, service_key, http)
-            if service_key
-            else None,
+            service=DataApi(settings.supabase_url, service_key, rpc) if service_key else None,
             timeout=settings.db_timeout_seconds,
             budgets=alert_budgets(settings),
         )
@@ -271,7 +289,7 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
             app.state.services = services
             yield
 
-    app = FastAPI(
+    app = EdgeApp(
         title="chat-stream",
         lifespan=lifespan,
         docs_url=None,
@@ -279,16 +297,20 @@ def create_app(settings: Settings | None = None, *, overrides: Overrides | None 
         openapi_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["POST", "OPTIONS", "GET"],
-        allow_headers=CORS_HEADERS,
-        expose_headers=CORS_EXPOSED,
-        max_age=86400,
-    )
+    cors: dict[str, Any] = {
+        "allow_origins": settings.cors_origins,
+        "allow_methods": ["POST", "OPTIONS", "GET"],
+        "allow_headers": CORS_HEADERS,
+        "expose_headers": CORS_EXPOSED,
+        "max_age": 86400,
+    }
+    app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(TraceContextMiddleware)
+    # A turn's POST skips the stack above (api/edge.py); its preflight and other methods do not.
+    app.edge_routes = dict.fromkeys(
+        chat_stream.PATHS, edge_route(chat_stream.chat_stream, cors=cors)
+    )
     app.include_router(chat_stream.router)
     app.include_router(resume.router)
     app.include_router(stop.router)

@@ -26,10 +26,14 @@ from app.core.domain import TurnEvent, TurnStart
 from app.errors import AppError, ShuttingDown
 
 router = APIRouter()
+PATH = "/functions/v1/chat-stream"
+PATHS = (PATH, f"{PATH}/")  # Supabase serves it with a trailing slash too
 
 
-@router.post("/functions/v1/chat-stream")
-@router.post("/functions/v1/chat-stream/", include_in_schema=False)  # Supabase serves it too
+# `app.main` serves the POST as an edge route (api/edge.py); the router keeps the path known to
+# FastAPI (its 405 for other methods, CORS preflights, any app built without the edge routes).
+@router.post(PATH)
+@router.post(f"{PATH}/", include_in_schema=False)
 async def chat_stream(request: Request) -> Response:
     services: Services = request.app.state.services
     settings, metrics = services.settings, services.metrics

@@ -35,6 +35,15 @@ def error_response(exc: AppError, headers: dict[str, str] | None = None) -> JSON
     )
 
 
+def unexpected_error_response() -> JSONResponse:
+    """A bug's answer: the 500 in our shape, never a stack trace."""
+    code = AppError.code
+    return JSONResponse(
+        {"error": "Internal error", "userMessage": user_message(code), "code": code},
+        status_code=500,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """No `RequestValidationError` handler: no route declares typed parameters (the body is read
     and validated by `api.body`, which raises `BadRequest`), so FastAPI never raises one."""
@@ -54,11 +63,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error", exc_info=exc)
-        code = AppError.code
-        return JSONResponse(
-            {"error": "Internal error", "userMessage": user_message(code), "code": code},
-            status_code=500,
-        )
+        return unexpected_error_response()
 
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(HTTPException, on_http_error)

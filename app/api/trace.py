@@ -8,6 +8,9 @@ is off); health checks and metrics scrapes do not.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.ops import trace_context, tracing
@@ -15,6 +18,34 @@ from app.ops import trace_context, tracing
 TRACED_PREFIX = "/functions/v1/"
 _TURN = "/chat-stream/turns/"
 _ROUTE_TURN = "/functions/v1/chat-stream/turns/{turn_id}"
+
+
+@contextlib.contextmanager
+def request_trace(scope: Scope) -> Iterator[None]:
+    """The request's trace context, current while it is served (and its server span, if traced)."""
+    sent = [(n, v) for n, v in scope["headers"] if n in (b"traceparent", b"tracestate")]
+    parents = [v for n, v in sent if n == b"traceparent"]
+    states = [v.decode("latin-1") for n, v in sent if n == b"tracestate"]
+    # Two traceparent headers are malformed; tracestate may be split over several.
+    context = trace_context.from_headers(
+        {"traceparent": parents[0].decode("latin-1"), "tracestate": ",".join(states)}
+        if len(parents) == 1
+        else {}
+    )
+    token = trace_context.current.set(context)
+    try:
+        path = str(scope.get("path", ""))
+        if not path.startswith(TRACED_PREFIX):
+            yield
+            return
+        method = str(scope.get("method", ""))
+        route = _ROUTE_TURN if _TURN in path else path  # one span name per route, not per id
+        with tracing.server_span(
+            f"{method} {route}", context, **{"http.request.method": method, "http.route": route}
+        ):
+            yield
+    finally:
+        trace_context.current.reset(token)
 
 
 class TraceContextMiddleware:
@@ -25,26 +56,5 @@ class TraceContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = [(n, v) for n, v in scope["headers"] if n in (b"traceparent", b"tracestate")]
-        parents = [v for n, v in sent if n == b"traceparent"]
-        states = [v.decode("latin-1") for n, v in sent if n == b"tracestate"]
-        # Two traceparent headers are malformed; tracestate may be split over several.
-        context = trace_context.from_headers(
-            {"traceparent": parents[0].decode("latin-1"), "tracestate": ",".join(states)}
-            if len(parents) == 1
-            else {}
-        )
-        token = trace_context.current.set(context)
-        try:
-            path = str(scope.get("path", ""))
-            if not path.startswith(TRACED_PREFIX):
-                await self.app(scope, receive, send)
-                return
-            method = str(scope.get("method", ""))
-            route = _ROUTE_TURN if _TURN in path else path  # one span name per route, not per id
-            with tracing.server_span(
-                f"{method} {route}", context, **{"http.request.method": method, "http.route": route}
-            ):
-                await self.app(scope, receive, send)
-        finally:
-            trace_context.current.reset(token)
+        with request_trace(scope):
+            await self.app(scope, receive, send)

@@ -1,12 +1,11 @@
-"""ChatStore on Supabase: supabase-py `.rpc()`, attested.
+"""ChatStore on Supabase: the Data API's RPCs (`store.data_api.DataApi`), attested.
 
 A turn begins as the calling user (`chat_begin` with their token, so the database knows who asks):
 that is where the user's token is checked, once. Everything the service records after that (lease
 renewals, checkpoints, the finish, a follower's reads) it records as itself with the secret key,
 so a turn that outlives its user's token keeps its lease and is stored at once (docs/design.md
-§13). One shared PostgREST client per key (and one httpx pool) carries no user auth; a user's call
-works on a cheap copy that carries their token (`schema("public").auth(jwt)` copies headers and
-shares the session). Never `.auth()` or close a shared client.
+§13). One `DataApi` per key (and one aiohttp pool) carries no user auth; a user's call passes their
+token for that one request (`rpc(..., token=jwt)`), so no shared object ever holds it.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import httpx
-from postgrest import APIError, AsyncPostgrestClient
+import aiohttp
+from postgrest import APIError
 
 from app.core.domain import (
     Caller,
@@ -48,6 +47,7 @@ from app.errors import (
 )
 from app.ops import tracing
 from app.store.attestation import Attestor
+from app.store.data_api import DataApi
 from app.store.payloads import (
     begin_payload,
     final_from_json,
@@ -66,11 +66,14 @@ _NOT_FOUND_CODES = {"PT404", "42501"}
 _REUSED_HINT = "client_message_id_reused"
 # SQLSTATE classes 22 (data exception) and 23 (integrity violation): the same write fails again.
 _PERMANENT_CLASSES = {"22", "23"}
+# A pooled keep-alive connection the server had closed: hung up, reset (a refused connect is an
+# OSError too: retried once, at no cost), or cut mid-answer.
+_DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)
 
 
 @asynccontextmanager
 async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # noqa: ASYNC109
-    """PostgREST/httpx failures → AppErrors; every call bounded by `timeout`."""
+    """PostgREST/aiohttp failures → AppErrors; every call bounded by `timeout`."""
     try:
         async with asyncio.timeout(timeout):
             yield
@@ -101,7 +104,7 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
         raise StoreError(f"{operation}: {pgrst} {exc.message}") from exc
     except TimeoutError as exc:
         raise StoreError(f"{operation}: timed out after {timeout}s") from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise StoreError(f"{operation}: {type(exc).__name__}: {exc}") from exc
     except ValueError as exc:  # a non-JSON answer where JSON was expected
         raise StoreError(f"{operation}: unreadable answer: {exc}") from exc
@@ -110,27 +113,24 @@ async def _translate(operation: str, timeout: float) -> AsyncIterator[None]:  # 
 class SupabaseChatStore:
     def __init__(
         self,
-        postgrest: AsyncPostgrestClient,
+        data_api: DataApi,
         attestor: Attestor,
         *,
-        service: AsyncPostgrestClient | None = None,
+        service: DataApi | None = None,
         timeout: float = 2.5,
         budgets: dict[str, str] | None = None,
     ) -> None:
-        self._shared = postgrest
+        self._shared = data_api
         # The alert thresholds from settings, attested with each finish (user_limits wins).
         self._budgets = budgets
         self._attestor = attestor
         self._service = service
         self._timeout = timeout
 
-    def _as(self, token: str) -> AsyncPostgrestClient:
-        return self._shared.schema("public").auth(token)
-
     async def begin(self, caller: Caller, turn: TurnStart, terms: TurnTerms) -> TurnContext:
         payload = begin_payload(caller, turn, terms, time.time())
         params = self._attestor.params("chat_begin", payload, field="p_turn")
-        data = await self._rpc(self._as(caller.token), "chat_begin", params)
+        data = await self._rpc(self._shared, "chat_begin", params, token=caller.token)
         if not isinstance(data, dict) or "user_message_id" not in data:
             raise StoreError(f"chat_begin: unexpected answer {type(data).__name__}")
         history = tuple(
@@ -239,13 +239,13 @@ class SupabaseChatStore:
         """Turn the expired turns of dead workers into abandoned usage rows (service role)."""
         return int(await self._rpc(self._service_client(), "chat_sweep", {}) or 0)
 
-    def _service_client(self) -> AsyncPostgrestClient:
+    def _service_client(self) -> DataApi:
         if self._service is None:
             raise StoreError(
                 "no service role key configured (SUPABASE_SERVICE_ROLE_KEY): the service records"
                 " renewals, checkpoints and finishes with it"
             )
-        return self._service.schema("public")
+        return self._service
 
     def _finish_params(self, record: dict[str, Any]) -> dict[str, str]:
         if self._budgets is not None and "budgets" not in record:
@@ -258,11 +258,13 @@ class SupabaseChatStore:
         It carries only the service's own key, so a refused token here is that key (`KeyRefused`).
         """
         try:
-            await self._rpc(self._shared.schema("public"), "chat_ping", {})
+            await self._rpc(self._shared, "chat_ping", {})
         except AuthError as exc:
             raise KeyRefused(f"PostgREST refused SUPABASE_ANON_KEY as a JWT: {exc.detail}") from exc
 
-    async def _rpc(self, client: AsyncPostgrestClient, fn: str, params: dict[str, Any]) -> Any:
+    async def _rpc(
+        self, client: DataApi, fn: str, params: dict[str, Any], *, token: str | None = None
+    ) -> Any:
         """One RPC, retried once when a pooled keep-alive connection turns out to be closed.
 
         The chat RPCs are idempotent (turn id, usage keys), so a retry after a request that did
@@ -272,8 +274,8 @@ class SupabaseChatStore:
             with tracing.span(f"db.{fn}"):
                 for attempt in (1, 2):
                     try:
-                        return (await client.rpc(fn, params).execute()).data
-                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                        return await client.rpc(fn, params, token=token)
+                    except _DROPPED as exc:
                         if attempt == 2:
                             raise
                         logger.info("retrying %s after a dropped connection: %r", fn, exc)

@@ -1,6 +1,6 @@
 """The cache-stable history window (migration 20261201000200) on real PostgreSQL, through
-`chat_begin` and `chat_finish` as the service calls them (supabase-py's PostgREST client over the
-REST stand-in, attested): the prompt prefix stays byte-identical from turn to turn until a block
+`chat_begin` and `chat_finish` as the service calls them (the store's `DataApi` over the REST
+stand-in, attested): the prompt prefix stays byte-identical from turn to turn until a block
 is dropped, and the window never exceeds the budget."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import httpx
+import aiohttp
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from postgrest import AsyncPostgrestClient
+from pydantic import SecretStr
 
+from app.config.keys import ApiKey
 from app.core.domain import (
     Caller,
     Caps,
@@ -31,7 +32,7 @@ from app.local.server import ServerThread
 from app.local.stack import LocalStack
 from app.store.attestation import Attestor, key_bytes
 from app.store.chat_store import SupabaseChatStore
-from supabase import AsyncClientOptions, acreate_client
+from app.store.data_api import DataApi
 
 
 def tokens(text: str) -> int:
@@ -71,18 +72,19 @@ class Conversation:
     async def run(self, turns: list[tuple[str, str]]) -> list[tuple[ChatMessage, ...]]:
         """Each (question, answer): begin (the window it returns), then finish with the answer."""
         keys = self.local_stack.keys
-        async with httpx.AsyncClient() as http:
-            options = AsyncClientOptions(
-                httpx_client=http, auto_refresh_token=False, persist_session=False
+        async with aiohttp.ClientSession() as session:
+            anon = ApiKey("publishable", SecretStr(keys.anon_key), "SUPABASE_ANON_KEY")
+            service = ApiKey(
+                "secret", SecretStr(keys.service_role_key), "SUPABASE_SERVICE_ROLE_KEY"
             )
-            anon = await acreate_client(self.url, keys.anon_key, options)
-            service = await acreate_client(self.url, keys.service_role_key, options)
-            return await self._turns(anon.postgrest, service.postgrest, turns)
+            return await self._turns(
+                DataApi(self.url, anon, session), DataApi(self.url, service, session), turns
+            )
 
     async def _turns(
         self,
-        postgrest: AsyncPostgrestClient,
-        service: AsyncPostgrestClient,
+        postgrest: DataApi,
+        service: DataApi,
         turns: list[tuple[str, str]],
     ) -> list[tuple[ChatMessage, ...]]:
         keys = self.local_stack.keys
