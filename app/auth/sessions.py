@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from app.auth.refusal import TokenRefused
-from app.errors import StoreError
+from app.errors import AuthUnavailable, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class SessionCheck:
                 logger.warning("session check skipped, Supabase Auth answered %s", exc.auth_status)
                 return
             refused = exc
-        except StoreError as exc:
+        except (AuthUnavailable, StoreError) as exc:
             logger.warning("session check skipped, Supabase Auth unavailable: %s", exc.detail)
             return
         self._answers[key] = (now + self._seconds, refused)

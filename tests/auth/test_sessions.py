@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import pytest
 
+from app.auth.auth_server import AuthServer
 from app.auth.refusal import TokenRefused
 from app.auth.sessions import SessionCheck
-from app.errors import StoreError
+from app.errors import AuthUnavailable, StoreError
+from app.local.postgres import free_port
 
 
 class FakeAuth:
@@ -66,14 +69,31 @@ async def test_session_check_remembers_a_refusal_and_asks_again_after_the_interv
 
 
 @pytest.mark.anyio
-async def test_session_check_auth_down_serves_the_token_and_asks_next_time() -> None:
+@pytest.mark.parametrize(
+    "down", [AuthUnavailable("auth server timed out"), StoreError("down", code="auth_unavailable")]
+)
+async def test_session_check_auth_down_serves_the_token_and_asks_next_time(
+    down: Exception,
+) -> None:
     auth, clock = FakeAuth(), Clock()
     check = SessionCheck(auth, 60, clock=clock)
-    auth.answer = StoreError("down", code="auth_unavailable")
+    auth.answer = down
 
     await check.ensure("t", CLAIMS)
     await check.ensure("t", CLAIMS)
     assert auth.calls == 2
+
+
+@pytest.mark.anyio
+async def test_session_check_with_the_real_auth_client_and_auth_unreachable_serves_the_token() -> (
+    None
+):
+    """What `AuthServer` raises when Auth is down (AuthUnavailable) must fail open too."""
+    async with httpx.AsyncClient() as http:
+        auth = AuthServer(
+            f"http://127.0.0.1:{free_port()}/auth/v1", http, headers={}, timeout_seconds=2
+        )
+        await SessionCheck(auth, 60).ensure("t", CLAIMS | {"exp": 2**31})
 
 
 @pytest.mark.anyio
