@@ -162,7 +162,10 @@ async def run(
     users: list[BenchUser],
     *,
     warm: bool = True,
+    keep_samples: bool = False,
 ) -> dict[str, Any]:
+    """One measured run; with `keep_samples` the result also holds each request's `Sample`
+    under "samples" (not JSON: pop it before writing the result out)."""
     scenario, c, target = spec.scenario, spec.concurrency, spec.target
     if warm:
         await warm_up(session, target, users, c)
@@ -190,7 +193,10 @@ async def run(
             gauge=gauge,
             honour_retry_after=spec.honour_retry_after,
         )
-    return record(spec, result, measured, load_before, os.getloadavg())
+    out = record(spec, result, measured, load_before, os.getloadavg())
+    if keep_samples:
+        out["samples"] = result.samples
+    return out
 
 
 def record(
