@@ -26,27 +26,26 @@ def test_log_summary_groups_warnings_and_errors_by_message_without_ids() -> None
     }
 
 
-def test_memory_divides_the_rss_growth_by_the_streams_open_at_the_peak() -> None:
-    run = {
-        "service_rss_mb": {"baseline": 90.0, "peak": 130.0, "open_at_peak": 800},
-        "peak_open_streams": 1000,
-    }
+def test_memory_divides_the_growth_by_the_streams_open_at_that_moment() -> None:
+    rss = {"baseline": 90.0, "at_max_open": 130.0, "max_open": 800}
+    run = {"service_rss_mb": rss | {"peak": 160.0, "open_at_peak": 8}}
     assert memory(run) == {
         "baseline_mb": 90.0,
-        "peak_mb": 130.0,
-        "open_at_rss_peak": 800,
-        "peak_open_streams": 1000,
-        "kb_per_open_stream": 51.2,
+        "at_most_open_mb": 130.0,
+        "most_open": 800,
+        "peak_mb": 160.0,
+        "open_at_rss_peak": 8,
+        "kb_per_open_stream": 51.2,  # not (160 - 90) MB over 8 streams
     }
 
 
 def test_memory_says_none_when_no_stream_was_open() -> None:
-    run = {"service_rss_mb": {"baseline": 90.0, "peak": 91.0, "open_at_peak": 0}}
+    run = {"service_rss_mb": {"baseline": 90.0, "at_max_open": 91.0, "max_open": 0}}
     assert memory(run)["kb_per_open_stream"] is None
 
 
 def test_the_default_plan_keeps_every_stream_open_together_for_a_while() -> None:
     plan = HoldPlan()
     assert plan.scenario.min_requests == plan.streams == 1000
-    assert plan.scenario.stream_s == 30.0
-    assert plan.all_open_s == 15.0
+    assert plan.scenario.stream_s == 60.0
+    assert plan.all_open_s == 20.0
