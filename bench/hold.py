@@ -63,8 +63,9 @@ class HoldPlan:
         return self.scenario.stream_s - self.ramp_s
 
 
-def log_summary(lines: Iterable[str], levels: frozenset[str] = frozenset({"WARNING", "ERROR"})
-                ) -> dict[str, int]:  # fmt: skip
+def log_summary(
+    lines: Iterable[str], levels: frozenset[str] = frozenset({"WARNING", "ERROR"})
+) -> dict[str, int]:
     """The service log's warnings and errors, counted by `LEVEL logger: message` with ids and
     numbers blanked (`#`), so 63 "provider call failed … ConnectError" lines become one entry."""
     counts: Counter[str] = Counter()

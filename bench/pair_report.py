@@ -58,8 +58,9 @@ def cpu_fake_line(rows: Sequence[dict[str, Any]], c: int = 100) -> Line:
     ours_text = _ms(mine) + (f" ({times:.1f}x the fake's own {fake:.0f})" if times else "")
     seed_text = _ms(seed.get("service_cpu_ms_per_1k_tokens"))
     bound = None if fake is None else FAKE_LIMIT_X * fake
-    return Line(f"CPU per 1k tokens, c={c}", seed_text, ours_text, "<= 2x the fake",
-                at_most(mine, bound))  # fmt: skip
+    return Line(
+        f"CPU per 1k tokens, c={c}", seed_text, ours_text, "<= 2x the fake", at_most(mine, bound)
+    )
 
 
 def cpu_full_line(rows: Sequence[dict[str, Any]], c: int = 10) -> Line:
@@ -70,8 +71,13 @@ def cpu_full_line(rows: Sequence[dict[str, Any]], c: int = 10) -> Line:
     share = times_of(mine, theirs)
     ours_text = _ms(mine) + (f" ({share:.2f}x seed)" if share else "")
     bound = None if theirs is None else SEED_SHARE_FULL * theirs
-    return Line(f"CPU per 1k tokens, full speed, c={c}", _ms(theirs), ours_text,
-                "keep <= 0.5x seed", at_most(mine, bound))  # fmt: skip
+    return Line(
+        f"CPU per 1k tokens, full speed, c={c}",
+        _ms(theirs),
+        ours_text,
+        "keep <= 0.5x seed",
+        at_most(mine, bound),
+    )
 
 
 def ended_line(rows: Sequence[dict[str, Any]], c: int = 400) -> Line:
@@ -85,8 +91,13 @@ def ended_line(rows: Sequence[dict[str, Any]], c: int = 400) -> Line:
             split["refused_503"] == split["refused_with_retry_after"]
         )
         met = split["error_events"] == 0 and split["failed"] == 0 and before_money
-    return Line(f"c={c} paced", ended(seed.get("split")), ended(split),
-                "every refusal before money, 0 error events", met)  # fmt: skip
+    return Line(
+        f"c={c} paced",
+        ended(seed.get("split")),
+        ended(split),
+        "every refusal before money, 0 error events",
+        met,
+    )
 
 
 def ended(split: dict[str, Any] | None) -> str:
