@@ -28,6 +28,7 @@ UPSTREAM_CODES = frozenset(
 # insert into `usage_logs` (bench.supabase_stub's counts).
 USAGE_WRITES = ("rpc:chat_finish", "insert:usage_logs")
 _ERROR_CODE = re.compile(rb'\{"type":"error"[^\n]*?"code":"([a-z_]+)"')
+_CODE = re.compile(rb'"code":\s*"([a-z_]+)"')
 
 
 def error_code(tail: bytes) -> str | None:
@@ -35,6 +36,12 @@ def error_code(tail: bytes) -> str | None:
     error events carry only a message)."""
     found = _ERROR_CODE.findall(tail)
     return found[-1].decode() if found else None
+
+
+def refusal_code(body: bytes) -> str | None:
+    """The `code` of a JSON refusal (`{"error", "userMessage", "code"}`); None without one."""
+    found = _CODE.search(body)
+    return found[1].decode() if found else None
 
 
 def kind_of(sample: Sample) -> str:
@@ -68,6 +75,7 @@ class Split:
     error_events: int = 0
     failed: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)  # error events by code
+    refusal_codes: dict[str, int] = field(default_factory=dict)  # 503s by code and Retry-After
     failures: dict[str, int] = field(default_factory=dict)  # failed turns by client outcome
     relay_caused: int = 0
     upstream_caused: int = 0
@@ -99,6 +107,7 @@ class Split:
             "error_events": self.error_events,
             "failed": self.failed,
             "error_codes": self.error_codes,
+            "refusal_codes": self.refusal_codes,
             "failures": self.failures,
             "relay_caused_errors": self.relay_caused,
             "upstream_caused_errors": self.upstream_caused,
@@ -119,6 +128,7 @@ def split(
     the same run) decide whether the refusals spent money."""
     out = Split(upstream_calls=upstream_calls)
     codes: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     for sample in samples:
         kind = kind_of(sample)
@@ -127,6 +137,8 @@ def split(
         elif kind == "refused":
             out.refused += 1
             out.refused_with_retry_after += sample.retry_after is not None
+            code = refusal_code(sample.tail) or "(no code)"
+            refusals[code + ("" if sample.retry_after is not None else " without Retry-After")] += 1
         elif kind == "error_event":
             out.error_events += 1
             codes[error_code(sample.tail) or "(no code)"] += 1
@@ -137,6 +149,7 @@ def split(
         out.relay_caused += cause == "relay"
         out.upstream_caused += cause == "upstream"
     out.error_codes, out.failures = dict(codes), dict(failures)
+    out.refusal_codes = dict(refusals)
     if writes is not None:
         out.usage_writes = sum(writes.get(name, 0) for name in USAGE_WRITES)
     return out

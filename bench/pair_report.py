@@ -109,7 +109,9 @@ def ended(split: dict[str, Any] | None) -> str:
         money = {True: "before money", False: "NOT before money", None: "money not counted"}
         text += (
             f" ({money[split['refused_before_money']]},"
-            f" Retry-After {split['refused_with_retry_after']}/{split['refused_503']})"
+            f" Retry-After {split['refused_with_retry_after']}/{split['refused_503']}"
+            + "".join(f"; {k} {v}" for k, v in sorted(split.get("refusal_codes", {}).items()))
+            + ")"
         )
     text += f", {split['error_events']} error events"
     if split["error_codes"]:

@@ -12,6 +12,9 @@ OWN_ERROR = b'data: {"type":"error","message":"busy","code":"store_unavailable"}
 SEED_ERROR = b'data: {"type":"error","message":"Coach is taking a moment."}\n\n'
 
 
+OVERLOADED = b'{"error":"overloaded","userMessage":"Lots of people","code":"overloaded"}'
+
+
 def sample(outcome: str, tail: bytes = b"", retry_after: float | None = None) -> Sample:
     return Sample(started=0.0, outcome=outcome, tail=tail, retry_after=retry_after)
 
@@ -69,8 +72,8 @@ def test_split_counts_each_kind_and_codes() -> None:
     turns = [
         sample("done"),
         sample("done"),
-        sample("http_503", retry_after=1.0),
-        sample("http_503"),
+        sample("http_503", OVERLOADED, retry_after=1.0),
+        sample("http_503", b"Service Unavailable"),
         sample("error_event", OURS_ERROR),
         sample("error_event", SEED_ERROR),
         sample("incomplete"),
@@ -79,6 +82,7 @@ def test_split_counts_each_kind_and_codes() -> None:
     assert (out.done, out.refused, out.error_events, out.failed) == (2, 2, 2, 1)
     assert out.refused_with_retry_after == 1
     assert out.error_codes == {"provider_timeout": 1, "(no code)": 1}
+    assert out.refusal_codes == {"overloaded": 1, "(no code) without Retry-After": 1}
     assert out.failures == {"incomplete": 1}
     assert (out.upstream_caused, out.relay_caused) == (1, 2)
     assert (out.turns, out.accepted, out.usage_writes) == (7, 5, 4)

@@ -105,6 +105,9 @@ def test_ended_reads_as_the_issue_states_it() -> None:
         " (provider_timeout 2)"
     )
     assert ended(None) == "-"
+    codes = {"overloaded": 13, "(no code) without Retry-After": 1}
+    text = ended(split(386, refused=14, retry_after=13) | {"refusal_codes": codes})
+    assert "Retry-After 13/14; (no code) without Retry-After 1; overloaded 13)" in text
 
 
 def test_markdown_marks_an_unmeasured_goal_as_not_judged() -> None:
