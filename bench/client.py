@@ -178,12 +178,15 @@ async def closed_loop(
     max_seconds: float = 300.0,
     gauge: OpenStreams | None = None,
     honour_retry_after: bool = False,
+    refusals_count: bool = True,
 ) -> LoopResult:
     """`concurrency` workers, each sending requests back to back for `seconds` (and until at
     least `min_requests` were sent overall, within `max_seconds`). Worker starts are spread over
     `ramp_s` so the streams are staggered as in a steady state, not one thundering herd.
     `make_call(worker, k)` builds worker's k-th request. With `honour_retry_after`, a worker
-    refused with a Retry-After waits that long before its next request, as a real client would.
+    refused with a Retry-After waits that long before its next request, as a real client would;
+    without `refusals_count`, such a refused request does not count towards `min_requests` (a
+    hold wants that many streams, not that many attempts).
     """
     result = LoopResult()
     loop = asyncio.get_running_loop()
@@ -206,6 +209,8 @@ async def closed_loop(
             sample = await stream_once(session, call, wire, timeout=timeout, gauge=gauge)
             result.samples.append(sample)
             if honour_retry_after and sample.retry_after:
+                if not refusals_count:
+                    sent -= 1
                 await asyncio.sleep(sample.retry_after)
 
     cpu0, t0 = time.process_time(), time.perf_counter()

@@ -23,8 +23,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,11 @@ from app.local.keys import LocalKeys
 from app.local.postgres import free_port
 from bench.bench import ramp_for
 from bench.client import connector
+from bench.outcomes import count_delta, split
 from bench.procs import Procs, clean_env, python, stopped_on_signals
 from bench.report import compare, table
 from bench.runner import RunSpec, Scenario, direct_target, run, service_target, warm_up
-from bench.stack import Guards, Stack
+from bench.stack import Guards, Service, Stack
 from bench.world import TOKEN_LIFETIME_S, BenchUser
 
 SERVICE_CORE, OTHERS_CORE = 0, 1
@@ -83,6 +85,17 @@ class StubStack(Stack):
         self.standin.wait_http(f"{self.standin_url}/_ledger", timeout)
         self.dev.wait_http(f"{self.api_url}/health", timeout)
 
+    async def counts(self, session: aiohttp.ClientSession) -> dict[str, int]:
+        """The stub's call counts so far (`bench.supabase_stub`: `rpc:<name>`, `insert:<table>`)."""
+        async with session.get(f"{self.api_url}/_counts") as response:
+            answer: dict[str, int] = await response.json()
+            return answer
+
+    async def upstream_calls(self, session: aiohttp.ClientSession, since: float) -> int:
+        """Requests the stand-in received from `since` (a `time.monotonic()`) on."""
+        async with session.get(f"{self.standin_url}/_ledger", params={"since": since}) as response:
+            return len(await response.json())
+
 
 def users(keys: LocalKeys, issuer: str, count: int) -> list[BenchUser]:
     """Users the stub never checks: signed tokens and made-up conversation ids."""
@@ -119,40 +132,70 @@ async def profiled(pid: int, output: Path, seconds: int = 10) -> asyncio.subproc
     )
 
 
+@dataclass(frozen=True)
+class Relay:
+    """One relay under test: its label and how to start it on the stub stack (fresh per
+    setting, so no setting inherits another's heap or connections)."""
+
+    label: str
+    start: Callable[[StubStack], Service]
+
+
+def service_relay(label: str, code: Path, env: dict[str, str]) -> Relay:
+    """`chat-stream serve`, one worker, from the checkout at `code`."""
+
+    def start(stack: StubStack) -> Service:
+        return stack.start_service(1, Guards(), code=code, log_level="WARNING", env=env)
+
+    return Relay(label, start)
+
+
 async def one_setting(
     session: aiohttp.ClientSession,
     stack: StubStack,
     options: Options,
-    label: str,
-    code: Path,
+    relay: Relay,
     name: str,
     c: int,
     people: list[BenchUser],
 ) -> dict[str, Any]:
+    """The direct run, then the relay's run, of one setting; with what the relay's run cost
+    upstream (the stand-in's ledger) and wrote (the stub's counts)."""
     scenario = scenario_for(name, options.hold)
     ramp = scenario.stream_s / 2 if name == "hold" else ramp_for(scenario, c)
     warm = name != "hold"
-    service = stack.start_service(1, Guards(), code=code, log_level="WARNING", env=options.env)
+    service = relay.start(stack)
     try:
         through = service_target(stack, service)
         if warm:
             await warm_up(session, through, people, min(c, 50))
         await asyncio.sleep(options.settle_s)
-        d = await run(session, stack, RunSpec(scenario, c, direct_target(stack), ramp), people)
+        direct_spec = RunSpec(scenario, c, direct_target(stack), ramp)
+        d = await run(session, stack, direct_spec, people, keep_samples=True)
+        if warm:
+            await warm_up(session, through, people, c)
         spy = None
         if options.profile is not None and c == 100 and name == "fast":
-            out = options.profile / f"{label}-{name}-c{c}.txt"
+            out = options.profile / f"{relay.label}-{name}-c{c}.txt"
             spy = await profiled(service.proc.pid, out)
         spec = RunSpec(scenario, c, through, ramp, honour_retry_after=True)
-        s = await run(session, stack, spec, people, warm=warm)
+        counts, since = await stack.counts(session), time.monotonic()
+        s = await run(session, stack, spec, people, warm=False, keep_samples=True)
+        upstream_calls = await stack.upstream_calls(session, since)
+        writes = count_delta(counts, await stack.counts(session))
         if spy is not None:
             await spy.wait()
     finally:
         stack.procs.stop(service.proc)
+    ended = split(s.pop("samples"), upstream_calls=upstream_calls, writes=writes)
+    d.pop("samples")
     row = compare(d, s)
     row |= {
-        "code": label,
+        "code": relay.label,
         "outcomes": s["outcomes"],
+        "split": ended.as_json(),
+        "writes": writes,
+        "service_cpu_s": s["cpu_s"].get("service"),
         "upstream_cpu_ms_per_1k_tokens": _per_1k(s["cpu_s"].get("standin"), s["tokens"]),
         "upstream_cpu_ms_per_1k_tokens_direct": _per_1k(d["cpu_s"].get("standin"), d["tokens"]),
         "stub_cpu_ms_per_1k_tokens": _per_1k(s["cpu_s"].get("stack"), s["tokens"]),
@@ -177,10 +220,14 @@ async def bench(procs: Procs, options: Options) -> list[dict[str, Any]]:
     people = users(stack.keys, stack.issuer, max(biggest, 10))
     results = []
     labels = _labels(options.codes)
+    relays = [
+        service_relay(label, code, options.env)
+        for label, code in zip(labels, options.codes, strict=True)
+    ]
     async with aiohttp.ClientSession(connector=connector()) as session:
         for name, c in options.runs:
-            for label, code in zip(labels, options.codes, strict=True):
-                result = await one_setting(session, stack, options, label, code, name, c, people)
+            for relay in relays:
+                result = await one_setting(session, stack, options, relay, name, c, people)
                 results.append(result)
                 print(_line(result["row"]), flush=True)
     return results

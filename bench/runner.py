@@ -54,6 +54,7 @@ class Peak:
     rss_bytes: int = 0
     open_streams: int = 0
     max_open: int = 0
+    rss_at_max_open: int = 0  # the resident memory when the most streams were open
 
 
 class Measured:
@@ -89,7 +90,8 @@ class Measured:
 
     def _note(self, name: str, rss: int, gauge: OpenStreams) -> None:
         peak = self.peaks[name]
-        peak.max_open = max(peak.max_open, gauge.now)
+        if gauge.now > peak.max_open or (gauge.now == peak.max_open and rss > peak.rss_at_max_open):
+            peak.max_open, peak.rss_at_max_open = gauge.now, rss
         if rss > peak.rss_bytes:
             peak.rss_bytes, peak.open_streams = rss, gauge.now
 
@@ -135,6 +137,7 @@ class RunSpec:
     ramp_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     honour_retry_after: bool = False
+    refusals_count: bool = True  # False: a refused request does not count towards min_requests
 
 
 async def warm_up(
@@ -162,7 +165,10 @@ async def run(
     users: list[BenchUser],
     *,
     warm: bool = True,
+    keep_samples: bool = False,
 ) -> dict[str, Any]:
+    """One measured run; with `keep_samples` the result also holds each request's `Sample`
+    under "samples" (not JSON: pop it before writing the result out)."""
     scenario, c, target = spec.scenario, spec.concurrency, spec.target
     if warm:
         await warm_up(session, target, users, c)
@@ -189,8 +195,12 @@ async def run(
             max_seconds=scenario.seconds * 6 + 60,
             gauge=gauge,
             honour_retry_after=spec.honour_retry_after,
+            refusals_count=spec.refusals_count,
         )
-    return record(spec, result, measured, load_before, os.getloadavg())
+    out = record(spec, result, measured, load_before, os.getloadavg())
+    if keep_samples:
+        out["samples"] = result.samples
+    return out
 
 
 def record(
@@ -236,6 +246,8 @@ def record(
             "baseline": round(baseline / 2**20, 1),
             "peak": round(service_peak.rss_bytes / 2**20, 1),
             "open_at_peak": service_peak.open_streams,
+            "at_max_open": round(service_peak.rss_at_max_open / 2**20, 1),
+            "max_open": service_peak.max_open,
         }
         if service_peak.max_open:  # an upper bound: the peak over the most streams held at once
             per_stream = (service_peak.rss_bytes - baseline) / service_peak.max_open

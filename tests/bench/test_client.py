@@ -121,3 +121,45 @@ async def test_closed_loop_runs_each_worker_back_to_back_and_tracks_open_streams
     assert all(s.ok and s.tokens == 5 for s in result.samples)
     assert gauge.peak == 4 and gauge.now == 0
     assert result.client_cpu_s > 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("refusals_count", "streams"), [(True, 3), (False, 6)])
+async def test_closed_loop_retries_refused_requests_after_their_retry_after(
+    refusals_count: bool, streams: int
+) -> None:
+    """A hold wants N streams: without `refusals_count` a refused request is tried again."""
+    from aiohttp import web  # noqa: PLC0415 - only this test serves with aiohttp
+
+    refused = 0
+
+    async def handler(_request: web.Request) -> web.Response:
+        nonlocal refused
+        if refused < 3:
+            refused += 1
+            return web.Response(status=503, headers={"Retry-After": "0.01"})
+        return web.Response(body=b'"text_delta"\nevent: message_stop\n')
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            result = await closed_loop(
+                session,
+                lambda _w, _k: Call(f"http://127.0.0.1:{port}/", {}, b"{}"),
+                ANTHROPIC,
+                concurrency=1,
+                seconds=0,
+                min_requests=6,
+                honour_retry_after=True,
+                refusals_count=refusals_count,
+            )
+    finally:
+        await runner.cleanup()
+    outcomes = [s.outcome for s in result.samples]
+    assert outcomes[:3] == ["http_503"] * 3
+    assert outcomes.count("done") == streams
