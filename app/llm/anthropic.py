@@ -10,7 +10,7 @@ already excludes cache reads and writes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -94,7 +94,7 @@ def _usage(raw: object, previous: Usage) -> Usage:
     )
 
 
-async def _events(source: EventSource) -> Events:
+async def _events(source: EventSource, first_token: Callable[[], None] | None) -> Events:
     provider = AnthropicProvider.name
     usage, model, finished = Usage(), None, False
     with translate_errors(provider, streaming=True):
@@ -106,6 +106,9 @@ async def _events(source: EventSource) -> Events:
                     delta = parse_object(provider, data).get("delta")
                     if isinstance(delta, dict) and delta.get("type") == "text_delta":
                         if text := delta.get("text"):
+                            if first_token is not None:
+                                first_token()
+                                first_token = None
                             yield TextDelta(text)
                 elif kind == "message_start":
                     message = parse_object(provider, data).get("message")

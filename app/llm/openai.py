@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -102,7 +102,9 @@ def usage_from(raw: Mapping[str, Any]) -> Usage:
     )
 
 
-async def _events(source: EventSource, provider: str) -> Events:
+async def _events(
+    source: EventSource, first_token: Callable[[], None] | None, provider: str
+) -> Events:
     finished = False
     with translate_errors(provider, streaming=True):
         async with contextlib.aclosing(read_events(source.response)) as sse_events:
@@ -118,6 +120,9 @@ async def _events(source: EventSource, provider: str) -> Events:
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") if isinstance(choice, dict) else None
                     if isinstance(delta, dict) and (text := delta.get("content")):
+                        if first_token is not None:
+                            first_token()
+                            first_token = None
                         yield TextDelta(text)
                 usage = chunk.get("usage")
                 if isinstance(usage, dict):
