@@ -18,12 +18,10 @@ answer and its usage, shielded, before the cancellation goes on (`chat/turn.py`)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
 
 from app.chat.policy import ChatPolicy
 from app.chat.turn import Cut, Turn
@@ -48,24 +46,64 @@ class FeedState(enum.Enum):
         return self in (FeedState.ATTACHED, FeedState.DETACHED)
 
 
-@dataclass
 class TurnFeed:
-    turn_id: str
-    caller: Caller
-    store: ChatStore
-    policy: ChatPolicy
-    registry: FeedRegistry
-    events: list[TurnEvent] = field(default_factory=list)  # event seq n is events[n - 1]
-    state: FeedState = FeedState.ATTACHED
-    followers: int = 0
-    _cut: Cut | None = None  # why the feed is ending the turn early, once it is
-    _turn: Turn | None = None
-    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    _producer: asyncio.Task[object] | None = None
-    _grace: asyncio.TimerHandle | None = None
-    _watch: asyncio.Task[None] | None = None
-    _nudge: asyncio.Event = field(default_factory=asyncio.Event)  # nobody here listens now
-    _followed_elsewhere: bool = False  # resumed on another worker: run to the end
+    """One live turn on this worker. Small, since a worker holds a thousand: the tokens are kept as
+    the strings the answer is built from (shared with the attempt's parts, no object per event),
+    and the checkpoints run on one timer, with a task only while a checkpoint call is out."""
+
+    __slots__ = (
+        "_checking",
+        "_cut",
+        "_final",
+        "_followed_elsewhere",
+        "_grace",
+        "_nudged",
+        "_producer",
+        "_saved",
+        "_texts",
+        "_turn",
+        "_waiters",
+        "_watch",
+        "_watch_task",
+        "caller",
+        "followers",
+        "policy",
+        "registry",
+        "state",
+        "store",
+        "turn_id",
+    )
+
+    def __init__(
+        self,
+        turn_id: str,
+        caller: Caller,
+        store: ChatStore,
+        policy: ChatPolicy,
+        registry: FeedRegistry,
+    ) -> None:
+        self.turn_id, self.caller, self.store = turn_id, caller, store
+        self.policy, self.registry = policy, registry
+        self.state = FeedState.ATTACHED
+        self.followers = 0
+        self._texts: list[str] = []  # event seq n <= len is TextDelta(_texts[n - 1])
+        self._final: TurnEvent | None = None  # then seq len + 1, once the turn has ended with it
+        self._cut: Cut | None = None  # why the feed is ending the turn early, once it is
+        self._turn: Turn | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._producer: asyncio.Task[object] | None = None
+        self._grace: asyncio.TimerHandle | None = None
+        self._watch: asyncio.TimerHandle | None = None  # the next checkpoint
+        self._watch_task: asyncio.Task[None] | None = None  # a checkpoint call, while out
+        self._checking = False
+        self._nudged = False  # nobody here listens any more: checkpoint once the call is back
+        self._saved = 0  # tokens checkpointed so far
+        self._followed_elsewhere = False  # resumed on another worker: run to the end
+
+    @property
+    def seq(self) -> int:
+        """The events published so far."""
+        return len(self._texts) + (self._final is not None)
 
     async def run(self, turn: Turn, deliver: Deliver) -> None:
         """Drive `turn` to its end: publish each event, deliver it while the client listens.
@@ -74,7 +112,7 @@ class TurnFeed:
         the drain); a stopped or drained turn's final event is published and delivered here.
         """
         self._producer, self._turn = asyncio.current_task(), turn
-        self._watch = asyncio.ensure_future(self._watch_loop())
+        self._arm_watch()
         try:
             async with aclosing(turn.events()) as events:
                 async for event in events:
@@ -96,10 +134,13 @@ class TurnFeed:
 
     def publish(self, event: TurnEvent) -> int:
         """Keep `event` for followers; its seq."""
-        self.events.append(event)
+        if isinstance(event, TextDelta):
+            self._texts.append(event.text)
+        else:
+            self._final = event
         if self._waiters:
             self._wake()
-        return len(self.events)
+        return self.seq
 
     def stop(self) -> bool:
         """Its user asked to stop: end the turn now, no grace. False when it no longer streams."""
@@ -117,7 +158,7 @@ class TurnFeed:
         if self.state is not FeedState.ATTACHED:
             return
         self.state = FeedState.DETACHED
-        self._nudge.set()
+        self._nudge()
         if self.policy.grace_seconds <= 0:
             self._end(Cut.LEFT)
             return
@@ -125,7 +166,7 @@ class TurnFeed:
 
     def finish(self) -> None:
         attached = self.state is FeedState.ATTACHED
-        ended = bool(self.events) and not isinstance(self.events[-1], TextDelta)
+        ended = self._final is not None
         self.state = FeedState.ENDED if ended else FeedState.CUT_SHORT
         self._wake()
         self.registry.finished()
@@ -133,6 +174,8 @@ class TurnFeed:
             self._grace.cancel()
         if self._watch is not None:
             self._watch.cancel()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         if (attached and not self.followers) or not ended:
             # Nobody will resume it here, or it was cut short: a resume then gets the stored
             # (partial) answer from the database, with the event that says so.
@@ -151,9 +194,13 @@ class TurnFeed:
         try:
             position = max(after, 0)
             while True:
-                if position < len(self.events):
+                if position < len(self._texts):
                     position += 1
-                    yield position, self.events[position - 1]
+                    yield position, TextDelta(self._texts[position - 1])
+                    continue
+                if position == len(self._texts) and self._final is not None:
+                    position += 1
+                    yield position, self._final
                     continue
                 if not self.state.streaming:
                     return
@@ -163,7 +210,7 @@ class TurnFeed:
         finally:
             self.followers -= 1
             if not self.followers and self.state is FeedState.DETACHED:
-                self._nudge.set()
+                self._nudge()
                 self._arm_grace()
 
     # --- internals ----------------------------------------------------------------------------
@@ -201,48 +248,60 @@ class TurnFeed:
     def _listened(self) -> bool:
         return self.state is FeedState.ATTACHED or self.followers > 0
 
-    async def _pause(self, seconds: float | None) -> None:
-        """Sleep `seconds` (None: indefinitely), or until nobody here listens any more."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._nudge.wait(), seconds)
-        self._nudge.clear()
+    # The turn's checkpoints, and what they bring back (a stop, a follower elsewhere). While a
+    # client listens here, no tokens are written: every `stop_poll_seconds` (0: never) the feed
+    # only asks whether its user stopped the turn from another worker. Once nobody here listens,
+    # it writes the new tokens at once, then every `checkpoint_seconds`, for a resume on any
+    # worker.
+    def _arm_watch(self) -> None:
+        """Schedule the next checkpoint for what the turn is now (listened or not)."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        if not self.state.streaming:
+            return
+        delay = (
+            self.policy.stop_poll_seconds if self._listened() else self.policy.checkpoint_seconds
+        )
+        if delay > 0 or not self._listened():
+            self._watch = asyncio.get_running_loop().call_later(delay, self._checkpoint_due)
 
-    async def _watch_loop(self) -> None:
-        """The turn's checkpoints, and what they bring back (a stop, a follower elsewhere).
+    def _nudge(self) -> None:
+        """Nobody here listens now: checkpoint at once (after the call that is out, if one is)."""
+        if self._checking:
+            self._nudged = True
+        elif self.state.streaming:
+            self._checkpoint_due()
 
-        While a client listens here, no tokens are written: every `stop_poll_seconds` (0: never)
-        the feed only asks whether its user stopped the turn from another worker. Once nobody
-        here listens, it writes the new tokens every `checkpoint_seconds`, for a resume on any
-        worker.
-        """
-        saved = 0  # tokens checkpointed so far (the events before the final one are all tokens)
+    def _checkpoint_due(self) -> None:
+        self._watch = None
+        if self._checking or not self.state.streaming:
+            return
+        self._checking = True
+        self._watch_task = asyncio.ensure_future(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
         try:
-            while self.state.streaming:
-                listened = self._listened()
-                if listened:
-                    await self._pause(self.policy.stop_poll_seconds or None)
-                    if not self.state.streaming:
-                        return
-                    listened = self._listened()
-                parts = [] if listened else self._tokens_after(saved)
-                try:
-                    signals = await self.store.checkpoint(self.caller, self.turn_id, saved, parts)
-                except AppError as exc:
-                    logger.warning("checkpoint of turn %s failed: %s", self.turn_id, exc.code)
-                else:
-                    saved += len(parts)
-                    self._followed_elsewhere = self._followed_elsewhere or signals.followed
-                    if signals.stop and self.stop():
-                        logger.info(
-                            "turn %s stopped by its user (seen at a checkpoint)", self.turn_id
-                        )
-                if not listened:
-                    await self._pause(self.policy.checkpoint_seconds)
+            parts = [] if self._listened() else self._texts[self._saved :]
+            try:
+                signals = await self.store.checkpoint(self.caller, self.turn_id, self._saved, parts)
+            except AppError as exc:
+                logger.warning("checkpoint of turn %s failed: %s", self.turn_id, exc.code)
+            else:
+                self._saved += len(parts)
+                self._followed_elsewhere = self._followed_elsewhere or signals.followed
+                if signals.stop and self.stop():
+                    logger.info("turn %s stopped by its user (seen at a checkpoint)", self.turn_id)
         except asyncio.CancelledError:
-            pass
-
-    def _tokens_after(self, saved: int) -> list[str]:
-        return [e.text for e in self.events[saved:] if isinstance(e, TextDelta)]
+            return  # the turn ended (`finish`): no next checkpoint
+        finally:
+            self._checking, self._watch_task = False, None
+        if self._nudged and not self._listened():
+            self._nudged = False
+            self._checkpoint_due()
+        else:
+            self._nudged = False
+            self._arm_watch()
 
 
 class FeedRegistry:

@@ -140,9 +140,8 @@ async def relay(
                         watchdog.reading = False
                         if isinstance(event, TextDelta):
                             if event.text:
-                                now = loop.time()
                                 if attempt.first_token_at is None:
-                                    attempt.first_token_at = now
+                                    attempt.first_token_at = loop.time()
                                 attempt.parts.append(event.text)
                                 attempt.deltas += 1
                                 yield event

@@ -10,7 +10,7 @@ already excludes cache reads and writes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from app.core.domain import CompletionRequest, ProviderEvent, TextDelta, Usage, 
 from app.errors import ProviderStreamError
 from app.llm.caching import EPHEMERAL, AnthropicCache
 from app.llm.http import Events, parse_object, stream_events, translate_errors
+from app.llm.sse_read import read_events
 
 MESSAGES_PATH = "v1/messages"  # relative to the base URL, as the official SDK does
 
@@ -93,35 +94,37 @@ def _usage(raw: object, previous: Usage) -> Usage:
     )
 
 
-async def _events(source: EventSource) -> Events:
+async def _events(source: EventSource, first_token: Callable[[], None] | None) -> Events:
     provider = AnthropicProvider.name
     usage, model, finished = Usage(), None, False
     with translate_errors(provider, streaming=True):
-        async with contextlib.aclosing(source.aiter_sse()) as sse_events:
-            async for sse in sse_events:
-                kind = sse.event
+        async with contextlib.aclosing(read_events(source.response)) as sse_events:
+            async for kind, data in sse_events:
                 if finished:  # read on to the end of the body: the connection goes back to the pool
                     continue
                 if kind == "content_block_delta":
-                    delta = parse_object(provider, sse.data).get("delta")
+                    delta = parse_object(provider, data).get("delta")
                     if isinstance(delta, dict) and delta.get("type") == "text_delta":
                         if text := delta.get("text"):
+                            if first_token is not None:
+                                first_token()
+                                first_token = None
                             yield TextDelta(text)
                 elif kind == "message_start":
-                    message = parse_object(provider, sse.data).get("message")
+                    message = parse_object(provider, data).get("message")
                     if isinstance(message, dict):
                         model = message.get("model") or model
                         usage = _usage(message.get("usage"), usage)
                         yield UsageReport(usage, model)
                 elif kind == "message_delta":
-                    raw = parse_object(provider, sse.data).get("usage")
+                    raw = parse_object(provider, data).get("usage")
                     if isinstance(raw, dict):
                         usage = _usage(raw, usage)
                         yield UsageReport(usage, model)
                 elif kind == "message_stop":
                     finished = True
                 elif kind == "error":
-                    raise ProviderStreamError(f"{provider}: error event: {_describe(sse.data)}")
+                    raise ProviderStreamError(f"{provider}: error event: {_describe(data)}")
                 # ping, content_block_start/stop and event types added later: nothing to relay
     if not finished:
         raise ProviderStreamError(f"{provider}: stream ended without message_stop")

@@ -12,12 +12,14 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
-from app.core.domain import ProviderEvent, TextDelta
+from app.core.domain import ProviderEvent
 from app.errors import ProviderError, ProviderStreamError, ProviderTimeout, ProviderUnavailable
 from app.ops import tracing
 
 Transport = Literal["httpx", "aiohttp"]
 Events = AsyncGenerator[ProviderEvent, None]
+# An adapter's reading of the event stream; it calls the callback with its first text delta.
+Parse = Callable[[EventSource, Callable[[], None]], Events]
 
 # Statuses where trying again (or another provider) cannot help: the request itself is wrong.
 NOT_RETRYABLE = frozenset({400, 401, 403, 404, 413, 422})
@@ -125,29 +127,24 @@ async def stream_events(
     provider: str,
     path: str,
     payload: dict[str, Any],
-    parse: Callable[[EventSource], Events],
+    parse: Parse,
 ) -> AsyncIterator[Events]:
-    """The adapters' `Provider.stream`: open the stream, hand out `parse(source)`'s events, and
-    close both (events first, then the upstream response) when the caller leaves."""
+    """The adapters' `Provider.stream`: open the stream, hand out `parse(source, first_token)`'s
+    events, and close both (events first, then the upstream response) when the caller leaves.
+    `parse` calls `first_token()` once, with its first text delta: the span's `first_token`
+    event (a callback, not one more generator every event passes through)."""
     with tracing.span("llm.stream", **{"gen_ai.system": provider}) as span:
+
+        def first_token() -> None:
+            if span is not tracing.NO_SPAN:
+                span.add_event("first_token")
+
         async with open_event_stream(client, provider, path, payload) as source:
-            events = _first_token_marked(parse(source), span)
+            events = parse(source, first_token)
             try:
                 yield events
             finally:
                 await events.aclose()
-
-
-async def _first_token_marked(events: Events, span: tracing.SpanLike) -> Events:
-    """The events as they come; the first text delta adds a `first_token` event to the span."""
-    try:
-        async for event in events:
-            if span is not tracing.NO_SPAN and isinstance(event, TextDelta) and event.text:
-                span.add_event("first_token")
-                span = tracing.NO_SPAN
-            yield event
-    finally:
-        await events.aclose()
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from app.errors import ProviderStreamError
 from app.llm.caching import PromptCache, cache_key
 from app.llm.http import Events, parse_object, stream_events, translate_errors
 from app.llm.reported_cost import reported_cost
+from app.llm.sse_read import read_events
 
 COMPLETIONS_PATH = "chat/completions"  # relative to the base URL (…/v1), as the official SDK does
 # Reasoning models accept only the default temperature and reject `max_tokens`.
@@ -101,22 +102,27 @@ def usage_from(raw: Mapping[str, Any]) -> Usage:
     )
 
 
-async def _events(source: EventSource, provider: str) -> Events:
+async def _events(
+    source: EventSource, first_token: Callable[[], None] | None, provider: str
+) -> Events:
     finished = False
     with translate_errors(provider, streaming=True):
-        async with contextlib.aclosing(source.aiter_sse()) as sse_events:
-            async for sse in sse_events:
+        async with contextlib.aclosing(read_events(source.response)) as sse_events:
+            async for _, data in sse_events:
                 if finished:  # read on to the end of the body: the connection goes back to the pool
                     continue
-                if sse.data == "[DONE]":
+                if data == "[DONE]":
                     finished = True
                     continue
-                chunk = parse_object(provider, sse.data)
+                chunk = parse_object(provider, data)
                 if error := chunk.get("error"):
                     raise ProviderStreamError(f"{provider}: error event: {_describe(error)}")
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") if isinstance(choice, dict) else None
                     if isinstance(delta, dict) and (text := delta.get("content")):
+                        if first_token is not None:
+                            first_token()
+                            first_token = None
                         yield TextDelta(text)
                 usage = chunk.get("usage")
                 if isinstance(usage, dict):
