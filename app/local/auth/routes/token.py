@@ -73,7 +73,7 @@ async def _refresh_grant(request: Request) -> Response:
         result = await sessions.rotate_refresh_token(
             conn,
             body.refresh_token,
-            reuse_interval=_reuse_interval(config_of(request)),
+            reuse_interval=reuse_interval(config_of(request)),
             **client_info(request),
         )
         identities: list[store.Row] = []
@@ -111,7 +111,7 @@ async def _refresh_grant(request: Request) -> Response:
     )
 
 
-def _reuse_interval(config: AuthConfig) -> int:
+def reuse_interval(config: AuthConfig) -> int:
     """Without rotation GoTrue never revokes for reuse: an unbounded window, in effect."""
     if not config.enable_refresh_token_rotation:
         return 10 * 365 * 24 * 3600
