@@ -49,13 +49,13 @@ _UPDATABLE = frozenset(
 )
 
 
-class _Params(BaseModel):
+class JsonParams(BaseModel):
     """A JSON body decoded as Go's decoder would: strict types, unknown keys ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
-class RegisterParams(_Params):
+class RegisterParams(JsonParams):
     redirect_uris: list[str] | None = None
     client_type: str | None = None
     token_endpoint_auth_method: str | None = None
@@ -65,7 +65,7 @@ class RegisterParams(_Params):
     logo_uri: str | None = None
 
 
-class UpdateParams(_Params):
+class UpdateParams(JsonParams):
     """Only the keys present (and not null) change: Go's pointer fields."""
 
     redirect_uris: list[str] | None = None
@@ -79,7 +79,7 @@ class UpdateParams(_Params):
         return all(value is None for value in self.model_dump().values())
 
 
-ParamsT = TypeVar("ParamsT", bound=_Params)
+ParamsT = TypeVar("ParamsT", bound=JsonParams)
 
 
 def decode_params(raw: bytes, model: type[ParamsT]) -> ParamsT:

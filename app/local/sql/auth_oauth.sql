@@ -1,6 +1,6 @@
 -- The OAuth 2.1 server's tables of the Auth stand-in, as GoTrue v2.189 keeps them (supabase/auth
 -- migrations 20250731150234 … 20260121000000: `auth.oauth_clients`, `auth.oauth_authorizations`,
--- `auth.oauth_consents`, `auth.sessions.oauth_client_id`). Applied on every start after
+-- `auth.oauth_consents`, `auth.sessions.oauth_client_id` and `scopes`). Applied on every start after
 -- bootstrap.sql; every statement is idempotent so an existing local cluster upgrades in place.
 
 do $$ begin
@@ -82,6 +82,8 @@ create index if not exists oauth_consents_user_order_idx
 alter table auth.sessions
   add column if not exists oauth_client_id uuid references auth.oauth_clients (id) on delete cascade;
 create index if not exists sessions_oauth_client_id_idx on auth.sessions (oauth_client_id);
+alter table auth.sessions
+  add column if not exists scopes text null check (char_length(scopes) <= 4096);
 
 alter table auth.oauth_clients owner to supabase_auth_admin;
 alter table auth.oauth_authorizations owner to supabase_auth_admin;
