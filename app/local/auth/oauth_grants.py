@@ -21,6 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from app.local.auth import store
+from app.local.auth.errors import OAuthError
 
 AUTHORIZATION_TTL_SECONDS = 600  # GOTRUE_OAUTH_SERVER_AUTHORIZATION_TTL default: 10m
 DEFAULT_SCOPE = "email"  # GOTRUE_OAUTH_SERVER_DEFAULT_SCOPE default
@@ -200,7 +201,15 @@ async def session_client(conn: AsyncConnection[Any], refresh_token: str) -> stor
     """The session of a refresh token with its OAuth client (None: token unknown)."""
     return await store.fetch_one(
         conn,
-        "select s.id, s.oauth_client_id from auth.refresh_tokens t"
+        "select s.id, s.oauth_client_id, s.scopes from auth.refresh_tokens t"
         " join auth.sessions s on s.id = t.session_id where t.token = %s",
         (refresh_token,),
     )
+
+
+async def refuse_client_session(conn: AsyncConnection[Any], refresh_token: str) -> None:
+    """`/token`'s refresh grant is not for a session an OAuth client holds: that client must
+    refresh it at `/oauth/token`, authenticating itself (GoTrue's token service)."""
+    session = await session_client(conn, refresh_token)
+    if session is not None and session["oauth_client_id"] is not None:
+        raise OAuthError("invalid_client", "Client authentication required for OAuth session")

@@ -155,15 +155,36 @@ def test_code_flow_issues_a_session_bound_to_the_client(
 
     assert res.status_code == 200, res.text
     body = res.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "id_token"}
     claims = local_stack.keys.verify(body["access_token"])
     assert claims["amr"][0]["method"] == "oauth_provider/authorization_code"
+    assert (claims["client_id"], claims["scope"]) == (flow.client["client_id"], "openid email")
     with psycopg.connect(local_stack.pg.superuser_dsn) as conn:
         row = conn.execute(
             "select oauth_client_id, scopes from auth.sessions where id = %s",
             (claims["session_id"],),
         ).fetchone()
     assert row == (uuid.UUID(flow.client["client_id"]), "openid email")
+
+
+def test_the_id_token_is_for_the_client_with_the_nonce_and_the_email_scope(
+    flow: Flow, local_stack: LocalStack
+) -> None:
+    email = f"idt-{uuid.uuid4().hex[:12]}@example.com"
+    user, verifier = flow.user_token(email), _verifier()
+    authorization_id = flow.start(verifier, nonce="n-0S6")
+    flow.details(authorization_id, user)
+    url = flow.decide(authorization_id, user, "approve").json()["redirect_url"]
+    code = parse_qs(urlsplit(url).query)["code"][0]
+
+    body = flow.exchange(
+        {"grant_type": "authorization_code", "code": code, "code_verifier": verifier}
+    ).json()
+
+    claims = local_stack.keys.verify(body["id_token"])
+    assert claims["aud"] == [flow.client["client_id"]] and claims["nonce"] == "n-0S6"
+    assert claims["email"] == email and claims["email_verified"] is True
+    assert claims["exp"] - claims["iat"] == 3600 and "name" not in claims  # no `profile`
 
 
 def test_a_code_is_good_only_once(flow: Flow) -> None:
@@ -203,7 +224,9 @@ def test_a_wrong_client_secret_is_refused_before_the_grant(flow: Flow) -> None:
     assert (res.status_code, res.json()["code"]) == (400, "invalid_credentials")
 
 
-def test_refresh_works_with_the_same_client_and_no_other(flow: Flow) -> None:
+def test_refresh_works_with_the_same_client_only_and_not_at_slash_token(
+    flow: Flow, local_stack: LocalStack
+) -> None:
     verifier = _verifier()
     code = flow.code(verifier, flow.user_token())
     tokens = flow.exchange(
@@ -214,13 +237,23 @@ def test_refresh_works_with_the_same_client_and_no_other(flow: Flow) -> None:
     stranger = flow.exchange(
         {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, client=other
     )
+    via_token = httpx.post(
+        flow.url("/token?grant_type=refresh_token"),
+        json={"refresh_token": tokens["refresh_token"]},
+        headers=PUBLIC,
+    )
     refreshed = flow.exchange(
         {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     )
 
     assert stranger.status_code == 400 and stranger.json()["error"] == "invalid_client"
+    assert via_token.json() == {
+        "error": "invalid_client",
+        "error_description": "Client authentication required for OAuth session",
+    }
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["refresh_token"] != tokens["refresh_token"]
+    assert local_stack.keys.verify(refreshed.json()["access_token"])["scope"] == "openid email"
 
 
 def test_a_public_client_exchanges_with_its_client_id_and_pkce_alone(flow: Flow) -> None:

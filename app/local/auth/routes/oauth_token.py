@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from app.local.auth import oauth_clients as clients
 from app.local.auth import oauth_grants as grants
-from app.local.auth import sessions, store
+from app.local.auth import oauth_tokens, sessions, store
 from app.local.auth.errors import OAuthError, bad_request, json_response
 from app.local.auth.guard import authenticate
 from app.local.auth.issue import client_info, config_of, ctx_of, session_body
@@ -167,7 +167,19 @@ async def _exchange_code(
     session_id, refresh = await sessions.start_session(conn, user["id"], **client_info(request))
     await grants.bind_session(conn, session_id, client["id"], row["scope"])
     await grants.spend(conn, row["id"])
-    return await _token_body(request, conn, user, session_id, refresh)
+    body = await _token_body(request, conn, user, session_id, refresh, client, row["scope"])
+    scopes = grants.parse_scopes(row["scope"])
+    if "openid" in scopes:
+        ctx = ctx_of(request)
+        body["id_token"] = oauth_tokens.id_token(
+            ctx.keys,
+            issuer=ctx.jwt_issuer,
+            user=user,
+            client_id=str(client["id"]),
+            scopes=scopes,
+            nonce=row["nonce"] or "",
+        )
+    return body
 
 
 def _verify_pkce(row: store.Row, verifier: str) -> None:
@@ -194,6 +206,7 @@ async def _refresh(
     if not refresh_token:
         raise OAuthError("invalid_request", "refresh_token is required for refresh_token grant")
     session = await grants.session_client(conn, refresh_token)
+    scope = session["scopes"] or "" if session is not None else ""
     if session is not None:
         if session["oauth_client_id"] is None:
             raise OAuthError(
@@ -220,24 +233,35 @@ async def _refresh(
         raise bad_request("refresh_token_already_used", "Invalid Refresh Token: Already Used")
     assert result.user is not None
     assert result.session_id is not None
-    return await _token_body(request, conn, result.user, result.session_id, result.token)
+    return await _token_body(
+        request, conn, result.user, result.session_id, result.token, client, scope
+    )
 
 
 async def _token_body(
-    request: Request, conn: Any, user: store.Row, session_id: uuid.UUID, refresh: str
+    request: Request,
+    conn: Any,
+    user: store.Row,
+    session_id: uuid.UUID,
+    refresh: str,
+    client: store.Row,
+    scope: str,
 ) -> dict[str, Any]:
     """GoTrue's OAuth token answer: the session's tokens, without the user."""
+    ctx = ctx_of(request)
     identities = (await store.identities_of(conn, [user["id"]]))[user["id"]]
     body = session_body(
-        ctx_of(request),
-        config_of(request),
-        user,
-        identities,
-        session_id,
-        refresh,
-        amr_method=AMR_METHOD,
+        ctx, config_of(request), user, identities, session_id, refresh, amr_method=AMR_METHOD
     )
-    return {key: body[key] for key in ("access_token", "token_type", "expires_in", "refresh_token")}
+    access_token = oauth_tokens.bind_to_client(
+        ctx.keys, body["access_token"], str(client["id"]), scope
+    )
+    return {
+        "access_token": access_token,
+        "token_type": body["token_type"],
+        "expires_in": body["expires_in"],
+        "refresh_token": body["refresh_token"],
+    }
 
 
 async def userinfo(request: Request) -> Response:
@@ -260,14 +284,7 @@ async def userinfo(request: Request) -> Response:
         if user["email_confirmed_at"] is not None:
             info["email_verified"] = True
     if "profile" in scopes:
-        name = _text(meta, "name") or user["email"] or ""
-        picture = _text(meta, "picture") or _text(meta, "avatar_url")
-        username = _text(meta, "preferred_username") or _text(meta, "username")
-        info |= {k: v for k, v in (("name", name), ("picture", picture)) if v}
-        if username:
-            info["preferred_username"] = username
-        if user["updated_at"] is not None:
-            info["updated_at"] = int(user["updated_at"].timestamp())
+        info |= oauth_tokens.profile_claims(user)
         info["user_metadata"] = meta
     if "phone" in scopes:
         if user["phone"]:
@@ -275,8 +292,3 @@ async def userinfo(request: Request) -> Response:
         if user["phone_confirmed_at"] is not None:
             info["phone_verified"] = True
     return json_response(info)
-
-
-def _text(meta: dict[str, Any], key: str) -> str:
-    value = meta.get(key)
-    return value if isinstance(value, str) else ""
