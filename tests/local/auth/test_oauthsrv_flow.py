@@ -398,3 +398,32 @@ def test_metadata_names_the_registration_endpoint_only_when_dynamic_registration
     assert off.status_code == 200 and "registration_endpoint" not in off.json()
     assert on.json()["registration_endpoint"].endswith("/oauth/clients/register")
     assert on.json()["token_endpoint"].endswith("/oauth/token")
+
+
+def test_the_client_facing_endpoints_need_no_apikey(flow: Flow) -> None:
+    verifier = _verifier()
+    code = flow.code(verifier, flow.user_token())
+    query = {
+        "client_id": flow.client["client_id"],
+        "redirect_uri": REDIRECT,
+        "code_challenge": challenge_of(verifier),
+        "code_challenge_method": "S256",
+    }
+    basic = f"{flow.client['client_id']}:{flow.client['client_secret']}".encode()
+
+    authorize = httpx.get(flow.url("/oauth/authorize"), params=query)
+    metadata = httpx.get(flow.url("/.well-known/oauth-authorization-server"))
+    exchanged = httpx.post(
+        flow.url("/oauth/token"),
+        data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
+        headers={"Authorization": "Basic " + base64.b64encode(basic).decode()},
+    )
+    userinfo = httpx.get(
+        flow.url("/oauth/userinfo"),
+        headers={"Authorization": f"Bearer {exchanged.json()['access_token']}"},
+    )
+
+    assert authorize.status_code == 302 and "authorization_id=" in authorize.headers["location"]
+    assert metadata.status_code == 200
+    assert exchanged.status_code == 200, exchanged.text
+    assert userinfo.status_code == 200 and "email" in userinfo.json()
