@@ -27,7 +27,7 @@ def bootstrap_sql() -> str:
     return resources.files("app.local").joinpath("sql/bootstrap.sql").read_text()
 
 
-_AUTH_UPGRADES = ("sql/auth_flows.sql", "sql/auth_mfa.sql")
+_AUTH_UPGRADES = ("sql/auth_flows.sql", "sql/auth_mfa.sql", "sql/auth_oauth.sql")
 
 
 def auth_upgrades_sql() -> str:

@@ -31,12 +31,15 @@ from app.local.auth.ratelimit import RateLimiter
 from app.local.auth.routes import meta, signup, token, user
 from app.local.auth.routes.mfa import mfa_routes
 from app.local.auth.routes.passkeys import passkey_routes
+from app.local.auth.routes.oauth_server import oauth_server_routes
 from app.local.auth.verify import verify_endpoint
 from app.local.context import StackContext
 
 
 def create_app(ctx: StackContext) -> Starlette:
     config: AuthConfig = ctx.extra.get(CONFIG_KEY) or load_auth_config()
+    oauth = oauth_server_routes() if config.oauth_server.enabled else []
+    oauth_paths = {r.path for r in oauth}
     app = Starlette(
         middleware=[Middleware(BodyCap)],
         routes=[
@@ -57,7 +60,8 @@ def create_app(ctx: StackContext) -> Starlette:
             Route("/invite", flows.invite_endpoint, methods=["POST"]),
             Route("/admin/generate_link", generate_link, methods=["POST"]),
             *disabled_routes(),
-            *gated_routes(),
+            *oauth,
+            *(r for r in gated_routes() if r.path not in oauth_paths),
             *admin_routes(),
             *mfa_routes(),
             *passkey_routes(),

@@ -109,8 +109,21 @@ class WebAuthnConfig:
 
 
 @dataclass(frozen=True)
+class OAuthServerConfig:
+    """`[auth.oauth_server]`: GoTrue as an OAuth 2.1 provider (the CLI's defaults: all off).
+
+    `authorization_url_path` is where `/oauth/authorize` sends the user, joined to `site_url`
+    (GoTrue's `GOTRUE_OAUTH_SERVER_AUTHORIZATION_PATH`): the project's own consent page.
+    """
+
+    enabled: bool = False
+    authorization_url_path: str = "/oauth/consent"
+    allow_dynamic_registration: bool = False
+
+
+@dataclass(frozen=True)
 class AuthConfig:
-    """`[auth]`, with `[auth.email]`, `[auth.rate_limit]` and `[auth.mfa]`."""
+    """`[auth]`, with its `email`, `rate_limit`, `mfa` and `oauth_server` sections."""
 
     site_url: str = "http://127.0.0.1:3000"
     additional_redirect_urls: tuple[str, ...] = ()
@@ -126,6 +139,7 @@ class AuthConfig:
     mfa: MfaConfig = field(default_factory=MfaConfig)
     passkey: PasskeyConfig = field(default_factory=PasskeyConfig)
     webauthn: WebAuthnConfig = field(default_factory=WebAuthnConfig)
+    oauth_server: OAuthServerConfig = field(default_factory=OAuthServerConfig)
 
     def replace(self, **changes: Any) -> AuthConfig:
         return dataclasses.replace(self, **changes)
@@ -148,6 +162,7 @@ def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
     email_section: dict[str, Any] = dict(auth.pop("email", None) or {})
     limits_section: dict[str, Any] = dict(auth.pop("rate_limit", None) or {})
     mfa_section: dict[str, Any] = dict(auth.pop("mfa", None) or {})
+    oauth_section: dict[str, Any] = dict(auth.pop("oauth_server", None) or {})
     email_values = _known(EmailConfig, email_section)
     if "max_frequency" in email_section:
         email_values["max_frequency_seconds"] = _seconds(str(email_section["max_frequency"]))
@@ -174,6 +189,7 @@ def parse_auth_config(data: dict[str, Any]) -> AuthConfig:
         passkey=passkey,
         webauthn=webauthn,
         mfa=mfa,
+        oauth_server=OAuthServerConfig(**_known(OAuthServerConfig, oauth_section)),
     )
 
 

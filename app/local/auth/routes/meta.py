@@ -59,6 +59,9 @@ async def openid_configuration(request: Request) -> Response:
         ],
         "code_challenge_methods_supported": ["S256", "plain"],
     }
+    oauth_server = config_of(request).oauth_server
+    if oauth_server.enabled and oauth_server.allow_dynamic_registration:
+        body["registration_endpoint"] = f"{issuer}/oauth/clients/register"
     return json_response(body, headers={"Cache-Control": "public, max-age=600"})
 
 

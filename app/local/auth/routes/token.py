@@ -12,6 +12,7 @@ from app.local.auth.disabled import id_token_grant, web3_grant
 from app.local.auth.errors import OAuthError, bad_request, unprocessable
 from app.local.auth.factors import Assurance, assurance_of, factors_of
 from app.local.auth.issue import client_info, config_of, limiter_of, session_response
+from app.local.auth.oauth_grants import refuse_client_session
 from app.local.auth.params import PasswordGrantBody, RefreshGrantBody, parse_body
 from app.local.auth.passwords import password_matches, spend_dummy_compare
 from app.local.auth.ratelimit import Bucket
@@ -70,10 +71,12 @@ async def _refresh_grant(request: Request) -> Response:
     if not body.refresh_token:
         raise OAuthError("invalid_request", "refresh_token required")
     async with store.transaction(ctx) as conn:
+        if config_of(request).oauth_server.enabled:
+            await refuse_client_session(conn, body.refresh_token)
         result = await sessions.rotate_refresh_token(
             conn,
             body.refresh_token,
-            reuse_interval=_reuse_interval(config_of(request)),
+            reuse_interval=reuse_interval(config_of(request)),
             **client_info(request),
         )
         identities: list[store.Row] = []
@@ -111,7 +114,7 @@ async def _refresh_grant(request: Request) -> Response:
     )
 
 
-def _reuse_interval(config: AuthConfig) -> int:
+def reuse_interval(config: AuthConfig) -> int:
     """Without rotation GoTrue never revokes for reuse: an unbounded window, in effect."""
     if not config.enable_refresh_token_rotation:
         return 10 * 365 * 24 * 3600
