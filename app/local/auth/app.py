@@ -30,8 +30,8 @@ from app.local.auth.links import generate_link
 from app.local.auth.ratelimit import RateLimiter
 from app.local.auth.routes import meta, signup, token, user
 from app.local.auth.routes.mfa import mfa_routes
-from app.local.auth.routes.passkeys import passkey_routes
 from app.local.auth.routes.oauth_server import oauth_server_routes
+from app.local.auth.routes.passkeys import passkey_routes
 from app.local.auth.verify import verify_endpoint
 from app.local.context import StackContext
 
