@@ -51,6 +51,7 @@ def ensure_bootstrap(superuser_dsn: str) -> bool:
             return False
         with conn.transaction():
             conn.execute(bootstrap_sql())  # no parameters: simple protocol, many statements
+            conn.execute(auth_upgrades_sql())  # a fresh database is complete at once
     return True
 
 
