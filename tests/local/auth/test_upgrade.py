@@ -17,7 +17,10 @@ def _has_flow_state(dsn: str) -> bool:
 def test_auth_upgrades_add_flow_state_to_an_old_cluster_and_rerun_cleanly(
     fresh_db: FreshDatabase,
 ) -> None:
-    assert not _has_flow_state(fresh_db.superuser_dsn)  # bootstrap.sql alone: an old cluster
+    # An old cluster: bootstrapped before the flow tables existed (a fresh bootstrap has them now).
+    with psycopg.connect(fresh_db.superuser_dsn, autocommit=True) as conn:
+        conn.execute("drop table auth.flow_state cascade")
+    assert not _has_flow_state(fresh_db.superuser_dsn)
 
     ensure_auth_upgrades(fresh_db.superuser_dsn)
     ensure_auth_upgrades(fresh_db.superuser_dsn)  # every start runs it again
