@@ -42,6 +42,11 @@ def guarded(
         # 50 racing begins queue on one user's lock; on a loaded machine that can take seconds.
         # The races test the guards, not the database timeout, so give the queue room.
         db_timeout_seconds=30.0,
+        # Fifty requests from 127.0.0.1 at once: neither the per-client bound on unverified
+        # requests (429 `rate_limited`, which would pass for a guard's refusal) nor admission's
+        # event-loop lag bound (503 on a busy box) may answer before the guard under test.
+        max_pending_requests_per_client=0,
+        admission_max_lag_ms=0,
     )
     yield stack
     assert stack.server is not None
@@ -67,9 +72,13 @@ def reserve_for(stack: ChatStack, message: str) -> Decimal:
     return Pricer(s).worst_case_cost("anthropic", s.llm_model, input_bound, s.llm_max_tokens)
 
 
-def fire(stack_url: str, user: User, conv: str, message: str, n: int) -> list[int]:
-    """n concurrent requests; each returns its status (streams are read to the end)."""
+def fire(
+    stack_url: str, user: User, conv: str, message: str, n: int, *, refusal: str = "over_budget"
+) -> list[int]:
+    """n concurrent requests; each returns its status (streams are read to the end). Every 429
+    must carry `refusal`, the guard under test's code, not some other bound's."""
     statuses: list[int] = []
+    codes: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(n)
 
@@ -85,12 +94,15 @@ def fire(stack_url: str, user: User, conv: str, message: str, n: int) -> list[in
                 response.read()
                 with lock:
                     statuses.append(response.status_code)
+                    if response.status_code == 429:
+                        codes.append(response.json()["code"])
 
     threads = [threading.Thread(target=one) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(90)
+    assert set(codes) <= {refusal}, codes
     return statuses
 
 
@@ -187,7 +199,7 @@ def test_concurrent_stream_cap_refuses_the_extra_stream(guarded: ChatStack) -> N
     conv = user.conversation()
     set_limits(guarded, user, max_concurrent_streams=2)
 
-    statuses = fire(guarded.url, user, conv, f"streams {SLOW_ANSWER}", 5)
+    statuses = fire(guarded.url, user, conv, f"streams {SLOW_ANSWER}", 5, refusal="rate_limited")
 
     assert sorted(statuses) == [200, 200, 429, 429, 429]
 
@@ -242,6 +254,8 @@ def serve(
             "RESERVATION_TTL_SECONDS": str(ttl),
             "BILLING_ATTESTATION_KEY": s.billing_attestation_key.get_secret_value(),
             "DB_TIMEOUT_SECONDS": "30",
+            "MAX_PENDING_REQUESTS_PER_CLIENT": "0",
+            "ADMISSION_MAX_LAG_MS": "0",
             "OUTBOX_DIR": str(Path(s.outbox_dir) / f"serve-{port}"),
             "LOG_LEVEL": "WARNING",
         }
@@ -302,7 +316,7 @@ def test_rate_limit_holds_across_two_worker_processes(guarded: ChatStack) -> Non
         conv = user.conversation()
         set_limits(guarded, user, rate_limit_per_minute=5)
 
-        statuses = fire(url, user, conv, "rpm [[standin tokens=1]]", 12)
+        statuses = fire(url, user, conv, "rpm [[standin tokens=1]]", 12, refusal="rate_limited")
 
         assert sorted(statuses) == [200] * 5 + [429] * 7
     finally:
