@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from app.chat.token_log import TokenLog
 from app.core.domain import (
     ChatMessage,
     TurnRecord,
@@ -53,7 +54,7 @@ class Attempt:
     head_at: float | None = None
     first_token_at: float | None = None
     ended_at: float | None = None
-    parts: list[str] = field(default_factory=list)
+    parts: TokenLog = field(default_factory=TokenLog)
     deltas: int = 0
     reported: Usage | None = None
     reported_model: str | None = None
@@ -63,7 +64,7 @@ class Attempt:
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        return self.parts.text()
 
     def merge(self, usage: Usage, model: str | None, cost: Decimal | None = None) -> None:
         """Counters only grow: keep the largest value each field has been reported with."""

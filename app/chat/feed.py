@@ -24,9 +24,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 from app.chat.policy import ChatPolicy
+from app.chat.token_log import TokenLog
 from app.chat.turn import Cut, Turn
-from app.core.domain import Caller, TextDelta, TurnEvent
-from app.core.ports import ChatStore
+from app.core.domain import Caller, TextDelta, TurnEvent, TurnSignals
+from app.core.ports import SIGNALS_BATCH, ChatStore
 from app.errors import AppError
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ class FeedState(enum.Enum):
 
 
 class TurnFeed:
-    """One live turn on this worker. Small, since a worker holds a thousand: the tokens are kept as
-    the strings the answer is built from (shared with the attempt's parts, no object per event),
-    and the checkpoints run on one timer, with a task only while a checkpoint call is out."""
+    """One live turn on this worker. Small, since a worker holds a thousand: the tokens are kept in
+    a `TokenLog` (no object per event, not even a string per token), and the checkpoints run on one
+    timer, with a task only while a checkpoint call is out."""
 
     __slots__ = (
         "_checking",
@@ -86,7 +87,7 @@ class TurnFeed:
         self.policy, self.registry = policy, registry
         self.state = FeedState.ATTACHED
         self.followers = 0
-        self._texts: list[str] = []  # event seq n <= len is TextDelta(_texts[n - 1])
+        self._texts = TokenLog()  # event seq n <= len is TextDelta(_texts[n - 1])
         self._final: TurnEvent | None = None  # then seq len + 1, once the turn has ended with it
         self._cut: Cut | None = None  # why the feed is ending the turn early, once it is
         self._turn: Turn | None = None
@@ -248,11 +249,22 @@ class TurnFeed:
     def _listened(self) -> bool:
         return self.state is FeedState.ATTACHED or self.followers > 0
 
+    @property
+    def polled(self) -> bool:
+        """Streaming with a client listening here: the worker's stop poll asks about it."""
+        return self.state.streaming and self._listened()
+
+    def signalled(self, signals: TurnSignals) -> None:
+        """What a checkpoint or the stop poll learnt: followed elsewhere, asked to stop."""
+        self._followed_elsewhere = self._followed_elsewhere or signals.followed
+        if signals.stop and self.stop():
+            logger.info("turn %s stopped by its user (seen by a poll)", self.turn_id)
+
     # The turn's checkpoints, and what they bring back (a stop, a follower elsewhere). While a
-    # client listens here, no tokens are written: every `stop_poll_seconds` (0: never) the feed
-    # only asks whether its user stopped the turn from another worker. Once nobody here listens,
-    # it writes the new tokens at once, then every `checkpoint_seconds`, for a resume on any
-    # worker.
+    # client listens here, no tokens are written: every `stop_poll_seconds` (0: never) the
+    # registry asks, in one call for all such turns of this worker, whether their users stopped
+    # them from another worker. Once nobody here listens, the feed writes the new tokens at once,
+    # then every `checkpoint_seconds`, for a resume on any worker.
     def _arm_watch(self) -> None:
         """Schedule the next checkpoint for what the turn is now (listened or not)."""
         if self._watch is not None:
@@ -260,11 +272,11 @@ class TurnFeed:
             self._watch = None
         if not self.state.streaming:
             return
-        delay = (
-            self.policy.stop_poll_seconds if self._listened() else self.policy.checkpoint_seconds
-        )
-        if delay > 0 or not self._listened():
-            self._watch = asyncio.get_running_loop().call_later(delay, self._checkpoint_due)
+        if self._listened():  # the worker's stop poll asks about it, with every listened turn
+            self.registry.poll_soon()
+            return
+        loop = asyncio.get_running_loop()
+        self._watch = loop.call_later(self.policy.checkpoint_seconds, self._checkpoint_due)
 
     def _nudge(self) -> None:
         """Nobody here listens now: checkpoint at once (after the call that is out, if one is)."""
@@ -289,9 +301,7 @@ class TurnFeed:
                 logger.warning("checkpoint of turn %s failed: %s", self.turn_id, exc.code)
             else:
                 self._saved += len(parts)
-                self._followed_elsewhere = self._followed_elsewhere or signals.followed
-                if signals.stop and self.stop():
-                    logger.info("turn %s stopped by its user (seen at a checkpoint)", self.turn_id)
+                self.signalled(signals)
         except asyncio.CancelledError:
             return  # the turn ended (`finish`): no next checkpoint
         finally:
@@ -305,13 +315,53 @@ class TurnFeed:
 
 
 class FeedRegistry:
-    """The live turns of this worker, by turn id."""
+    """The live turns of this worker, by turn id; and the stop poll of those a client listens to."""
 
     def __init__(self, policy: ChatPolicy, store: ChatStore) -> None:
         self.policy = policy
         self._store = store
         self._feeds: dict[str, TurnFeed] = {}
         self._ended = asyncio.Event()  # set whenever a turn ends (the drain waits on it)
+        self._poll: asyncio.TimerHandle | None = None  # the next stop poll
+        self._polling: asyncio.Task[None] | None = None  # a stop poll, while its calls are out
+
+    def poll_soon(self) -> None:
+        """Within `stop_poll_seconds`, ask about every turn a client listens to here (one call
+        per `SIGNALS_BATCH` turns, not one per turn: a thousand streams, one call a second)."""
+        if self._poll is not None or self._polling is not None:
+            return
+        if self.policy.stop_poll_seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._poll = loop.call_later(self.policy.stop_poll_seconds, self._poll_due)
+
+    def _poll_due(self) -> None:
+        self._poll = None
+        feeds = [feed for feed in self._feeds.values() if feed.polled]
+        if feeds:
+            self._polling = asyncio.ensure_future(self._poll_once(feeds))
+
+    async def _poll_once(self, feeds: list[TurnFeed]) -> None:
+        batches = [feeds[i : i + SIGNALS_BATCH] for i in range(0, len(feeds), SIGNALS_BATCH)]
+        try:
+            answers = await asyncio.gather(
+                *(self._store.signals([(f.caller.user_id, f.turn_id) for f in b]) for b in batches),
+                return_exceptions=True,
+            )
+        finally:
+            self._polling = None
+        for batch, answer in zip(batches, answers, strict=True):
+            if isinstance(answer, AppError):
+                logger.warning("stop poll of %d turns failed: %s", len(batch), answer.code)
+                continue
+            if isinstance(answer, BaseException):  # a bug: say so, and keep polling
+                logger.error("stop poll of %d turns failed", len(batch), exc_info=answer)
+                continue
+            for feed in batch:
+                if (signals := answer.get(feed.turn_id)) is not None:
+                    feed.signalled(signals)
+        if any(feed.polled for feed in self._feeds.values()):
+            self.poll_soon()
 
     def finished(self) -> None:
         self._ended.set()

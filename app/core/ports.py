@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Protocol
@@ -21,6 +21,8 @@ from app.core.domain import (
     TurnTerms,
     Usage,
 )
+
+SIGNALS_BATCH = 1000  # turns per `ChatStore.signals` call (the database refuses more)
 
 
 class Provider(Protocol):
@@ -69,6 +71,12 @@ class ChatStore(Protocol):
     ) -> TurnSignals:
         """Append tokens (maybe none) to a streaming turn's checkpoint, with the output streamed so
         far; whether another worker follows it and whether its user asked to stop it."""
+        ...
+
+    async def signals(self, turns: Sequence[tuple[str, str]]) -> dict[str, TurnSignals]:
+        """For `(user_id, turn_id)` pairs (at most `SIGNALS_BATCH`), in one call: whether a worker
+        elsewhere follows each turn and whether its user asked to stop it. The worker's stop poll
+        for the turns its clients listen to; a pair that is not a turn of that user is left out."""
         ...
 
     async def stop(self, caller: Caller, turn_id: str) -> str | None:

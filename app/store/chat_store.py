@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -194,6 +194,27 @@ class SupabaseChatStore:
         if not isinstance(data, dict):
             return TurnSignals()
         return TurnSignals(followed=data.get("followed") is True, stop=data.get("stop") is True)
+
+    async def signals(self, turns: Sequence[tuple[str, str]]) -> dict[str, TurnSignals]:
+        """As the service, about turns this worker produces (attested like a checkpoint)."""
+        if not turns:
+            return {}
+        payload = {
+            "v": 1,
+            "iat": int(time.time()),
+            "turns": [{"user_id": user_id, "turn_id": turn_id} for user_id, turn_id in turns],
+        }
+        params = self._attestor.params("chat_turn_signals", payload, field="p_turns")
+        data = await self._rpc(self._service_client(), "chat_turn_signals", params)
+        if not isinstance(data, dict):
+            return {}
+        return {
+            str(turn_id): TurnSignals(
+                followed=flags.get("followed") is True, stop=flags.get("stop") is True
+            )
+            for turn_id, flags in data.items()
+            if isinstance(flags, dict)
+        }
 
     async def stop(self, caller: Caller, turn_id: str) -> str | None:
         """As the service, for the user whose token the edge verified (attested like a renewal)."""

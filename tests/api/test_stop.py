@@ -4,17 +4,27 @@ disconnect grace; anyone else gets 404."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
 from app.chat.accounting import estimate_tokens
+from app.config.keys import secret_key
+from app.core.domain import TurnSignals
+from app.core.ports import SIGNALS_BATCH
+from app.errors import StoreRejected
 from app.local.stack import LocalStack
+from app.store.attestation import Attestor, key_bytes
+from app.store.chat_store import SupabaseChatStore
+from app.store.data_api import DataApi
 from tests.api.test_guards import serve, stop
 from tests.api.test_resume import _tokens, _usage_rows, resume, wait_for
 from tests.support.chat_stack import ChatStack, User, start_chat_stack
@@ -222,3 +232,48 @@ def test_stop_on_another_worker_reaches_the_turn_through_the_database(
     )
     assert (content, status) == ("".join(_tokens(listener.events)), "partial")
     assert [s for s, _ in _usage_rows(stoppable, listener.turn_id)] == ["partial"]
+
+
+def _signals(stack: ChatStack, turns: list[tuple[str, str]]) -> dict[str, TurnSignals]:
+    """`chat_turn_signals` through the service's own store, as the stop poll sends it."""
+    s = stack.settings
+
+    async def ask() -> dict[str, TurnSignals]:
+        async with aiohttp.ClientSession() as session:
+            service = DataApi(stack.url, secret_key(s), session)
+            attestor = Attestor(key_bytes(s.billing_attestation_key.get_secret_value()))
+            return await SupabaseChatStore(service, attestor, service=service).signals(turns)
+
+    return asyncio.run(ask())
+
+
+def test_the_batched_signals_answer_only_for_each_turns_own_user(stoppable: ChatStack) -> None:
+    """The stop poll's RPC reads the flag another worker's `chat_stop` sets (set here in SQL, so
+    no local stop short-cuts it), for the listed user's own turn only; and the producer's poll
+    then ends the stream."""
+    owner, stranger = stoppable.new_user(), stoppable.new_user()
+    listener = Listener(stoppable.endpoint, owner, owner.conversation())
+    listener.tokens_seen(3)
+    turn = listener.turn_id
+
+    pairs = [(owner.id, turn), (stranger.id, turn), (owner.id, str(uuid.uuid4()))]
+    before = _signals(stoppable, pairs)
+    stoppable.rows(
+        "update private.turns set stop_requested_at = now() where turn_id = %s returning 1", turn
+    )
+    after = _signals(stoppable, pairs)
+    listener.join(10)
+
+    assert before == {turn: TurnSignals(followed=False, stop=False)}  # the stranger's pair: nothing
+    assert after == {turn: TurnSignals(followed=False, stop=True)}
+    done = listener.events[-1][1]
+    assert done["type"] == "done" and done["stopped"] is True
+
+
+def test_the_batched_signals_refuse_malformed_and_oversized_batches(stoppable: ChatStack) -> None:
+    user = stoppable.new_user()
+    with pytest.raises(StoreRejected):
+        _signals(stoppable, [(user.id, "not-a-uuid")])
+    with pytest.raises(StoreRejected):
+        _signals(stoppable, [(user.id, str(uuid.uuid4())) for _ in range(SIGNALS_BATCH + 1)])
+    assert _signals(stoppable, []) == {}

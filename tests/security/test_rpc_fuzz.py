@@ -56,6 +56,7 @@ SERVICE_ONLY = (
     "chat_stop",
     "chat_sweep",
     "chat_turn_progress",
+    "chat_turn_signals",
 )
 HONEST = "honest {n} [[standin tokens=30 delay_ms=40]]"
 
@@ -423,6 +424,7 @@ def test_the_services_own_rpcs_refuse_a_signed_in_user(chat_stack: ChatStack) ->
         "chat_stop": {"p_turn": "{}", "p_attestation": "0" * 64},
         "chat_sweep": {},
         "chat_turn_progress": {"p_turn": "{}", "p_attestation": "0" * 64},
+        "chat_turn_signals": {"p_turns": "{}", "p_attestation": "0" * 64},
     }
     assert set(args) == set(SERVICE_ONLY)
     for name, body in args.items():

@@ -126,7 +126,7 @@ def test_chat_bookkeeping_functions_are_the_service_roles_alone(
          where p.pronamespace = 'public'::regnamespace
            and p.proname in ('chat_renew', 'chat_checkpoint', 'chat_checkpoint_signals',
                              'chat_finish', 'chat_stop', 'chat_turn_progress',
-                             'chat_attestation_check')
+                             'chat_turn_signals', 'chat_attestation_check')
          order by 1
         """
     ).fetchall()
@@ -140,6 +140,7 @@ def test_chat_bookkeeping_functions_are_the_service_roles_alone(
             "chat_renew",
             "chat_stop",
             "chat_turn_progress",
+            "chat_turn_signals",
         )
     ]
 
