@@ -15,6 +15,8 @@ from collections.abc import AsyncGenerator
 
 import httpx
 
+from app.llm.aiohttp_transport import body_chunks
+
 BOM = b"\xef\xbb\xbf"
 
 
@@ -23,7 +25,7 @@ async def read_events(response: httpx.Response) -> AsyncGenerator[tuple[str, str
     pending = b""  # the unfinished last line (and a CR that may be the first half of a CRLF)
     fields = _Fields()
     first = True
-    async for chunk in response.aiter_bytes():
+    async for chunk in body_chunks(response):
         if first:
             first = False
             if chunk.startswith(BOM):
