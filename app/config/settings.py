@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Timeouts (seconds). The availability budget bounds request -> response head (or a clear
     # failure), fallback included; idle bounds the gap between upstream events; total bounds all.
     llm_connect_timeout: float = 2.0
+    # Seconds an idle upstream connection stays pooled. Under the 5 s after which uvicorn (vLLM,
+    # LiteLLM), Node and Apache close an idle one, so the pool drops it first: a request sent on a
+    # connection the server has just closed fails before the upstream ever reads it.
+    llm_keepalive_seconds: float = Field(default=4.0, ge=0)
     llm_availability_budget: float = 3.0
     llm_idle_timeout: float = 20.0
     llm_total_timeout: float = 300.0

@@ -67,4 +67,5 @@ def _client(settings: Settings, base_url: str, headers: dict[str, str]) -> httpx
         idle_timeout=settings.llm_idle_timeout,
         pool_timeout=settings.llm_availability_budget,
         transport=settings.llm_http_transport,
+        keepalive_seconds=settings.llm_keepalive_seconds,
     )

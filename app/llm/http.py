@@ -36,6 +36,7 @@ def build_client(
     pool_timeout: float,
     transport: Transport = "httpx",
     max_connections: int = MAX_CONNECTIONS,
+    keepalive_seconds: float = 4.0,
 ) -> httpx.AsyncClient:
     """One long-lived client per provider: a connection pool sized for hundreds of streams.
 
@@ -45,7 +46,7 @@ def build_client(
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=min(200, max_connections),
-        keepalive_expiry=30.0,
+        keepalive_expiry=keepalive_seconds,
     )
     timeout = httpx.Timeout(
         connect=connect_timeout, read=idle_timeout, write=connect_timeout, pool=pool_timeout
