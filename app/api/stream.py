@@ -3,7 +3,8 @@
 A small ASGI response rather than sse-starlette: it needs no per-token lock (sse-starlette #77)
 and it must cancel the producer the moment the client leaves, so the upstream stops billing.
 
-The producer's events go to a writer task, which sends everything waiting as one body message.
+The producer's events go to a writer task, which sends everything waiting as one body message;
+a timer (not a task) adds the ping when nothing was written for a while.
 Nothing waits for company: an event is written in the same turn of the event loop as it was
 emitted. But when several are ready at once (an upstream read that carried many tokens, or a
 loaded server catching up), they leave in one socket write instead of one write each: the write
@@ -116,17 +117,24 @@ class EventStreamResponse(Response):
                     client_left()
                     return
 
-        async def heartbeat() -> None:
-            nonlocal last_write
-            while True:
-                await asyncio.sleep(max(0.05, last_write + self.heartbeat_seconds - loop.time()))
-                if loop.time() - last_write >= self.heartbeat_seconds and not gone and not backlog:
-                    backlog.append(PING)
-                    ready.set()
-                    last_write = loop.time()
+        beat: asyncio.TimerHandle | None = None
+
+        def heartbeat() -> None:
+            """A ping when nothing was written for `heartbeat_seconds` (a timer, not a task: a
+            worker holds a thousand streams)."""
+            nonlocal beat, last_write
+            now = loop.time()
+            if now - last_write >= self.heartbeat_seconds and not gone and not backlog:
+                backlog.append(PING)
+                ready.set()
+                last_write = now
+            if not gone and not done:
+                due = max(now + 0.05, last_write + self.heartbeat_seconds)
+                beat = loop.call_at(due, heartbeat)
 
         writer = asyncio.ensure_future(write())
-        helpers = [asyncio.ensure_future(watch_disconnect()), asyncio.ensure_future(heartbeat())]
+        helpers = [asyncio.ensure_future(watch_disconnect())]
+        beat = loop.call_at(last_write + self.heartbeat_seconds, heartbeat)
         try:
             try:
                 await producer
@@ -139,6 +147,7 @@ class EventStreamResponse(Response):
             ready.set()
             await writer  # everything emitted is written before the body ends
         finally:
+            beat.cancel()
             for task in [writer, *helpers]:
                 task.cancel()
             await asyncio.gather(writer, *helpers, return_exceptions=True)

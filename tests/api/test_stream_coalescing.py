@@ -92,3 +92,33 @@ async def test_stream_failed_write_cancels_the_producer() -> None:
         await EventStreamResponse(producer, heartbeat_seconds=60)({}, never_disconnects, send)
 
     assert cancelled.is_set()
+
+
+@pytest.mark.anyio
+async def test_stream_pings_only_when_quiet_and_never_after_the_end() -> None:
+    """The heartbeat is a timer: a ping per quiet interval, none while events flow, and nothing
+    sent once the body has ended (the timer is cancelled with the stream)."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def producer(emit: Emit) -> None:
+        for _ in range(10):  # busy: an event every 20 ms, under the 100 ms heartbeat
+            await emit(b"data: busy\n\n")
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.35)  # quiet: three heartbeats' worth
+        await emit(b"data: last\n\n")
+
+    with anyio.fail_after(5):
+        await EventStreamResponse(producer, heartbeat_seconds=0.1)({}, never_disconnects, send)
+    ended = len(sent)
+    await asyncio.sleep(0.3)
+
+    written = bodies(sent)
+    busy_part = written[: written.index(b"data: last\n\n")]
+    pings = [b for b in busy_part if b.startswith(b":")]
+    assert 2 <= len(pings) <= 4
+    assert written.index(pings[0]) >= 10  # the first ping only after the busy part
+    assert written[-2:] == [b"data: last\n\n", b""]
+    assert len(sent) == ended  # no ping after the end
