@@ -96,18 +96,20 @@ async def test_stream_failed_write_cancels_the_producer() -> None:
 
 @pytest.mark.anyio
 async def test_stream_pings_only_when_quiet_and_never_after_the_end() -> None:
-    """The heartbeat is a timer: a ping per quiet interval, none while events flow, and nothing
-    sent once the body has ended (the timer is cancelled with the stream)."""
-    sent: list[Message] = []
+    """The heartbeat is a timer: a ping only after `heartbeat_seconds` with nothing written, and
+    nothing sent once the body has ended (the timer is cancelled with the stream)."""
+    loop = asyncio.get_running_loop()
+    sent: list[tuple[float, bytes]] = []
 
     async def send(message: Message) -> None:
-        sent.append(message)
+        if message["type"] == "http.response.body":
+            sent.append((loop.time(), message["body"]))
 
     async def producer(emit: Emit) -> None:
-        for _ in range(10):  # busy: an event every 20 ms, under the 100 ms heartbeat
+        for _ in range(10):  # busy: an event every 10 ms, well under the 100 ms heartbeat
             await emit(b"data: busy\n\n")
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.35)  # quiet: three heartbeats' worth
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.45)  # quiet: four heartbeats' worth
         await emit(b"data: last\n\n")
 
     with anyio.fail_after(5):
@@ -115,10 +117,9 @@ async def test_stream_pings_only_when_quiet_and_never_after_the_end() -> None:
     ended = len(sent)
     await asyncio.sleep(0.3)
 
-    written = bodies(sent)
-    busy_part = written[: written.index(b"data: last\n\n")]
-    pings = [b for b in busy_part if b.startswith(b":")]
-    assert 2 <= len(pings) <= 4
-    assert written.index(pings[0]) >= 10  # the first ping only after the busy part
-    assert written[-2:] == [b"data: last\n\n", b""]
     assert len(sent) == ended  # no ping after the end
+    assert [body for _, body in sent[-2:]] == [b"data: last\n\n", b""]
+    pings = [i for i, (_, body) in enumerate(sent) if body.startswith(b":")]
+    assert pings  # the quiet stretch was pinged
+    for i in pings:  # each ping came after a quiet heartbeat interval, never between events
+        assert sent[i][0] - sent[i - 1][0] >= 0.1 - 0.01

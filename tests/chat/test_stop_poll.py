@@ -8,10 +8,11 @@ reaches each turn: a stop ends that turn only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import anyio
 import pytest
 
 from app.chat.feed import FeedRegistry, TurnFeed
@@ -90,6 +91,17 @@ def start(feeds: FeedRegistry, n: int) -> list[tuple[TurnFeed, Listener, asyncio
     return running
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for `condition`, at most 10 s (a loaded machine runs the timers late: no fixed
+    sleeps)."""
+    with anyio.fail_after(10):
+        for _ in range(2000):
+            if condition():
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("the condition never held")
+
+
 async def stop_all(running: list[tuple[TurnFeed, Listener, asyncio.Task[None]]]) -> None:
     for feed, _, _ in running:
         feed.interrupt()
@@ -99,12 +111,15 @@ async def stop_all(running: list[tuple[TurnFeed, Listener, asyncio.Task[None]]])
 async def test_one_call_a_poll_asks_about_every_listened_turn() -> None:
     store = SignalStore()
     feeds = registry(store)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     running = start(feeds, 30)
 
-    await asyncio.sleep(POLL * 4.5)
+    await until(lambda: len(store.batches) >= 3)
+    elapsed = loop.time() - started
     await stop_all(running)
 
-    assert 3 <= len(store.batches) <= 5  # one call per interval, not one per turn
+    assert len(store.batches) <= elapsed / POLL + 1  # one call per interval, not one per turn
     for batch in store.batches:
         assert sorted(batch) == sorted((f"user-{i % 3}", f"turn-{i}") for i in range(30))
     assert store.checkpoints == 0  # a listened turn writes nothing of its own
@@ -115,7 +130,7 @@ async def test_a_stop_the_poll_brings_back_ends_that_turn_only() -> None:
     feeds = registry(store)
     running = start(feeds, 12)
 
-    await asyncio.sleep(POLL * 3)
+    await until(lambda: running[7][2].done())
     stopped = running[7]
     others = [r for i, r in enumerate(running) if i != 7]
 
@@ -131,7 +146,7 @@ async def test_more_turns_than_one_call_takes_are_asked_about_in_batches() -> No
     feeds = registry(store)
     running = start(feeds, SIGNALS_BATCH + 5)
 
-    await asyncio.sleep(POLL * 1.6)
+    await until(lambda: len(store.batches) >= 2)
     await stop_all(running)
 
     assert sorted(len(b) for b in store.batches[:2]) == [5, SIGNALS_BATCH]
@@ -142,7 +157,7 @@ async def test_a_failed_poll_is_followed_by_the_next_one(caplog: pytest.LogCaptu
     feeds = registry(store)
     running = start(feeds, 2)
 
-    await asyncio.sleep(POLL * 3.5)
+    await until(lambda: running[0][2].done())
 
     assert len(store.batches) >= 2
     assert "stop poll of 2 turns failed: store_unavailable" in caplog.text
