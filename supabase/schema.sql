@@ -1280,6 +1280,39 @@ $$;
 ALTER FUNCTION "public"."chat_turn_progress"("p_turn" "text", "p_attestation" "text") OWNER TO "postgres";
 
 --
+-- Name: chat_turn_signals("text", "text"); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE OR REPLACE FUNCTION "public"."chat_turn_signals"("p_turns" "text", "p_attestation" "text") RETURNS "jsonb"
+    LANGUAGE "plpgsql" STABLE SECURITY DEFINER
+    SET "search_path" TO ''
+    AS $$
+declare
+  v_call jsonb;
+begin
+  v_call := private.attested_call('chat_turn_signals', p_turns, p_attestation, true);
+  if jsonb_typeof(v_call -> 'turns') is distinct from 'array' then
+    raise exception 'turns must be an array' using errcode = '22023';
+  end if;
+  if jsonb_array_length(v_call -> 'turns') > 1000 then
+    raise exception 'at most 1000 turns a call' using errcode = '22023';
+  end if;
+  return coalesce(
+    (select jsonb_object_agg(
+              t.turn_id::text,
+              jsonb_build_object(
+                'followed', coalesce(t.followed_at > now() - interval '3 seconds', false),
+                'stop', t.stop_requested_at is not null))
+       from jsonb_to_recordset(v_call -> 'turns') as r(user_id uuid, turn_id uuid)
+       join private.turns t on t.turn_id = r.turn_id and t.user_id = r.user_id),
+    '{}'::jsonb);
+end;
+$$;
+
+
+ALTER FUNCTION "public"."chat_turn_signals"("p_turns" "text", "p_attestation" "text") OWNER TO "postgres";
+
+--
 -- Name: conversation_cost_summary(timestamp with time zone, timestamp with time zone, "uuid", "text"); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -2853,6 +2886,14 @@ GRANT ALL ON FUNCTION "public"."chat_sweep"() TO "service_role";
 
 REVOKE ALL ON FUNCTION "public"."chat_turn_progress"("p_turn" "text", "p_attestation" "text") FROM PUBLIC;
 GRANT ALL ON FUNCTION "public"."chat_turn_progress"("p_turn" "text", "p_attestation" "text") TO "service_role";
+
+
+--
+-- Name: FUNCTION "chat_turn_signals"("p_turns" "text", "p_attestation" "text"); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION "public"."chat_turn_signals"("p_turns" "text", "p_attestation" "text") FROM PUBLIC;
+GRANT ALL ON FUNCTION "public"."chat_turn_signals"("p_turns" "text", "p_attestation" "text") TO "service_role";
 
 
 --
